@@ -1,0 +1,535 @@
+/*
+ * compact.c
+ *
+ * Snapshot-and-rotate: fold the active log into the document's versioned
+ * state, seal the log with an end-log marker and start a new log whose
+ * snapshot is that state.
+ *
+ * Owns: synclog.compact and sl_compact_doc (which the background worker
+ * calls too), the fold of log entries into synclog.kv, and the incremental
+ * snapshot hash.
+ *
+ * Must never: hold the document row lock while folding a whole log (appends
+ * would stall for the length of the fold), copy or scan the document state
+ * (a rotation costs in proportion to its log, not to the document), keep
+ * more than one batch of entries in memory, or make the new log visible
+ * before its snapshot is complete: everything here is one transaction.
+ *
+ * How the pieces fit:
+ *  - Entries are keyed by (doc, lsn); which log an entry belongs to follows
+ *    from the log ranges, so appends that arrive while we fold simply land
+ *    beyond the seal point and belong to the new log.  Nothing moves.
+ *  - The state is kept as versions (doc, ns, key, lsn, value) where lsn is
+ *    the LSN of the write; the state at a log's base_lsn is the newest
+ *    version at or below it, tombstones (NULL value) hiding older ones.
+ *  - The fold walks the entries newest first, so the first write seen for
+ *    a key is its last: only that one becomes a version, and only the set
+ *    of keys seen (not their values) stays in memory.
+ *  - Phase 1 folds without the document lock, catching up with appends
+ *    until few remain; phase 2 locks the document, folds the short tail and
+ *    switches.  Versions written in phase 1 that the tail supersedes are
+ *    deleted, so each rotation leaves at most one version per key.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type_d.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+#include "synclog.h"
+
+PG_FUNCTION_INFO_V1(synclog_compact);
+
+/* Entries left over after which phase 1 stops catching up. */
+#define CATCHUP_TAIL		64
+/* Phase 1 passes at most; a document appended faster than we fold stops here. */
+#define CATCHUP_PASSES		8
+/* Entries fetched per cursor round trip. */
+#define FOLD_BATCH			64
+
+typedef struct FoldCtx
+{
+	int64		doc_id;
+	int64		rot_base;		/* base LSN of the log being sealed */
+	int64		lo;				/* state at lo is materialized; fold (lo, hi] */
+	slc_hash   *hash;			/* hash of the state at lo, updated in place */
+	slc_state  *seen;			/* (ns, key) already folded in this pass */
+	int64		versions;		/* version rows written (for the caller's stats) */
+} FoldCtx;
+
+static void
+free_seen(void *arg)
+{
+	slc_state_free((slc_state *) arg);
+}
+
+/* A bytea copy of raw bytes. */
+static bytea *
+make_bytea(const uint8 *data, size_t len)
+{
+	bytea	   *b = palloc(VARHDRSZ + len);
+
+	SET_VARSIZE(b, VARHDRSZ + len);
+	if (len > 0)
+		memcpy(VARDATA(b), data, len);
+	return b;
+}
+
+/*
+ * Make the newest write of one key (val NULL = deleted) part of the state,
+ * and move the hash from the key's value at lo to its new value.
+ */
+static const char *const kv_at_sql =
+"SELECT lsn, value FROM synclog.kv "
+"WHERE doc_id = $1 AND ns = $2 AND key = $3 AND lsn <= $4 "
+"ORDER BY lsn DESC LIMIT 1";
+
+static void
+fold_item(FoldCtx *fc, int16 ns, const uint8 *key, uint32 klen,
+		  const uint8 *val, uint32 vlen, int64 lsn)
+{
+	static SPIPlanPtr plan_at;
+	static SPIPlanPtr plan_delete;
+	static SPIPlanPtr plan_insert;
+	Oid			t_at[4] = {INT8OID, INT2OID, BYTEAOID, INT8OID};
+	Datum		v_at[4];
+	bytea	   *keyb = make_bytea(key, klen);
+	bool		older_present = false;
+	bool		isnull;
+
+	v_at[0] = Int64GetDatum(fc->doc_id);
+	v_at[1] = Int16GetDatum(ns);
+	v_at[2] = PointerGetDatum(keyb);
+	v_at[3] = Int64GetDatum(fc->lo);
+	sl_exec(&plan_at, kv_at_sql, 4, t_at, v_at, NULL, false, 1);
+
+	if (SPI_processed > 0)
+	{
+		int64		old_lsn = sl_col_int64(0, 1);
+		Datum		d = sl_col(0, 2, &isnull);
+
+		if (!isnull)
+		{
+			bytea	   *old = DatumGetByteaPP(d);
+
+			slc_hash_remove(fc->hash, (uint8) ns, key, klen,
+							(const uint8 *) VARDATA_ANY(old),
+							VARSIZE_ANY_EXHDR(old));
+		}
+		SPI_freetuptable(SPI_tuptable);
+
+		if (old_lsn > fc->rot_base)
+		{
+			/*
+			 * Written by an earlier pass of this rotation and superseded
+			 * now: drop it, and look below the rotation's base to learn
+			 * whether a deletion still needs a tombstone.
+			 */
+			Oid			t_del[4] = {INT8OID, INT2OID, BYTEAOID, INT8OID};
+			Datum		v_del[4] = {v_at[0], v_at[1], v_at[2], Int64GetDatum(old_lsn)};
+
+			sl_exec(&plan_delete,
+					"DELETE FROM synclog.kv "
+					"WHERE doc_id = $1 AND ns = $2 AND key = $3 AND lsn = $4",
+					4, t_del, v_del, NULL, false, 0);
+			if (val == NULL)
+			{
+				v_at[3] = Int64GetDatum(fc->rot_base);
+				sl_exec(&plan_at, kv_at_sql, 4, t_at, v_at, NULL, false, 1);
+				if (SPI_processed > 0)
+				{
+					(void) sl_col(0, 2, &isnull);
+					older_present = !isnull;
+				}
+				SPI_freetuptable(SPI_tuptable);
+			}
+		}
+		else
+			older_present = !isnull;
+	}
+	else
+		SPI_freetuptable(SPI_tuptable);
+
+	if (val != NULL)
+		slc_hash_add(fc->hash, (uint8) ns, key, klen, val, vlen);
+
+	/* A deletion of a key that no retained state holds needs no row. */
+	if (val != NULL || older_present)
+	{
+		Oid			t_ins[5] = {INT8OID, INT2OID, BYTEAOID, INT8OID, BYTEAOID};
+		Datum		v_ins[5] = {v_at[0], v_at[1], v_at[2], Int64GetDatum(lsn), (Datum) 0};
+		char		n_ins[6] = "     ";
+
+		if (val != NULL)
+			v_ins[4] = PointerGetDatum(make_bytea(val, vlen));
+		else
+			n_ins[4] = 'n';
+		sl_exec(&plan_insert,
+				"INSERT INTO synclog.kv (doc_id, ns, key, lsn, value) "
+				"VALUES ($1, $2, $3, $4, $5)",
+				5, t_ins, v_ins, n_ins, false, 0);
+		fc->versions++;
+	}
+}
+
+/* True the first time (ns, key) is seen in this pass. */
+static bool
+first_sighting(FoldCtx *fc, uint8 ns, const uint8 *key, size_t klen)
+{
+	const uint8 *dummy;
+	size_t		dlen;
+
+	if (slc_state_get(fc->seen, ns, key, klen, &dummy, &dlen))
+		return false;
+	if (slc_state_put(fc->seen, ns, key, klen, (const uint8 *) "", 0) != SLC_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory while folding a log")));
+	return true;
+}
+
+static void
+fold_entry(FoldCtx *fc, int64 lsn, bytea *delta, text *client_id,
+		   int64 client_seq)
+{
+	slc_delta_reader r;
+	slc_change	c;
+	int			more = 1;
+	size_t		off = 0;
+	slc_status	st;
+
+	if (client_id != NULL &&
+		first_sighting(fc, SLC_NS_CLIENT, (const uint8 *) VARDATA_ANY(client_id),
+					   VARSIZE_ANY_EXHDR(client_id)))
+	{
+		uint8		wm[SLC_WATERMARK_LEN];
+
+		slc_watermark_encode(client_seq, lsn, wm);
+		fold_item(fc, SLC_NS_CLIENT, (const uint8 *) VARDATA_ANY(client_id),
+				  VARSIZE_ANY_EXHDR(client_id), wm, SLC_WATERMARK_LEN, lsn);
+	}
+
+	st = slc_delta_reader_init(&r, (const uint8 *) VARDATA_ANY(delta),
+							   VARSIZE_ANY_EXHDR(delta), UINT32_MAX);
+	while (st == SLC_OK)
+	{
+		st = slc_delta_next(&r, &c, &more, &off);
+		if (st != SLC_OK || !more)
+			break;
+		if (first_sighting(fc, SLC_NS_DATA, c.key, c.klen))
+			fold_item(fc, SLC_NS_DATA, c.key, c.klen,
+					  c.is_delete ? NULL : c.val, c.vlen, lsn);
+	}
+	if (st != SLC_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("stored entry at LSN " INT64_FORMAT " of document %lld is not a valid delta: %s",
+						lsn, (long long) fc->doc_id, slc_status_message(st))));
+}
+
+/*
+ * Fold entries (lo, hi] onto the state at lo.  On return the state at hi is
+ * materialized and fc->hash is its hash.
+ */
+static void
+fold_range(FoldCtx *fc, int64 hi)
+{
+	static SPIPlanPtr plan_scan;
+	Oid			types[3] = {INT8OID, INT8OID, INT8OID};
+	Datum		args[3];
+	Portal		portal;
+	MemoryContext fold_cxt;
+	MemoryContext batch_cxt;
+	MemoryContext old;
+	int64		expect = hi;
+
+	if (hi <= fc->lo)
+		return;
+
+	/*
+	 * The seen-set is malloc'd by the core; tie it to a memory context so
+	 * it is freed when we finish and also when an error unwinds us.
+	 */
+	fold_cxt = AllocSetContextCreate(CurrentMemoryContext, "synclog fold",
+									 ALLOCSET_SMALL_SIZES);
+	fc->seen = slc_state_new();
+	if (fc->seen == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory while folding a log")));
+	{
+		MemoryContextCallback *cb = MemoryContextAlloc(fold_cxt,
+													   sizeof(MemoryContextCallback));
+
+		cb->func = free_seen;
+		cb->arg = fc->seen;
+		MemoryContextRegisterResetCallback(fold_cxt, cb);
+	}
+
+	args[0] = Int64GetDatum(fc->doc_id);
+	args[1] = Int64GetDatum(fc->lo);
+	args[2] = Int64GetDatum(hi);
+	if (plan_scan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare("SELECT lsn, delta, client_id, client_seq "
+									"FROM synclog.entry "
+									"WHERE doc_id = $1 AND lsn > $2 AND lsn <= $3 "
+									"ORDER BY lsn DESC",
+									3, types);
+
+		if (p == NULL || SPI_keepplan(p) != 0)
+			elog(ERROR, "synclog: could not prepare the fold scan");
+		plan_scan = p;
+	}
+	portal = SPI_cursor_open(NULL, plan_scan, args, NULL, false);
+
+	batch_cxt = AllocSetContextCreate(fold_cxt, "synclog fold batch",
+									  ALLOCSET_DEFAULT_SIZES);
+	for (;;)
+	{
+		SPITupleTable *batch;
+		uint64		n;
+
+		SPI_cursor_fetch(portal, true, FOLD_BATCH);
+		n = SPI_processed;
+		batch = SPI_tuptable;
+		if (n == 0)
+			break;
+		for (uint64 i = 0; i < n; i++)
+		{
+			bool		isnull;
+			int64		lsn;
+			bytea	   *delta;
+			text	   *client_id = NULL;
+			int64		client_seq = 0;
+			Datum		d;
+
+			CHECK_FOR_INTERRUPTS();
+			old = MemoryContextSwitchTo(batch_cxt);
+			lsn = DatumGetInt64(SPI_getbinval(batch->vals[i], batch->tupdesc, 1, &isnull));
+			if (lsn != expect)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("document %lld has no entry at LSN " INT64_FORMAT,
+								(long long) fc->doc_id, expect)));
+			expect--;
+			delta = DatumGetByteaPP(SPI_getbinval(batch->vals[i], batch->tupdesc, 2, &isnull));
+			d = SPI_getbinval(batch->vals[i], batch->tupdesc, 3, &isnull);
+			if (!isnull)
+			{
+				client_id = DatumGetTextPP(d);
+				client_seq = DatumGetInt64(SPI_getbinval(batch->vals[i], batch->tupdesc, 4, &isnull));
+			}
+			fold_entry(fc, lsn, delta, client_id, client_seq);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(batch_cxt);
+		}
+		SPI_freetuptable(batch);
+	}
+	SPI_cursor_close(portal);
+	if (expect != fc->lo)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("document %lld has no entry at LSN " INT64_FORMAT,
+						(long long) fc->doc_id, expect)));
+	MemoryContextDelete(fold_cxt);
+	fc->seen = NULL;
+	fc->lo = hi;
+}
+
+/*
+ * Lock the active and previous log rows of the document, in generation
+ * order (the order every other locker of log rows uses).  Returns false if
+ * the chain changed since the document was read; the caller retries.
+ */
+static bool
+lock_chain(const SlDoc *d, int32 *generation, slc_hash *hash)
+{
+	static SPIPlanPtr plan;
+	Oid			types[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(d->doc_id)};
+	bool		found = false;
+
+	sl_exec(&plan,
+			"SELECT log_id, state, generation, snapshot_hash FROM synclog.log "
+			"WHERE doc_id = $1 AND state IN ('active', 'previous') "
+			"ORDER BY generation FOR UPDATE",
+			1, types, args, NULL, false, 0);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		char	   *state = sl_col_text(i, 2);
+		char	   *log_id = sl_col_text(i, 1);
+		bool		isnull;
+
+		if (strcmp(state, SL_LOG_ACTIVE) != 0)
+			continue;
+		if (strcmp(log_id, d->active_log) != 0)
+			return false;
+		*generation = (int32) sl_col_int64(i, 3);
+		sl_bytea_to_hash(DatumGetByteaPP(sl_col(i, 4, &isnull)), hash);
+		found = true;
+	}
+	return found;
+}
+
+static int64
+current_head(int64 doc_id)
+{
+	static SPIPlanPtr plan;
+	Oid			types[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(doc_id)};
+
+	sl_exec(&plan, "SELECT head_lsn FROM synclog.doc WHERE doc_id = $1",
+			1, types, args, NULL, false, 1);
+	if (SPI_processed == 0)
+		return -1;
+	return sl_col_int64(0, 1);
+}
+
+static int64
+lock_doc(int64 doc_id)
+{
+	static SPIPlanPtr plan;
+	Oid			types[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(doc_id)};
+
+	sl_exec(&plan,
+			"SELECT head_lsn FROM synclog.doc WHERE doc_id = $1 FOR NO KEY UPDATE",
+			1, types, args, NULL, false, 1);
+	if (SPI_processed == 0)
+		return -1;
+	return sl_col_int64(0, 1);
+}
+
+static void
+switch_logs(const SlDoc *d, int32 generation, const char *new_log,
+			int64 seal_lsn, bytea *hash)
+{
+	static SPIPlanPtr plan_retire;
+	static SPIPlanPtr plan_seal;
+	static SPIPlanPtr plan_new;
+	static SPIPlanPtr plan_doc;
+	Oid			t1[1] = {INT8OID};
+	Datum		v1[1] = {Int64GetDatum(d->doc_id)};
+	Oid			t2[4] = {TEXTOID, INT8OID, TEXTOID, BYTEAOID};
+	Datum		v2[4] = {CStringGetTextDatum(d->active_log), Int64GetDatum(seal_lsn),
+						 CStringGetTextDatum(new_log), PointerGetDatum(hash)};
+	Oid			t3[5] = {TEXTOID, INT8OID, INT4OID, INT8OID, BYTEAOID};
+	Datum		v3[5] = {CStringGetTextDatum(new_log), Int64GetDatum(d->doc_id),
+						 Int32GetDatum(generation + 1), Int64GetDatum(seal_lsn),
+						 PointerGetDatum(hash)};
+	Oid			t4[3] = {INT8OID, TEXTOID, INT8OID};
+	Datum		v4[3] = {Int64GetDatum(d->doc_id), CStringGetTextDatum(new_log),
+						 Int64GetDatum(seal_lsn)};
+
+	sl_exec(&plan_retire,
+			"UPDATE synclog.log SET state = 'retired' "
+			"WHERE doc_id = $1 AND state = 'previous'",
+			1, t1, v1, NULL, false, 0);
+	sl_exec(&plan_seal,
+			"UPDATE synclog.log SET state = 'previous', end_lsn = $2, "
+			"next_log_id = $3, end_hash = $4, sealed_at = now() "
+			"WHERE log_id = $1",
+			4, t2, v2, NULL, false, 0);
+	sl_exec(&plan_new,
+			"INSERT INTO synclog.log (log_id, doc_id, generation, state, "
+			"base_lsn, snapshot_hash) VALUES ($1, $2, $3, 'active', $4, $5)",
+			5, t3, v3, NULL, false, 0);
+	sl_exec(&plan_doc,
+			"UPDATE synclog.doc SET active_log = $2, active_base = $3, "
+			"active_bytes = 0, active_since = now() WHERE doc_id = $1",
+			3, t4, v4, NULL, false, 0);
+}
+
+/*
+ * Rotate one document.  Must run inside sl_spi_begin/end.  Returns false,
+ * changing nothing, when the active log holds no entries; otherwise fills
+ * *stats and returns true.
+ */
+bool
+sl_compact_doc(text *doc, const char *new_log, SlRotation *stats)
+{
+	SlDoc		d;
+	int32		generation = 0;
+	slc_hash	hash;
+	FoldCtx		fc;
+	int64		head;
+	int64		seal;
+	uint8		serialized[SLC_HASH_LEN];
+	bytea	   *hash_b;
+	TimestampTz start = GetCurrentTimestamp();
+	int			attempt = 0;
+
+	for (;;)
+	{
+		sl_find_doc(doc, &d, false);
+		if (lock_chain(&d, &generation, &hash))
+			break;
+		/* A concurrent rotation committed between our reads: look again. */
+		if (++attempt >= 3)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("document \"%s\" kept rotating while a rotation was being prepared",
+							sl_doc_cstring(doc))));
+	}
+
+	memset(&fc, 0, sizeof(fc));
+	fc.doc_id = d.doc_id;
+	fc.rot_base = d.active_base;
+	fc.lo = d.active_base;
+	fc.hash = &hash;
+
+	/* Phase 1: without the document lock, appends keep flowing. */
+	for (int pass = 0; pass < CATCHUP_PASSES; pass++)
+	{
+		head = current_head(d.doc_id);
+		if (head < 0 || head - fc.lo <= CATCHUP_TAIL)
+			break;
+		fold_range(&fc, head);
+	}
+
+	/* Phase 2: the document lock orders us after every append up to seal. */
+	seal = lock_doc(d.doc_id);
+	if (seal < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNCLOG_UNKNOWN_DOCUMENT),
+				 errmsg("document \"%s\" does not exist", sl_doc_cstring(doc))));
+	if (seal == d.active_base)
+		return false;
+	stats->tail_entries = seal - fc.lo;
+	fold_range(&fc, seal);
+
+	slc_hash_serialize(&hash, serialized);
+	hash_b = palloc(VARHDRSZ + SLC_HASH_LEN);
+	SET_VARSIZE(hash_b, VARHDRSZ + SLC_HASH_LEN);
+	memcpy(VARDATA(hash_b), serialized, SLC_HASH_LEN);
+	switch_logs(&d, generation, new_log, seal, hash_b);
+	sl_notify_rotation(VARDATA_ANY(doc), VARSIZE_ANY_EXHDR(doc),
+					   d.active_log, new_log, seal, serialized);
+
+	stats->old_log = pstrdup(d.active_log);
+	stats->base_lsn = d.active_base;
+	stats->seal_lsn = seal;
+	stats->versions = fc.versions;
+	stats->state_items = hash.count;
+	stats->state_bytes = hash.bytes;
+	stats->elapsed_ms = (double) (GetCurrentTimestamp() - start) / 1000.0;
+	return true;
+}
+
+Datum
+synclog_compact(PG_FUNCTION_ARGS)
+{
+	text	   *doc = sl_arg_doc(fcinfo, 0);
+	char	   *new_log = sl_new_log_id();
+	SlRotation	stats;
+	bool		rotated;
+
+	sl_spi_begin();
+	rotated = sl_compact_doc(doc, new_log, &stats);
+	sl_spi_end();
+	if (!rotated)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(new_log));
+}

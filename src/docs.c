@@ -1,0 +1,225 @@
+/*
+ * docs.c
+ *
+ * Documents and their chain of logs: creating and dropping documents,
+ * looking documents and logs up by the ids clients hold, and minting log
+ * ids.
+ *
+ * Owns: synclog.create_doc, synclog.drop_doc, synclog.current_log, and the
+ * lookups every other entry point uses to turn (doc, log_id) into rows.
+ * Must never: derive a log id from anything that can repeat (a sequence, a
+ * clock); ids must stay unique across point-in-time restores.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type_d.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+
+#include "synclog.h"
+
+PG_FUNCTION_INFO_V1(synclog_create_doc);
+PG_FUNCTION_INFO_V1(synclog_drop_doc);
+PG_FUNCTION_INFO_V1(synclog_current_log);
+
+/* NUL-terminated copy of a doc id, for messages. */
+const char *
+sl_doc_cstring(text *doc)
+{
+	return text_to_cstring(doc);
+}
+
+/*
+ * 128 bits from the kernel's CSPRNG: a restored database forgets which ids
+ * it issued, so uniqueness must come from randomness, not from state.
+ */
+char *
+sl_new_log_id(void)
+{
+	uint8		raw[SL_LOG_ID_LEN / 2];
+	char	   *out = palloc(SL_LOG_ID_LEN + 1);
+	static const char hex[] = "0123456789abcdef";
+
+	if (!pg_strong_random(raw, sizeof(raw)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random log id")));
+	for (int i = 0; i < (int) sizeof(raw); i++)
+	{
+		out[2 * i] = hex[raw[i] >> 4];
+		out[2 * i + 1] = hex[raw[i] & 0xf];
+	}
+	out[SL_LOG_ID_LEN] = '\0';
+	return out;
+}
+
+void
+sl_find_doc(text *doc, SlDoc *out, bool read_only)
+{
+	static SPIPlanPtr plan;
+	Oid			types[1] = {TEXTOID};
+	Datum		vals[1] = {PointerGetDatum(doc)};
+
+	sl_exec(&plan,
+			"SELECT doc_id, head_lsn, active_log, active_base "
+			"FROM synclog.doc WHERE name = $1",
+			1, types, vals, NULL, read_only, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNCLOG_UNKNOWN_DOCUMENT),
+				 errmsg("document \"%s\" does not exist", sl_doc_cstring(doc))));
+	out->doc_id = sl_col_int64(0, 1);
+	out->head_lsn = sl_col_int64(0, 2);
+	out->active_log = sl_col_text(0, 3);
+	out->active_base = sl_col_int64(0, 4);
+}
+
+void
+sl_find_log(text *doc, const SlDoc *d, text *log_id, SlLog *out,
+			bool allow_collected, bool read_only)
+{
+	static SPIPlanPtr plan;
+	Oid			types[2] = {TEXTOID, INT8OID};
+	Datum		vals[2] = {PointerGetDatum(log_id), Int64GetDatum(d->doc_id)};
+	bool		isnull;
+	Datum		v;
+
+	sl_exec(&plan,
+			"SELECT log_id, generation, state, base_lsn, end_lsn, "
+			"snapshot_hash, next_log_id, end_hash "
+			"FROM synclog.log WHERE log_id = $1 AND doc_id = $2",
+			2, types, vals, NULL, read_only, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNCLOG_UNKNOWN_LOG),
+				 errmsg("log \"%s\" does not exist for document \"%s\"",
+						text_to_cstring(log_id), sl_doc_cstring(doc)),
+				 errhint("The client's state is not from this server's history; "
+						 "drop it and download the snapshot of synclog.current_log().")));
+	out->log_id = sl_col_text(0, 1);
+	out->generation = (int32) sl_col_int64(0, 2);
+	out->state = sl_col_text(0, 3);
+	out->base_lsn = sl_col_int64(0, 4);
+	out->end_lsn = sl_col_int64(0, 5);
+	v = sl_col(0, 6, &isnull);
+	out->snapshot_hash = DatumGetByteaPP(v);
+	out->next_log_id = sl_col_text(0, 7);
+	v = sl_col(0, 8, &isnull);
+	out->end_hash = isnull ? NULL : DatumGetByteaPP(v);
+
+	if (!allow_collected && strcmp(out->state, SL_LOG_COLLECTED) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNCLOG_LOG_COLLECTED),
+				 errmsg("log \"%s\" of document \"%s\" has been garbage-collected",
+						out->log_id, sl_doc_cstring(doc)),
+				 errhint("Drop the local log and download the snapshot of synclog.current_log().")));
+}
+
+Datum
+synclog_create_doc(PG_FUNCTION_ARGS)
+{
+	text	   *doc = sl_arg_doc(fcinfo, 0);
+	char	   *log_id = sl_new_log_id();
+	slc_hash	empty;
+	text	   *result;
+	static SPIPlanPtr plan_insert_doc;
+	static SPIPlanPtr plan_insert_log;
+
+	slc_hash_init(&empty);
+	sl_spi_begin();
+	{
+		Oid			t1[2] = {TEXTOID, TEXTOID};
+		Datum		v1[2] = {PointerGetDatum(doc), CStringGetTextDatum(log_id)};
+		Oid			t2[3] = {TEXTOID, INT8OID, BYTEAOID};
+		Datum		v2[3];
+		int64		doc_id;
+
+		/* ON CONFLICT makes a concurrent create of the same id wait and fail. */
+		sl_exec(&plan_insert_doc,
+				"INSERT INTO synclog.doc (name, active_log) VALUES ($1, $2) "
+				"ON CONFLICT (name) DO NOTHING RETURNING doc_id",
+				2, t1, v1, NULL, false, 0);
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_SYNCLOG_DOCUMENT_EXISTS),
+					 errmsg("document \"%s\" already exists", sl_doc_cstring(doc))));
+		doc_id = sl_col_int64(0, 1);
+
+		v2[0] = CStringGetTextDatum(log_id);
+		v2[1] = Int64GetDatum(doc_id);
+		v2[2] = PointerGetDatum(sl_hash_to_bytea(&empty));
+		sl_exec(&plan_insert_log,
+				"INSERT INTO synclog.log (log_id, doc_id, generation, state, "
+				"base_lsn, snapshot_hash) VALUES ($1, $2, 1, 'active', 0, $3)",
+				3, t2, v2, NULL, false, 0);
+	}
+	sl_spi_end();
+	result = cstring_to_text(log_id);
+	PG_RETURN_TEXT_P(result);
+}
+
+/*
+ * Dropping removes every row of the document at once; a concurrent append
+ * waits on the document row and then finds the document gone.
+ */
+Datum
+synclog_drop_doc(PG_FUNCTION_ARGS)
+{
+	text	   *doc = sl_arg_doc(fcinfo, 0);
+	static SPIPlanPtr plan_doc;
+	static SPIPlanPtr plan_entries;
+	static SPIPlanPtr plan_kv;
+	static SPIPlanPtr plan_logs;
+	Oid			t1[1] = {TEXTOID};
+	Datum		v1[1] = {PointerGetDatum(doc)};
+	Oid			t2[1] = {INT8OID};
+	Datum		v2[1];
+
+	sl_spi_begin();
+	sl_exec(&plan_doc,
+			"DELETE FROM synclog.doc WHERE name = $1 RETURNING doc_id",
+			1, t1, v1, NULL, false, 0);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNCLOG_UNKNOWN_DOCUMENT),
+				 errmsg("document \"%s\" does not exist", sl_doc_cstring(doc))));
+	v2[0] = Int64GetDatum(sl_col_int64(0, 1));
+	sl_exec(&plan_entries, "DELETE FROM synclog.entry WHERE doc_id = $1",
+			1, t2, v2, NULL, false, 0);
+	sl_exec(&plan_kv, "DELETE FROM synclog.kv WHERE doc_id = $1",
+			1, t2, v2, NULL, false, 0);
+	sl_exec(&plan_logs, "DELETE FROM synclog.log WHERE doc_id = $1",
+			1, t2, v2, NULL, false, 0);
+	sl_spi_end();
+	PG_RETURN_VOID();
+}
+
+Datum
+synclog_current_log(PG_FUNCTION_ARGS)
+{
+	text	   *doc = sl_arg_doc(fcinfo, 0);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	static SPIPlanPtr plan;
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1] = {PointerGetDatum(doc)};
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+
+	InitMaterializedSRF(fcinfo, 0);
+	sl_spi_begin();
+	sl_exec(&plan,
+			"SELECT d.active_log, d.active_base, d.head_lsn, l.snapshot_hash "
+			"FROM synclog.doc d JOIN synclog.log l ON l.log_id = d.active_log "
+			"WHERE d.name = $1",
+			1, types, args, NULL, true, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNCLOG_UNKNOWN_DOCUMENT),
+				 errmsg("document \"%s\" does not exist", sl_doc_cstring(doc))));
+	for (int i = 0; i < 4; i++)
+		values[i] = sl_col(0, i + 1, &nulls[i]);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	sl_spi_end();
+	return (Datum) 0;
+}

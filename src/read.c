@@ -1,0 +1,117 @@
+/*
+ * read.c
+ *
+ * Serving a log to clients: the entries of one log after a given LSN, and
+ * the end-log marker once a reader reaches the end of a sealed log.
+ *
+ * Owns: synclog.read.
+ * Must never: return an entry outside the log's range (base_lsn, end_lsn],
+ * or mix moments: every lookup of one call runs in the caller's snapshot,
+ * so a rotation that commits mid-call cannot make a log look longer than
+ * it is.
+ */
+#include "postgres.h"
+
+#include "access/detoast.h"
+#include "catalog/pg_type_d.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+
+#include "synclog.h"
+
+PG_FUNCTION_INFO_V1(synclog_read);
+
+#define READ_NCOLS 7
+
+Datum
+synclog_read(PG_FUNCTION_ARGS)
+{
+	text	   *doc = sl_arg_doc(fcinfo, 0);
+	text	   *log_id = sl_arg_log_id(fcinfo, 1);
+	int64		after = sl_arg_lsn(fcinfo, 2, "after_lsn");
+	int32		max_entries = sl_arg_positive_int(fcinfo, 3, "max_entries");
+	int32		max_bytes = sl_arg_positive_int(fcinfo, 4, "max_bytes");
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	static SPIPlanPtr plan;
+	SlDoc		d;
+	SlLog		l;
+	int64		end;
+	bool		sealed;
+	int64		last = after;
+	int64		bytes = 0;
+
+	InitMaterializedSRF(fcinfo, 0);
+	sl_spi_begin();
+	sl_find_doc(doc, &d, true);
+	sl_find_log(doc, &d, log_id, &l, false, true);
+	sealed = l.end_lsn >= 0;
+	end = sealed ? l.end_lsn : d.head_lsn;
+
+	if (after < l.base_lsn)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("after_lsn " INT64_FORMAT " is before the start of log \"%s\" (base LSN " INT64_FORMAT ")",
+						after, l.log_id, l.base_lsn),
+				 errhint("A client in this log holds its base state, so it reads from base_lsn or later.")));
+	if (after > end)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNCLOG_CLIENT_AHEAD),
+				 errmsg("after_lsn " INT64_FORMAT " is beyond the end of log \"%s\" (last LSN " INT64_FORMAT ")",
+						after, l.log_id, end),
+				 errdetail("The client has seen entries this server does not have, for example after the server was restored from a backup."),
+				 errhint("Drop the local log and download the snapshot of synclog.current_log().")));
+
+	if (after < end)
+	{
+		Oid			types[4] = {INT8OID, INT8OID, INT8OID, INT8OID};
+		Datum		args[4] = {Int64GetDatum(d.doc_id), Int64GetDatum(after),
+							   Int64GetDatum(end), Int64GetDatum(max_entries)};
+
+		sl_exec(&plan,
+				"SELECT lsn, delta, client_id, client_seq FROM synclog.entry "
+				"WHERE doc_id = $1 AND lsn > $2 AND lsn <= $3 "
+				"ORDER BY lsn LIMIT $4",
+				4, types, args, NULL, true, 0);
+
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			Datum		values[READ_NCOLS];
+			bool		nulls[READ_NCOLS] = {false, false, false, true, true, true, true};
+			Size		size;
+
+			values[0] = sl_col(i, 1, &nulls[0]);
+			if (DatumGetInt64(values[0]) != last + 1)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("log \"%s\" has no entry at LSN " INT64_FORMAT,
+								l.log_id, last + 1)));
+			values[2] = sl_col(i, 2, &nulls[2]);
+			size = toast_raw_datum_size(values[2]);
+			/* Always make progress: the first entry goes out whatever its size. */
+			if (i > 0 && bytes + (int64) size > max_bytes)
+				break;
+			bytes += size;
+			values[1] = CStringGetTextDatum("delta");
+			values[3] = sl_col(i, 3, &nulls[3]);
+			values[4] = sl_col(i, 4, &nulls[4]);
+			values[5] = values[6] = (Datum) 0;
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+			last = DatumGetInt64(values[0]);
+		}
+	}
+
+	if (sealed && last == end)
+	{
+		Datum		values[READ_NCOLS];
+		bool		nulls[READ_NCOLS] = {false, false, true, true, true, false, false};
+
+		values[0] = Int64GetDatum(end);
+		values[1] = CStringGetTextDatum("end");
+		values[2] = values[3] = values[4] = (Datum) 0;
+		values[5] = CStringGetTextDatum(l.next_log_id);
+		values[6] = PointerGetDatum(l.end_hash);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	sl_spi_end();
+	return (Datum) 0;
+}

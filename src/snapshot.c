@@ -1,0 +1,227 @@
+/*
+ * snapshot.c
+ *
+ * Serving snapshots: the state of a document at a log's base LSN, in key
+ * order and in pages a client can resume, plus the snapshot's summary and
+ * its client watermarks.
+ *
+ * Owns: synclog.snapshot, synclog.snapshot_info, synclog.snapshot_clients.
+ * Must never: hold a page beyond max_rows in memory, or serve a collected
+ * log's snapshot (its versions may already be gone).
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type_d.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+
+#include "synclog.h"
+
+PG_FUNCTION_INFO_V1(synclog_snapshot);
+PG_FUNCTION_INFO_V1(synclog_snapshot_info);
+PG_FUNCTION_INFO_V1(synclog_snapshot_clients);
+
+/*
+ * The newest version at or below the snapshot LSN wins; tombstones are
+ * dropped after that choice, not before, or an older value would show
+ * through a deletion.
+ */
+#define SNAPSHOT_PAGE_SQL(after_clause) \
+	"SELECT key, value FROM (" \
+	"  SELECT DISTINCT ON (key) key, value FROM synclog.kv " \
+	"  WHERE doc_id = $1 AND ns = $2 AND lsn <= $3 " after_clause \
+	"  ORDER BY key, lsn DESC) v " \
+	"WHERE value IS NOT NULL LIMIT $4"
+
+/* Run one page of the state of namespace ns at lsn; rows land in SPI_tuptable. */
+static void
+state_page(int64 doc_id, int16 ns, int64 lsn, bytea *after_key, int64 max_rows)
+{
+	static SPIPlanPtr plan_first;
+	static SPIPlanPtr plan_next;
+	Oid			types[5] = {INT8OID, INT2OID, INT8OID, INT8OID, BYTEAOID};
+	Datum		args[5] = {Int64GetDatum(doc_id), Int16GetDatum(ns),
+						   Int64GetDatum(lsn), Int64GetDatum(max_rows),
+						   PointerGetDatum(after_key)};
+
+	if (after_key == NULL)
+		sl_exec(&plan_first, SNAPSHOT_PAGE_SQL(""), 4, types, args, NULL, true, 0);
+	else
+		sl_exec(&plan_next, SNAPSHOT_PAGE_SQL("AND key > $5"), 5, types, args,
+				NULL, true, 0);
+}
+
+/* Look up doc and (uncollected) log in the caller's snapshot. */
+static void
+find_snapshot(FunctionCallInfo fcinfo, SlDoc *d, SlLog *l)
+{
+	text	   *doc = sl_arg_doc(fcinfo, 0);
+	text	   *log_id = sl_arg_log_id(fcinfo, 1);
+
+	sl_find_doc(doc, d, true);
+	sl_find_log(doc, d, log_id, l, false, true);
+}
+
+Datum
+synclog_snapshot(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	bytea	   *after_key = PG_ARGISNULL(2) ? NULL : PG_GETARG_BYTEA_PP(2);
+	int32		max_rows = sl_arg_positive_int(fcinfo, 3, "max_rows");
+	SlDoc		d;
+	SlLog		l;
+
+	(void) sl_arg_doc(fcinfo, 0);
+	(void) sl_arg_log_id(fcinfo, 1);
+	InitMaterializedSRF(fcinfo, 0);
+	sl_spi_begin();
+	find_snapshot(fcinfo, &d, &l);
+	state_page(d.doc_id, SLC_NS_DATA, l.base_lsn, after_key, max_rows);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		Datum		values[2];
+		bool		nulls[2];
+
+		values[0] = sl_col(i, 1, &nulls[0]);
+		values[1] = sl_col(i, 2, &nulls[1]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	sl_spi_end();
+	return (Datum) 0;
+}
+
+/*
+ * Calls fn for every client watermark of the snapshot, in client_id order,
+ * a page at a time so that a document with very many clients stays cheap.
+ */
+typedef void (*watermark_fn) (void *arg, const char *id, int idlen,
+							  int64 seq, int64 lsn);
+
+static void
+foreach_watermark(int64 doc_id, int64 lsn, watermark_fn fn, void *arg)
+{
+	bytea	   *after = NULL;
+
+	for (;;)
+	{
+		uint64		n;
+		bool		isnull;
+
+		state_page(doc_id, SLC_NS_CLIENT, lsn, after, 1000);
+		n = SPI_processed;
+		for (uint64 i = 0; i < n; i++)
+		{
+			bytea	   *k = DatumGetByteaPP(sl_col(i, 1, &isnull));
+			bytea	   *v = DatumGetByteaPP(sl_col(i, 2, &isnull));
+			int64		seq,
+						wlsn;
+
+			if (VARSIZE_ANY_EXHDR(v) != SLC_WATERMARK_LEN)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("synclog: malformed watermark stored for document %lld",
+								(long long) doc_id)));
+			slc_watermark_decode((const uint8 *) VARDATA_ANY(v), &seq, &wlsn);
+			fn(arg, VARDATA_ANY(k), VARSIZE_ANY_EXHDR(k), seq, wlsn);
+			if (i == n - 1)
+				after = DatumGetByteaPCopy(sl_col(i, 1, &isnull));
+		}
+		SPI_freetuptable(SPI_tuptable);
+		if (n < 1000)
+			break;
+	}
+}
+
+typedef struct InfoAcc
+{
+	StringInfoData json;
+	int64		clients;
+	int64		client_bytes;
+} InfoAcc;
+
+static void
+info_add(void *arg, const char *id, int idlen, int64 seq, int64 lsn)
+{
+	InfoAcc    *a = (InfoAcc *) arg;
+	char	   *s = pnstrdup(id, idlen);
+
+	appendStringInfoString(&a->json, a->clients ? "," : "");
+	escape_json(&a->json, s);
+	appendStringInfo(&a->json, ":{\"seq\":" INT64_FORMAT ",\"lsn\":" INT64_FORMAT "}",
+					 seq, lsn);
+	a->clients++;
+	a->client_bytes += idlen + SLC_WATERMARK_LEN;
+	pfree(s);
+}
+
+Datum
+synclog_snapshot_info(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	SlDoc		d;
+	SlLog		l;
+	slc_hash	h;
+	InfoAcc		acc;
+	Datum		values[7];
+	bool		nulls[7] = {false, false, false, false, false, false, false};
+
+	InitMaterializedSRF(fcinfo, 0);
+	sl_spi_begin();
+	find_snapshot(fcinfo, &d, &l);
+	sl_bytea_to_hash(l.snapshot_hash, &h);
+	initStringInfo(&acc.json);
+	appendStringInfoChar(&acc.json, '{');
+	acc.clients = 0;
+	acc.client_bytes = 0;
+	foreach_watermark(d.doc_id, l.base_lsn, info_add, &acc);
+	appendStringInfoChar(&acc.json, '}');
+
+	values[0] = CStringGetTextDatum(l.log_id);
+	values[1] = Int64GetDatum(l.base_lsn);
+	values[2] = PointerGetDatum(l.snapshot_hash);
+	/* The hash counts every item; keys are what is left after the clients. */
+	values[3] = Int64GetDatum((int64) h.count - acc.clients);
+	values[4] = Int64GetDatum((int64) h.bytes - acc.client_bytes);
+	values[5] = Int64GetDatum(acc.clients);
+	values[6] = DirectFunctionCall1(jsonb_in, CStringGetDatum(acc.json.data));
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	sl_spi_end();
+	return (Datum) 0;
+}
+
+typedef struct ClientRows
+{
+	ReturnSetInfo *rsinfo;
+} ClientRows;
+
+static void
+client_row(void *arg, const char *id, int idlen, int64 seq, int64 lsn)
+{
+	ClientRows *c = (ClientRows *) arg;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+
+	values[0] = PointerGetDatum(cstring_to_text_with_len(id, idlen));
+	values[1] = Int64GetDatum(seq);
+	values[2] = Int64GetDatum(lsn);
+	tuplestore_putvalues(c->rsinfo->setResult, c->rsinfo->setDesc, values, nulls);
+}
+
+Datum
+synclog_snapshot_clients(PG_FUNCTION_ARGS)
+{
+	ClientRows	c;
+	SlDoc		d;
+	SlLog		l;
+
+	c.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	InitMaterializedSRF(fcinfo, 0);
+	sl_spi_begin();
+	find_snapshot(fcinfo, &d, &l);
+	foreach_watermark(d.doc_id, l.base_lsn, client_row, &c);
+	sl_spi_end();
+	return (Datum) 0;
+}

@@ -1,0 +1,150 @@
+/*
+ * synclog.h
+ *
+ * Declarations shared by the extension's C files: SQLSTATEs, settings,
+ * the SPI plan cache and the small helpers every SQL-callable function
+ * uses to validate its arguments.
+ *
+ * Must never: declare anything the plain-C core (src/core) needs; the core
+ * has no PostgreSQL dependency and must stay that way.
+ */
+#ifndef SYNCLOG_H
+#define SYNCLOG_H
+
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/array.h"
+#include "utils/timestamp.h"
+
+#include "synclog_core.h"
+
+/*
+ * SQLSTATEs a client acts on.  Class "SL" is implementation-defined
+ * (letters S-Z are reserved for implementations by the SQL standard), so
+ * these never collide with PostgreSQL's own codes.  PROTOCOL.md lists
+ * them with the action a client takes.
+ */
+#define ERRCODE_SYNCLOG_UNKNOWN_DOCUMENT	MAKE_SQLSTATE('S','L','0','0','1')
+#define ERRCODE_SYNCLOG_UNKNOWN_LOG			MAKE_SQLSTATE('S','L','0','0','2')
+#define ERRCODE_SYNCLOG_LOG_COLLECTED		MAKE_SQLSTATE('S','L','0','0','3')
+#define ERRCODE_SYNCLOG_CLIENT_AHEAD		MAKE_SQLSTATE('S','L','0','0','4')
+#define ERRCODE_SYNCLOG_DOCUMENT_EXISTS		MAKE_SQLSTATE('S','L','0','0','5')
+
+/* Limits that are part of the protocol, not settings. */
+#define SL_DOC_NAME_MAX		200
+#define SL_CLIENT_ID_MAX	200
+#define SL_LOG_ID_LEN		32		/* hex characters of a 128-bit random id */
+
+/* Settings (synclog.c). */
+extern int	synclog_retention_secs;
+extern bool synclog_notify_append;
+extern int	synclog_max_delta_kb;
+extern int	synclog_max_delta_changes;
+
+/* Log states as stored in synclog.log.state. */
+#define SL_LOG_ACTIVE		"active"
+#define SL_LOG_PREVIOUS		"previous"
+#define SL_LOG_RETIRED		"retired"
+#define SL_LOG_COLLECTED	"collected"
+
+/*
+ * spi_util.c: every entry point brackets its SPI work with sl_spi_begin()
+ * and sl_spi_end().  Between them the search_path is pinned to pg_catalog
+ * alone, so objects a caller creates cannot capture our queries.
+ */
+extern void sl_spi_begin(void);
+extern void sl_spi_end(void);
+
+/*
+ * Run a prepared statement.  *plan is the call site's own static cache: the
+ * statement is prepared and kept on first use in each backend.
+ */
+extern int	sl_exec(SPIPlanPtr *plan, const char *sql, int nargs,
+					const Oid *argtypes, Datum *values, const char *nulls,
+					bool read_only, long count);
+
+/* Column accessors on SPI_tuptable (row, 1-based column). */
+extern Datum sl_col(int row, int col, bool *isnull);
+extern int64 sl_col_int64(int row, int col);
+extern char *sl_col_text(int row, int col);
+
+/* args.c: argument checks shared by every SQL function. */
+extern text *sl_arg_doc(FunctionCallInfo fcinfo, int argno);
+extern text *sl_arg_log_id(FunctionCallInfo fcinfo, int argno);
+extern int64 sl_arg_lsn(FunctionCallInfo fcinfo, int argno, const char *what);
+extern int32 sl_arg_positive_int(FunctionCallInfo fcinfo, int argno,
+								 const char *what);
+extern void sl_check_client(FunctionCallInfo fcinfo, int id_argno,
+							int seq_argno, text **client_id,
+							int64 *client_seq);
+extern void sl_raise_core_error(slc_status st, size_t offset);
+
+/* docs.c: looking documents and logs up. */
+typedef struct SlDoc
+{
+	int64		doc_id;
+	int64		head_lsn;
+	char	   *active_log;
+	int64		active_base;
+} SlDoc;
+
+typedef struct SlLog
+{
+	char	   *log_id;
+	int32		generation;
+	char	   *state;
+	int64		base_lsn;
+	int64		end_lsn;		/* -1 while active */
+	bytea	   *snapshot_hash;
+	char	   *next_log_id;	/* NULL while active */
+	bytea	   *end_hash;		/* NULL while active */
+} SlLog;
+
+/*
+ * read_only: run in the caller's snapshot (readers, so that every lookup of
+ * one call sees the same moment) or in a fresh one (writers).
+ */
+extern void sl_find_doc(text *doc, SlDoc *out, bool read_only);
+extern void sl_find_log(text *doc, const SlDoc *d, text *log_id, SlLog *out,
+						bool allow_collected, bool read_only);
+extern char *sl_new_log_id(void);
+extern const char *sl_doc_cstring(text *doc);
+
+/* delta_sql.c: build or check an encoded delta, raising SQL errors. */
+extern bytea *sl_build_delta(ArrayType *keys, ArrayType *vals);
+extern void sl_validate_delta(bytea *delta);
+
+/* compact.c: one rotation, inside sl_spi_begin/end. */
+typedef struct SlRotation
+{
+	char	   *old_log;
+	int64		base_lsn;		/* old log covered (base_lsn, seal_lsn] */
+	int64		seal_lsn;
+	int64		tail_entries;	/* folded while holding the document lock */
+	int64		versions;		/* state version rows written */
+	uint64		state_items;	/* items in the new snapshot */
+	uint64		state_bytes;
+	double		elapsed_ms;
+} SlRotation;
+
+extern bool sl_compact_doc(text *doc, const char *new_log, SlRotation *stats);
+
+/* gc.c: collect one locked, oldest-retained log. */
+extern bool sl_collect_log(const char *log_id, int64 doc_id, int64 base_lsn,
+						   int64 end_lsn);
+
+/* notify.c */
+extern char *sl_channel_name(const char *doc, int len);
+extern void sl_notify_rotation(const char *doc, int doclen,
+							   const char *old_log, const char *new_log,
+							   int64 snapshot_lsn, const uint8 *hash);
+extern void sl_notify_append(const char *doc, int doclen, const char *log_id,
+							 int64 lsn);
+
+/* hash helpers (hash_sql.c) */
+extern bytea *sl_hash_to_bytea(const slc_hash *h);
+extern void sl_bytea_to_hash(bytea *b, slc_hash *h);
+
+#endif							/* SYNCLOG_H */
