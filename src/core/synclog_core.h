@@ -217,7 +217,7 @@ slc_status	slc_state_apply_entry(slc_state *s, const uint8_t *delta,
 								  const char *client_id, size_t client_id_len,
 								  int64_t client_seq);
 
-/* Look up an item; returns 1 and sets *val/*vlen when present. */
+/* Look up an item; returns 1 and sets *val and *vlen when present. */
 int			slc_state_get(const slc_state *s, uint8_t ns, const uint8_t *key,
 						  size_t klen, const uint8_t **val, size_t *vlen);
 
