@@ -26,11 +26,11 @@ PG_CPPFLAGS = -I$(srcdir)/src -I$(srcdir)/src/core
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter
 SHLIB_LINK = -lxxhash
 
-REGRESS = delta hash docs append read compact snapshot gc notify errors
+REGRESS = delta hash docs append read compact snapshot gc
 REGRESS_OPTS = --load-extension=synclog
 
 ISOLATION = append_rotate rotate_rotate retry_race
-ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation
+ISOLATION_OPTS = --load-extension=synclog --inputdir=test/isolation --outputdir=test/isolation
 
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl

@@ -2,7 +2,7 @@
  * synclog--0.1.sql
  *
  * The extension's tables and its SQL face.  Every function here is a thin
- * binding to C (src/*.c) or a small SQL convenience over them; the
+ * binding to the C files under src/ or a small SQL convenience over them; the
  * semantics live in the C files and in PROTOCOL.md.
  *
  * Tables are internal: clients use the functions, never the tables, so

@@ -1,0 +1,55 @@
+-- Garbage collection of sealed logs.
+
+SELECT synclog.create_doc('gc') AS log1 \gset
+SELECT synclog.append('gc', ARRAY['\x01', '\x02']::bytea[], ARRAY['\x01', '\x02']::bytea[], 'c', 1);
+SELECT synclog.compact('gc') AS log2 \gset
+SELECT synclog.append('gc', ARRAY['\x01', '\x03']::bytea[], ARRAY['\x11', '\x03']::bytea[]);
+SELECT synclog.compact('gc') AS log3 \gset
+
+-- Within retention nothing goes.
+SELECT synclog.gc();
+SET synclog.retention = 0;
+-- log1 is two generations back: collected.  log2 is the previous log: kept.
+SELECT synclog.gc();
+SELECT synclog.gc();
+SELECT log_id = :'log1' AS l1, log_id = :'log2' AS l2, state FROM synclog.log
+ WHERE doc_id = (SELECT doc_id FROM synclog.doc WHERE name = 'gc') ORDER BY generation;
+
+-- A client in the collected log is told to download the snapshot.
+\set VERBOSITY sqlstate
+SELECT * FROM synclog.read('gc', :'log1', 0);
+\set VERBOSITY default
+\set VERBOSITY sqlstate
+SELECT * FROM synclog.snapshot('gc', :'log1');
+\set VERBOSITY default
+\set VERBOSITY sqlstate
+SELECT * FROM synclog.snapshot_info('gc', :'log1');
+\set VERBOSITY default
+-- The previous log is still readable to its end marker.
+SELECT lsn, kind, next_log_id = :'log3' AS next_ok FROM synclog.read('gc', :'log2', 1);
+
+-- Collection keeps every retained snapshot intact.
+SELECT * FROM synclog.snapshot('gc', :'log2');
+SELECT * FROM synclog.snapshot('gc', :'log3');
+SELECT l.log_id = :'log2' AS l2, l.snapshot_hash = synclog.recompute_hash('gc', l.log_id) AS ok
+  FROM synclog.log l WHERE l.log_id IN (:'log2', :'log3') ORDER BY generation;
+
+-- Deletes in a collected log: the tombstone and what it hid both go.
+SELECT synclog.append('gc', ARRAY['\x02']::bytea[], ARRAY[NULL]::bytea[]);
+SELECT synclog.compact('gc') AS log4 \gset
+SELECT synclog.append('gc', ARRAY['\x04']::bytea[], ARRAY['\x04']::bytea[]);
+SELECT synclog.compact('gc') AS log5 \gset
+SELECT synclog.gc();
+SELECT ns, key, lsn, value FROM synclog.kv
+ WHERE doc_id = (SELECT doc_id FROM synclog.doc WHERE name = 'gc') ORDER BY ns, key, lsn;
+SELECT l.generation, l.state, l.snapshot_hash = synclog.recompute_hash('gc', l.log_id) AS ok
+  FROM synclog.log l WHERE l.doc_id = (SELECT doc_id FROM synclog.doc WHERE name = 'gc')
+   AND l.state <> 'collected' ORDER BY generation;
+
+-- The client's watermark outlives the entries that set it.
+SELECT count(*) AS entries_left FROM synclog.entry
+ WHERE doc_id = (SELECT doc_id FROM synclog.doc WHERE name = 'gc') AND client_id = 'c';
+SELECT synclog.append('gc', ARRAY['\x09']::bytea[], ARRAY['\x09']::bytea[], 'c', 1);
+
+RESET synclog.retention;
+SELECT synclog.drop_doc('gc');

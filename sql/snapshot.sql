@@ -1,0 +1,62 @@
+-- Serving snapshots in pages, and their summary.
+
+SELECT synclog.create_doc('sn') AS log1 \gset
+SELECT synclog.append('sn', ARRAY[int4send(i)], ARRAY[int4send(i * 10)], 'writer-' || (i % 3), i)
+  FROM generate_series(1, 25) i;
+SELECT synclog.append('sn', ARRAY[int4send(5), int4send(6)], ARRAY[NULL, NULL]::bytea[]);
+SELECT synclog.compact('sn') AS log2 \gset
+
+-- Page through the snapshot the way a client does: resume after the last key.
+SELECT key, value FROM synclog.snapshot('sn', :'log2', NULL, 5);
+SELECT key, value FROM synclog.snapshot('sn', :'log2', '\x00000005', 5);
+SELECT count(*) FROM synclog.snapshot('sn', :'log2', '\x00000018', 5);
+SELECT count(*) FROM synclog.snapshot('sn', :'log2', '\xff', 5);
+SELECT count(*) FROM synclog.snapshot('sn', :'log2');
+
+-- The pages together hash to the snapshot hash.
+WITH RECURSIVE pages(n, last_key, h) AS (
+	SELECT 0, NULL::bytea, synclog.empty_hash()
+	UNION ALL
+	SELECT n + 1, p.last_key, synclog.hash_combine(pages.h, p.h)
+	  FROM pages, LATERAL (
+		SELECT (array_agg(key ORDER BY key DESC))[1] AS last_key, synclog.state_hash(key, value) AS h, count(*) AS cnt
+		  FROM synclog.snapshot('sn', :'log2', pages.last_key, 4)) p
+	 WHERE p.cnt > 0 AND n < 100
+)
+SELECT count(*) - 1 AS pages,
+	   synclog.hash_combine(
+		(SELECT h FROM pages ORDER BY n DESC LIMIT 1),
+		(SELECT synclog.state_hash(client_id, client_seq, client_lsn) FROM synclog.snapshot_clients('sn', :'log2')))
+	   = (SELECT snapshot_hash FROM synclog.current_log('sn')) AS hash_matches
+  FROM pages;
+
+SELECT log_id = :'log2' AS log_ok, base_lsn, snapshot_hash = synclog.recompute_hash('sn', :'log2') AS hash_ok,
+	   key_count, key_bytes, client_count, clients
+  FROM synclog.snapshot_info('sn', :'log2');
+SELECT * FROM synclog.snapshot_clients('sn', :'log2');
+SELECT key_count, client_count, clients FROM synclog.snapshot_info('sn', :'log1');
+
+-- Bad input.
+\set VERBOSITY sqlstate
+SELECT * FROM synclog.snapshot('sn', :'log2', NULL, 0);
+\set VERBOSITY default
+\set VERBOSITY sqlstate
+SELECT * FROM synclog.snapshot('sn', :'log2', NULL, NULL);
+\set VERBOSITY default
+SELECT * FROM synclog.snapshot('sn', NULL);
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY sqlstate
+SELECT * FROM synclog.snapshot('nope', :'log2');
+\set VERBOSITY default
+SELECT * FROM synclog.snapshot('sn', 'not-a-log');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM synclog.snapshot_info('sn', 'not-a-log');
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY sqlstate
+SELECT * FROM synclog.snapshot_info(NULL, :'log2');
+\set VERBOSITY default
+\set VERBOSITY sqlstate
+SELECT * FROM synclog.snapshot_clients('nope', :'log2');
+\set VERBOSITY default
+
+SELECT synclog.drop_doc('sn');
