@@ -160,13 +160,17 @@ synclog_create_doc(PG_FUNCTION_ARGS)
 }
 
 /*
- * Dropping removes every row of the document at once; a concurrent append
- * waits on the document row and then finds the document gone.
+ * Dropping removes every row of the document at once.  The log rows are
+ * locked first, in generation order, because that is the order a rotation
+ * takes its locks in (logs, then the document row): taking the document row
+ * first could deadlock with a rotation that is folding its log.  A
+ * concurrent append waits on the document row and then finds it gone.
  */
 Datum
 synclog_drop_doc(PG_FUNCTION_ARGS)
 {
 	text	   *doc = sl_arg_doc(fcinfo, 0);
+	static SPIPlanPtr plan_lock_logs;
 	static SPIPlanPtr plan_doc;
 	static SPIPlanPtr plan_entries;
 	static SPIPlanPtr plan_kv;
@@ -177,6 +181,11 @@ synclog_drop_doc(PG_FUNCTION_ARGS)
 	Datum		v2[1];
 
 	sl_spi_begin();
+	sl_exec(&plan_lock_logs,
+			"SELECT 1 FROM synclog.log WHERE doc_id = "
+			"(SELECT doc_id FROM synclog.doc WHERE name = $1) "
+			"ORDER BY generation FOR UPDATE",
+			1, t1, v1, NULL, false, 0);
 	sl_exec(&plan_doc,
 			"DELETE FROM synclog.doc WHERE name = $1 RETURNING doc_id",
 			1, t1, v1, NULL, false, 0);
