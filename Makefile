@@ -15,7 +15,9 @@ OBJS = \
 	src/snapshot.o \
 	src/compact.o \
 	src/gc.o \
-	src/notify.o
+	src/notify.o \
+	src/policy.o \
+	src/worker.o
 
 EXTENSION = synclog
 DATA = src/synclog--0.1.sql
@@ -26,7 +28,7 @@ PG_CPPFLAGS = -I$(srcdir)/src -I$(srcdir)/src/core
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter
 SHLIB_LINK = -lxxhash
 
-REGRESS = delta hash docs append read compact snapshot gc
+REGRESS = delta hash docs append read compact snapshot gc policy retention
 REGRESS_OPTS = --load-extension=synclog
 
 ISOLATION = append_rotate rotate_rotate retry_race

@@ -76,6 +76,19 @@ duplicate_of(int64 doc_id, text *client_id, int64 client_seq)
 /*
  * Append an already validated delta.  Runs inside sl_spi_begin/end.
  */
+/*
+ * The part of every append's UPDATE that keeps the document's due flag and
+ * first-append time current.  Both change at most once per rotation cycle,
+ * so the update stays HOT (see synclog.doc in the install script).  $3 and
+ * $4 are the synclog.rotate_entries and synclog.rotate_size thresholds, 0
+ * meaning off; a document's own rotate_* columns override them.
+ */
+#define DUE_SET_CLAUSE \
+	"due = due OR (auto_rotate AND (" \
+	"  (coalesce(rotate_entries, $3) > 0 AND head_lsn + 1 - active_base >= coalesce(rotate_entries, $3)) OR " \
+	"  (coalesce(rotate_bytes, $4) > 0 AND active_bytes + $2 >= coalesce(rotate_bytes, $4)))), " \
+	"first_append_at = coalesce(first_append_at, now()) "
+
 static int64
 append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 {
@@ -91,14 +104,16 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 	if (client_id == NULL)
 	{
 		/* One statement both locks the row and takes the next LSN. */
-		Oid			t[2] = {TEXTOID, INT8OID};
-		Datum		v[2] = {PointerGetDatum(doc), Int64GetDatum(size)};
+		Oid			t[4] = {TEXTOID, INT8OID, INT8OID, INT8OID};
+		Datum		v[4] = {PointerGetDatum(doc), Int64GetDatum(size),
+							Int64GetDatum(sl_threshold_entries()),
+							Int64GetDatum(sl_threshold_bytes())};
 
 		sl_exec(&plan_bump_by_name,
 				"UPDATE synclog.doc SET head_lsn = head_lsn + 1, "
-				"active_bytes = active_bytes + $2 WHERE name = $1 "
-				"RETURNING doc_id, head_lsn, active_log",
-				2, t, v, NULL, false, 0);
+				"active_bytes = active_bytes + $2, " DUE_SET_CLAUSE
+				"WHERE name = $1 RETURNING doc_id, head_lsn, active_log",
+				4, t, v, NULL, false, 0);
 		if (SPI_processed == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_SYNCLOG_UNKNOWN_DOCUMENT),
@@ -115,8 +130,8 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 		 */
 		Oid			t1[1] = {TEXTOID};
 		Datum		v1[1] = {PointerGetDatum(doc)};
-		Oid			t2[2] = {INT8OID, INT8OID};
-		Datum		v2[2];
+		Oid			t2[4] = {INT8OID, INT8OID, INT8OID, INT8OID};
+		Datum		v2[4];
 		int64		dup;
 
 		sl_exec(&plan_lock,
@@ -132,11 +147,13 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 			return dup;
 		v2[0] = Int64GetDatum(doc_id);
 		v2[1] = Int64GetDatum(size);
+		v2[2] = Int64GetDatum(sl_threshold_entries());
+		v2[3] = Int64GetDatum(sl_threshold_bytes());
 		sl_exec(&plan_bump,
 				"UPDATE synclog.doc SET head_lsn = head_lsn + 1, "
-				"active_bytes = active_bytes + $2 WHERE doc_id = $1 "
-				"RETURNING head_lsn, active_log",
-				2, t2, v2, NULL, false, 0);
+				"active_bytes = active_bytes + $2, " DUE_SET_CLAUSE
+				"WHERE doc_id = $1 RETURNING head_lsn, active_log",
+				4, t2, v2, NULL, false, 0);
 		lsn = sl_col_int64(0, 1);
 		log_id = sl_col_text(0, 2);
 	}

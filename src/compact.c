@@ -410,6 +410,7 @@ switch_logs(const SlDoc *d, int32 generation, const char *new_log,
 	static SPIPlanPtr plan_seal;
 	static SPIPlanPtr plan_new;
 	static SPIPlanPtr plan_doc;
+	static SPIPlanPtr plan_stats;
 	Oid			t1[1] = {INT8OID};
 	Datum		v1[1] = {Int64GetDatum(d->doc_id)};
 	Oid			t2[4] = {TEXTOID, INT8OID, TEXTOID, BYTEAOID};
@@ -438,8 +439,13 @@ switch_logs(const SlDoc *d, int32 generation, const char *new_log,
 			5, t3, v3, NULL, false, 0);
 	sl_exec(&plan_doc,
 			"UPDATE synclog.doc SET active_log = $2, active_base = $3, "
-			"active_bytes = 0, active_since = now() WHERE doc_id = $1",
+			"active_bytes = 0, active_since = now(), due = false, "
+			"first_append_at = NULL WHERE doc_id = $1",
 			3, t4, v4, NULL, false, 0);
+	sl_exec(&plan_stats,
+			"INSERT INTO synclog.doc_stats AS s (doc_id, rotations) VALUES ($1, 1) "
+			"ON CONFLICT (doc_id) DO UPDATE SET rotations = s.rotations + 1",
+			1, t1, v1, NULL, false, 0);
 }
 
 /*
@@ -500,6 +506,13 @@ sl_compact_doc(text *doc, const char *new_log, SlRotation *stats)
 	stats->tail_entries = seal - fc.lo;
 	fold_range(&fc, seal);
 
+	/* Test hook: hold the rotation here so a crash test can kill it. */
+	for (int waited = 0; waited < synclog_debug_rotation_delay_ms; waited += 10)
+	{
+		CHECK_FOR_INTERRUPTS();
+		pg_usleep(10000L);
+	}
+
 	slc_hash_serialize(&hash, serialized);
 	hash_b = palloc(VARHDRSZ + SLC_HASH_LEN);
 	SET_VARSIZE(hash_b, VARHDRSZ + SLC_HASH_LEN);
@@ -508,7 +521,8 @@ sl_compact_doc(text *doc, const char *new_log, SlRotation *stats)
 	sl_notify_rotation(VARDATA_ANY(doc), VARSIZE_ANY_EXHDR(doc),
 					   d.active_log, new_log, seal, serialized);
 
-	stats->old_log = pstrdup(d.active_log);
+	strlcpy(stats->old_log, d.active_log, sizeof(stats->old_log));
+	stats->log_bytes = d.active_bytes;
 	stats->base_lsn = d.active_base;
 	stats->seal_lsn = seal;
 	stats->versions = fc.versions;

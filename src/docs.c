@@ -62,7 +62,7 @@ sl_find_doc(text *doc, SlDoc *out, bool read_only)
 	Datum		vals[1] = {PointerGetDatum(doc)};
 
 	sl_exec(&plan,
-			"SELECT doc_id, head_lsn, active_log, active_base "
+			"SELECT doc_id, head_lsn, active_log, active_base, active_bytes "
 			"FROM synclog.doc WHERE name = $1",
 			1, types, vals, NULL, read_only, 1);
 	if (SPI_processed == 0)
@@ -73,6 +73,7 @@ sl_find_doc(text *doc, SlDoc *out, bool read_only)
 	out->head_lsn = sl_col_int64(0, 2);
 	out->active_log = sl_col_text(0, 3);
 	out->active_base = sl_col_int64(0, 4);
+	out->active_bytes = sl_col_int64(0, 5);
 }
 
 void
@@ -175,6 +176,8 @@ synclog_drop_doc(PG_FUNCTION_ARGS)
 	static SPIPlanPtr plan_entries;
 	static SPIPlanPtr plan_kv;
 	static SPIPlanPtr plan_logs;
+	static SPIPlanPtr plan_clients;
+	static SPIPlanPtr plan_stats;
 	Oid			t1[1] = {TEXTOID};
 	Datum		v1[1] = {PointerGetDatum(doc)};
 	Oid			t2[1] = {INT8OID};
@@ -199,6 +202,10 @@ synclog_drop_doc(PG_FUNCTION_ARGS)
 	sl_exec(&plan_kv, "DELETE FROM synclog.kv WHERE doc_id = $1",
 			1, t2, v2, NULL, false, 0);
 	sl_exec(&plan_logs, "DELETE FROM synclog.log WHERE doc_id = $1",
+			1, t2, v2, NULL, false, 0);
+	sl_exec(&plan_clients, "DELETE FROM synclog.client_pos WHERE doc_id = $1",
+			1, t2, v2, NULL, false, 0);
+	sl_exec(&plan_stats, "DELETE FROM synclog.doc_stats WHERE doc_id = $1",
 			1, t2, v2, NULL, false, 0);
 	sl_spi_end();
 	PG_RETURN_VOID();

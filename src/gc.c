@@ -4,12 +4,18 @@
  * Garbage collection of sealed logs: their entries, and the state versions
  * that no retained snapshot can see any more.
  *
- * Owns: synclog.gc and sl_collect_log (which the background worker calls).
+ * Owns: synclog.gc and sl_collect_next (which the background worker calls
+ * once per transaction), the retention rules, and the collection counters.
  * Must never: collect the active or the immediately previous log (clients
  * that just reached a marker switch over by reading it), collect a log
- * while an older one of the same document is still retained (the
- * version clean-up below relies on collecting oldest first), or scan a
- * document's whole state: the work follows the collected log's range.
+ * while an older one of the same document is still retained (the version
+ * clean-up below relies on collecting oldest first), or scan a document's
+ * whole state: the work follows the collected log's range.
+ *
+ * Retention: a retired log (two or more generations back) goes once it was
+ * sealed more than synclog.retention ago and no client that acked within
+ * synclog.client_activity_window still sits in it; after
+ * synclog.retention_max it goes whoever sits in it.
  *
  * Why the clean-up is correct: the versions a rotation writes carry LSNs
  * inside the log it sealed.  Once that log is gone, every retained
@@ -27,99 +33,135 @@
 
 PG_FUNCTION_INFO_V1(synclog_gc);
 
-/*
- * Collect one log, which the caller has locked and checked to be the
- * oldest retained log of its document.  Returns false if a concurrent
- * collector got there first.
- */
-bool
-sl_collect_log(const char *log_id, int64 doc_id, int64 base_lsn, int64 end_lsn)
+static TimestampTz
+ago(int secs)
 {
+	return TimestampTzPlusMilliseconds(GetCurrentTransactionStartTimestamp(),
+									   -(int64) secs * 1000);
+}
+
+bool
+sl_collect_next(bool at_log)
+{
+	static SPIPlanPtr plan_pick;
 	static SPIPlanPtr plan_mark;
 	static SPIPlanPtr plan_entries;
 	static SPIPlanPtr plan_superseded;
 	static SPIPlanPtr plan_tombstones;
-	Oid			t1[1] = {TEXTOID};
-	Datum		v1[1] = {CStringGetTextDatum(log_id)};
-	Oid			t3[3] = {INT8OID, INT8OID, INT8OID};
-	Datum		v3[3] = {Int64GetDatum(doc_id), Int64GetDatum(base_lsn),
-						 Int64GetDatum(end_lsn)};
+	static SPIPlanPtr plan_clients;
+	static SPIPlanPtr plan_stats;
+	Oid			tp[3] = {TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		vp[3];
+	char		np[4] = "   ";
+	char	   *log_id;
+	char	   *doc;
+	int64		doc_id,
+				base,
+				end,
+				entries,
+				cut_off;
+	TimestampTz start = GetCurrentTimestamp();
 
-	sl_exec(&plan_mark,
-			"UPDATE synclog.log SET state = 'collected', collected_at = now() "
-			"WHERE log_id = $1 AND state = 'retired'",
-			1, t1, v1, NULL, false, 0);
+	vp[0] = TimestampTzGetDatum(ago(synclog_retention_secs));
+	/* retention_max 0 means no hard maximum: a NULL cutoff matches nothing. */
+	if (synclog_retention_max_secs > 0)
+		vp[1] = TimestampTzGetDatum(ago(synclog_retention_max_secs));
+	else
+		np[1] = 'n';
+	vp[2] = TimestampTzGetDatum(ago(synclog_client_window_secs));
+
+	/*
+	 * SKIP LOCKED lets several collectors (the worker, a cron job) run at
+	 * once; the oldest-first condition then makes a collector pass over a
+	 * document whose older log another one is collecting.
+	 */
+	sl_exec(&plan_pick,
+			"SELECT l.log_id, l.doc_id, l.base_lsn, l.end_lsn, d.name "
+			"FROM synclog.log l JOIN synclog.doc d USING (doc_id) "
+			"WHERE l.state = 'retired' AND l.sealed_at < $1 "
+			"  AND NOT EXISTS (SELECT 1 FROM synclog.log o WHERE o.doc_id = l.doc_id "
+			"                  AND o.generation < l.generation AND o.state <> 'collected') "
+			"  AND (l.sealed_at < $2 OR NOT EXISTS ("
+			"       SELECT 1 FROM synclog.client_pos c "
+			"       WHERE c.log_id = l.log_id AND c.acked_at > $3)) "
+			"ORDER BY l.sealed_at LIMIT 1 FOR UPDATE OF l SKIP LOCKED",
+			3, tp, vp, np, false, 0);
 	if (SPI_processed == 0)
 		return false;
-	sl_exec(&plan_entries,
-			"DELETE FROM synclog.entry WHERE doc_id = $1 AND lsn > $2 AND lsn <= $3",
-			3, t3, v3, NULL, false, 0);
-	sl_exec(&plan_superseded,
-			"DELETE FROM synclog.kv v USING synclog.kv w "
-			"WHERE w.doc_id = $1 AND w.lsn > $2 AND w.lsn <= $3 "
-			"AND v.doc_id = $1 AND v.ns = w.ns AND v.key = w.key AND v.lsn < w.lsn",
-			3, t3, v3, NULL, false, 0);
-	sl_exec(&plan_tombstones,
-			"DELETE FROM synclog.kv WHERE doc_id = $1 AND lsn > $2 AND lsn <= $3 "
-			"AND value IS NULL",
-			3, t3, v3, NULL, false, 0);
+	log_id = sl_col_text(0, 1);
+	doc_id = sl_col_int64(0, 2);
+	base = sl_col_int64(0, 3);
+	end = sl_col_int64(0, 4);
+	doc = sl_col_text(0, 5);
+
+	{
+		Oid			t1[1] = {TEXTOID};
+		Datum		v1[1] = {CStringGetTextDatum(log_id)};
+
+		sl_exec(&plan_mark,
+				"UPDATE synclog.log SET state = 'collected', collected_at = now() "
+				"WHERE log_id = $1 AND state = 'retired'",
+				1, t1, v1, NULL, false, 0);
+		if (SPI_processed == 0)
+			return false;
+	}
+	{
+		Oid			t3[3] = {INT8OID, INT8OID, INT8OID};
+		Datum		v3[3] = {Int64GetDatum(doc_id), Int64GetDatum(base),
+							 Int64GetDatum(end)};
+
+		sl_exec(&plan_entries,
+				"DELETE FROM synclog.entry WHERE doc_id = $1 AND lsn > $2 AND lsn <= $3",
+				3, t3, v3, NULL, false, 0);
+		entries = (int64) SPI_processed;
+		sl_exec(&plan_superseded,
+				"DELETE FROM synclog.kv v USING synclog.kv w "
+				"WHERE w.doc_id = $1 AND w.lsn > $2 AND w.lsn <= $3 "
+				"AND v.doc_id = $1 AND v.ns = w.ns AND v.key = w.key AND v.lsn < w.lsn",
+				3, t3, v3, NULL, false, 0);
+		sl_exec(&plan_tombstones,
+				"DELETE FROM synclog.kv WHERE doc_id = $1 AND lsn > $2 AND lsn <= $3 "
+				"AND value IS NULL",
+				3, t3, v3, NULL, false, 0);
+	}
+	{
+		/* Clients still in the log when it went had to download. */
+		Oid			t2[2] = {INT8OID, TEXTOID};
+		Oid			t3s[2] = {INT8OID, INT8OID};
+		Datum		v2[2] = {Int64GetDatum(doc_id), CStringGetTextDatum(log_id)};
+
+		sl_exec(&plan_clients,
+				"SELECT count(*) FROM synclog.client_pos WHERE log_id = $2 AND doc_id = $1",
+				2, t2, v2, NULL, false, 0);
+		cut_off = sl_col_int64(0, 1);
+		v2[1] = Int64GetDatum(cut_off);
+		sl_exec(&plan_stats,
+				"INSERT INTO synclog.doc_stats AS s (doc_id, logs_collected, cut_off) "
+				"VALUES ($1, 1, $2) ON CONFLICT (doc_id) DO UPDATE SET "
+				"logs_collected = s.logs_collected + 1, cut_off = s.cut_off + $2",
+				2, t3s, v2, NULL, false, 0);
+	}
+
+	if (at_log)
+		ereport(LOG,
+				(errmsg("synclog: collected log %s of document \"%s\": LSNs " INT64_FORMAT "..." INT64_FORMAT ", " INT64_FORMAT " entries, %.1f ms",
+						log_id, doc, base + 1, end, entries,
+						(double) (GetCurrentTimestamp() - start) / 1000.0),
+				 cut_off > 0 ?
+				 errdetail("%lld client(s) were still in this log and must download a snapshot.",
+						   (long long) cut_off) : 0));
 	return true;
 }
 
 Datum
 synclog_gc(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plan;
-	TimestampTz cutoff;
-	Oid			types[1] = {TIMESTAMPTZOID};
-	Datum		args[1];
 	int64		collected = 0;
-	SPITupleTable *cands;
-	uint64		n;
-	int64		skip_doc = -1;
-
-	cutoff = TimestampTzPlusMilliseconds(GetCurrentTransactionStartTimestamp(),
-										 -(int64) synclog_retention_secs * 1000);
-	args[0] = TimestampTzGetDatum(cutoff);
 
 	sl_spi_begin();
-
-	/*
-	 * Lock in (doc, generation) order, the order every locker of log rows
-	 * follows, so concurrent collectors and drop_doc queue instead of
-	 * deadlocking.  A log is a candidate only if every older log of its
-	 * document is already collected.
-	 */
-	sl_exec(&plan,
-			"SELECT l.log_id, l.doc_id, l.base_lsn, l.end_lsn, "
-			"  NOT EXISTS (SELECT 1 FROM synclog.log o WHERE o.doc_id = l.doc_id "
-			"    AND o.generation < l.generation AND o.state <> 'collected') "
-			"FROM synclog.log l WHERE l.state = 'retired' AND l.sealed_at < $1 "
-			"ORDER BY l.doc_id, l.generation FOR UPDATE OF l",
-			1, types, args, NULL, false, 0);
-	cands = SPI_tuptable;
-	n = SPI_processed;
-	for (uint64 i = 0; i < n; i++)
+	while (sl_collect_next(false))
 	{
-		bool		isnull;
-		char	   *log_id = SPI_getvalue(cands->vals[i], cands->tupdesc, 1);
-		int64		doc_id = DatumGetInt64(SPI_getbinval(cands->vals[i], cands->tupdesc, 2, &isnull));
-		int64		base = DatumGetInt64(SPI_getbinval(cands->vals[i], cands->tupdesc, 3, &isnull));
-		int64		end = DatumGetInt64(SPI_getbinval(cands->vals[i], cands->tupdesc, 4, &isnull));
-		bool		oldest = DatumGetBool(SPI_getbinval(cands->vals[i], cands->tupdesc, 5, &isnull));
-
 		CHECK_FOR_INTERRUPTS();
-		if (doc_id == skip_doc)
-			continue;
-		/* Older logs of this document collected earlier in this loop count. */
-		if (!oldest && i > 0 &&
-			DatumGetInt64(SPI_getbinval(cands->vals[i - 1], cands->tupdesc, 2, &isnull)) == doc_id)
-			oldest = true;
-		if (!oldest || !sl_collect_log(log_id, doc_id, base, end))
-		{
-			skip_doc = doc_id;
-			continue;
-		}
 		collected++;
 	}
 	sl_spi_end();

@@ -16,6 +16,16 @@
  * One row per document.  Appends update head_lsn and active_bytes in place;
  * neither is indexed, so with room left on the page (fillfactor) those
  * updates are HOT and the table does not bloat under a write-heavy load.
+ *
+ * What makes a document due for rotation is kept in two indexed columns
+ * that change at most once per rotation cycle, so the worker finds due
+ * documents by index instead of scanning them all, and appends stay HOT:
+ *  due             - set by the append that crosses the entry or byte
+ *                    threshold
+ *  first_append_at - time of the first append since the last rotation
+ * The rotate_* columns are per-document overrides of the synclog.rotate_*
+ * settings (NULL: use the setting); auto_rotate = false exempts the
+ * document from automatic rotation.
  */
 CREATE TABLE synclog.doc (
 	doc_id		bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -26,8 +36,47 @@ CREATE TABLE synclog.doc (
 	active_bytes bigint NOT NULL DEFAULT 0,
 	active_since timestamptz NOT NULL DEFAULT now(),
 	created_at	timestamptz NOT NULL DEFAULT now(),
+	due			boolean NOT NULL DEFAULT false,
+	first_append_at timestamptz,
+	rotate_entries bigint CHECK (rotate_entries >= 0),
+	rotate_bytes bigint CHECK (rotate_bytes >= 0),
+	rotate_age	interval CHECK (rotate_age >= '0'::interval),
+	auto_rotate boolean NOT NULL DEFAULT true,
 	CHECK (head_lsn >= active_base AND active_base >= 0)
 ) WITH (fillfactor = 50);
+CREATE INDEX doc_due_idx ON synclog.doc (doc_id) WHERE due;
+CREATE INDEX doc_age_idx ON synclog.doc (first_append_at)
+	WHERE first_append_at IS NOT NULL AND rotate_age IS NULL;
+CREATE INDEX doc_age_override_idx ON synclog.doc (first_append_at)
+	WHERE first_append_at IS NOT NULL AND rotate_age IS NOT NULL;
+
+/*
+ * Where clients say they are (synclog.ack).  Retention follows them: a
+ * sealed log that an active client still reads is kept (up to a hard
+ * maximum).
+ */
+CREATE TABLE synclog.client_pos (
+	doc_id		bigint NOT NULL,
+	client_id	text NOT NULL,
+	log_id		text NOT NULL,
+	lsn			bigint NOT NULL,
+	acked_at	timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (doc_id, client_id)
+);
+CREATE INDEX client_pos_log_idx ON synclog.client_pos (log_id, acked_at);
+
+/*
+ * Counters per document, kept apart from synclog.doc so that bumping them
+ * never waits on the row lock appends hold.
+ */
+CREATE TABLE synclog.doc_stats (
+	doc_id		bigint PRIMARY KEY,
+	rotations	bigint NOT NULL DEFAULT 0,
+	logs_collected bigint NOT NULL DEFAULT 0,
+	marker_switches bigint NOT NULL DEFAULT 0,
+	downloads	bigint NOT NULL DEFAULT 0,
+	cut_off		bigint NOT NULL DEFAULT 0
+);
 
 /*
  * The chain of logs of each document.  A log covers LSNs
@@ -184,6 +233,30 @@ RETURNS bigint
 AS 'MODULE_PATHNAME', 'synclog_gc'
 LANGUAGE C VOLATILE;
 
+CREATE FUNCTION synclog.compact_due(max_docs integer DEFAULT 100)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'synclog_compact_due'
+LANGUAGE C VOLATILE;
+
+-- Policy and retention ------------------------------------------------------
+
+CREATE FUNCTION synclog.set_policy(doc text, rotate_entries bigint DEFAULT NULL,
+	rotate_bytes bigint DEFAULT NULL, rotate_age interval DEFAULT NULL,
+	auto_rotate boolean DEFAULT true)
+RETURNS void
+AS 'MODULE_PATHNAME', 'synclog_set_policy'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION synclog.clear_policy(doc text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'synclog_clear_policy'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION synclog.ack(doc text, client_id text, log_id text, lsn bigint)
+RETURNS void
+AS 'MODULE_PATHNAME', 'synclog_ack'
+LANGUAGE C VOLATILE;
+
 -- The snapshot hash in SQL ---------------------------------------------------
 
 CREATE FUNCTION synclog.hash_add_data(state bytea, key bytea, value bytea)
@@ -264,10 +337,41 @@ SELECT d.name AS doc,
 	   p.log_id AS previous_log,
 	   p.sealed_at AS previous_sealed_at,
 	   (SELECT count(*) FROM synclog.log r
-		 WHERE r.doc_id = d.doc_id AND r.state = 'retired') AS retired_logs
+		 WHERE r.doc_id = d.doc_id AND r.state = 'retired') AS retired_logs,
+	   d.due,
+	   d.first_append_at,
+	   d.auto_rotate,
+	   d.rotate_entries,
+	   d.rotate_bytes,
+	   d.rotate_age
   FROM synclog.doc d
   JOIN synclog.log a ON a.log_id = d.active_log
   LEFT JOIN synclog.log p ON p.doc_id = d.doc_id AND p.state = 'previous';
+
+/*
+ * Counters per document.  downloads counts clients that reached a new log
+ * other than by its predecessor's marker; cut_off counts clients whose log
+ * was collected while they were still in it (retention too short for them).
+ */
+CREATE VIEW synclog.stats AS
+SELECT d.name AS doc,
+	   coalesce(s.rotations, 0) AS rotations,
+	   coalesce(s.logs_collected, 0) AS logs_collected,
+	   coalesce(s.marker_switches, 0) AS marker_switches,
+	   coalesce(s.downloads, 0) AS downloads,
+	   coalesce(s.cut_off, 0) AS cut_off,
+	   (SELECT count(*) FROM synclog.client_pos c WHERE c.doc_id = d.doc_id) AS clients
+  FROM synclog.doc d
+  LEFT JOIN synclog.doc_stats s USING (doc_id);
+
+CREATE VIEW synclog.stats_total AS
+SELECT count(*) AS docs,
+	   coalesce(sum(rotations), 0)::bigint AS rotations,
+	   coalesce(sum(logs_collected), 0)::bigint AS logs_collected,
+	   coalesce(sum(marker_switches), 0)::bigint AS marker_switches,
+	   coalesce(sum(downloads), 0)::bigint AS downloads,
+	   coalesce(sum(cut_off), 0)::bigint AS cut_off
+  FROM synclog.stats;
 
 -- Nothing is granted to PUBLIC; see README.md, "Access".
 REVOKE ALL ON ALL TABLES IN SCHEMA synclog FROM PUBLIC;

@@ -1,7 +1,9 @@
 /*
  * synclog.c
  *
- * Module entry point: the PG_MODULE_MAGIC block and the synclog.* settings.
+ * Module entry point: the PG_MODULE_MAGIC block, the synclog.* settings,
+ * and, when loaded through shared_preload_libraries, the registration of
+ * the background worker's launcher.
  *
  * Owns: GUC definitions and their documented defaults and ranges.
  * Must never: touch the database at load time; _PG_init runs in every
@@ -9,6 +11,8 @@
  */
 #include "postgres.h"
 
+#include "miscadmin.h"
+#include "postmaster/bgworker.h"
 #include "utils/guc.h"
 
 #include "synclog.h"
@@ -16,23 +20,51 @@
 PG_MODULE_MAGIC;
 
 int			synclog_retention_secs = 86400;
+int			synclog_retention_max_secs = 7 * 86400;
+int			synclog_client_window_secs = 86400;
 bool		synclog_notify_append = false;
 int			synclog_max_delta_kb = 16384;
 int			synclog_max_delta_changes = 100000;
+int			synclog_rotate_entries = 10000;
+int			synclog_rotate_size_kb = 65536;
+int			synclog_rotate_age_secs = 3600;
+int			synclog_rotate_min_interval_secs = 60;
+int			synclog_naptime_secs = 10;
+int			synclog_max_rotations_per_round = 100;
+int			synclog_max_collections_per_round = 1000;
+bool		synclog_worker_paused = false;
+int			synclog_debug_rotation_delay_ms = 0;
 
 void		_PG_init(void);
 
-void
-_PG_init(void)
+static void
+define_settings(void)
 {
 	DefineCustomIntVariable("synclog.retention",
-							"How long a sealed log stays readable before synclog.gc() may collect it.",
+							"How long a sealed log stays readable before it may be collected.",
 							"The immediately previous log is never collected, whatever this says. "
 							"Clients that fall further behind than this must download a snapshot.",
 							&synclog_retention_secs,
 							86400, 0, INT_MAX,
-							PGC_SUSET,
-							GUC_UNIT_S,
+							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("synclog.retention_max",
+							"Longest time a sealed log is kept for clients that still read it.",
+							"Past synclog.retention, a log that an active client (see "
+							"synclog.client_activity_window) still sits in is kept until this "
+							"much time after it was sealed.  0 keeps it as long as such a client exists.",
+							&synclog_retention_max_secs,
+							7 * 86400, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("synclog.client_activity_window",
+							"A client that acknowledged within this window counts as active for retention.",
+							NULL,
+							&synclog_client_window_secs,
+							86400, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	DefineCustomBoolVariable("synclog.notify_append",
@@ -41,8 +73,7 @@ _PG_init(void)
 							 "notification queue entry per append.",
 							 &synclog_notify_append,
 							 false,
-							 PGC_USERSET,
-							 0,
+							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
 
 	DefineCustomIntVariable("synclog.max_delta_size",
@@ -50,8 +81,7 @@ _PG_init(void)
 							NULL,
 							&synclog_max_delta_kb,
 							16384, 1, 1024 * 1024,
-							PGC_SUSET,
-							GUC_UNIT_KB,
+							PGC_SUSET, GUC_UNIT_KB,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("synclog.max_delta_changes",
@@ -59,9 +89,89 @@ _PG_init(void)
 							NULL,
 							&synclog_max_delta_changes,
 							100000, 1, 10000000,
-							PGC_SUSET,
-							0,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("synclog.rotate_entries",
+							"Rotate a document automatically once its active log holds this many entries.",
+							"0 disables the entry threshold.",
+							&synclog_rotate_entries,
+							10000, 0, INT_MAX,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("synclog.rotate_size",
+							"Rotate a document automatically once its active log holds this many bytes of deltas.",
+							"0 disables the size threshold.",
+							&synclog_rotate_size_kb,
+							65536, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("synclog.rotate_age",
+							"Rotate a document automatically once its first entry since the last rotation is this old.",
+							"0 disables the age threshold.",
+							&synclog_rotate_age_secs,
+							3600, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("synclog.rotate_min_interval",
+							"Shortest time between two automatic rotations of the same document.",
+							NULL,
+							&synclog_rotate_min_interval_secs,
+							60, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("synclog.naptime",
+							"Time the background worker sleeps between rounds.",
+							NULL,
+							&synclog_naptime_secs,
+							10, 1, 86400,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("synclog.max_rotations_per_round",
+							"Most documents one round (of the worker or of synclog.compact_due) rotates in a database.",
+							NULL,
+							&synclog_max_rotations_per_round,
+							100, 1, INT_MAX,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("synclog.max_collections_per_round",
+							"Most logs one round of the worker collects in a database.",
+							NULL,
+							&synclog_max_collections_per_round,
+							1000, 1, INT_MAX,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("synclog.worker_paused",
+							 "Pause the background worker: it keeps running but rotates and collects nothing.",
+							 NULL,
+							 &synclog_worker_paused,
+							 false,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("synclog.debug_rotation_delay",
+							"Testing only: sleep this long inside a rotation, after the fold and before the switch.",
+							"Lets crash tests kill a server in the middle of a rotation.",
+							&synclog_debug_rotation_delay_ms,
+							0, 0, 3600 * 1000,
+							PGC_SUSET, GUC_UNIT_MS | GUC_NOT_IN_SAMPLE,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("synclog");
+}
+
+void
+_PG_init(void)
+{
+	define_settings();
+
+	if (process_shared_preload_libraries_in_progress)
+		sl_register_launcher();
 }

@@ -16,6 +16,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/array.h"
+#include "nodes/pg_list.h"
 #include "utils/timestamp.h"
 
 #include "synclog_core.h"
@@ -39,9 +40,20 @@
 
 /* Settings (synclog.c). */
 extern int	synclog_retention_secs;
+extern int	synclog_retention_max_secs;
+extern int	synclog_client_window_secs;
 extern bool synclog_notify_append;
 extern int	synclog_max_delta_kb;
 extern int	synclog_max_delta_changes;
+extern int	synclog_rotate_entries;
+extern int	synclog_rotate_size_kb;
+extern int	synclog_rotate_age_secs;
+extern int	synclog_rotate_min_interval_secs;
+extern int	synclog_naptime_secs;
+extern int	synclog_max_rotations_per_round;
+extern int	synclog_max_collections_per_round;
+extern bool synclog_worker_paused;
+extern int	synclog_debug_rotation_delay_ms;
 
 /* Log states as stored in synclog.log.state. */
 #define SL_LOG_ACTIVE		"active"
@@ -88,6 +100,7 @@ typedef struct SlDoc
 	int64		head_lsn;
 	char	   *active_log;
 	int64		active_base;
+	int64		active_bytes;
 } SlDoc;
 
 typedef struct SlLog
@@ -119,9 +132,10 @@ extern void sl_validate_delta(bytea *delta);
 /* compact.c: one rotation, inside sl_spi_begin/end. */
 typedef struct SlRotation
 {
-	char	   *old_log;
+	char		old_log[SL_LOG_ID_LEN + 1];
 	int64		base_lsn;		/* old log covered (base_lsn, seal_lsn] */
 	int64		seal_lsn;
+	int64		log_bytes;		/* delta bytes in the sealed log */
 	int64		tail_entries;	/* folded while holding the document lock */
 	int64		versions;		/* state version rows written */
 	uint64		state_items;	/* items in the new snapshot */
@@ -131,9 +145,26 @@ typedef struct SlRotation
 
 extern bool sl_compact_doc(text *doc, const char *new_log, SlRotation *stats);
 
-/* gc.c: collect one locked, oldest-retained log. */
-extern bool sl_collect_log(const char *log_id, int64 doc_id, int64 base_lsn,
-						   int64 end_lsn);
+/* policy.c: which documents are due, and the thresholds appends apply. */
+typedef struct SlDue
+{
+	int64		doc_id;
+	char	   *name;
+} SlDue;
+
+extern int64 sl_threshold_entries(void);
+extern int64 sl_threshold_bytes(void);
+extern List *sl_select_due(int max_docs);
+extern void sl_log_rotation(const char *doc, const char *new_log,
+							const SlRotation *r, bool at_log);
+
+/*
+ * gc.c: collect the next log that retention no longer protects (oldest
+ * first), inside sl_spi_begin/end.  Returns false when there is none.  The
+ * worker commits after each; synclog.gc() collects all in one transaction.
+ * When at_log is set the collection is logged at LOG.
+ */
+extern bool sl_collect_next(bool at_log);
 
 /* notify.c */
 extern char *sl_channel_name(const char *doc, int len);
@@ -142,6 +173,9 @@ extern void sl_notify_rotation(const char *doc, int doclen,
 							   int64 snapshot_lsn, const uint8 *hash);
 extern void sl_notify_append(const char *doc, int doclen, const char *log_id,
 							 int64 lsn);
+
+/* worker.c */
+extern void sl_register_launcher(void);
 
 /* hash helpers (hash_sql.c) */
 extern bytea *sl_hash_to_bytea(const slc_hash *h);

@@ -1,0 +1,396 @@
+/*
+ * policy.c
+ *
+ * When a document is due for rotation, and what clients tell us about
+ * where they are.
+ *
+ * Owns: the thresholds appends apply (sl_threshold_*), choosing due
+ * documents (sl_select_due), synclog.compact_due, per-document overrides
+ * (synclog.set_policy, synclog.clear_policy), client positions and the
+ * switch-over counters (synclog.ack), and the LOG line of a rotation.
+ * Must never: scan every document to find due ones; candidates come from
+ * the partial indexes on synclog.doc (due flag, first-append time), so a
+ * round costs in proportion to what is due.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type_d.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+
+#include "synclog.h"
+
+PG_FUNCTION_INFO_V1(synclog_compact_due);
+PG_FUNCTION_INFO_V1(synclog_set_policy);
+PG_FUNCTION_INFO_V1(synclog_clear_policy);
+PG_FUNCTION_INFO_V1(synclog_ack);
+
+int64
+sl_threshold_entries(void)
+{
+	return (int64) synclog_rotate_entries;
+}
+
+int64
+sl_threshold_bytes(void)
+{
+	return (int64) synclog_rotate_size_kb * 1024;
+}
+
+/*
+ * The full due test, applied to the few candidates the indexes give.  A
+ * document flagged due under thresholds that were raised since is not due
+ * any more; sl_select_due clears such flags.
+ */
+#define DUE_TEST \
+	"((coalesce(d.rotate_entries, $1) > 0 AND d.head_lsn - d.active_base >= coalesce(d.rotate_entries, $1)) " \
+	" OR (coalesce(d.rotate_bytes, $2) > 0 AND d.active_bytes >= coalesce(d.rotate_bytes, $2)) " \
+	" OR (coalesce(d.rotate_age, make_interval(secs => $3)) > '0'::interval " \
+	"     AND d.first_append_at <= now() - coalesce(d.rotate_age, make_interval(secs => $3))))"
+
+List *
+sl_select_due(int max_docs)
+{
+	static SPIPlanPtr plan_clear;
+	static SPIPlanPtr plan_pick;
+	Oid			types[5] = {INT8OID, INT8OID, FLOAT8OID, FLOAT8OID, INT4OID};
+	Datum		args[5];
+	List	   *due = NIL;
+
+	args[0] = Int64GetDatum(sl_threshold_entries());
+	args[1] = Int64GetDatum(sl_threshold_bytes());
+	args[2] = Float8GetDatum((double) synclog_rotate_age_secs);
+	args[3] = Float8GetDatum((double) synclog_rotate_min_interval_secs);
+	args[4] = Int32GetDatum(max_docs);
+
+	sl_exec(&plan_clear,
+			"UPDATE synclog.doc d SET due = false "
+			"WHERE d.due AND NOT (d.auto_rotate AND " DUE_TEST ")",
+			3, types, args, NULL, false, 0);
+
+	/*
+	 * Each branch of the union is one partial index: documents flagged by
+	 * an append, documents aged under the global setting, and the few with
+	 * an age of their own.
+	 */
+	sl_exec(&plan_pick,
+			"WITH c AS ("
+			"  SELECT doc_id FROM synclog.doc WHERE due "
+			"  UNION "
+			"  SELECT doc_id FROM synclog.doc "
+			"   WHERE first_append_at IS NOT NULL AND rotate_age IS NULL "
+			"     AND $3 > 0 AND first_append_at <= now() - make_interval(secs => $3) "
+			"  UNION "
+			"  SELECT doc_id FROM synclog.doc "
+			"   WHERE first_append_at IS NOT NULL AND rotate_age IS NOT NULL "
+			"     AND first_append_at <= now() - rotate_age) "
+			"SELECT d.doc_id, d.name FROM synclog.doc d JOIN c USING (doc_id) "
+			"WHERE d.auto_rotate AND d.head_lsn > d.active_base "
+			"  AND d.active_since <= now() - make_interval(secs => $4) "
+			"  AND " DUE_TEST " "
+			"ORDER BY d.active_since LIMIT $5",
+			5, types, args, NULL, false, 0);
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		SlDue	   *d;
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+		d = palloc(sizeof(SlDue));
+		MemoryContextSwitchTo(old);
+		d->doc_id = sl_col_int64(i, 1);
+		d->name = MemoryContextStrdup(TopTransactionContext, sl_col_text(i, 2));
+		old = MemoryContextSwitchTo(TopTransactionContext);
+		due = lappend(due, d);
+		MemoryContextSwitchTo(old);
+	}
+	return due;
+}
+
+void
+sl_log_rotation(const char *doc, const char *new_log, const SlRotation *r,
+				bool at_log)
+{
+	ereport(at_log ? LOG : DEBUG1,
+			(errmsg("synclog: rotated document \"%s\": sealed log %s at LSN " INT64_FORMAT " (" INT64_FORMAT " entries, " INT64_FORMAT " bytes), new log %s, snapshot of %llu items and %llu bytes, %.1f ms",
+					doc, r->old_log, r->seal_lsn, r->seal_lsn - r->base_lsn,
+					r->log_bytes, new_log,
+					(unsigned long long) r->state_items,
+					(unsigned long long) r->state_bytes, r->elapsed_ms)));
+}
+
+/*
+ * Rotate one document in a subtransaction.  A document that fails (dropped
+ * meanwhile, a serialization failure) is reported and skipped, so that one
+ * bad document does not stop a round; cancellation is not swallowed.
+ */
+static bool
+rotate_one_guarded(const char *name)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	bool		rotated = false;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		SlRotation	stats;
+		char	   *new_log = sl_new_log_id();
+
+		sl_spi_begin();
+		rotated = sl_compact_doc(cstring_to_text(name), new_log, &stats);
+		sl_spi_end();
+		if (rotated)
+			sl_log_rotation(name, new_log, &stats, false);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+			edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
+			PG_RE_THROW();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		ereport(WARNING,
+				(errcode(edata->sqlerrcode),
+				 errmsg("synclog: could not rotate document \"%s\": %s",
+						name, edata->message)));
+		FreeErrorData(edata);
+		rotated = false;
+	}
+	PG_END_TRY();
+	return rotated;
+}
+
+Datum
+synclog_compact_due(PG_FUNCTION_ARGS)
+{
+	int32		max_docs = sl_arg_positive_int(fcinfo, 0, "max_docs");
+	List	   *due;
+	ListCell   *lc;
+	int32		rotated = 0;
+
+	sl_spi_begin();
+	due = sl_select_due(max_docs);
+	sl_spi_end();
+	foreach(lc, due)
+	{
+		SlDue	   *d = (SlDue *) lfirst(lc);
+
+		CHECK_FOR_INTERRUPTS();
+		if (rotate_one_guarded(d->name))
+			rotated++;
+	}
+	PG_RETURN_INT32(rotated);
+}
+
+static void
+check_override(FunctionCallInfo fcinfo, int argno, const char *what)
+{
+	if (!PG_ARGISNULL(argno) && PG_GETARG_INT64(argno) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be negative, got " INT64_FORMAT, what,
+						PG_GETARG_INT64(argno)),
+				 errhint("Use 0 to turn this threshold off for the document, NULL to follow the setting.")));
+}
+
+/*
+ * Overrides take effect at once: the due flag is recomputed under the new
+ * thresholds in the same statement.
+ */
+Datum
+synclog_set_policy(PG_FUNCTION_ARGS)
+{
+	text	   *doc = sl_arg_doc(fcinfo, 0);
+	static SPIPlanPtr plan;
+	Oid			types[7] = {TEXTOID, INT8OID, INT8OID, INTERVALOID, BOOLOID, INT8OID, INT8OID};
+	Datum		args[7];
+	char		nulls[8] = "       ";
+
+	check_override(fcinfo, 1, "rotate_entries");
+	check_override(fcinfo, 2, "rotate_bytes");
+	if (!PG_ARGISNULL(3) &&
+		DatumGetBool(DirectFunctionCall2(interval_lt, PG_GETARG_DATUM(3),
+										 PointerGetDatum(palloc0(sizeof(Interval))))))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("rotate_age must not be negative")));
+	if (PG_ARGISNULL(4))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("auto_rotate must not be NULL")));
+
+	args[0] = PointerGetDatum(doc);
+	for (int i = 1; i <= 3; i++)
+	{
+		args[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
+		if (PG_ARGISNULL(i))
+			nulls[i] = 'n';
+	}
+	args[4] = PG_GETARG_DATUM(4);
+	args[5] = Int64GetDatum(sl_threshold_entries());
+	args[6] = Int64GetDatum(sl_threshold_bytes());
+
+	sl_spi_begin();
+	sl_exec(&plan,
+			"UPDATE synclog.doc SET rotate_entries = $2, rotate_bytes = $3, "
+			"rotate_age = $4, auto_rotate = $5, "
+			"due = $5 AND ((coalesce($2, $6) > 0 AND head_lsn - active_base >= coalesce($2, $6)) "
+			"          OR (coalesce($3, $7) > 0 AND active_bytes >= coalesce($3, $7))) "
+			"WHERE name = $1",
+			7, types, args, nulls, false, 0);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNCLOG_UNKNOWN_DOCUMENT),
+				 errmsg("document \"%s\" does not exist", sl_doc_cstring(doc))));
+	sl_spi_end();
+	PG_RETURN_VOID();
+}
+
+Datum
+synclog_clear_policy(PG_FUNCTION_ARGS)
+{
+	text	   *doc = sl_arg_doc(fcinfo, 0);
+	static SPIPlanPtr plan;
+	Oid			types[3] = {TEXTOID, INT8OID, INT8OID};
+	Datum		args[3] = {PointerGetDatum(doc),
+						   Int64GetDatum(sl_threshold_entries()),
+						   Int64GetDatum(sl_threshold_bytes())};
+
+	sl_spi_begin();
+	sl_exec(&plan,
+			"UPDATE synclog.doc SET rotate_entries = NULL, rotate_bytes = NULL, "
+			"rotate_age = NULL, auto_rotate = true, "
+			"due = ($2 > 0 AND head_lsn - active_base >= $2) "
+			"   OR ($3 > 0 AND active_bytes >= $3) "
+			"WHERE name = $1",
+			3, types, args, NULL, false, 0);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNCLOG_UNKNOWN_DOCUMENT),
+				 errmsg("document \"%s\" does not exist", sl_doc_cstring(doc))));
+	sl_spi_end();
+	PG_RETURN_VOID();
+}
+
+/*
+ * A client reports its position.  Moving to another log counts as a switch
+ * by marker when the client came from that log's direct predecessor while
+ * it was still served, and as a download otherwise (including a new client
+ * that starts from a snapshot).
+ */
+Datum
+synclog_ack(PG_FUNCTION_ARGS)
+{
+	text	   *doc = sl_arg_doc(fcinfo, 0);
+	text	   *client_id;
+	text	   *log_id;
+	int64		lsn;
+	static SPIPlanPtr plan_prev;
+	static SPIPlanPtr plan_upsert;
+	static SPIPlanPtr plan_marker;
+	static SPIPlanPtr plan_download;
+	SlDoc		d;
+	SlLog		l;
+	int64		end;
+	int			len;
+	bool		moved = false;
+	bool		by_marker = false;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("client_id must not be NULL")));
+	client_id = PG_GETARG_TEXT_PP(1);
+	len = VARSIZE_ANY_EXHDR(client_id);
+	if (len == 0 || len > SL_CLIENT_ID_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("client_id must be 1 to %d bytes long, got %d",
+						SL_CLIENT_ID_MAX, len)));
+	log_id = sl_arg_log_id(fcinfo, 2);
+	lsn = sl_arg_lsn(fcinfo, 3, "lsn");
+
+	sl_spi_begin();
+	sl_find_doc(doc, &d, false);
+	sl_find_log(doc, &d, log_id, &l, false, false);
+	end = l.end_lsn >= 0 ? l.end_lsn : d.head_lsn;
+	if (lsn < l.base_lsn)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("lsn " INT64_FORMAT " is before the start of log \"%s\" (base LSN " INT64_FORMAT ")",
+						lsn, l.log_id, l.base_lsn)));
+	if (lsn > end)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNCLOG_CLIENT_AHEAD),
+				 errmsg("lsn " INT64_FORMAT " is beyond the end of log \"%s\" (last LSN " INT64_FORMAT ")",
+						lsn, l.log_id, end),
+				 errhint("Drop the local log and download the snapshot of synclog.current_log().")));
+
+	{
+		Oid			t[2] = {INT8OID, TEXTOID};
+		Datum		v[2] = {Int64GetDatum(d.doc_id), PointerGetDatum(client_id)};
+
+		sl_exec(&plan_prev,
+				"SELECT c.log_id, p.next_log_id, p.state FROM synclog.client_pos c "
+				"LEFT JOIN synclog.log p ON p.log_id = c.log_id "
+				"WHERE c.doc_id = $1 AND c.client_id = $2 FOR UPDATE OF c",
+				2, t, v, NULL, false, 0);
+		if (SPI_processed == 0)
+			moved = l.base_lsn > 0;
+		else
+		{
+			char	   *prev = sl_col_text(0, 1);
+			char	   *prev_next = sl_col_text(0, 2);
+			char	   *prev_state = sl_col_text(0, 3);
+
+			moved = strcmp(prev, l.log_id) != 0;
+			by_marker = moved && prev_next != NULL &&
+				strcmp(prev_next, l.log_id) == 0 &&
+				prev_state != NULL && strcmp(prev_state, SL_LOG_COLLECTED) != 0;
+		}
+	}
+	{
+		Oid			t[4] = {INT8OID, TEXTOID, TEXTOID, INT8OID};
+		Datum		v[4] = {Int64GetDatum(d.doc_id), PointerGetDatum(client_id),
+							CStringGetTextDatum(l.log_id), Int64GetDatum(lsn)};
+
+		sl_exec(&plan_upsert,
+				"INSERT INTO synclog.client_pos (doc_id, client_id, log_id, lsn) "
+				"VALUES ($1, $2, $3, $4) ON CONFLICT (doc_id, client_id) DO UPDATE "
+				"SET log_id = excluded.log_id, lsn = excluded.lsn, acked_at = now()",
+				4, t, v, NULL, false, 0);
+	}
+	if (moved)
+	{
+		Oid			t[1] = {INT8OID};
+		Datum		v[1] = {Int64GetDatum(d.doc_id)};
+
+		if (by_marker)
+			sl_exec(&plan_marker,
+					"INSERT INTO synclog.doc_stats AS s (doc_id, marker_switches) VALUES ($1, 1) "
+					"ON CONFLICT (doc_id) DO UPDATE SET marker_switches = s.marker_switches + 1",
+					1, t, v, NULL, false, 0);
+		else
+			sl_exec(&plan_download,
+					"INSERT INTO synclog.doc_stats AS s (doc_id, downloads) VALUES ($1, 1) "
+					"ON CONFLICT (doc_id) DO UPDATE SET downloads = s.downloads + 1",
+					1, t, v, NULL, false, 0);
+	}
+	sl_spi_end();
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,338 @@
+/*
+ * worker.c
+ *
+ * The background worker: with synclog in shared_preload_libraries, a
+ * launcher wakes up every synclog.naptime, lists the databases, and runs a
+ * short-lived worker in each one in turn.  That worker rotates the
+ * documents due under the policy and collects the logs retention no longer
+ * protects, each rotation and each collection in its own transaction, and
+ * exits.
+ *
+ * Owns: the launcher and per-database worker entry points, their signal
+ * handling, and what they report to pg_stat_activity and the server log.
+ * Must never: hold a database connection between rounds (DROP DATABASE
+ * waits for every connection to the database, and a worker that lingered
+ * would block it), scan documents to find due ones (see policy.c), or keep
+ * going after a SIGTERM: every wait is on the latch and every loop checks
+ * for interrupts.
+ *
+ * Why one worker at a time, per database, per round: it needs one
+ * max_worker_processes slot besides the launcher whatever the number of
+ * databases, and a database without the extension costs one short
+ * connection per round.
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_database.h"
+#include "commands/extension.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "synclog.h"
+
+PGDLLEXPORT void synclog_launcher_main(Datum main_arg);
+PGDLLEXPORT void synclog_db_worker_main(Datum main_arg);
+
+typedef struct DbEntry
+{
+	Oid			oid;
+	char		name[NAMEDATALEN];
+} DbEntry;
+
+void
+sl_register_launcher(void)
+{
+	BackgroundWorker w;
+
+	memset(&w, 0, sizeof(w));
+	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	w.bgw_restart_time = 10;
+	strlcpy(w.bgw_library_name, "synclog", BGW_MAXLEN);
+	strlcpy(w.bgw_function_name, "synclog_launcher_main", BGW_MAXLEN);
+	strlcpy(w.bgw_name, "synclog launcher", BGW_MAXLEN);
+	strlcpy(w.bgw_type, "synclog launcher", BGW_MAXLEN);
+	RegisterBackgroundWorker(&w);
+}
+
+static void
+process_reload(void)
+{
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+	}
+}
+
+/* Databases a worker may connect to, read from the shared catalog. */
+static List *
+list_databases(MemoryContext cxt)
+{
+	List	   *dbs = NIL;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+
+	StartTransactionCommand();
+	(void) GetTransactionSnapshot();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while (HeapTupleIsValid(tup = heap_getnext(scan, ForwardScanDirection)))
+	{
+		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
+		MemoryContext old;
+		DbEntry    *e;
+
+		/* Templates are copied, not used; rotating inside them helps no one. */
+		if (!db->datallowconn || db->datistemplate || db->datconnlimit == DATCONNLIMIT_INVALID_DB)
+			continue;
+		old = MemoryContextSwitchTo(cxt);
+		e = palloc(sizeof(DbEntry));
+		e->oid = db->oid;
+		strlcpy(e->name, NameStr(db->datname), NAMEDATALEN);
+		dbs = lappend(dbs, e);
+		MemoryContextSwitchTo(old);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+	return dbs;
+}
+
+/* Run one database's round in a worker of its own and wait for it. */
+static void
+run_database_round(const DbEntry *db)
+{
+	BackgroundWorker w;
+	BackgroundWorkerHandle *handle;
+	BgwHandleStatus status;
+	pid_t		pid;
+
+	memset(&w, 0, sizeof(w));
+	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	w.bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(w.bgw_library_name, "synclog", BGW_MAXLEN);
+	strlcpy(w.bgw_function_name, "synclog_db_worker_main", BGW_MAXLEN);
+	snprintf(w.bgw_name, BGW_MAXLEN, "synclog worker for database %s", db->name);
+	strlcpy(w.bgw_type, "synclog worker", BGW_MAXLEN);
+	w.bgw_main_arg = ObjectIdGetDatum(db->oid);
+	w.bgw_notify_pid = MyProcPid;
+
+	if (!RegisterDynamicBackgroundWorker(&w, &handle))
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("synclog: could not start a worker for database \"%s\"",
+						db->name),
+				 errhint("Raise max_worker_processes; synclog needs one slot besides its launcher.")));
+		return;
+	}
+	status = WaitForBackgroundWorkerStartup(handle, &pid);
+	if (status == BGWH_POSTMASTER_DIED)
+		proc_exit(1);
+	if (status != BGWH_STARTED)
+		return;
+	pgstat_report_activity(STATE_RUNNING, psprintf("waiting for the worker in database %s", db->name));
+	status = WaitForBackgroundWorkerShutdown(handle);
+	if (status == BGWH_POSTMASTER_DIED)
+		proc_exit(1);
+	pfree(handle);
+}
+
+void
+synclog_launcher_main(Datum main_arg)
+{
+	MemoryContext round_cxt;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	/* No database: the launcher only reads the shared catalog pg_database. */
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	pgstat_report_appname("synclog launcher");
+	ereport(LOG,
+			(errmsg("synclog launcher started (naptime %d s)", synclog_naptime_secs)));
+
+	round_cxt = AllocSetContextCreate(TopMemoryContext, "synclog launcher round",
+									  ALLOCSET_DEFAULT_SIZES);
+	for (;;)
+	{
+		CHECK_FOR_INTERRUPTS();
+		process_reload();
+		if (!synclog_worker_paused)
+		{
+			List	   *dbs;
+			ListCell   *lc;
+
+			pgstat_report_activity(STATE_RUNNING, "listing databases");
+			dbs = list_databases(round_cxt);
+			foreach(lc, dbs)
+			{
+				CHECK_FOR_INTERRUPTS();
+				process_reload();
+				if (synclog_worker_paused)
+					break;
+				run_database_round((DbEntry *) lfirst(lc));
+			}
+			MemoryContextReset(round_cxt);
+		}
+		pgstat_report_activity(STATE_IDLE, NULL);
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 (long) synclog_naptime_secs * 1000L,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/*
+ * Run fn in a transaction of its own.  An error is logged and the
+ * transaction rolled back, so that one failing document does not end the
+ * round; termination requests are not caught (die() exits directly).
+ */
+static bool
+in_own_transaction(bool (*fn) (void *arg), void *arg, MemoryContext cxt)
+{
+	bool		result = false;
+
+	PG_TRY();
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		result = fn(arg);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		result = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	return result;
+}
+
+typedef struct RoundState
+{
+	MemoryContext cxt;
+	bool		installed;
+	List	   *due;			/* names of due documents, in cxt */
+	const char *doc;			/* the document being rotated */
+	SlRotation	stats;
+	char		new_log[SL_LOG_ID_LEN + 1];
+} RoundState;
+
+static bool
+choose_due(void *arg)
+{
+	RoundState *rs = (RoundState *) arg;
+	List	   *due;
+	ListCell   *lc;
+
+	rs->installed = OidIsValid(get_extension_oid("synclog", true));
+	if (!rs->installed)
+		return false;
+	pgstat_report_activity(STATE_RUNNING, "synclog: choosing due documents");
+	sl_spi_begin();
+	due = sl_select_due(synclog_max_rotations_per_round);
+	sl_spi_end();
+	foreach(lc, due)
+		rs->due = lappend(rs->due,
+						  MemoryContextStrdup(rs->cxt, ((SlDue *) lfirst(lc))->name));
+	return true;
+}
+
+static bool
+rotate_doc(void *arg)
+{
+	RoundState *rs = (RoundState *) arg;
+	char	   *new_log = sl_new_log_id();
+	bool		rotated;
+
+	pgstat_report_activity(STATE_RUNNING,
+							psprintf("synclog: rotating document %s", rs->doc));
+	sl_spi_begin();
+	rotated = sl_compact_doc(cstring_to_text(rs->doc), new_log, &rs->stats);
+	sl_spi_end();
+	strlcpy(rs->new_log, new_log, sizeof(rs->new_log));
+	return rotated;
+}
+
+static bool
+collect_one(void *arg)
+{
+	bool		collected;
+
+	pgstat_report_activity(STATE_RUNNING, "synclog: collecting old logs");
+	sl_spi_begin();
+	collected = sl_collect_next(true);
+	sl_spi_end();
+	return collected;
+}
+
+void
+synclog_db_worker_main(Datum main_arg)
+{
+	Oid			dbid = DatumGetObjectId(main_arg);
+	RoundState	rs;
+	ListCell   *lc;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
+	pgstat_report_appname("synclog worker");
+
+	memset(&rs, 0, sizeof(rs));
+	rs.cxt = AllocSetContextCreate(TopMemoryContext, "synclog worker",
+								   ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(rs.cxt);
+
+	if (!in_own_transaction(choose_due, &rs, rs.cxt) || !rs.installed)
+		proc_exit(0);
+
+	foreach(lc, rs.due)
+	{
+		CHECK_FOR_INTERRUPTS();
+		process_reload();
+		if (synclog_worker_paused)
+			break;
+		rs.doc = (const char *) lfirst(lc);
+		if (in_own_transaction(rotate_doc, &rs, rs.cxt))
+			sl_log_rotation(rs.doc, rs.new_log, &rs.stats, true);
+	}
+
+	for (int i = 0; i < synclog_max_collections_per_round; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		process_reload();
+		if (synclog_worker_paused || !in_own_transaction(collect_one, NULL, rs.cxt))
+			break;
+	}
+	pgstat_report_activity(STATE_IDLE, NULL);
+	proc_exit(0);
+}

@@ -1,0 +1,283 @@
+/*
+ * readlog.c - the benchmarks' libpq client: pages through a log, a plain
+ * table or a snapshot the way a sync client would, receives every byte
+ * (binary results) and discards it.
+ *
+ *   readlog MODE [options]
+ *
+ * MODE:
+ *   read        synclog.read(doc, log, after) from the log's base LSN until
+ *               a page comes back empty (default page size)
+ *   plain-paged SELECT lsn, delta FROM <table> WHERE lsn > $1 ORDER BY lsn
+ *               LIMIT <page>, until a page comes back empty
+ *   plain-all   SELECT lsn, delta FROM <table> ORDER BY lsn (one statement)
+ *   snapshot    synclog.snapshot(doc, log, after_key, <page>) from the start
+ *               until a page comes back short
+ *   plain-kv    SELECT key, value FROM <table> WHERE key > $1 ORDER BY key
+ *               LIMIT <page>, until a page comes back short
+ *
+ * Options: -d doc  -l log_id  -a after_lsn  -t table  -p page_rows
+ *          -P pidfile -s sleep_ms   (write the backend pid to pidfile, then
+ *          sleep before starting, so that a sampler can take a baseline)
+ *
+ * Connection: the usual PG* environment variables.
+ * Prints one line: "<bytes> <rows> <pages> <seconds>".
+ * Exits 1 on any error.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+static PGconn *conn;
+
+static void
+die(const char *what, PGresult *res)
+{
+	fprintf(stderr, "readlog: %s: %s", what,
+			res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+	if (res)
+		PQclear(res);
+	PQfinish(conn);
+	exit(1);
+}
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Binary int8 to host order. */
+static long long
+get_int8(const PGresult *res, int row, int col)
+{
+	const unsigned char *p = (const unsigned char *) PQgetvalue(res, row, col);
+	unsigned long long v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return (long long) v;
+}
+
+static void
+count_bytes(const PGresult *res, long long *bytes)
+{
+	int			n = PQntuples(res);
+	int			nf = PQnfields(res);
+
+	for (int i = 0; i < n; i++)
+		for (int j = 0; j < nf; j++)
+			*bytes += PQgetlength(res, i, j);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *mode;
+	const char *doc = NULL;
+	const char *log_id = NULL;
+	const char *table = NULL;
+	const char *pidfile = NULL;
+	long long	after = 0;
+	int			page = 1000;
+	int			sleep_ms = 0;
+	int			opt;
+	long long	bytes = 0;
+	long long	rows = 0;
+	long long	pages = 0;
+	double		t0;
+	char		sql[512];
+	PGresult   *res;
+
+	if (argc < 2)
+	{
+		fprintf(stderr, "usage: readlog MODE [-d doc] [-l log] [-a after] [-t table] [-p page] [-P pidfile] [-s sleep_ms]\n");
+		return 1;
+	}
+	mode = argv[1];
+	optind = 2;
+	while ((opt = getopt(argc, argv, "d:l:a:t:p:P:s:")) != -1)
+	{
+		switch (opt)
+		{
+			case 'd': doc = optarg; break;
+			case 'l': log_id = optarg; break;
+			case 'a': after = atoll(optarg); break;
+			case 't': table = optarg; break;
+			case 'p': page = atoi(optarg); break;
+			case 'P': pidfile = optarg; break;
+			case 's': sleep_ms = atoi(optarg); break;
+			default: return 1;
+		}
+	}
+
+	conn = PQconnectdb("");
+	if (PQstatus(conn) != CONNECTION_OK)
+		die("connect", NULL);
+
+	if (pidfile)
+	{
+		FILE	   *f = fopen(pidfile, "w");
+
+		if (!f)
+		{
+			perror(pidfile);
+			return 1;
+		}
+		fprintf(f, "%d\n", PQbackendPID(conn));
+		fclose(f);
+	}
+	if (sleep_ms > 0)
+		usleep((useconds_t) sleep_ms * 1000);
+
+	t0 = now();
+	if (strcmp(mode, "read") == 0)
+	{
+		char		abuf[32];
+		const char *params[3] = {doc, log_id, abuf};
+
+		if (!doc || !log_id)
+		{
+			fprintf(stderr, "readlog: read needs -d and -l\n");
+			return 1;
+		}
+		for (;;)
+		{
+			int			n;
+
+			snprintf(abuf, sizeof(abuf), "%lld", after);
+			res = PQexecParams(conn,
+							   "SELECT * FROM synclog.read($1, $2, $3::bigint)",
+							   3, NULL, params, NULL, NULL, 1);
+			if (PQresultStatus(res) != PGRES_TUPLES_OK)
+				die("synclog.read", res);
+			n = PQntuples(res);
+			pages++;
+			if (n == 0)
+			{
+				PQclear(res);
+				break;
+			}
+			count_bytes(res, &bytes);
+			rows += n;
+			after = get_int8(res, n - 1, 0);
+			/* A sealed log ends with its end marker. */
+			if (strcmp(PQgetvalue(res, n - 1, 1), "end") == 0)
+			{
+				PQclear(res);
+				break;
+			}
+			PQclear(res);
+		}
+	}
+	else if (strcmp(mode, "plain-paged") == 0)
+	{
+		char		abuf[32];
+		const char *params[1] = {abuf};
+
+		snprintf(sql, sizeof(sql),
+				 "SELECT lsn, delta FROM %s WHERE lsn > $1::bigint ORDER BY lsn LIMIT %d",
+				 table, page);
+		for (;;)
+		{
+			int			n;
+
+			snprintf(abuf, sizeof(abuf), "%lld", after);
+			res = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 1);
+			if (PQresultStatus(res) != PGRES_TUPLES_OK)
+				die("plain-paged", res);
+			n = PQntuples(res);
+			pages++;
+			if (n == 0)
+			{
+				PQclear(res);
+				break;
+			}
+			count_bytes(res, &bytes);
+			rows += n;
+			after = get_int8(res, n - 1, 0);
+			PQclear(res);
+		}
+	}
+	else if (strcmp(mode, "plain-all") == 0)
+	{
+		snprintf(sql, sizeof(sql), "SELECT lsn, delta FROM %s ORDER BY lsn", table);
+		res = PQexecParams(conn, sql, 0, NULL, NULL, NULL, NULL, 1);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK)
+			die("plain-all", res);
+		count_bytes(res, &bytes);
+		rows = PQntuples(res);
+		pages = 1;
+		PQclear(res);
+	}
+	else if (strcmp(mode, "snapshot") == 0 || strcmp(mode, "plain-kv") == 0)
+	{
+		int			is_snap = strcmp(mode, "snapshot") == 0;
+		char	   *key = NULL;
+		int			keylen = 0;
+
+		if (is_snap)
+			snprintf(sql, sizeof(sql),
+					 "SELECT key, value FROM synclog.snapshot($1, $2, $3::bytea, %d)",
+					 page);
+		else
+			snprintf(sql, sizeof(sql),
+					 "SELECT key, value FROM %s WHERE key > coalesce($1::bytea, ''::bytea) "
+					 "ORDER BY key LIMIT %d", table, page);
+		for (;;)
+		{
+			const char *params[3];
+			int			lengths[3] = {0, 0, keylen};
+			int			formats[3] = {0, 0, 1};
+			int			n;
+
+			if (is_snap)
+			{
+				params[0] = doc;
+				params[1] = log_id;
+				params[2] = key;
+				res = PQexecParams(conn, sql, 3, NULL, params, lengths, formats, 1);
+			}
+			else
+			{
+				params[0] = key;
+				lengths[0] = keylen;
+				formats[0] = 1;
+				res = PQexecParams(conn, sql, 1, NULL, params, lengths, formats, 1);
+			}
+			if (PQresultStatus(res) != PGRES_TUPLES_OK)
+				die(mode, res);
+			n = PQntuples(res);
+			pages++;
+			count_bytes(res, &bytes);
+			rows += n;
+			if (n > 0)
+			{
+				keylen = PQgetlength(res, n - 1, 0);
+				free(key);
+				key = malloc(keylen + 1);
+				memcpy(key, PQgetvalue(res, n - 1, 0), keylen);
+			}
+			PQclear(res);
+			if (n < page)
+				break;
+		}
+		free(key);
+	}
+	else
+	{
+		fprintf(stderr, "readlog: unknown mode %s\n", mode);
+		return 1;
+	}
+
+	printf("%lld %lld %lld %.6f\n", bytes, rows, pages, now() - t0);
+	PQfinish(conn);
+	return 0;
+}
