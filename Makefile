@@ -28,7 +28,7 @@ PG_CPPFLAGS = -I$(srcdir)/src -I$(srcdir)/src/core
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter
 SHLIB_LINK = -lxxhash
 
-REGRESS = delta hash docs append read compact snapshot gc policy retention
+REGRESS = delta hash vectors docs append read compact snapshot gc policy retention
 REGRESS_OPTS = --load-extension=synclog
 
 ISOLATION = append_rotate rotate_rotate retry_race

@@ -34,6 +34,8 @@
 
 #include "catalog/pg_type_d.h"
 #include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/pmsignal.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
@@ -510,6 +512,8 @@ sl_compact_doc(text *doc, const char *new_log, SlRotation *stats)
 	for (int waited = 0; waited < synclog_debug_rotation_delay_ms; waited += 10)
 	{
 		CHECK_FOR_INTERRUPTS();
+		if (!PostmasterIsAlive())
+			proc_exit(1);
 		pg_usleep(10000L);
 	}
 

@@ -1,0 +1,93 @@
+-- The protocol test vectors of PROTOCOL.md ("Test vectors"), computed by the
+-- server.  Every hex string PROTOCOL.md gives as a vector's result is
+-- printed here; test/core pins the same values for the C core.
+
+-- (a) The hash of the empty state, and what the aggregate gives for no rows.
+SELECT 'a' AS vector, encode(synclog.empty_hash(), 'hex') AS hash;
+SELECT 'a' AS vector, encode(synclog.state_hash(k, v), 'hex') AS hash
+  FROM (VALUES ('\x00'::bytea, '\x00'::bytea)) t(k, v) WHERE false;
+
+-- (b) State {key 01 -> "hello"}.
+SELECT 'b' AS vector, encode(synclog.state_hash(k, v), 'hex') AS hash
+  FROM (VALUES ('\x01'::bytea, 'hello'::bytea)) t(k, v);
+
+-- (c) State {00000001 -> 4096 x ab, 00000002 -> 4096 x cd}: each item, then both.
+SELECT 'c' AS vector, encode(k, 'hex') AS key,
+	   substr(i.sum, 1, 16) || ':' || substr(i.sum, 17) AS item_hash
+  FROM (VALUES ('\x00000001'::bytea, decode(repeat('ab', 4096), 'hex')),
+			   ('\x00000002'::bytea, decode(repeat('cd', 4096), 'hex'))) t(k, v),
+	   synclog.hash_info(synclog.hash_add_data(synclog.empty_hash(), k, v)) i
+ ORDER BY k;
+SELECT 'c' AS vector, encode(synclog.state_hash(k, v), 'hex') AS hash
+  FROM (VALUES ('\x00000001'::bytea, decode(repeat('ab', 4096), 'hex')),
+			   ('\x00000002'::bytea, decode(repeat('cd', 4096), 'hex'))) t(k, v);
+
+-- (d) State (b) plus the watermark client-a -> (seq 7, lsn 3): the
+-- watermark item alone, then the whole state (its sum carries from the low
+-- into the high 64 bits).
+SELECT 'd' AS vector, substr(i.sum, 1, 16) || ':' || substr(i.sum, 17) AS watermark_item_hash,
+	   i.item_count, i.item_bytes
+  FROM synclog.hash_info(synclog.hash_add_client(synclog.empty_hash(), 'client-a', 7, 3)) i;
+SELECT 'd' AS vector, encode(synclog.hash_combine(
+		(SELECT synclog.state_hash(k, v) FROM (VALUES ('\x01'::bytea, 'hello'::bytea)) t(k, v)),
+		(SELECT synclog.state_hash(c, s, l) FROM (VALUES ('client-a', 7::bigint, 3::bigint)) t(c, s, l))),
+	   'hex') AS hash;
+SELECT 'd' AS vector, substr(i.sum, 1, 16) || ':' || substr(i.sum, 17) AS sum_hi_lo,
+	   i.item_count, i.item_bytes
+  FROM synclog.hash_info(synclog.hash_combine(
+		synclog.hash_add_data(synclog.empty_hash(), '\x01', 'hello'),
+		synclog.hash_add_client(synclog.empty_hash(), 'client-a', 7, 3))) i;
+
+-- (e) {"a" -> "b"} and {"b" -> "a"}: same count and bytes, different hashes.
+WITH e AS (
+	SELECT (SELECT synclog.state_hash(k, v) FROM (VALUES ('a'::bytea, 'b'::bytea)) t(k, v)) AS e1,
+		   (SELECT synclog.state_hash(k, v) FROM (VALUES ('b'::bytea, 'a'::bytea)) t(k, v)) AS e2)
+SELECT 'e' AS vector, encode(e1, 'hex') AS e1_hash, encode(e2, 'hex') AS e2_hash,
+	   e1 <> e2 AS differ
+  FROM e;
+SELECT 'e' AS vector, convert_from(k, 'UTF8') AS key,
+	   substr(i.sum, 1, 16) || ':' || substr(i.sum, 17) AS item_hash
+  FROM (VALUES ('a'::bytea, 'b'::bytea), ('b'::bytea, 'a'::bytea)) t(k, v),
+	   synclog.hash_info(synclog.hash_add_data(synclog.empty_hash(), k, v)) i
+ ORDER BY k;
+
+-- (f) The delta [("k1", "v1"), ("k2", delete)] and the empty delta.
+SELECT 'f1' AS vector,
+	   encode(synclog.encode_delta(ARRAY['k1', 'k2']::bytea[], ARRAY['v1', NULL]::bytea[]), 'hex') AS delta;
+SELECT 'f2' AS vector, encode(synclog.encode_delta('{}'::bytea[], '{}'::bytea[]), 'hex') AS delta;
+-- They decode back to the same changes.
+SELECT 'f1' AS vector, convert_from(key, 'UTF8') AS key, convert_from(value, 'UTF8') AS value
+  FROM synclog.decode_delta('\x0102000000020000006b31020000007631020000006b32ffffffff');
+SELECT 'f2' AS vector, count(*) AS changes FROM synclog.decode_delta('\x0100000000');
+
+-- (g) The item hash of (b), high64:low64.  hash_info shows the 128-bit sum
+-- as 32 hex digits, high half first; with one item the sum is that item's
+-- hash.  (Item hashes above are shown the same way.)
+SELECT 'g' AS vector, substr(i.sum, 1, 16) || ':' || substr(i.sum, 17) AS item_hash,
+	   i.sum AS canonical_digest, i.algorithm, i.item_count, i.item_bytes
+  FROM synclog.hash_info(synclog.hash_add_data(synclog.empty_hash(), '\x01', 'hello')) i;
+
+-- (h) The NOTIFY channel of the document "notes".
+SELECT 'h' AS vector, synclog.channel('notes') AS channel;
+
+-- (i) The server's fold reaches state (d): three entries, a rotation, and
+-- the end-log marker carries hash (d).  Log ids are random, so only
+-- comparisons with them are printed.
+SELECT synclog.create_doc('vectors') AS log1 \gset
+SELECT synclog.append('vectors', ARRAY['\x01', '\x02']::bytea[], ARRAY['x', 'y']::bytea[]);
+SELECT synclog.append('vectors', ARRAY['\x02']::bytea[], ARRAY[NULL]::bytea[]);
+SELECT synclog.append('vectors', ARRAY['\x01']::bytea[], ARRAY['hello']::bytea[], 'client-a', 7);
+SELECT synclog.compact('vectors') AS log2 \gset
+SELECT 'i' AS vector, lsn, kind, encode(delta, 'hex') AS delta, client_id, client_seq
+  FROM synclog.read('vectors', :'log1', 0) WHERE kind = 'delta';
+SELECT 'i' AS vector, lsn, kind, next_log_id = :'log2' AS next_is_log2,
+	   encode(snapshot_hash, 'hex') AS marker_hash
+  FROM synclog.read('vectors', :'log1', 3);
+SELECT 'i' AS vector, base_lsn, encode(snapshot_hash, 'hex') AS snapshot_hash,
+	   snapshot_hash = synclog.recompute_hash('vectors', log_id) AS recomputed
+  FROM synclog.current_log('vectors');
+-- The stored watermark value: i64le client_seq || i64le lsn.
+SELECT 'i' AS vector, convert_from(key, 'UTF8') AS client_id, encode(value, 'hex') AS watermark
+  FROM synclog.kv
+ WHERE ns = 2 AND doc_id = (SELECT doc_id FROM synclog.doc WHERE name = 'vectors');
+SELECT synclog.drop_doc('vectors');
