@@ -47,8 +47,6 @@ PG_FUNCTION_INFO_V1(synclog_compact);
 #define CATCHUP_TAIL		64
 /* Phase 1 passes at most; a document appended faster than we fold stops here. */
 #define CATCHUP_PASSES		8
-/* Entries fetched per cursor round trip. */
-#define FOLD_BATCH			64
 
 typedef struct FoldCtx
 {
@@ -272,19 +270,12 @@ fold_range(FoldCtx *fc, int64 hi)
 	args[0] = Int64GetDatum(fc->doc_id);
 	args[1] = Int64GetDatum(fc->lo);
 	args[2] = Int64GetDatum(hi);
-	if (plan_scan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare("SELECT lsn, delta, client_id, client_seq "
-									"FROM synclog.entry "
-									"WHERE doc_id = $1 AND lsn > $2 AND lsn <= $3 "
-									"ORDER BY lsn DESC",
-									3, types);
-
-		if (p == NULL || SPI_keepplan(p) != 0)
-			elog(ERROR, "synclog: could not prepare the fold scan");
-		plan_scan = p;
-	}
-	portal = SPI_cursor_open(NULL, plan_scan, args, NULL, false);
+	portal = sl_cursor(&plan_scan,
+					   "SELECT lsn, delta, client_id, client_seq "
+					   "FROM synclog.entry "
+					   "WHERE doc_id = $1 AND lsn > $2 AND lsn <= $3 "
+					   "ORDER BY lsn DESC",
+					   3, types, args, NULL, false);
 
 	batch_cxt = AllocSetContextCreate(fold_cxt, "synclog fold batch",
 									  ALLOCSET_DEFAULT_SIZES);
@@ -293,7 +284,7 @@ fold_range(FoldCtx *fc, int64 hi)
 		SPITupleTable *batch;
 		uint64		n;
 
-		SPI_cursor_fetch(portal, true, FOLD_BATCH);
+		SPI_cursor_fetch(portal, true, SL_FETCH_BATCH);
 		n = SPI_processed;
 		batch = SPI_tuptable;
 		if (n == 0)

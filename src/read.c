@@ -39,6 +39,7 @@ synclog_read(PG_FUNCTION_ARGS)
 	bool		sealed;
 	int64		last = after;
 	int64		bytes = 0;
+	Datum		kind_delta = CStringGetTextDatum("delta");
 
 	InitMaterializedSRF(fcinfo, 0);
 	sl_spi_begin();
@@ -66,38 +67,59 @@ synclog_read(PG_FUNCTION_ARGS)
 		Oid			types[4] = {INT8OID, INT8OID, INT8OID, INT8OID};
 		Datum		args[4] = {Int64GetDatum(d.doc_id), Int64GetDatum(after),
 							   Int64GetDatum(end), Int64GetDatum(max_entries)};
+		Portal		portal;
+		bool		full = false;
+		int64		sent = 0;
 
-		sl_exec(&plan,
-				"SELECT lsn, delta, client_id, client_seq FROM synclog.entry "
-				"WHERE doc_id = $1 AND lsn > $2 AND lsn <= $3 "
-				"ORDER BY lsn LIMIT $4",
-				4, types, args, NULL, true, 0);
-
-		for (uint64 i = 0; i < SPI_processed; i++)
+		/*
+		 * Stream through a cursor: the tuplestore spills to disk past
+		 * work_mem, so a page of any size costs one batch of memory.
+		 */
+		portal = sl_cursor(&plan,
+						   "SELECT lsn, delta, client_id, client_seq FROM synclog.entry "
+						   "WHERE doc_id = $1 AND lsn > $2 AND lsn <= $3 "
+						   "ORDER BY lsn LIMIT $4",
+						   4, types, args, NULL, true);
+		while (!full)
 		{
-			Datum		values[READ_NCOLS];
-			bool		nulls[READ_NCOLS] = {false, false, false, true, true, true, true};
-			Size		size;
+			uint64		n;
 
-			values[0] = sl_col(i, 1, &nulls[0]);
-			if (DatumGetInt64(values[0]) != last + 1)
-				ereport(ERROR,
-						(errcode(ERRCODE_DATA_CORRUPTED),
-						 errmsg("log \"%s\" has no entry at LSN " INT64_FORMAT,
-								l.log_id, last + 1)));
-			values[2] = sl_col(i, 2, &nulls[2]);
-			size = toast_raw_datum_size(values[2]);
-			/* Always make progress: the first entry goes out whatever its size. */
-			if (i > 0 && bytes + (int64) size > max_bytes)
+			SPI_cursor_fetch(portal, true, SL_FETCH_BATCH);
+			n = SPI_processed;
+			if (n == 0)
 				break;
-			bytes += size;
-			values[1] = CStringGetTextDatum("delta");
-			values[3] = sl_col(i, 3, &nulls[3]);
-			values[4] = sl_col(i, 4, &nulls[4]);
-			values[5] = values[6] = (Datum) 0;
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-			last = DatumGetInt64(values[0]);
+			for (uint64 i = 0; i < n; i++)
+			{
+				Datum		values[READ_NCOLS];
+				bool		nulls[READ_NCOLS] = {false, false, false, true, true, true, true};
+				Size		size;
+
+				values[0] = sl_col(i, 1, &nulls[0]);
+				if (DatumGetInt64(values[0]) != last + 1)
+					ereport(ERROR,
+							(errcode(ERRCODE_DATA_CORRUPTED),
+							 errmsg("log \"%s\" has no entry at LSN " INT64_FORMAT,
+									l.log_id, last + 1)));
+				values[2] = sl_col(i, 2, &nulls[2]);
+				size = toast_raw_datum_size(values[2]);
+				/* Always make progress: the first entry goes out whatever its size. */
+				if (sent > 0 && bytes + (int64) size > max_bytes)
+				{
+					full = true;
+					break;
+				}
+				bytes += size;
+				values[1] = kind_delta;
+				values[3] = sl_col(i, 3, &nulls[3]);
+				values[4] = sl_col(i, 4, &nulls[4]);
+				values[5] = values[6] = (Datum) 0;
+				tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+				last = DatumGetInt64(values[0]);
+				sent++;
+			}
+			SPI_freetuptable(SPI_tuptable);
 		}
+		SPI_cursor_close(portal);
 	}
 
 	if (sealed && last == end)

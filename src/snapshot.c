@@ -36,7 +36,10 @@ PG_FUNCTION_INFO_V1(synclog_snapshot_clients);
 	"  ORDER BY key, lsn DESC) v " \
 	"WHERE value IS NOT NULL LIMIT $4"
 
-/* Run one page of the state of namespace ns at lsn; rows land in SPI_tuptable. */
+/*
+ * Run one page of the state of namespace ns at lsn; rows land in
+ * SPI_tuptable.  Used for client watermarks, whose values are small.
+ */
 static void
 state_page(int64 doc_id, int16 ns, int64 lsn, bytea *after_key, int64 max_rows)
 {
@@ -71,24 +74,56 @@ synclog_snapshot(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	bytea	   *after_key = PG_ARGISNULL(2) ? NULL : PG_GETARG_BYTEA_PP(2);
 	int32		max_rows = sl_arg_positive_int(fcinfo, 3, "max_rows");
+	static SPIPlanPtr plan_first;
+	static SPIPlanPtr plan_next;
+	Oid			types[5] = {INT8OID, INT2OID, INT8OID, INT8OID, BYTEAOID};
+	Datum		args[5];
 	SlDoc		d;
 	SlLog		l;
+	Portal		portal;
 
 	(void) sl_arg_doc(fcinfo, 0);
 	(void) sl_arg_log_id(fcinfo, 1);
 	InitMaterializedSRF(fcinfo, 0);
 	sl_spi_begin();
 	find_snapshot(fcinfo, &d, &l);
-	state_page(d.doc_id, SLC_NS_DATA, l.base_lsn, after_key, max_rows);
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		Datum		values[2];
-		bool		nulls[2];
 
-		values[0] = sl_col(i, 1, &nulls[0]);
-		values[1] = sl_col(i, 2, &nulls[1]);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	/*
+	 * Stream the page through a cursor into the tuplestore (which spills
+	 * past work_mem): a page of 10,000 large values must not sit in memory
+	 * twice.
+	 */
+	args[0] = Int64GetDatum(d.doc_id);
+	args[1] = Int16GetDatum(SLC_NS_DATA);
+	args[2] = Int64GetDatum(l.base_lsn);
+	args[3] = Int64GetDatum(max_rows);
+	args[4] = PointerGetDatum(after_key);
+	if (after_key == NULL)
+		portal = sl_cursor(&plan_first, SNAPSHOT_PAGE_SQL(""), 4, types, args,
+						   NULL, true);
+	else
+		portal = sl_cursor(&plan_next, SNAPSHOT_PAGE_SQL("AND key > $5"), 5,
+						   types, args, NULL, true);
+	for (;;)
+	{
+		uint64		n;
+
+		SPI_cursor_fetch(portal, true, SL_FETCH_BATCH);
+		n = SPI_processed;
+		if (n == 0)
+			break;
+		for (uint64 i = 0; i < n; i++)
+		{
+			Datum		values[2];
+			bool		nulls[2];
+
+			values[0] = sl_col(i, 1, &nulls[0]);
+			values[1] = sl_col(i, 2, &nulls[1]);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+		SPI_freetuptable(SPI_tuptable);
 	}
+	SPI_cursor_close(portal);
 	sl_spi_end();
 	return (Datum) 0;
 }

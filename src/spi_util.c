@@ -42,13 +42,9 @@ sl_spi_end(void)
 	SPI_finish();
 }
 
-int
-sl_exec(SPIPlanPtr *plan, const char *sql, int nargs, const Oid *argtypes,
-		Datum *values, const char *nulls, bool read_only, long count)
+SPIPlanPtr
+sl_plan(SPIPlanPtr *plan, const char *sql, int nargs, const Oid *argtypes)
 {
-	int			rc;
-	MemoryContext caller = CurrentMemoryContext;
-
 	if (*plan == NULL)
 	{
 		SPIPlanPtr	p = SPI_prepare(sql, nargs, (Oid *) argtypes);
@@ -60,7 +56,18 @@ sl_exec(SPIPlanPtr *plan, const char *sql, int nargs, const Oid *argtypes,
 			elog(ERROR, "synclog: could not keep plan for \"%s\"", sql);
 		*plan = p;
 	}
-	rc = SPI_execute_plan(*plan, values, nulls, read_only, count);
+	return *plan;
+}
+
+int
+sl_exec(SPIPlanPtr *plan, const char *sql, int nargs, const Oid *argtypes,
+		Datum *values, const char *nulls, bool read_only, long count)
+{
+	int			rc;
+	MemoryContext caller = CurrentMemoryContext;
+
+	rc = SPI_execute_plan(sl_plan(plan, sql, nargs, argtypes), values, nulls,
+						  read_only, count);
 
 	/*
 	 * SPI leaves us in its procedure context after every call; go back to
@@ -72,6 +79,24 @@ sl_exec(SPIPlanPtr *plan, const char *sql, int nargs, const Oid *argtypes,
 		elog(ERROR, "synclog: \"%s\" failed: %s", sql,
 			 SPI_result_code_string(rc));
 	return rc;
+}
+
+/*
+ * A cursor over a prepared statement, for results that must not be held in
+ * memory at once (log pages, snapshot pages, folds): callers fetch a batch
+ * at a time.
+ */
+Portal
+sl_cursor(SPIPlanPtr *plan, const char *sql, int nargs, const Oid *argtypes,
+		  Datum *values, const char *nulls, bool read_only)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Portal		portal;
+
+	portal = SPI_cursor_open(NULL, sl_plan(plan, sql, nargs, argtypes),
+							 values, nulls, read_only);
+	MemoryContextSwitchTo(caller);
+	return portal;
 }
 
 Datum

@@ -373,6 +373,19 @@ SELECT count(*) AS docs,
 	   coalesce(sum(cut_off), 0)::bigint AS cut_off
   FROM synclog.stats;
 
+/*
+ * The tables hold user data, not extension definitions: pg_dump must dump
+ * their contents (and the document id sequence) or a logical backup would
+ * restore empty documents.
+ */
+SELECT pg_catalog.pg_extension_config_dump('synclog.doc', '');
+SELECT pg_catalog.pg_extension_config_dump('synclog.doc_doc_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('synclog.log', '');
+SELECT pg_catalog.pg_extension_config_dump('synclog.entry', '');
+SELECT pg_catalog.pg_extension_config_dump('synclog.kv', '');
+SELECT pg_catalog.pg_extension_config_dump('synclog.client_pos', '');
+SELECT pg_catalog.pg_extension_config_dump('synclog.doc_stats', '');
+
 -- Nothing is granted to PUBLIC; see README.md, "Access".
 REVOKE ALL ON ALL TABLES IN SCHEMA synclog FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA synclog FROM PUBLIC;

@@ -133,7 +133,7 @@ define_settings(void)
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("synclog.max_rotations_per_round",
-							"Most documents one round (of the worker or of synclog.compact_due) rotates in a database.",
+							"Most documents one round of the background worker rotates in a database.",
 							NULL,
 							&synclog_max_rotations_per_round,
 							100, 1, INT_MAX,

@@ -77,6 +77,16 @@ extern int	sl_exec(SPIPlanPtr *plan, const char *sql, int nargs,
 					const Oid *argtypes, Datum *values, const char *nulls,
 					bool read_only, long count);
 
+/* The cached plan of a call site, prepared on first use. */
+extern SPIPlanPtr sl_plan(SPIPlanPtr *plan, const char *sql, int nargs,
+						  const Oid *argtypes);
+extern Portal sl_cursor(SPIPlanPtr *plan, const char *sql, int nargs,
+						const Oid *argtypes, Datum *values, const char *nulls,
+						bool read_only);
+
+/* Rows fetched per cursor round trip where results are streamed. */
+#define SL_FETCH_BATCH		64
+
 /* Column accessors on SPI_tuptable (row, 1-based column). */
 extern Datum sl_col(int row, int col, bool *isnull);
 extern int64 sl_col_int64(int row, int col);

@@ -104,7 +104,8 @@ slc_status	slc_delta_reader_init(slc_delta_reader *r, const uint8_t *buf,
  * Return the next change.  *has_more is set to 0 (and SLC_OK returned) when
  * all announced changes were read; at that point trailing bytes yield
  * SLC_ERR_TRAILING.  *err_offset, if non-NULL, receives the byte offset
- * where a problem was found.
+ * where a problem was found.  *out is written only when a change is
+ * returned, so a caller may pass a slot one past its last change.
  */
 slc_status	slc_delta_next(slc_delta_reader *r, slc_change *out, int *has_more,
 						   size_t *err_offset);
