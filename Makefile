@@ -17,7 +17,8 @@ OBJS = \
 	src/gc.o \
 	src/notify.o \
 	src/policy.o \
-	src/worker.o
+	src/worker.o \
+	src/access.o
 
 EXTENSION = synclog
 DATA = src/synclog--0.1.sql
@@ -28,7 +29,7 @@ PG_CPPFLAGS = -I$(srcdir)/src -I$(srcdir)/src/core
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter
 SHLIB_LINK = -lxxhash
 
-REGRESS = delta hash vectors docs append read compact snapshot gc policy retention
+REGRESS = delta hash vectors docs append read compact snapshot gc policy retention access
 REGRESS_OPTS = --load-extension=synclog
 
 ISOLATION = append_rotate rotate_rotate retry_race

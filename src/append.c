@@ -101,6 +101,7 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 	int64		lsn;
 	char	   *log_id;
 
+	sl_require_doc(doc, true);
 	if (client_id == NULL)
 	{
 		/* One statement both locks the row and takes the next LSN. */

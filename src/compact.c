@@ -536,6 +536,7 @@ synclog_compact(PG_FUNCTION_ARGS)
 	bool		rotated;
 
 	sl_spi_begin();
+	sl_require_doc(doc, true);
 	rotated = sl_compact_doc(doc, new_log, &stats);
 	sl_spi_end();
 	if (!rotated)

@@ -129,6 +129,7 @@ synclog_create_doc(PG_FUNCTION_ARGS)
 
 	slc_hash_init(&empty);
 	sl_spi_begin();
+	sl_require_doc(doc, true);
 	{
 		Oid			t1[2] = {TEXTOID, TEXTOID};
 		Datum		v1[2] = {PointerGetDatum(doc), CStringGetTextDatum(log_id)};
@@ -184,6 +185,7 @@ synclog_drop_doc(PG_FUNCTION_ARGS)
 	Datum		v2[1];
 
 	sl_spi_begin();
+	sl_require_doc(doc, true);
 	sl_exec(&plan_lock_logs,
 			"SELECT 1 FROM synclog.log WHERE doc_id = "
 			"(SELECT doc_id FROM synclog.doc WHERE name = $1) "
@@ -224,6 +226,7 @@ synclog_current_log(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	sl_spi_begin();
+	sl_require_doc(doc, false);
 	sl_exec(&plan,
 			"SELECT d.active_log, d.active_base, d.head_lsn, l.snapshot_hash "
 			"FROM synclog.doc d JOIN synclog.log l ON l.log_id = d.active_log "

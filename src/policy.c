@@ -246,6 +246,7 @@ synclog_set_policy(PG_FUNCTION_ARGS)
 	args[6] = Int64GetDatum(sl_threshold_bytes());
 
 	sl_spi_begin();
+	sl_require_doc(doc, true);
 	sl_exec(&plan,
 			"UPDATE synclog.doc SET rotate_entries = $2, rotate_bytes = $3, "
 			"rotate_age = $4, auto_rotate = $5, "
@@ -272,6 +273,7 @@ synclog_clear_policy(PG_FUNCTION_ARGS)
 						   Int64GetDatum(sl_threshold_bytes())};
 
 	sl_spi_begin();
+	sl_require_doc(doc, true);
 	sl_exec(&plan,
 			"UPDATE synclog.doc SET rotate_entries = NULL, rotate_bytes = NULL, "
 			"rotate_age = NULL, auto_rotate = true, "
@@ -326,6 +328,7 @@ synclog_ack(PG_FUNCTION_ARGS)
 	lsn = sl_arg_lsn(fcinfo, 3, "lsn");
 
 	sl_spi_begin();
+	sl_require_doc(doc, false);
 	sl_find_doc(doc, &d, false);
 	sl_find_log(doc, &d, log_id, &l, false, false);
 	end = l.end_lsn >= 0 ? l.end_lsn : d.head_lsn;

@@ -43,6 +43,7 @@ synclog_read(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	sl_spi_begin();
+	sl_require_doc(doc, false);
 	sl_find_doc(doc, &d, true);
 	sl_find_log(doc, &d, log_id, &l, false, true);
 	sealed = l.end_lsn >= 0;

@@ -10,24 +10,67 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
+#include "miscadmin.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
+#include "utils/syscache.h"
 
 #include "synclog.h"
 
 /*
+ * Callers of synclog's functions need EXECUTE on them and nothing else:
+ * the tables are reached as the extension's owner (the owner of schema
+ * synclog), the way PostgreSQL runs foreign-key checks as the table owner.
+ * The caller's identity is kept so that access checks (access.c) judge
+ * the caller, not the owner.  Aborting a transaction or subtransaction
+ * restores the user id on its own, so errors need no cleanup here.
+ *
  * Queries name every table with its schema, and pinning the search_path to
  * pg_catalog means operators and functions resolve to the built-in ones
  * even if a caller put look-alikes earlier on their own path.
  */
+/*
+ * One level is enough: the statements run between begin and end touch only
+ * synclog's tables, which have no triggers, so no synclog function can run
+ * inside another's SPI session.  After an error the values are stale but
+ * harmless, since the next begin overwrites them.
+ */
+static Oid	saved_user = InvalidOid;
+static int	saved_sec_context = 0;
+
+static Oid
+extension_owner(void)
+{
+	Oid			nsp = get_namespace_oid("synclog", true);
+	HeapTuple	tup;
+	Oid			owner;
+
+	if (!OidIsValid(nsp))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"synclog\" is not installed in this database")));
+	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for schema %u", nsp);
+	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
 void
 sl_spi_begin(void)
 {
 	OverrideSearchPath path;
+	Oid			owner;
 
+	GetUserIdAndSecContext(&saved_user, &saved_sec_context);
+	owner = extension_owner();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	SetUserIdAndSecContext(owner, saved_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 	path.schemas = NIL;
 	path.addCatalog = true;
 	path.addTemp = false;
@@ -39,7 +82,15 @@ void
 sl_spi_end(void)
 {
 	PopOverrideSearchPath();
+	SetUserIdAndSecContext(saved_user, saved_sec_context);
 	SPI_finish();
+}
+
+/* The role that called the synclog function now running. */
+Oid
+sl_caller(void)
+{
+	return saved_user;
 }
 
 SPIPlanPtr

@@ -66,6 +66,18 @@ CREATE TABLE synclog.client_pos (
 CREATE INDEX client_pos_log_idx ON synclog.client_pos (log_id, acked_at);
 
 /*
+ * Per-document confinement of roles (see access.c): a role listed here may
+ * use only the documents whose id matches one of its patterns (LIKE), and
+ * write only through a 'write' row.  Roles not listed are not confined.
+ */
+CREATE TABLE synclog.doc_grant (
+	role_oid	oid NOT NULL,
+	pattern		text NOT NULL,
+	privilege	text NOT NULL CHECK (privilege IN ('read', 'write')),
+	PRIMARY KEY (role_oid, pattern)
+);
+
+/*
  * Counters per document, kept apart from synclog.doc so that bumping them
  * never waits on the row lock appends hold.
  */
@@ -257,6 +269,19 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'synclog_ack'
 LANGUAGE C VOLATILE;
 
+-- Access -----------------------------------------------------------------------
+
+CREATE FUNCTION synclog.grant_doc(role regrole, pattern text,
+	privilege text DEFAULT 'read')
+RETURNS void
+AS 'MODULE_PATHNAME', 'synclog_grant_doc'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION synclog.revoke_doc(role regrole, pattern text DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'synclog_revoke_doc'
+LANGUAGE C VOLATILE;
+
 -- The snapshot hash in SQL ---------------------------------------------------
 
 CREATE FUNCTION synclog.hash_add_data(state bytea, key bytea, value bytea)
@@ -385,6 +410,102 @@ SELECT pg_catalog.pg_extension_config_dump('synclog.entry', '');
 SELECT pg_catalog.pg_extension_config_dump('synclog.kv', '');
 SELECT pg_catalog.pg_extension_config_dump('synclog.client_pos', '');
 SELECT pg_catalog.pg_extension_config_dump('synclog.doc_stats', '');
+
+SELECT pg_catalog.pg_extension_config_dump('synclog.doc_grant', '');
+
+/*
+ * The three kinds of users.  Each kind gets EXECUTE on exactly the
+ * functions it needs and nothing on the tables: the functions reach the
+ * tables as the extension's owner.  Kinds are cumulative.
+ */
+CREATE FUNCTION synclog.role_functions(kind text)
+RETURNS SETOF regprocedure
+LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
+	SELECT f::regprocedure FROM unnest(ARRAY[
+		'synclog.read(text,text,bigint,integer,integer)',
+		'synclog.current_log(text)',
+		'synclog.snapshot(text,text,bytea,integer)',
+		'synclog.snapshot_info(text,text)',
+		'synclog.snapshot_clients(text,text)',
+		'synclog.recompute_hash(text,text)',
+		'synclog.ack(text,text,text,bigint)',
+		'synclog.channel(text)',
+		'synclog.encode_delta(bytea[],bytea[])',
+		'synclog.decode_delta(bytea)',
+		'synclog.hash_add_data(bytea,bytea,bytea)',
+		'synclog.hash_add_client(bytea,text,bigint,bigint)',
+		'synclog.hash_combine(bytea,bytea)',
+		'synclog.hash_info(bytea)',
+		'synclog.empty_hash()',
+		'synclog.state_hash(bytea,bytea)',
+		'synclog.state_hash(text,bigint,bigint)']) f
+	 WHERE kind IN ('reader', 'writer', 'admin')
+	UNION ALL
+	SELECT f::regprocedure FROM unnest(ARRAY[
+		'synclog.create_doc(text)',
+		'synclog.append(text,bytea[],bytea[],text,bigint)',
+		'synclog.append_delta(text,bytea,text,bigint)']) f
+	 WHERE kind IN ('writer', 'admin')
+	UNION ALL
+	SELECT f::regprocedure FROM unnest(ARRAY[
+		'synclog.drop_doc(text)',
+		'synclog.compact(text)',
+		'synclog.compact_due(integer)',
+		'synclog.gc()',
+		'synclog.set_policy(text,bigint,bigint,interval,boolean)',
+		'synclog.clear_policy(text)',
+		'synclog.grant_doc(regrole,text,text)',
+		'synclog.revoke_doc(regrole,text)']) f
+	 WHERE kind = 'admin';
+END;
+
+/*
+ * Grant a role what one kind of user needs: 'reader', 'writer' or 'admin'.
+ * Identifiers reach the GRANT through regprocedure and regrole output,
+ * which quote them, never as caller text.
+ */
+CREATE FUNCTION synclog.grant_role(role regrole, kind text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	f regprocedure;
+BEGIN
+	IF role IS NULL OR kind IS NULL THEN
+		RAISE EXCEPTION 'role and kind must not be NULL' USING ERRCODE = '22004';
+	END IF;
+	IF kind NOT IN ('reader', 'writer', 'admin') THEN
+		RAISE EXCEPTION 'kind must be reader, writer or admin, got "%"', kind
+			USING ERRCODE = '22023';
+	END IF;
+	EXECUTE format('GRANT USAGE ON SCHEMA synclog TO %s', role);
+	FOR f IN SELECT * FROM synclog.role_functions(kind) LOOP
+		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', f, role);
+	END LOOP;
+	IF kind = 'admin' THEN
+		EXECUTE format('GRANT SELECT ON synclog.status, synclog.stats, synclog.stats_total TO %s', role);
+	END IF;
+END $$;
+
+-- Take back everything grant_role gave (and any document confinement).
+CREATE FUNCTION synclog.revoke_role(role regrole)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	f regprocedure;
+BEGIN
+	IF role IS NULL THEN
+		RAISE EXCEPTION 'role must not be NULL' USING ERRCODE = '22004';
+	END IF;
+	FOR f IN SELECT * FROM synclog.role_functions('admin') LOOP
+		EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM %s', f, role);
+	END LOOP;
+	EXECUTE format('REVOKE SELECT ON synclog.status, synclog.stats, synclog.stats_total FROM %s', role);
+	EXECUTE format('REVOKE USAGE ON SCHEMA synclog FROM %s', role);
+	DELETE FROM synclog.doc_grant WHERE role_oid = role;
+END $$;
 
 -- Nothing is granted to PUBLIC; see README.md, "Access".
 REVOKE ALL ON ALL TABLES IN SCHEMA synclog FROM PUBLIC;

@@ -92,6 +92,11 @@ extern Datum sl_col(int row, int col, bool *isnull);
 extern int64 sl_col_int64(int row, int col);
 extern char *sl_col_text(int row, int col);
 
+extern Oid	sl_caller(void);
+
+/* access.c: the per-document check, inside sl_spi_begin/end. */
+extern void sl_require_doc(text *doc, bool write);
+
 /* args.c: argument checks shared by every SQL function. */
 extern text *sl_arg_doc(FunctionCallInfo fcinfo, int argno);
 extern text *sl_arg_log_id(FunctionCallInfo fcinfo, int argno);

@@ -1,0 +1,143 @@
+/*
+ * access.c
+ *
+ * Who may touch which document.  Roles reach synclog only through its
+ * functions (EXECUTE is granted per kind of user, see synclog.grant_role);
+ * on top of that a DBA can confine a role to documents whose ids match
+ * patterns (synclog.grant_doc), for reading or for writing.
+ *
+ * Owns: the per-document check every function makes before it looks a
+ * document up, synclog.grant_doc, synclog.revoke_doc.
+ * Must never: look the document up before the check passes, or word a
+ * refusal differently for documents that exist and ones that do not; a
+ * confined role must learn nothing about documents outside its patterns.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type_d.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+
+#include "synclog.h"
+
+PG_FUNCTION_INFO_V1(synclog_grant_doc);
+PG_FUNCTION_INFO_V1(synclog_revoke_doc);
+
+/*
+ * A role with no rows in synclog.doc_grant is not confined: EXECUTE on the
+ * function is all it needs.  A role with rows may use only documents whose
+ * id matches one of its patterns (LIKE syntax), and may write only through
+ * a 'write' row.  Superusers are never confined.  Runs inside
+ * sl_spi_begin/end.
+ */
+void
+sl_require_doc(text *doc, bool write)
+{
+	static SPIPlanPtr plan;
+	Oid			caller = sl_caller();
+	Oid			types[3] = {OIDOID, TEXTOID, BOOLOID};
+	Datum		args[3] = {ObjectIdGetDatum(caller), PointerGetDatum(doc),
+						   BoolGetDatum(write)};
+	bool		isnull;
+	bool		confined;
+	bool		allowed;
+
+	if (superuser_arg(caller))
+		return;
+	sl_exec(&plan,
+			"SELECT count(*) > 0, coalesce(bool_or($2 LIKE pattern "
+			"  AND (privilege = 'write' OR NOT $3)), false) "
+			"FROM synclog.doc_grant WHERE role_oid = $1",
+			3, types, args, NULL, true, 1);
+	confined = DatumGetBool(sl_col(0, 1, &isnull));
+	allowed = DatumGetBool(sl_col(0, 2, &isnull));
+	if (confined && !allowed)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for document \"%s\"", sl_doc_cstring(doc))));
+}
+
+static const char *
+privilege_arg(FunctionCallInfo fcinfo, int argno)
+{
+	char	   *p;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("privilege must not be NULL")));
+	p = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	if (strcmp(p, "read") != 0 && strcmp(p, "write") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("privilege must be \"read\" or \"write\", got \"%s\"", p)));
+	return p;
+}
+
+static Oid
+role_arg(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("role must not be NULL")));
+	return PG_GETARG_OID(argno);
+}
+
+Datum
+synclog_grant_doc(PG_FUNCTION_ARGS)
+{
+	Oid			role = role_arg(fcinfo, 0);
+	text	   *pattern;
+	const char *privilege = privilege_arg(fcinfo, 2);
+	static SPIPlanPtr plan;
+	Oid			types[3] = {OIDOID, TEXTOID, TEXTOID};
+	Datum		args[3];
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pattern must not be NULL")));
+	pattern = PG_GETARG_TEXT_PP(1);
+	args[0] = ObjectIdGetDatum(role);
+	args[1] = PointerGetDatum(pattern);
+	args[2] = CStringGetTextDatum(privilege);
+	sl_spi_begin();
+	sl_exec(&plan,
+			"INSERT INTO synclog.doc_grant (role_oid, pattern, privilege) "
+			"VALUES ($1, $2, $3) ON CONFLICT (role_oid, pattern) "
+			"DO UPDATE SET privilege = excluded.privilege",
+			3, types, args, NULL, false, 0);
+	sl_spi_end();
+	PG_RETURN_VOID();
+}
+
+/* With a NULL pattern, lifts every confinement of the role. */
+Datum
+synclog_revoke_doc(PG_FUNCTION_ARGS)
+{
+	Oid			role = role_arg(fcinfo, 0);
+	static SPIPlanPtr plan;
+	Oid			types[2] = {OIDOID, TEXTOID};
+	Datum		args[2];
+	char		nulls[3] = "  ";
+	int64		removed;
+
+	args[0] = ObjectIdGetDatum(role);
+	if (PG_ARGISNULL(1))
+	{
+		args[1] = (Datum) 0;
+		nulls[1] = 'n';
+	}
+	else
+		args[1] = PG_GETARG_DATUM(1);
+	sl_spi_begin();
+	sl_exec(&plan,
+			"DELETE FROM synclog.doc_grant WHERE role_oid = $1 "
+			"AND ($2::text IS NULL OR pattern = $2)",
+			2, types, args, nulls, false, 0);
+	removed = (int64) SPI_processed;
+	sl_spi_end();
+	PG_RETURN_INT64(removed);
+}
