@@ -14,10 +14,15 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
+#include "catalog/pg_collation_d.h"
 #include "catalog/pg_type_d.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
 
 #include "synclog.h"
 
@@ -25,37 +30,116 @@ PG_FUNCTION_INFO_V1(synclog_grant_doc);
 PG_FUNCTION_INFO_V1(synclog_revoke_doc);
 
 /*
+ * The confinement of the last role checked, cached for the backend: the
+ * check runs on every append, and the grants change rarely.  grant_doc and
+ * revoke_doc send a relcache invalidation for synclog.doc_grant, which
+ * reaches every backend at commit and empties the cache here.
+ */
+typedef struct DocPattern
+{
+	text	   *pattern;
+	bool		write;
+} DocPattern;
+
+static bool cache_valid = false;
+static bool callback_registered = false;
+static Oid	cache_role = InvalidOid;
+static Oid	cache_relid = InvalidOid;
+static List *cache_patterns = NIL;	/* of DocPattern, in cache_cxt */
+static MemoryContext cache_cxt = NULL;
+
+static void
+invalidate_cache(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == cache_relid)
+		cache_valid = false;
+}
+
+static Oid
+doc_grant_relid(void)
+{
+	Oid			nsp = get_namespace_oid("synclog", false);
+
+	return get_relname_relid("doc_grant", nsp);
+}
+
+static void
+load_cache(Oid role)
+{
+	static SPIPlanPtr plan;
+	Oid			types[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(role)};
+
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(invalidate_cache, (Datum) 0);
+		callback_registered = true;
+	}
+	if (cache_cxt == NULL)
+		cache_cxt = AllocSetContextCreate(TopMemoryContext, "synclog access cache",
+										  ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(cache_cxt);
+	cache_patterns = NIL;
+	cache_valid = false;
+
+	cache_relid = doc_grant_relid();
+	sl_exec(&plan,
+			"SELECT pattern, privilege = 'write' FROM synclog.doc_grant WHERE role_oid = $1",
+			1, types, args, NULL, true, 0);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		MemoryContext old = MemoryContextSwitchTo(cache_cxt);
+		DocPattern *p = palloc(sizeof(DocPattern));
+
+		p->pattern = DatumGetTextPCopy(sl_col(i, 1, &isnull));
+		p->write = DatumGetBool(sl_col(i, 2, &isnull));
+		cache_patterns = lappend(cache_patterns, p);
+		MemoryContextSwitchTo(old);
+	}
+	cache_role = role;
+	cache_valid = true;
+}
+
+/*
  * A role with no rows in synclog.doc_grant is not confined: EXECUTE on the
  * function is all it needs.  A role with rows may use only documents whose
- * id matches one of its patterns (LIKE syntax), and may write only through
- * a 'write' row.  Superusers are never confined.  Runs inside
+ * id matches one of its patterns (LIKE), and may write only through a
+ * 'write' row.  Superusers are never confined.  Runs inside
  * sl_spi_begin/end.
  */
 void
 sl_require_doc(text *doc, bool write)
 {
-	static SPIPlanPtr plan;
 	Oid			caller = sl_caller();
-	Oid			types[3] = {OIDOID, TEXTOID, BOOLOID};
-	Datum		args[3] = {ObjectIdGetDatum(caller), PointerGetDatum(doc),
-						   BoolGetDatum(write)};
-	bool		isnull;
-	bool		confined;
-	bool		allowed;
+	ListCell   *lc;
 
 	if (superuser_arg(caller))
 		return;
-	sl_exec(&plan,
-			"SELECT count(*) > 0, coalesce(bool_or($2 LIKE pattern "
-			"  AND (privilege = 'write' OR NOT $3)), false) "
-			"FROM synclog.doc_grant WHERE role_oid = $1",
-			3, types, args, NULL, true, 1);
-	confined = DatumGetBool(sl_col(0, 1, &isnull));
-	allowed = DatumGetBool(sl_col(0, 2, &isnull));
-	if (confined && !allowed)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for document \"%s\"", sl_doc_cstring(doc))));
+	if (!cache_valid || cache_role != caller)
+		load_cache(caller);
+	if (cache_patterns == NIL)
+		return;
+	foreach(lc, cache_patterns)
+	{
+		DocPattern *p = (DocPattern *) lfirst(lc);
+
+		if ((p->write || !write) &&
+			DatumGetBool(DirectFunctionCall2Coll(textlike, C_COLLATION_OID,
+												 PointerGetDatum(doc),
+												 PointerGetDatum(p->pattern))))
+			return;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied for document \"%s\"", sl_doc_cstring(doc))));
+}
+
+/* Other backends drop their cached confinements when this commits. */
+static void
+grants_changed(void)
+{
+	CacheInvalidateRelcacheByRelid(doc_grant_relid());
 }
 
 static const char *
@@ -109,6 +193,7 @@ synclog_grant_doc(PG_FUNCTION_ARGS)
 			"VALUES ($1, $2, $3) ON CONFLICT (role_oid, pattern) "
 			"DO UPDATE SET privilege = excluded.privilege",
 			3, types, args, NULL, false, 0);
+	grants_changed();
 	sl_spi_end();
 	PG_RETURN_VOID();
 }
@@ -138,6 +223,7 @@ synclog_revoke_doc(PG_FUNCTION_ARGS)
 			"AND ($2::text IS NULL OR pattern = $2)",
 			2, types, args, nulls, false, 0);
 	removed = (int64) SPI_processed;
+	grants_changed();
 	sl_spi_end();
 	PG_RETURN_INT64(removed);
 }

@@ -504,7 +504,7 @@ BEGIN
 	END LOOP;
 	EXECUTE format('REVOKE SELECT ON synclog.status, synclog.stats, synclog.stats_total FROM %s', role);
 	EXECUTE format('REVOKE USAGE ON SCHEMA synclog FROM %s', role);
-	DELETE FROM synclog.doc_grant WHERE role_oid = role;
+	PERFORM synclog.revoke_doc(role);
 END $$;
 
 -- Nothing is granted to PUBLIC; see README.md, "Access".
