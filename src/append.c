@@ -14,8 +14,23 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_collation_d.h"
 #include "catalog/pg_type_d.h"
+#include "executor/executor.h"
+#include "nodes/makefuncs.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 #include "synclog.h"
 
@@ -74,105 +89,258 @@ duplicate_of(int64 doc_id, text *client_id, int64 client_seq)
 }
 
 /*
- * Append an already validated delta.  Runs inside sl_spi_begin/end.
+ * The hot path works on the two tables directly (index lookup, tuple lock,
+ * heap update and insert) instead of through SQL statements: an append is
+ * one row lock and one row insert, and planning-free executor startup per
+ * statement, constraint expressions and SPI bookkeeping would cost more
+ * than the work itself.  The invariants the tables' CHECK constraints
+ * state are kept by this code; compaction and everything else still go
+ * through SQL.
  */
-/*
- * The part of every append's UPDATE that keeps the document's due flag and
- * first-append time current.  Both change at most once per rotation cycle,
- * so the update stays HOT (see synclog.doc in the install script).  $3 and
- * $4 are the synclog.rotate_entries and synclog.rotate_size thresholds, 0
- * meaning off; a document's own rotate_* columns override them.
- */
-#define DUE_SET_CLAUSE \
-	"due = due OR (auto_rotate AND (" \
-	"  (coalesce(rotate_entries, $3) > 0 AND head_lsn + 1 - active_base >= coalesce(rotate_entries, $3)) OR " \
-	"  (coalesce(rotate_bytes, $4) > 0 AND active_bytes + $2 >= coalesce(rotate_bytes, $4)))), " \
-	"first_append_at = coalesce(first_append_at, now()) "
+typedef struct DocCols
+{
+	AttrNumber	doc_id,
+				head_lsn,
+				active_log,
+				active_base,
+				active_bytes,
+				due,
+				first_append_at,
+				rotate_entries,
+				rotate_bytes,
+				auto_rotate;
+} DocCols;
 
+static AttrNumber
+column(Relation rel, const char *name)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return att->attnum;
+	}
+	elog(ERROR, "synclog: column %s.%s is missing", RelationGetRelationName(rel), name);
+	return InvalidAttrNumber;	/* keep compiler quiet */
+}
+
+static Oid
+synclog_relid(Oid nsp, const char *name)
+{
+	Oid			relid = get_relname_relid(name, nsp);
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "synclog: relation synclog.%s is missing", name);
+	return relid;
+}
+
+/* Insert the index entries of a new heap tuple (all indexes, or none for HOT). */
+static void
+insert_index_entries(Relation rel, HeapTuple tup, bool is_update)
+{
+	EState	   *estate;
+	ResultRelInfo *rri;
+	TupleTableSlot *slot;
+
+	if (is_update && HeapTupleIsHeapOnly(tup))
+		return;
+	estate = CreateExecutorState();
+	rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	ExecOpenIndices(rri, false);
+	slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel), &TTSOpsHeapTuple);
+	ExecStoreHeapTuple(tup, slot, false);
+	/*
+	 * Passed as an insert: the update flag only adds a hint for bottom-up
+	 * index deletion, and computing it needs a range table we do not have.
+	 */
+	ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
+	ExecCloseIndices(rri);
+	ExecDropSingleTupleTableSlot(slot);
+	FreeExecutorState(estate);
+}
+
+static bool
+threshold_reached(Datum override, bool override_null, int64 setting, int64 value)
+{
+	int64		limit = override_null ? setting : DatumGetInt64(override);
+
+	return limit > 0 && value >= limit;
+}
+
+/*
+ * Append an already validated delta.  Runs inside sl_spi_begin/end (for
+ * the access check and the rare SQL lookups of duplicate_of).
+ */
 static int64
 append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 {
-	static SPIPlanPtr plan_bump_by_name;
-	static SPIPlanPtr plan_lock;
-	static SPIPlanPtr plan_bump;
-	static SPIPlanPtr plan_insert;
 	int64		size = VARSIZE_ANY_EXHDR(delta);
-	int64		doc_id;
-	int64		lsn;
+	Oid			nsp = get_namespace_oid("synclog", false);
+	Relation	docrel;
+	Relation	entryrel;
+	DocCols		c;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	found;
+	ItemPointerData tid;
+	Snapshot	snap;
+	TupleTableSlot *slot;
+	TM_FailureData tmfd;
+	TM_Result	res;
+	HeapTuple	oldtup;
+	HeapTuple	newtup;
+	TupleDesc	desc;
+	Datum	   *values;
+	bool	   *nulls;
+	bool	   *repl;
+	int64		doc_id,
+				lsn,
+				base,
+				bytes;
 	char	   *log_id;
+	bool		isnull;
 
 	sl_require_doc(doc, true);
-	if (client_id == NULL)
-	{
-		/* One statement both locks the row and takes the next LSN. */
-		Oid			t[4] = {TEXTOID, INT8OID, INT8OID, INT8OID};
-		Datum		v[4] = {PointerGetDatum(doc), Int64GetDatum(size),
-							Int64GetDatum(sl_threshold_entries()),
-							Int64GetDatum(sl_threshold_bytes())};
 
-		sl_exec(&plan_bump_by_name,
-				"UPDATE synclog.doc SET head_lsn = head_lsn + 1, "
-				"active_bytes = active_bytes + $2, " DUE_SET_CLAUSE
-				"WHERE name = $1 RETURNING doc_id, head_lsn, active_log",
-				4, t, v, NULL, false, 0);
-		if (SPI_processed == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_SYNCLOG_UNKNOWN_DOCUMENT),
-					 errmsg("document \"%s\" does not exist", sl_doc_cstring(doc))));
-		doc_id = sl_col_int64(0, 1);
-		lsn = sl_col_int64(0, 2);
-		log_id = sl_col_text(0, 3);
-	}
-	else
+	/*
+	 * Make what this transaction wrote before visible, as a new SQL
+	 * statement would: several appends in one statement must see each
+	 * other's LSNs.
+	 */
+	CommandCounterIncrement();
+
+	docrel = table_open(synclog_relid(nsp, "doc"), RowExclusiveLock);
+	c.doc_id = column(docrel, "doc_id");
+	c.head_lsn = column(docrel, "head_lsn");
+	c.active_log = column(docrel, "active_log");
+	c.active_base = column(docrel, "active_base");
+	c.active_bytes = column(docrel, "active_bytes");
+	c.due = column(docrel, "due");
+	c.first_append_at = column(docrel, "first_append_at");
+	c.rotate_entries = column(docrel, "rotate_entries");
+	c.rotate_bytes = column(docrel, "rotate_bytes");
+	c.auto_rotate = column(docrel, "auto_rotate");
+
+	ScanKeyEntryInitialize(&key, 0, column(docrel, "name"), BTEqualStrategyNumber,
+						   InvalidOid, DEFAULT_COLLATION_OID, F_TEXTEQ,
+						   PointerGetDatum(doc));
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	scan = systable_beginscan(docrel, synclog_relid(nsp, "doc_name_key"), true,
+							  snap, 1, &key);
+	found = systable_getnext(scan);
+	if (HeapTupleIsValid(found))
+		tid = found->t_self;
+	systable_endscan(scan);
+	if (!HeapTupleIsValid(found))
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNCLOG_UNKNOWN_DOCUMENT),
+				 errmsg("document \"%s\" does not exist", sl_doc_cstring(doc))));
+
+	/*
+	 * Lock the newest version of the row, waiting for the append that holds
+	 * it: this lock, held to commit, is what makes LSN order commit order.
+	 */
+	slot = table_slot_create(docrel, NULL);
+	res = table_tuple_lock(docrel, &tid, snap, slot, GetCurrentCommandId(false),
+						   LockTupleNoKeyExclusive, LockWaitBlock,
+						   TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd);
+	UnregisterSnapshot(snap);
+	if (res == TM_Deleted)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNCLOG_UNKNOWN_DOCUMENT),
+				 errmsg("document \"%s\" does not exist", sl_doc_cstring(doc))));
+	if (res != TM_Ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not lock document \"%s\" for an append", sl_doc_cstring(doc))));
+
+	doc_id = DatumGetInt64(slot_getattr(slot, c.doc_id, &isnull));
+	lsn = DatumGetInt64(slot_getattr(slot, c.head_lsn, &isnull)) + 1;
+	base = DatumGetInt64(slot_getattr(slot, c.active_base, &isnull));
+	bytes = DatumGetInt64(slot_getattr(slot, c.active_bytes, &isnull)) + size;
+	log_id = TextDatumGetCString(slot_getattr(slot, c.active_log, &isnull));
+
+	if (client_id != NULL)
 	{
 		/*
-		 * The watermark check must happen under the same lock as the LSN
-		 * assignment, or a retry racing its original could append twice.
+		 * Under the lock, so that a retry racing its original waits for it
+		 * and then sees its entry.
 		 */
-		Oid			t1[1] = {TEXTOID};
-		Datum		v1[1] = {PointerGetDatum(doc)};
-		Oid			t2[4] = {INT8OID, INT8OID, INT8OID, INT8OID};
-		Datum		v2[4];
-		int64		dup;
+		int64		dup = duplicate_of(doc_id, client_id, client_seq);
 
-		sl_exec(&plan_lock,
-				"SELECT doc_id FROM synclog.doc WHERE name = $1 FOR NO KEY UPDATE",
-				1, t1, v1, NULL, false, 0);
-		if (SPI_processed == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_SYNCLOG_UNKNOWN_DOCUMENT),
-					 errmsg("document \"%s\" does not exist", sl_doc_cstring(doc))));
-		doc_id = sl_col_int64(0, 1);
-		dup = duplicate_of(doc_id, client_id, client_seq);
 		if (dup >= 0)
+		{
+			ExecDropSingleTupleTableSlot(slot);
+			table_close(docrel, NoLock);
 			return dup;
-		v2[0] = Int64GetDatum(doc_id);
-		v2[1] = Int64GetDatum(size);
-		v2[2] = Int64GetDatum(sl_threshold_entries());
-		v2[3] = Int64GetDatum(sl_threshold_bytes());
-		sl_exec(&plan_bump,
-				"UPDATE synclog.doc SET head_lsn = head_lsn + 1, "
-				"active_bytes = active_bytes + $2, " DUE_SET_CLAUSE
-				"WHERE doc_id = $1 RETURNING head_lsn, active_log",
-				4, t2, v2, NULL, false, 0);
-		lsn = sl_col_int64(0, 1);
-		log_id = sl_col_text(0, 2);
+		}
 	}
 
+	/* The document row: next LSN, bytes, and the due flag (see DUE in policy.c). */
+	desc = RelationGetDescr(docrel);
+	values = palloc0(sizeof(Datum) * desc->natts);
+	nulls = palloc0(sizeof(bool) * desc->natts);
+	repl = palloc0(sizeof(bool) * desc->natts);
 	{
-		Oid			t[5] = {INT8OID, INT8OID, BYTEAOID, TEXTOID, INT8OID};
-		Datum		v[5] = {Int64GetDatum(doc_id), Int64GetDatum(lsn),
-							PointerGetDatum(delta), PointerGetDatum(client_id),
-						Int64GetDatum(client_seq)};
-		char		n[6] = "   nn";
+		bool		due = DatumGetBool(slot_getattr(slot, c.due, &isnull));
+		bool		auto_rotate = DatumGetBool(slot_getattr(slot, c.auto_rotate, &isnull));
+		bool		re_null,
+					rb_null,
+					fa_null;
+		Datum		re = slot_getattr(slot, c.rotate_entries, &re_null);
+		Datum		rb = slot_getattr(slot, c.rotate_bytes, &rb_null);
+		Datum		fa = slot_getattr(slot, c.first_append_at, &fa_null);
 
-		if (client_id != NULL)
-			n[3] = n[4] = ' ';
-		sl_exec(&plan_insert,
-				"INSERT INTO synclog.entry (doc_id, lsn, delta, client_id, client_seq) "
-				"VALUES ($1, $2, $3, $4, $5)",
-				5, t, v, n, false, 0);
+		if (!due && auto_rotate)
+			due = threshold_reached(re, re_null, sl_threshold_entries(), lsn - base) ||
+				threshold_reached(rb, rb_null, sl_threshold_bytes(), bytes);
+		values[c.head_lsn - 1] = Int64GetDatum(lsn);
+		values[c.active_bytes - 1] = Int64GetDatum(bytes);
+		values[c.due - 1] = BoolGetDatum(due);
+		values[c.first_append_at - 1] = fa_null ?
+			TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()) : fa;
+		repl[c.head_lsn - 1] = repl[c.active_bytes - 1] = true;
+		repl[c.due - 1] = repl[c.first_append_at - 1] = true;
 	}
+	oldtup = ExecFetchSlotHeapTuple(slot, false, NULL);
+	newtup = heap_modify_tuple(oldtup, desc, values, nulls, repl);
+	simple_heap_update(docrel, &slot->tts_tid, newtup);
+	insert_index_entries(docrel, newtup, true);
+	ExecDropSingleTupleTableSlot(slot);
+
+	/* The entry. */
+	entryrel = table_open(synclog_relid(nsp, "entry"), RowExclusiveLock);
+	{
+		TupleDesc	edesc = RelationGetDescr(entryrel);
+		Datum	   *ev = palloc0(sizeof(Datum) * edesc->natts);
+		bool	   *en = palloc0(sizeof(bool) * edesc->natts);
+		HeapTuple	etup;
+
+		for (int i = 0; i < edesc->natts; i++)
+			en[i] = true;
+		ev[column(entryrel, "doc_id") - 1] = Int64GetDatum(doc_id);
+		en[column(entryrel, "doc_id") - 1] = false;
+		ev[column(entryrel, "lsn") - 1] = Int64GetDatum(lsn);
+		en[column(entryrel, "lsn") - 1] = false;
+		ev[column(entryrel, "delta") - 1] = PointerGetDatum(delta);
+		en[column(entryrel, "delta") - 1] = false;
+		if (client_id != NULL)
+		{
+			ev[column(entryrel, "client_id") - 1] = PointerGetDatum(client_id);
+			en[column(entryrel, "client_id") - 1] = false;
+			ev[column(entryrel, "client_seq") - 1] = Int64GetDatum(client_seq);
+			en[column(entryrel, "client_seq") - 1] = false;
+		}
+		etup = heap_form_tuple(edesc, ev, en);
+		simple_heap_insert(entryrel, etup);
+		insert_index_entries(entryrel, etup, false);
+	}
+	table_close(entryrel, NoLock);
+	table_close(docrel, NoLock);
 
 	if (synclog_notify_append)
 		sl_notify_append(VARDATA_ANY(doc), VARSIZE_ANY_EXHDR(doc), log_id, lsn);
