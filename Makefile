@@ -32,7 +32,7 @@ SHLIB_LINK = -lxxhash
 REGRESS = delta hash vectors docs append read compact snapshot gc policy retention access
 REGRESS_OPTS = --load-extension=synclog
 
-ISOLATION = append_rotate rotate_rotate retry_race
+ISOLATION = append_rotate rotate_rotate retry_race append_rotate_more append_drop append_rr gc_read ack_gc compact_due_race policy_append
 ISOLATION_OPTS = --load-extension=synclog --inputdir=test/isolation --outputdir=test/isolation
 
 TAP_TESTS = 1
@@ -51,3 +51,41 @@ check-core:
 
 bench:
 	bash test/bench/run.sh
+
+# --- reference client (src/client) -------------------------------------------
+# libsynclog_client.a (the client library over libpq, with its own build of
+# the shared core src/core/synclog_core.c) and the synclog-follow CLI.  Built
+# with plain C flags, apart from the extension's PGXS flags.
+CLIENT_DIR := src/client
+CLIENT_CC ?= $(CC)
+CLIENT_CFLAGS ?= -std=gnu99 -O2 -g -Wall -Wextra
+CLIENT_CPPFLAGS = -I$(srcdir)/$(CLIENT_DIR) -I$(srcdir)/src/core \
+	-I$(shell $(PG_CONFIG) --includedir)
+CLIENT_LIBS = -L$(shell $(PG_CONFIG) --libdir) -lpq -lxxhash
+CLIENT_LIB = $(CLIENT_DIR)/libsynclog_client.a
+CLIENT_BIN = $(CLIENT_DIR)/synclog-follow
+CLIENT_OBJS = $(CLIENT_DIR)/synclog_client.o $(CLIENT_DIR)/synclog_core_client.o
+
+.PHONY: client clean-client check-client
+all: client
+client: $(CLIENT_LIB) $(CLIENT_BIN)
+
+$(CLIENT_DIR)/synclog_client.o: $(CLIENT_DIR)/synclog_client.c $(CLIENT_DIR)/synclog_client.h src/core/synclog_core.h
+	$(CLIENT_CC) $(CLIENT_CFLAGS) $(CLIENT_CPPFLAGS) -c -o $@ $<
+# The very same core source as the extension, compiled for the client.
+$(CLIENT_DIR)/synclog_core_client.o: src/core/synclog_core.c src/core/synclog_core.h
+	$(CLIENT_CC) $(CLIENT_CFLAGS) $(CLIENT_CPPFLAGS) -c -o $@ $<
+$(CLIENT_LIB): $(CLIENT_OBJS)
+	rm -f $@
+	ar rcs $@ $(CLIENT_OBJS)
+$(CLIENT_BIN): $(CLIENT_DIR)/synclog-follow.c $(CLIENT_LIB) $(CLIENT_DIR)/synclog_client.h
+	$(CLIENT_CC) $(CLIENT_CFLAGS) $(CLIENT_CPPFLAGS) -o $@ $< $(CLIENT_LIB) $(CLIENT_LIBS)
+
+check-client: client
+	$(MAKE) -C test/client check
+
+clean: clean-client
+clean-client:
+	rm -f $(CLIENT_OBJS) $(CLIENT_LIB) $(CLIENT_BIN)
+	-$(MAKE) -C test/client clean
+# --- end of reference client -------------------------------------------------

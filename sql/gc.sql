@@ -40,8 +40,12 @@ SELECT synclog.compact('gc') AS log4 \gset
 SELECT synclog.append('gc', ARRAY['\x04']::bytea[], ARRAY['\x04']::bytea[]);
 SELECT synclog.compact('gc') AS log5 \gset
 SELECT synclog.gc();
-SELECT ns, key, lsn, value FROM synclog.kv
+-- Versions point at the entries holding their values (kind r); those
+-- entries outlive their collected log, the others go.
+SELECT ns, key, lsn, kind, value FROM synclog.kv
  WHERE doc_id = (SELECT doc_id FROM synclog.doc WHERE name = 'gc') ORDER BY ns, key, lsn;
+SELECT lsn FROM synclog.entry
+ WHERE doc_id = (SELECT doc_id FROM synclog.doc WHERE name = 'gc') ORDER BY lsn;
 SELECT l.generation, l.state, l.snapshot_hash = synclog.recompute_hash('gc', l.log_id) AS ok
   FROM synclog.log l WHERE l.doc_id = (SELECT doc_id FROM synclog.doc WHERE name = 'gc')
    AND l.state <> 'collected' ORDER BY generation;
@@ -49,6 +53,24 @@ SELECT l.generation, l.state, l.snapshot_hash = synclog.recompute_hash('gc', l.l
 -- The client's watermark outlives the entries that set it.
 SELECT count(*) AS entries_left FROM synclog.entry
  WHERE doc_id = (SELECT doc_id FROM synclog.doc WHERE name = 'gc') AND client_id = 'c';
+SELECT synclog.append('gc', ARRAY['\x09']::bytea[], ARRAY['\x09']::bytea[], 'c', 1);
+
+-- Once the keys that a leftover entry holds are written again and that log
+-- is collected too, the leftover goes.
+SELECT synclog.append('gc', ARRAY['\x01', '\x03']::bytea[], ARRAY['\x21', '\x23']::bytea[]);
+SELECT synclog.compact('gc') IS NOT NULL;
+SELECT synclog.append('gc', ARRAY['\x05']::bytea[], ARRAY['\x05']::bytea[]);
+SELECT synclog.compact('gc') IS NOT NULL;
+SELECT synclog.append('gc', ARRAY['\x06']::bytea[], ARRAY['\x06']::bytea[]);
+SELECT synclog.compact('gc') IS NOT NULL;
+SELECT synclog.gc();
+SELECT lsn FROM synclog.entry
+ WHERE doc_id = (SELECT doc_id FROM synclog.doc WHERE name = 'gc') ORDER BY lsn;
+SELECT key, value FROM synclog.snapshot('gc', (SELECT log_id FROM synclog.current_log('gc')));
+SELECT l.generation, l.state, l.snapshot_hash = synclog.recompute_hash('gc', l.log_id) AS ok
+  FROM synclog.log l WHERE l.doc_id = (SELECT doc_id FROM synclog.doc WHERE name = 'gc')
+   AND l.state <> 'collected' ORDER BY generation;
+-- The client's retry is still recognised, though its entry is gone.
 SELECT synclog.append('gc', ARRAY['\x09']::bytea[], ARRAY['\x09']::bytea[], 'c', 1);
 
 RESET synclog.retention;

@@ -25,6 +25,7 @@
 #include "catalog/pg_collation_d.h"
 #include "catalog/pg_type_d.h"
 #include "executor/executor.h"
+#include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -42,19 +43,21 @@ PG_FUNCTION_INFO_V1(synclog_append_delta);
  * the client's watermark, or -1 when the append must go ahead.
  */
 static int64
-duplicate_of(int64 doc_id, text *client_id, int64 client_seq)
+duplicate_of(int64 doc_id, int64 active_base, text *client_id, int64 client_seq)
 {
 	static SPIPlanPtr plan_entry;
 	static SPIPlanPtr plan_kv;
 	Oid			t_entry[2] = {INT8OID, TEXTOID};
 	Oid			t_kv[2] = {INT8OID, BYTEAOID};
 	Datum		v[2] = {Int64GetDatum(doc_id), PointerGetDatum(client_id)};
-	int64		seq;
-	int64		lsn;
+	int64		seq = -1;
+	int64		lsn = -1;
 
 	/*
-	 * Entries not yet collected are newer than any folded watermark, so the
-	 * newest entry of the client, if any, is its watermark.
+	 * The client's newest entry is its watermark when it lies in the active
+	 * log: every watermark a rotation folded is older.  Otherwise the entry
+	 * may be a leftover of a collected log (gc keeps entries that state
+	 * versions point at), and the folded watermark can be newer.
 	 */
 	sl_exec(&plan_entry,
 			"SELECT client_seq, lsn FROM synclog.entry "
@@ -65,26 +68,36 @@ duplicate_of(int64 doc_id, text *client_id, int64 client_seq)
 		seq = sl_col_int64(0, 1);
 		lsn = sl_col_int64(0, 2);
 	}
-	else
+	if (lsn <= active_base)
 	{
 		bool		isnull;
 		bytea	   *wm;
+		int64		wseq,
+					wlsn;
 
 		sl_exec(&plan_kv,
 				"SELECT value FROM synclog.kv "
-				"WHERE doc_id = $1 AND ns = 2 AND key = $2 "
+				"WHERE doc_id = $1 AND ns = 2 AND key = $2 AND kind = 'v' "
 				"ORDER BY lsn DESC LIMIT 1",
 				2, t_kv, v, NULL, false, 1);
-		if (SPI_processed == 0)
-			return -1;
-		wm = DatumGetByteaPP(sl_col(0, 1, &isnull));
-		if (isnull || VARSIZE_ANY_EXHDR(wm) != SLC_WATERMARK_LEN)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("synclog: malformed watermark stored for a client of document %lld",
-							(long long) doc_id)));
-		slc_watermark_decode((const uint8 *) VARDATA_ANY(wm), &seq, &lsn);
+		if (SPI_processed > 0)
+		{
+			wm = DatumGetByteaPP(sl_col(0, 1, &isnull));
+			if (isnull || VARSIZE_ANY_EXHDR(wm) != SLC_WATERMARK_LEN)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("synclog: malformed watermark stored for a client of document %lld",
+								(long long) doc_id)));
+			slc_watermark_decode((const uint8 *) VARDATA_ANY(wm), &wseq, &wlsn);
+			if (wlsn > lsn)
+			{
+				seq = wseq;
+				lsn = wlsn;
+			}
+		}
 	}
+	if (lsn < 0)
+		return -1;
 	return client_seq <= seq ? lsn : -1;
 }
 
@@ -203,7 +216,11 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 				bytes;
 	char	   *log_id;
 	bool		isnull;
+	bool		xact_snapshot;
 
+	/* What the executor would check for an INSERT (also true on a standby). */
+	PreventCommandIfReadOnly("synclog.append()");
+	PreventCommandIfParallelMode("synclog.append()");
 	sl_require_doc(doc, true);
 
 	/*
@@ -212,6 +229,7 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 	 * other's LSNs.
 	 */
 	CommandCounterIncrement();
+	xact_snapshot = IsolationUsesXactSnapshot();
 
 	docrel = table_open(synclog_relid(nsp, "doc"), RowExclusiveLock);
 	c.doc_id = column(docrel, "doc_id");
@@ -228,7 +246,15 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 	ScanKeyEntryInitialize(&key, 0, column(docrel, "name"), BTEqualStrategyNumber,
 						   InvalidOid, DEFAULT_COLLATION_OID, F_TEXTEQ,
 						   PointerGetDatum(doc));
-	snap = RegisterSnapshot(GetLatestSnapshot());
+	/*
+	 * In READ COMMITTED, find the row in a fresh snapshot and lock its
+	 * newest version, as UPDATE does.  In REPEATABLE READ and SERIALIZABLE
+	 * the transaction's snapshot must see the newest version, or the
+	 * append fails with a serialization error like an UPDATE would: the
+	 * transaction could not see the entries that took the LSNs before its
+	 * own, nor a retry's original.
+	 */
+	snap = RegisterSnapshot(xact_snapshot ? GetTransactionSnapshot() : GetLatestSnapshot());
 	scan = systable_beginscan(docrel, synclog_relid(nsp, "doc_name_key"), true,
 							  snap, 1, &key);
 	found = systable_getnext(scan);
@@ -247,8 +273,13 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 	slot = table_slot_create(docrel, NULL);
 	res = table_tuple_lock(docrel, &tid, snap, slot, GetCurrentCommandId(false),
 						   LockTupleNoKeyExclusive, LockWaitBlock,
-						   TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd);
+						   xact_snapshot ? 0 : TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
+						   &tmfd);
 	UnregisterSnapshot(snap);
+	if (xact_snapshot && (res == TM_Updated || res == TM_Deleted))
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access due to concurrent update")));
 	if (res == TM_Deleted)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYNCLOG_UNKNOWN_DOCUMENT),
@@ -270,7 +301,7 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 		 * Under the lock, so that a retry racing its original waits for it
 		 * and then sees its entry.
 		 */
-		int64		dup = duplicate_of(doc_id, client_id, client_seq);
+		int64		dup = duplicate_of(doc_id, base, client_id, client_seq);
 
 		if (dup >= 0)
 		{

@@ -76,12 +76,49 @@ make_bytea(const uint8 *data, size_t len)
 	return b;
 }
 
+/* The 24 bytes of synclog.kv.item_hash: u64le lo, u64le hi, u64le size. */
+#define ITEM_HASH_LEN 24
+
+static void
+put_u64le(uint8 *p, uint64 v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8) (v >> (8 * i));
+}
+
+static uint64
+get_u64le(const uint8 *p)
+{
+	uint64		v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/* Take a stored item out of the running hash. */
+static void
+remove_stored_item(FoldCtx *fc, bytea *item)
+{
+	const uint8 *p = (const uint8 *) VARDATA_ANY(item);
+
+	if (VARSIZE_ANY_EXHDR(item) != ITEM_HASH_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("synclog: malformed item hash stored for document %lld",
+						(long long) fc->doc_id)));
+	slc_hash_remove_item(fc->hash, get_u64le(p), get_u64le(p + 8), get_u64le(p + 16));
+}
+
 /*
  * Make the newest write of one key (val NULL = deleted) part of the state,
- * and move the hash from the key's value at lo to its new value.
+ * and move the hash from the key's value at lo to its new value.  The old
+ * value is never read: its item hash is stored with its version.  Data
+ * values are not copied either: the version points at the entry (its LSN)
+ * whose delta holds the value.
  */
 static const char *const kv_at_sql =
-"SELECT lsn, value FROM synclog.kv "
+"SELECT lsn, kind, item_hash FROM synclog.kv "
 "WHERE doc_id = $1 AND ns = $2 AND key = $3 AND lsn <= $4 "
 "ORDER BY lsn DESC LIMIT 1";
 
@@ -107,16 +144,10 @@ fold_item(FoldCtx *fc, int16 ns, const uint8 *key, uint32 klen,
 	if (SPI_processed > 0)
 	{
 		int64		old_lsn = sl_col_int64(0, 1);
-		Datum		d = sl_col(0, 2, &isnull);
+		bool		present = DatumGetChar(sl_col(0, 2, &isnull)) != 'd';
 
-		if (!isnull)
-		{
-			bytea	   *old = DatumGetByteaPP(d);
-
-			slc_hash_remove(fc->hash, (uint8) ns, key, klen,
-							(const uint8 *) VARDATA_ANY(old),
-							VARSIZE_ANY_EXHDR(old));
-		}
+		if (present)
+			remove_stored_item(fc, DatumGetByteaPP(sl_col(0, 3, &isnull)));
 		SPI_freetuptable(SPI_tuptable);
 
 		if (old_lsn > fc->rot_base)
@@ -138,37 +169,52 @@ fold_item(FoldCtx *fc, int16 ns, const uint8 *key, uint32 klen,
 				v_at[3] = Int64GetDatum(fc->rot_base);
 				sl_exec(&plan_at, kv_at_sql, 4, t_at, v_at, NULL, false, 1);
 				if (SPI_processed > 0)
-				{
-					(void) sl_col(0, 2, &isnull);
-					older_present = !isnull;
-				}
+					older_present = DatumGetChar(sl_col(0, 2, &isnull)) != 'd';
 				SPI_freetuptable(SPI_tuptable);
 			}
 		}
 		else
-			older_present = !isnull;
+			older_present = present;
 	}
 	else
 		SPI_freetuptable(SPI_tuptable);
 
-	if (val != NULL)
-		slc_hash_add(fc->hash, (uint8) ns, key, klen, val, vlen);
-
 	/* A deletion of a key that no retained state holds needs no row. */
 	if (val != NULL || older_present)
 	{
-		Oid			t_ins[5] = {INT8OID, INT2OID, BYTEAOID, INT8OID, BYTEAOID};
-		Datum		v_ins[5] = {v_at[0], v_at[1], v_at[2], Int64GetDatum(lsn), (Datum) 0};
-		char		n_ins[6] = "     ";
+		Oid			t_ins[7] = {INT8OID, INT2OID, BYTEAOID, INT8OID, CHAROID, BYTEAOID, BYTEAOID};
+		Datum		v_ins[7] = {v_at[0], v_at[1], v_at[2], Int64GetDatum(lsn),
+								CharGetDatum('d'), (Datum) 0, (Datum) 0};
+		char		n_ins[8] = "     nn";
 
 		if (val != NULL)
-			v_ins[4] = PointerGetDatum(make_bytea(val, vlen));
-		else
-			n_ins[4] = 'n';
+		{
+			uint64		lo,
+						hi;
+			bytea	   *item = palloc(VARHDRSZ + ITEM_HASH_LEN);
+			uint8	   *p = (uint8 *) VARDATA(item);
+
+			slc_item_hash((uint8) ns, key, klen, val, vlen, &lo, &hi);
+			slc_hash_add_item(fc->hash, lo, hi, (uint64) klen + vlen);
+			SET_VARSIZE(item, VARHDRSZ + ITEM_HASH_LEN);
+			put_u64le(p, lo);
+			put_u64le(p + 8, hi);
+			put_u64le(p + 16, (uint64) klen + vlen);
+			v_ins[6] = PointerGetDatum(item);
+			n_ins[6] = ' ';
+			if (ns == SLC_NS_DATA)
+				v_ins[4] = CharGetDatum('r');
+			else
+			{
+				v_ins[4] = CharGetDatum('v');
+				v_ins[5] = PointerGetDatum(make_bytea(val, vlen));
+				n_ins[5] = ' ';
+			}
+		}
 		sl_exec(&plan_insert,
-				"INSERT INTO synclog.kv (doc_id, ns, key, lsn, value) "
-				"VALUES ($1, $2, $3, $4, $5)",
-				5, t_ins, v_ins, n_ins, false, 0);
+				"INSERT INTO synclog.kv (doc_id, ns, key, lsn, kind, value, item_hash) "
+				"VALUES ($1, $2, $3, $4, $5, $6, $7)",
+				7, t_ins, v_ins, n_ins, false, 0);
 		fc->versions++;
 	}
 }
@@ -347,7 +393,7 @@ lock_chain(const SlDoc *d, int32 *generation, slc_hash *hash)
 	sl_exec(&plan,
 			"SELECT log_id, state, generation, snapshot_hash FROM synclog.log "
 			"WHERE doc_id = $1 AND state IN ('active', 'previous') "
-			"ORDER BY generation FOR UPDATE",
+			"ORDER BY generation FOR NO KEY UPDATE",
 			1, types, args, NULL, false, 0);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{

@@ -331,6 +331,41 @@ synclog_ack(PG_FUNCTION_ARGS)
 	sl_require_doc(doc, false);
 	sl_find_doc(doc, &d, false);
 	sl_find_log(doc, &d, log_id, &l, false, false);
+	{
+		/*
+		 * Hold the log row and the document row (KEY SHARE, logs first, the
+		 * order drop_doc and rotations use) until commit: gc (FOR UPDATE,
+		 * SKIP LOCKED) then passes over this log, and drop_doc waits for us;
+		 * if either got there first, we see its result here.
+		 */
+		static SPIPlanPtr plan_lock_log;
+		static SPIPlanPtr plan_lock_doc;
+		Oid			tl[1] = {TEXTOID};
+		Datum		vl[1] = {CStringGetTextDatum(l.log_id)};
+		Oid			td[1] = {INT8OID};
+		Datum		vd[1] = {Int64GetDatum(d.doc_id)};
+
+		sl_exec(&plan_lock_log,
+				"SELECT state FROM synclog.log WHERE log_id = $1 FOR KEY SHARE",
+				1, tl, vl, NULL, false, 0);
+		if (SPI_processed > 0)
+			sl_exec(&plan_lock_doc,
+					"SELECT 1 FROM synclog.doc WHERE doc_id = $1 FOR KEY SHARE",
+					1, td, vd, NULL, false, 0);
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_SYNCLOG_UNKNOWN_DOCUMENT),
+					 errmsg("document \"%s\" does not exist", sl_doc_cstring(doc))));
+		sl_exec(&plan_lock_log,
+				"SELECT state FROM synclog.log WHERE log_id = $1 FOR KEY SHARE",
+				1, tl, vl, NULL, false, 0);
+		if (strcmp(sl_col_text(0, 1), SL_LOG_COLLECTED) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_SYNCLOG_LOG_COLLECTED),
+					 errmsg("log \"%s\" of document \"%s\" has been garbage-collected",
+							l.log_id, sl_doc_cstring(doc)),
+					 errhint("Drop the local log and download the snapshot of synclog.current_log().")));
+	}
 	end = l.end_lsn >= 0 ? l.end_lsn : d.head_lsn;
 	if (lsn < l.base_lsn)
 		ereport(ERROR,

@@ -14,6 +14,7 @@
 #include "catalog/pg_type_d.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
+#include "utils/memutils.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -30,11 +31,59 @@ PG_FUNCTION_INFO_V1(synclog_snapshot_clients);
  * through a deletion.
  */
 #define SNAPSHOT_PAGE_SQL(after_clause) \
-	"SELECT key, value FROM (" \
-	"  SELECT DISTINCT ON (key) key, value FROM synclog.kv " \
+	"SELECT key, kind, value, lsn FROM (" \
+	"  SELECT DISTINCT ON (key) key, kind, value, lsn FROM synclog.kv " \
 	"  WHERE doc_id = $1 AND ns = $2 AND lsn <= $3 " after_clause \
 	"  ORDER BY key, lsn DESC) v " \
-	"WHERE value IS NOT NULL LIMIT $4"
+	"WHERE kind <> 'd' LIMIT $4"
+
+/*
+ * The value a version points at: the key's value in the delta of the entry
+ * at lsn (see synclog.kv).  gc keeps every entry a version points at.
+ */
+static bytea *
+entry_value(int64 doc_id, int64 lsn, const uint8 *key, uint32 klen)
+{
+	static SPIPlanPtr plan;
+	Oid			types[2] = {INT8OID, INT8OID};
+	Datum		args[2] = {Int64GetDatum(doc_id), Int64GetDatum(lsn)};
+	bool		isnull;
+	bytea	   *delta;
+	slc_delta_reader r;
+	slc_change	c;
+	int			more = 1;
+	size_t		off;
+
+	sl_exec(&plan, "SELECT delta FROM synclog.entry WHERE doc_id = $1 AND lsn = $2",
+			2, types, args, NULL, true, 1);
+	if (SPI_processed == 1)
+	{
+		delta = DatumGetByteaPP(sl_col(0, 1, &isnull));
+		if (slc_delta_reader_init(&r, (const uint8 *) VARDATA_ANY(delta),
+								  VARSIZE_ANY_EXHDR(delta), UINT32_MAX) == SLC_OK)
+		{
+			while (slc_delta_next(&r, &c, &more, &off) == SLC_OK && more)
+			{
+				if (c.klen == klen && !c.is_delete &&
+					(klen == 0 || memcmp(c.key, key, klen) == 0))
+				{
+					bytea	   *v = palloc(VARHDRSZ + c.vlen);
+
+					SET_VARSIZE(v, VARHDRSZ + c.vlen);
+					if (c.vlen > 0)
+						memcpy(VARDATA(v), c.val, c.vlen);
+					SPI_freetuptable(SPI_tuptable);
+					return v;
+				}
+			}
+		}
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("synclog: the value of a key of document %lld written at LSN " INT64_FORMAT " is missing",
+					(long long) doc_id, lsn)));
+	return NULL;				/* keep compiler quiet */
+}
 
 /*
  * Run one page of the state of namespace ns at lsn; rows land in
@@ -82,6 +131,7 @@ synclog_snapshot(PG_FUNCTION_ARGS)
 	SlDoc		d;
 	SlLog		l;
 	Portal		portal;
+	MemoryContext row_cxt;
 
 	(void) sl_arg_doc(fcinfo, 0);
 	(void) sl_arg_log_id(fcinfo, 1);
@@ -105,24 +155,42 @@ synclog_snapshot(PG_FUNCTION_ARGS)
 	else
 		portal = sl_cursor(&plan_next, SNAPSHOT_PAGE_SQL("AND key > $5"), 5,
 						   types, args, NULL, true);
+	row_cxt = AllocSetContextCreate(CurrentMemoryContext, "synclog snapshot row",
+									ALLOCSET_DEFAULT_SIZES);
 	for (;;)
 	{
 		uint64		n;
+		SPITupleTable *batch;
 
 		SPI_cursor_fetch(portal, true, SL_FETCH_BATCH);
 		n = SPI_processed;
+		batch = SPI_tuptable;
 		if (n == 0)
 			break;
 		for (uint64 i = 0; i < n; i++)
 		{
 			Datum		values[2];
-			bool		nulls[2];
+			bool		nulls[2] = {false, false};
+			bool		isnull;
+			MemoryContext old = MemoryContextSwitchTo(row_cxt);
+			bytea	   *key;
 
-			values[0] = sl_col(i, 1, &nulls[0]);
-			values[1] = sl_col(i, 2, &nulls[1]);
+			values[0] = SPI_getbinval(batch->vals[i], batch->tupdesc, 1, &isnull);
+			if (DatumGetChar(SPI_getbinval(batch->vals[i], batch->tupdesc, 2, &isnull)) == 'v')
+				values[1] = SPI_getbinval(batch->vals[i], batch->tupdesc, 3, &isnull);
+			else
+			{
+				key = DatumGetByteaPP(values[0]);
+				values[1] = PointerGetDatum(entry_value(d.doc_id,
+														DatumGetInt64(SPI_getbinval(batch->vals[i], batch->tupdesc, 4, &isnull)),
+														(const uint8 *) VARDATA_ANY(key),
+														VARSIZE_ANY_EXHDR(key)));
+			}
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(row_cxt);
 		}
-		SPI_freetuptable(SPI_tuptable);
+		SPI_freetuptable(batch);
 	}
 	SPI_cursor_close(portal);
 	sl_spi_end();
@@ -151,7 +219,7 @@ foreach_watermark(int64 doc_id, int64 lsn, watermark_fn fn, void *arg)
 		for (uint64 i = 0; i < n; i++)
 		{
 			bytea	   *k = DatumGetByteaPP(sl_col(i, 1, &isnull));
-			bytea	   *v = DatumGetByteaPP(sl_col(i, 2, &isnull));
+			bytea	   *v = DatumGetByteaPP(sl_col(i, 3, &isnull));
 			int64		seq,
 						wlsn;
 

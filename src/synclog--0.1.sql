@@ -137,18 +137,32 @@ CREATE INDEX entry_client_idx ON synclog.entry (doc_id, client_id, lsn)
 	WHERE client_id IS NOT NULL;
 
 /*
- * Versioned document state, written only by rotations: (ns, key) had
- * value from LSN lsn on (NULL: deleted).  The snapshot at LSN s is, per
- * key, the newest version at or below s.  ns 1 holds data keys, ns 2 the
- * per-client watermarks (key = client id, value = seq and LSN).
+ * Versioned document state, written only by rotations: (ns, key) had a
+ * value from LSN lsn on.  The snapshot at LSN s is, per key, the newest
+ * version at or below s.  ns 1 holds data keys, ns 2 the per-client
+ * watermarks (key = client id, value = seq and LSN).  kind says where the
+ * value is:
+ *  'r' - in the delta of the entry at (doc_id, lsn): a rotation records
+ *        which entry last wrote a key instead of copying its value, so it
+ *        writes a few dozen bytes per changed key, whatever the values'
+ *        size; gc keeps such entries for as long as a version needs them
+ *  'v' - in value (watermarks)
+ *  'd' - the key was deleted
+ * item_hash is the key's item hash and size (u64le lo, u64le hi, u64le
+ * klen + vlen; PROTOCOL.md), so that a rotation can take an old value out
+ * of the snapshot hash without reading it.
  */
 CREATE TABLE synclog.kv (
 	doc_id		bigint NOT NULL,
 	ns			smallint NOT NULL CHECK (ns IN (1, 2)),
 	key			bytea NOT NULL,
 	lsn			bigint NOT NULL,
+	kind		"char" NOT NULL CHECK (kind IN ('r', 'v', 'd')),
 	value		bytea,
-	PRIMARY KEY (doc_id, ns, key, lsn)
+	item_hash	bytea,
+	PRIMARY KEY (doc_id, ns, key, lsn),
+	CHECK ((kind = 'v') = (value IS NOT NULL)),
+	CHECK ((kind = 'd') = (item_hash IS NULL))
 );
 -- gc finds the versions one log's rotation wrote without scanning the state.
 CREATE INDEX kv_lsn_idx ON synclog.kv (doc_id, lsn);

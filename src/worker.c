@@ -260,9 +260,14 @@ choose_due(void *arg)
 	sl_spi_begin();
 	due = sl_select_due(synclog_max_rotations_per_round);
 	sl_spi_end();
-	foreach(lc, due)
-		rs->due = lappend(rs->due,
-						  MemoryContextStrdup(rs->cxt, ((SlDue *) lfirst(lc))->name));
+	/* The list must outlive this transaction: build it in the round's context. */
+	{
+		MemoryContext old = MemoryContextSwitchTo(rs->cxt);
+
+		foreach(lc, due)
+			rs->due = lappend(rs->due, pstrdup(((SlDue *) lfirst(lc))->name));
+		MemoryContextSwitchTo(old);
+	}
 	return true;
 }
 

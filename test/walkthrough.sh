@@ -18,6 +18,30 @@ if [ "$keep" = no ]; then
 fi
 sl_as_pg psql -X -q -d postgres -f test/walkthrough.sql
 
+# The same from the reference client (src/client): a first sync downloads
+# the document, then a rotation happens and the next sync crosses its
+# marker, checks the hash and switches without downloading anything.
+echo
+echo "== 9. The reference client, synclog-follow, keeps a local replica in a directory:"
+follow() {
+	sl_as_pg src/client/synclog-follow --dsn "host=$PGHOST port=$PGPORT dbname=postgres user=postgres" \
+		--doc walkthrough-client --dir "$SL_DIR/replica" --once --no-progress "$@" |
+		grep -E '^(download-done|marker|switch|verify|stats):' | sed 's/^/   /'
+}
+sl_as_pg psql -X -q -d postgres -o /dev/null <<'SQL'
+SELECT synclog.create_doc('walkthrough-client');
+SELECT synclog.append('walkthrough-client', ARRAY['page-1', 'page-2']::bytea[], ARRAY['hello', 'world']::bytea[]);
+SQL
+echo "-- first sync: nothing local yet, so it downloads the snapshot and reads the log"
+follow
+sl_as_pg psql -X -q -d postgres -o /dev/null <<'SQL'
+SELECT synclog.append('walkthrough-client', ARRAY['page-2']::bytea[], ARRAY['there']::bytea[]);
+SELECT synclog.compact('walkthrough-client');
+SELECT synclog.append('walkthrough-client', ARRAY['page-3']::bytea[], ARRAY['!']::bytea[]);
+SQL
+echo "-- the coordinator rotated; the next sync reaches the marker, its own hash matches, it switches:"
+follow --verify
+
 if [ "$keep" = yes ]; then
 	echo
 	echo "The cluster is still running.  Connect with:"

@@ -545,6 +545,22 @@ slc_hash_remove(slc_hash *h, uint8_t ns, const uint8_t *key, size_t klen,
 }
 
 void
+slc_hash_add_item(slc_hash *h, uint64_t lo, uint64_t hi, uint64_t item_bytes)
+{
+	hash_add128(h, lo, hi);
+	h->count++;
+	h->bytes += item_bytes;
+}
+
+void
+slc_hash_remove_item(slc_hash *h, uint64_t lo, uint64_t hi, uint64_t item_bytes)
+{
+	hash_sub128(h, lo, hi);
+	h->count--;
+	h->bytes -= item_bytes;
+}
+
+void
 slc_hash_replace(slc_hash *h, uint8_t ns, const uint8_t *key, size_t klen,
 				 const uint8_t *old_val, size_t old_vlen,
 				 const uint8_t *new_val, size_t new_vlen)

@@ -170,6 +170,16 @@ void		slc_hash_remove(slc_hash *h, uint8_t ns, const uint8_t *key,
 							size_t klen, const uint8_t *val, size_t vlen);
 
 /*
+ * The same with an item hash computed earlier (slc_item_hash) and the
+ * item's klen + vlen: lets a holder of stored item hashes update a state
+ * hash without the old value at hand.
+ */
+void		slc_hash_add_item(slc_hash *h, uint64_t lo, uint64_t hi,
+							  uint64_t item_bytes);
+void		slc_hash_remove_item(slc_hash *h, uint64_t lo, uint64_t hi,
+								 uint64_t item_bytes);
+
+/*
  * The fold rule for one key, expressed on the hash: the key had old_val
  * (NULL = absent) and now has new_val (NULL = absent/deleted).
  */

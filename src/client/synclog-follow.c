@@ -1,0 +1,485 @@
+/*
+ * synclog-follow - follow a synclog document into a local replica.
+ *
+ *   synclog-follow --dsn DSN --doc DOC --dir DIR [options]
+ *
+ * Keeps DIR a durable replica of DOC (see synclog_client.h): syncs, then
+ * waits for a NOTIFY on the document's channel (or --poll milliseconds, the
+ * fallback) and syncs again, until SIGINT/SIGTERM.  Prints one line per
+ * event: each marker check, each switch-over by marker, each download
+ * (with a progress bar on a terminal), each repair of the local files.
+ *
+ * Options:
+ *   --once              sync until caught up, then exit
+ *   --verify            after syncing (with --once) or on exit: recompute the
+ *                       local hash from scratch, compare it with the running
+ *                       hash, and rebuild the server's state at the replica's
+ *                       position to compare hash and items; exit 3 if any
+ *                       check fails
+ *   --client-id ID      id for synclog.ack (default: kept in DIR/client_id)
+ *   --no-ack            never call synclog.ack
+ *   --quiet             print only errors, verification and the stats line
+ *   --poll MS           longest wait between syncs (default 5000)
+ *   --min-interval MS   at most one sync per MS after a notification (0)
+ *   --ack-interval MS   see slcl_options.ack_interval_ms (default 10000)
+ *   --page-entries N, --page-bytes N, --snapshot-rows N, --checkpoint-bytes N
+ *   --progress / --no-progress   force the download progress bar on or off
+ *   --debug-delay POINT:MS       testing: sleep MS at POINT (once)
+ *   --debug-tamper      testing: silently alter the local state, then exit
+ *   --max-runtime S     exit after S seconds (tests)
+ *
+ * On exit it prints one machine-readable line:
+ *   stats: doc=D client=C switches_marker=N markers_mismatch=N downloads=N
+ *          downloads_initial=N downloads_resumed=N download_restarts=N
+ *          entries=N bytes_log=N bytes_marker=N bytes_snapshot=N acks=N
+ *          checkpoints=N repairs=N log=L lsn=N hash=H
+ *
+ * Exit status: 0 ok, 1 error, 2 usage, 3 verification failed, 4 the
+ * document does not exist.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "synclog_client.h"
+
+static volatile sig_atomic_t stop_flag;
+
+static int	quiet;
+static int	progress = -1;		/* -1: on a terminal */
+static double dl_started;
+static int	bar_shown;
+
+static void
+on_signal(int sig)
+{
+	(void) sig;
+	stop_flag = 1;
+}
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void
+hexout(const uint8_t *p, size_t n, char *out)
+{
+	static const char d[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++)
+	{
+		out[2 * i] = d[p[i] >> 4];
+		out[2 * i + 1] = d[p[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static void
+draw_bar(const slcl_event *ev)
+{
+	char		bar[41];
+	double		frac = -1;
+	int			w = 40;
+
+	if (ev->total_rows > 0)
+		frac = (double) ev->rows / (double) ev->total_rows;
+	if (frac > 1)
+		frac = 1;
+	for (int i = 0; i < w; i++)
+		bar[i] = (frac >= 0 && i < (int) (frac * w)) ? '#' : '.';
+	bar[w] = '\0';
+	if (frac >= 0)
+		fprintf(stderr, "\r  download [%s] %5.1f%%  %lld/%lld keys  %.1f MB ", bar, frac * 100,
+				(long long) ev->rows, (long long) ev->total_rows, ev->bytes / 1e6);
+	else
+		fprintf(stderr, "\r  download %lld keys  %.1f MB ", (long long) ev->rows, ev->bytes / 1e6);
+	fflush(stderr);
+	bar_shown = 1;
+}
+
+static void
+end_bar(void)
+{
+	if (bar_shown)
+	{
+		fputc('\n', stderr);
+		bar_shown = 0;
+	}
+}
+
+static void
+on_event(void *arg, const slcl_event *ev)
+{
+	const char *what = NULL;
+
+	(void) arg;
+	switch (ev->type)
+	{
+		case SLCL_EV_OPEN:
+			what = "open";
+			break;
+		case SLCL_EV_REPAIR:
+			what = "repair";
+			break;
+		case SLCL_EV_CORRUPT:
+			what = "corrupt";
+			break;
+		case SLCL_EV_MARKER:
+			what = "marker";
+			break;
+		case SLCL_EV_SWITCH:
+			what = "switch";
+			break;
+		case SLCL_EV_DOWNLOAD_START:
+			what = "download-start";
+			dl_started = now_s();
+			break;
+		case SLCL_EV_DOWNLOAD_RESUME:
+			what = "download-resume";
+			dl_started = now_s();
+			break;
+		case SLCL_EV_DOWNLOAD_PROGRESS:
+			/* a bar on a terminal, once a download takes a while */
+			if (!quiet && progress != 0 &&
+				(progress == 1 || now_s() - dl_started > 0.5))
+				draw_bar(ev);
+			return;
+		case SLCL_EV_DOWNLOAD_RESTART:
+			what = "download-restart";
+			break;
+		case SLCL_EV_DOWNLOAD_DONE:
+			end_bar();
+			what = "download-done";
+			break;
+		case SLCL_EV_CHECKPOINT:
+			what = "checkpoint";
+			break;
+		case SLCL_EV_CONNECT:
+			what = "connect";
+			break;
+		case SLCL_EV_WARNING:
+			what = "warning";
+			break;
+		case SLCL_EV_DEBUG:
+			what = "debug";
+			break;
+	}
+	if (quiet && ev->type != SLCL_EV_WARNING && ev->type != SLCL_EV_CORRUPT &&
+		ev->type != SLCL_EV_DEBUG && !(ev->type == SLCL_EV_MARKER && !ev->ok) &&
+		!(ev->type == SLCL_EV_DOWNLOAD_DONE && !ev->ok))
+		return;
+	end_bar();
+	printf("%s: %s\n", what, ev->message);
+	fflush(stdout);
+}
+
+static void
+print_stats(slcl_client *c, const char *doc)
+{
+	const slcl_stats *s = slcl_get_stats(c);
+	const char *log_id = "-";
+	int64_t		lsn = -1;
+	uint8_t		h[SLC_HASH_LEN];
+	char		hx[2 * SLC_HASH_LEN + 1] = "-";
+
+	if (slcl_position(c, &log_id, &lsn))
+	{
+		slcl_hash(c, h);
+		hexout(h, SLC_HASH_LEN, hx);
+	}
+	printf("stats: doc=%s client=%s switches_marker=%lld markers_mismatch=%lld downloads=%lld "
+		   "downloads_initial=%lld downloads_resumed=%lld download_restarts=%lld entries=%lld "
+		   "bytes_log=%lld bytes_marker=%lld bytes_snapshot=%lld acks=%lld checkpoints=%lld "
+		   "repairs=%lld log=%s lsn=%lld hash=%s\n",
+		   doc, slcl_client_id(c), (long long) s->switches_marker, (long long) s->markers_mismatch,
+		   (long long) s->downloads, (long long) s->downloads_initial,
+		   (long long) s->downloads_resumed, (long long) s->download_restarts,
+		   (long long) s->entries_applied, (long long) s->bytes_log, (long long) s->bytes_marker,
+		   (long long) s->bytes_snapshot, (long long) s->acks, (long long) s->checkpoints,
+		   (long long) s->repairs, log_id, (long long) lsn, hx);
+	fflush(stdout);
+}
+
+static int
+run_verify(slcl_client *c)
+{
+	slcl_verify_result r;
+	slcl_rc		rc = slcl_verify(c, &r);
+	const char *log_id = "-";
+	int64_t		lsn = -1;
+	int			ok;
+
+	if (rc != SLCL_OK)
+	{
+		printf("verify: FAILED: %s\n", slcl_errmsg(c));
+		fflush(stdout);
+		return 3;
+	}
+	slcl_position(c, &log_id, &lsn);
+	printf("verify: local rehash %s running hash\n", r.local_ok ? "==" : "!=");
+	if (r.at_current_base)
+		printf("verify: at the base of the current log %s (lsn %lld): hash %s its snapshot_hash\n",
+			   log_id, (long long) lsn, r.current_hash_ok ? "==" : "!=");
+	else
+		printf("verify: position log %s lsn %lld (not the base of the current log)\n",
+			   log_id, (long long) lsn);
+	printf("verify: server %s: %s\n",
+		   !r.server_checked ? "not compared" : r.server_ok ? "equal" : "DIFFERENT", r.detail);
+	ok = r.local_ok && (!r.at_current_base || r.current_hash_ok) &&
+		(!r.server_checked || r.server_ok);
+	printf("verify: %s\n", ok ? "ok" : "FAILED");
+	fflush(stdout);
+	return ok ? 0 : 3;
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+			"usage: synclog-follow --dsn DSN --doc DOC --dir DIR [--once] [--verify]\n"
+			"                      [--client-id ID] [--no-ack] [--quiet] [--poll MS]\n"
+			"                      [--min-interval MS] [--ack-interval MS] [--page-entries N]\n"
+			"                      [--page-bytes N] [--snapshot-rows N] [--checkpoint-bytes N]\n"
+			"                      [--progress|--no-progress] [--max-runtime S]\n"
+			"                      [--debug-delay POINT:MS] [--debug-tamper]\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	slcl_options o;
+	slcl_client *c = NULL;
+	slcl_rc		rc;
+	int			once = 0,
+				verify = 0,
+				tamper = 0;
+	int			poll_ms = 5000,
+				min_interval = 0;
+	double		max_runtime = 0;
+	double		t0 = now_s();
+	double		last_sync = 0;
+	int			status = 0;
+	int			backoff = 100;
+	int			failures = 0;
+	char	   *debug_spec = NULL;
+	struct sigaction sa;
+	static const struct option longopts[] = {
+		{"dsn", required_argument, NULL, 'd'},
+		{"doc", required_argument, NULL, 'D'},
+		{"dir", required_argument, NULL, 'r'},
+		{"once", no_argument, NULL, '1'},
+		{"verify", no_argument, NULL, 'v'},
+		{"client-id", required_argument, NULL, 'c'},
+		{"no-ack", no_argument, NULL, 'A'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"poll", required_argument, NULL, 'p'},
+		{"min-interval", required_argument, NULL, 'm'},
+		{"ack-interval", required_argument, NULL, 'a'},
+		{"page-entries", required_argument, NULL, 'e'},
+		{"page-bytes", required_argument, NULL, 'b'},
+		{"snapshot-rows", required_argument, NULL, 's'},
+		{"checkpoint-bytes", required_argument, NULL, 'k'},
+		{"progress", no_argument, NULL, 'P'},
+		{"no-progress", no_argument, NULL, 'N'},
+		{"max-runtime", required_argument, NULL, 'T'},
+		{"debug-delay", required_argument, NULL, 'X'},
+		{"debug-tamper", no_argument, NULL, 'Z'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}
+	};
+	int			ch;
+
+	slcl_options_init(&o);
+	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1)
+	{
+		switch (ch)
+		{
+			case 'd':
+				o.dsn = optarg;
+				break;
+			case 'D':
+				o.doc = optarg;
+				break;
+			case 'r':
+				o.dir = optarg;
+				break;
+			case '1':
+				once = 1;
+				break;
+			case 'v':
+				verify = 1;
+				break;
+			case 'c':
+				o.client_id = optarg;
+				break;
+			case 'A':
+				o.ack = 0;
+				break;
+			case 'q':
+				quiet = 1;
+				break;
+			case 'p':
+				poll_ms = atoi(optarg);
+				break;
+			case 'm':
+				min_interval = atoi(optarg);
+				break;
+			case 'a':
+				o.ack_interval_ms = atoi(optarg);
+				break;
+			case 'e':
+				o.page_entries = atoi(optarg);
+				break;
+			case 'b':
+				o.page_bytes = atoi(optarg);
+				break;
+			case 's':
+				o.snapshot_rows = atoi(optarg);
+				break;
+			case 'k':
+				o.checkpoint_bytes = atoll(optarg);
+				break;
+			case 'P':
+				progress = 1;
+				break;
+			case 'N':
+				progress = 0;
+				break;
+			case 'T':
+				max_runtime = atof(optarg);
+				break;
+			case 'X':
+				debug_spec = optarg;
+				break;
+			case 'Z':
+				tamper = 1;
+				break;
+			case 'h':
+				usage(stdout);
+				return 0;
+			default:
+				usage(stderr);
+				return 2;
+		}
+	}
+	if (optind < argc || o.doc == NULL || o.dir == NULL || (o.dsn == NULL && !tamper) ||
+		poll_ms <= 0)
+	{
+		usage(stderr);
+		return 2;
+	}
+	if (debug_spec)
+	{
+		char	   *colon = strrchr(debug_spec, ':');
+
+		if (colon == NULL)
+		{
+			usage(stderr);
+			return 2;
+		}
+		*colon = '\0';
+		o.debug_point = debug_spec;
+		o.debug_delay_ms = atoi(colon + 1);
+	}
+	if (progress == -1)
+		progress = isatty(STDERR_FILENO) ? -1 : 0;
+	o.want_totals = progress != 0;
+	o.interrupt = &stop_flag;
+	o.on_event = on_event;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0;			/* no SA_RESTART: a signal ends a wait */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	rc = slcl_open(&o, &c);
+	if (rc != SLCL_OK)
+	{
+		fprintf(stderr, "synclog-follow: %s\n", slcl_open_error());
+		return 1;
+	}
+	if (tamper)
+	{
+		char		what[256];
+
+		rc = slcl_debug_tamper(c, what, sizeof(what));
+		if (rc != SLCL_OK)
+		{
+			fprintf(stderr, "synclog-follow: %s\n", slcl_errmsg(c));
+			slcl_close(c);
+			return 1;
+		}
+		printf("tamper: %s; the running hash follows, so only the server can tell\n", what);
+		slcl_close(c);
+		return 0;
+	}
+
+	while (!stop_flag)
+	{
+		int			notified = 0;
+
+		last_sync = now_s();
+		rc = slcl_sync(c);
+		if (rc == SLCL_OK)
+		{
+			backoff = 100;
+			if (once)
+				break;
+		}
+		else if (rc == SLCL_ERR_INTERRUPTED)
+			break;
+		else if (rc == SLCL_ERR_CONN || rc == SLCL_ERR_SERVER || rc == SLCL_ERR_IO)
+		{
+			/* transient (or for IO: maybe); retry with a backoff */
+			fprintf(stderr, "synclog-follow: %s (retrying in %d ms)\n", slcl_errmsg(c), backoff);
+			if (once && ++failures >= 5)
+			{
+				status = 1;
+				break;
+			}
+			usleep((useconds_t) backoff * 1000);
+			if (backoff < 5000)
+				backoff *= 2;
+			continue;
+		}
+		else
+		{
+			fprintf(stderr, "synclog-follow: %s\n", slcl_errmsg(c));
+			status = rc == SLCL_ERR_DOC_GONE ? 4 : 1;
+			break;
+		}
+		if (max_runtime > 0 && now_s() - t0 > max_runtime)
+			break;
+		rc = slcl_wait(c, poll_ms, &notified);
+		if (rc != SLCL_OK && !stop_flag)
+		{
+			fprintf(stderr, "synclog-follow: %s (reconnecting)\n", slcl_errmsg(c));
+			usleep(200 * 1000);
+		}
+		if (notified && min_interval > 0)
+		{
+			double		left = min_interval / 1000.0 - (now_s() - last_sync);
+
+			if (left > 0)
+				usleep((useconds_t) (left * 1e6));
+		}
+	}
+	if (verify && status == 0)
+		status = run_verify(c);
+	print_stats(c, o.doc);
+	slcl_close(c);
+	return status;
+}
