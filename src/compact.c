@@ -124,7 +124,7 @@ static const char *const kv_at_sql =
 
 static void
 fold_item(FoldCtx *fc, int16 ns, const uint8 *key, uint32 klen,
-		  const uint8 *val, uint32 vlen, int64 lsn)
+		  const uint8 *val, uint32 vlen, int64 lsn, int32 voff)
 {
 	static SPIPlanPtr plan_at;
 	static SPIPlanPtr plan_delete;
@@ -182,10 +182,10 @@ fold_item(FoldCtx *fc, int16 ns, const uint8 *key, uint32 klen,
 	/* A deletion of a key that no retained state holds needs no row. */
 	if (val != NULL || older_present)
 	{
-		Oid			t_ins[7] = {INT8OID, INT2OID, BYTEAOID, INT8OID, CHAROID, BYTEAOID, BYTEAOID};
-		Datum		v_ins[7] = {v_at[0], v_at[1], v_at[2], Int64GetDatum(lsn),
-								CharGetDatum('d'), (Datum) 0, (Datum) 0};
-		char		n_ins[8] = "     nn";
+		Oid			t_ins[8] = {INT8OID, INT2OID, BYTEAOID, INT8OID, CHAROID, BYTEAOID, BYTEAOID, INT4OID};
+		Datum		v_ins[8] = {v_at[0], v_at[1], v_at[2], Int64GetDatum(lsn),
+								CharGetDatum('d'), (Datum) 0, (Datum) 0, (Datum) 0};
+		char		n_ins[9] = "     nnn";
 
 		if (val != NULL)
 		{
@@ -203,7 +203,11 @@ fold_item(FoldCtx *fc, int16 ns, const uint8 *key, uint32 klen,
 			v_ins[6] = PointerGetDatum(item);
 			n_ins[6] = ' ';
 			if (ns == SLC_NS_DATA)
+			{
 				v_ins[4] = CharGetDatum('r');
+				v_ins[7] = Int32GetDatum(voff);
+				n_ins[7] = ' ';
+			}
 			else
 			{
 				v_ins[4] = CharGetDatum('v');
@@ -212,9 +216,9 @@ fold_item(FoldCtx *fc, int16 ns, const uint8 *key, uint32 klen,
 			}
 		}
 		sl_exec(&plan_insert,
-				"INSERT INTO synclog.kv (doc_id, ns, key, lsn, kind, value, item_hash) "
-				"VALUES ($1, $2, $3, $4, $5, $6, $7)",
-				7, t_ins, v_ins, n_ins, false, 0);
+				"INSERT INTO synclog.kv (doc_id, ns, key, lsn, kind, value, item_hash, voff) "
+				"VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+				8, t_ins, v_ins, n_ins, false, 0);
 		fc->versions++;
 	}
 }
@@ -253,7 +257,7 @@ fold_entry(FoldCtx *fc, int64 lsn, bytea *delta, text *client_id,
 
 		slc_watermark_encode(client_seq, lsn, wm);
 		fold_item(fc, SLC_NS_CLIENT, (const uint8 *) VARDATA_ANY(client_id),
-				  VARSIZE_ANY_EXHDR(client_id), wm, SLC_WATERMARK_LEN, lsn);
+				  VARSIZE_ANY_EXHDR(client_id), wm, SLC_WATERMARK_LEN, lsn, 0);
 	}
 
 	st = slc_delta_reader_init(&r, (const uint8 *) VARDATA_ANY(delta),
@@ -265,7 +269,8 @@ fold_entry(FoldCtx *fc, int64 lsn, bytea *delta, text *client_id,
 			break;
 		if (first_sighting(fc, SLC_NS_DATA, c.key, c.klen))
 			fold_item(fc, SLC_NS_DATA, c.key, c.klen,
-					  c.is_delete ? NULL : c.val, c.vlen, lsn);
+					  c.is_delete ? NULL : c.val, c.vlen, lsn,
+					  c.is_delete ? 0 : (int32) (c.val - (const uint8 *) VARDATA_ANY(delta)) + 1);
 	}
 	if (st != SLC_OK)
 		ereport(ERROR,

@@ -31,58 +31,60 @@ PG_FUNCTION_INFO_V1(synclog_snapshot_clients);
  * through a deletion.
  */
 #define SNAPSHOT_PAGE_SQL(after_clause) \
-	"SELECT key, kind, value, lsn FROM (" \
-	"  SELECT DISTINCT ON (key) key, kind, value, lsn FROM synclog.kv " \
+	"SELECT key, kind, value, lsn, voff, item_hash FROM (" \
+	"  SELECT DISTINCT ON (key) key, kind, value, lsn, voff, item_hash FROM synclog.kv " \
 	"  WHERE doc_id = $1 AND ns = $2 AND lsn <= $3 " after_clause \
 	"  ORDER BY key, lsn DESC) v " \
 	"WHERE kind <> 'd' LIMIT $4"
 
 /*
- * The value a version points at: the key's value in the delta of the entry
- * at lsn (see synclog.kv).  gc keeps every entry a version points at.
+ * The value a version points at: vlen bytes at voff of the delta of the
+ * entry at lsn (see synclog.kv).  substring() fetches just that slice of a
+ * TOASTed delta.  gc keeps every entry a version points at.
  */
-static bytea *
-entry_value(int64 doc_id, int64 lsn, const uint8 *key, uint32 klen)
+static Datum
+entry_value(int64 doc_id, int64 lsn, int32 voff, int64 vlen)
 {
 	static SPIPlanPtr plan;
-	Oid			types[2] = {INT8OID, INT8OID};
-	Datum		args[2] = {Int64GetDatum(doc_id), Int64GetDatum(lsn)};
-	bool		isnull;
-	bytea	   *delta;
-	slc_delta_reader r;
-	slc_change	c;
-	int			more = 1;
-	size_t		off;
+	Oid			types[4] = {INT8OID, INT8OID, INT4OID, INT4OID};
+	Datum		args[4] = {Int64GetDatum(doc_id), Int64GetDatum(lsn),
+						   Int32GetDatum(voff), Int32GetDatum((int32) vlen)};
+	bool		isnull = true;
+	Datum		v = (Datum) 0;
 
-	sl_exec(&plan, "SELECT delta FROM synclog.entry WHERE doc_id = $1 AND lsn = $2",
-			2, types, args, NULL, true, 1);
+	sl_exec(&plan,
+			"SELECT substring(delta FROM $3 FOR $4) FROM synclog.entry "
+			"WHERE doc_id = $1 AND lsn = $2",
+			4, types, args, NULL, true, 1);
 	if (SPI_processed == 1)
 	{
-		delta = DatumGetByteaPP(sl_col(0, 1, &isnull));
-		if (slc_delta_reader_init(&r, (const uint8 *) VARDATA_ANY(delta),
-								  VARSIZE_ANY_EXHDR(delta), UINT32_MAX) == SLC_OK)
-		{
-			while (slc_delta_next(&r, &c, &more, &off) == SLC_OK && more)
-			{
-				if (c.klen == klen && !c.is_delete &&
-					(klen == 0 || memcmp(c.key, key, klen) == 0))
-				{
-					bytea	   *v = palloc(VARHDRSZ + c.vlen);
-
-					SET_VARSIZE(v, VARHDRSZ + c.vlen);
-					if (c.vlen > 0)
-						memcpy(VARDATA(v), c.val, c.vlen);
-					SPI_freetuptable(SPI_tuptable);
-					return v;
-				}
-			}
-		}
+		v = sl_col(0, 1, &isnull);
+		if (!isnull)
+			v = PointerGetDatum(DatumGetByteaPCopy(v));
 	}
-	ereport(ERROR,
-			(errcode(ERRCODE_DATA_CORRUPTED),
-			 errmsg("synclog: the value of a key of document %lld written at LSN " INT64_FORMAT " is missing",
-					(long long) doc_id, lsn)));
-	return NULL;				/* keep compiler quiet */
+	SPI_freetuptable(SPI_tuptable);
+	if (isnull || (int64) VARSIZE_ANY_EXHDR(DatumGetByteaPP(v)) != vlen)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("synclog: the value of a key of document %lld written at LSN " INT64_FORMAT " is missing",
+						(long long) doc_id, lsn)));
+	return v;
+}
+
+/* klen + vlen of a stored item (synclog.kv.item_hash, last 8 bytes). */
+static int64
+item_size(bytea *item)
+{
+	const uint8 *p = (const uint8 *) VARDATA_ANY(item);
+	uint64		v = 0;
+
+	if (VARSIZE_ANY_EXHDR(item) != 24)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("synclog: malformed item hash stored in a snapshot")));
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[16 + i];
+	return (int64) v;
 }
 
 /*
@@ -181,10 +183,11 @@ synclog_snapshot(PG_FUNCTION_ARGS)
 			else
 			{
 				key = DatumGetByteaPP(values[0]);
-				values[1] = PointerGetDatum(entry_value(d.doc_id,
-														DatumGetInt64(SPI_getbinval(batch->vals[i], batch->tupdesc, 4, &isnull)),
-														(const uint8 *) VARDATA_ANY(key),
-														VARSIZE_ANY_EXHDR(key)));
+				values[1] = entry_value(d.doc_id,
+										DatumGetInt64(SPI_getbinval(batch->vals[i], batch->tupdesc, 4, &isnull)),
+										DatumGetInt32(SPI_getbinval(batch->vals[i], batch->tupdesc, 5, &isnull)),
+										item_size(DatumGetByteaPP(SPI_getbinval(batch->vals[i], batch->tupdesc, 6, &isnull))) -
+										(int64) VARSIZE_ANY_EXHDR(key));
 			}
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 			MemoryContextSwitchTo(old);

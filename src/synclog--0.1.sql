@@ -133,6 +133,12 @@ CREATE TABLE synclog.entry (
 	PRIMARY KEY (doc_id, lsn),
 	CHECK ((client_id IS NULL) = (client_seq IS NULL))
 );
+/*
+ * Deltas are stored out of line but not compressed: a snapshot download
+ * fetches single values out of them (substring of a TOASTed value reads
+ * only the chunks it needs, which a compressed value cannot offer).
+ */
+ALTER TABLE synclog.entry ALTER COLUMN delta SET STORAGE EXTERNAL;
 CREATE INDEX entry_client_idx ON synclog.entry (doc_id, client_id, lsn)
 	WHERE client_id IS NOT NULL;
 
@@ -142,7 +148,8 @@ CREATE INDEX entry_client_idx ON synclog.entry (doc_id, client_id, lsn)
  * version at or below s.  ns 1 holds data keys, ns 2 the per-client
  * watermarks (key = client id, value = seq and LSN).  kind says where the
  * value is:
- *  'r' - in the delta of the entry at (doc_id, lsn): a rotation records
+ *  'r' - in the delta of the entry at (doc_id, lsn), at byte voff (1-based,
+ *        as substring() counts) for klen + vlen - klen bytes: a rotation records
  *        which entry last wrote a key instead of copying its value, so it
  *        writes a few dozen bytes per changed key, whatever the values'
  *        size; gc keeps such entries for as long as a version needs them
@@ -159,11 +166,14 @@ CREATE TABLE synclog.kv (
 	lsn			bigint NOT NULL,
 	kind		"char" NOT NULL CHECK (kind IN ('r', 'v', 'd')),
 	value		bytea,
+	voff		integer,
 	item_hash	bytea,
-	PRIMARY KEY (doc_id, ns, key, lsn),
 	CHECK ((kind = 'v') = (value IS NOT NULL)),
+	CHECK ((kind = 'r') = (voff IS NOT NULL)),
 	CHECK ((kind = 'd') = (item_hash IS NULL))
 );
+-- Newest version first, as both the fold and a snapshot page look a key up.
+CREATE UNIQUE INDEX kv_key_idx ON synclog.kv (doc_id, ns, key, lsn DESC);
 -- gc finds the versions one log's rotation wrote without scanning the state.
 CREATE INDEX kv_lsn_idx ON synclog.kv (doc_id, lsn);
 
