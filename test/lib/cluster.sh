@@ -11,7 +11,7 @@ PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 # Debian packages the build, the tests and the benchmarks need.
 SYNCLOG_PACKAGES="build-essential postgresql-15 postgresql-server-dev-15
 	postgresql-client-15 libxxhash-dev libpq-dev libipc-run-perl valgrind
-	postgresql-15-pgq3 postgresql-15-cron gnuplot-nox"
+	postgresql-15-pgq3 postgresql-15-cron gnuplot-nox clang libclang-rt-14-dev"
 
 sl_install_deps() {
 	if [ "$(id -u)" != 0 ]; then
