@@ -201,8 +201,8 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 	HeapTuple	found;
 	ItemPointerData tid;
 	Snapshot	snap;
-	TupleTableSlot *slot;
 	TM_FailureData tmfd;
+	LockTupleMode lockmode;
 	TM_Result	res;
 	HeapTuple	oldtup;
 	HeapTuple	newtup;
@@ -215,8 +215,8 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 				base,
 				bytes;
 	char	   *log_id;
-	bool		isnull;
 	bool		xact_snapshot;
+	AttrNumber	name_attno;
 
 	/* What the executor would check for an INSERT (also true on a standby). */
 	PreventCommandIfReadOnly("synclog.append()");
@@ -242,106 +242,116 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 	c.rotate_entries = column(docrel, "rotate_entries");
 	c.rotate_bytes = column(docrel, "rotate_bytes");
 	c.auto_rotate = column(docrel, "auto_rotate");
+	name_attno = column(docrel, "name");
 
-	ScanKeyEntryInitialize(&key, 0, column(docrel, "name"), BTEqualStrategyNumber,
-						   InvalidOid, DEFAULT_COLLATION_OID, F_TEXTEQ,
-						   PointerGetDatum(doc));
-	/*
-	 * In READ COMMITTED, find the row in a fresh snapshot and lock its
-	 * newest version, as UPDATE does.  In REPEATABLE READ and SERIALIZABLE
-	 * the transaction's snapshot must see the newest version, or the
-	 * append fails with a serialization error like an UPDATE would: the
-	 * transaction could not see the entries that took the LSNs before its
-	 * own, nor a retry's original.
-	 */
-	snap = RegisterSnapshot(xact_snapshot ? GetTransactionSnapshot() : GetLatestSnapshot());
-	scan = systable_beginscan(docrel, synclog_relid(nsp, "doc_name_key"), true,
-							  snap, 1, &key);
-	found = systable_getnext(scan);
-	if (HeapTupleIsValid(found))
-		tid = found->t_self;
-	systable_endscan(scan);
-	if (!HeapTupleIsValid(found))
-		ereport(ERROR,
-				(errcode(ERRCODE_SYNCLOG_UNKNOWN_DOCUMENT),
-				 errmsg("document \"%s\" does not exist", sl_doc_cstring(doc))));
-
-	/*
-	 * Lock the newest version of the row, waiting for the append that holds
-	 * it: this lock, held to commit, is what makes LSN order commit order.
-	 */
-	slot = table_slot_create(docrel, NULL);
-	res = table_tuple_lock(docrel, &tid, snap, slot, GetCurrentCommandId(false),
-						   LockTupleNoKeyExclusive, LockWaitBlock,
-						   xact_snapshot ? 0 : TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
-						   &tmfd);
-	UnregisterSnapshot(snap);
-	if (xact_snapshot && (res == TM_Updated || res == TM_Deleted))
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("could not serialize access due to concurrent update")));
-	if (res == TM_Deleted)
-		ereport(ERROR,
-				(errcode(ERRCODE_SYNCLOG_UNKNOWN_DOCUMENT),
-				 errmsg("document \"%s\" does not exist", sl_doc_cstring(doc))));
-	if (res != TM_Ok)
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("could not lock document \"%s\" for an append", sl_doc_cstring(doc))));
-
-	doc_id = DatumGetInt64(slot_getattr(slot, c.doc_id, &isnull));
-	lsn = DatumGetInt64(slot_getattr(slot, c.head_lsn, &isnull)) + 1;
-	base = DatumGetInt64(slot_getattr(slot, c.active_base, &isnull));
-	bytes = DatumGetInt64(slot_getattr(slot, c.active_bytes, &isnull)) + size;
-	log_id = TextDatumGetCString(slot_getattr(slot, c.active_log, &isnull));
-
-	if (client_id != NULL)
-	{
-		/*
-		 * Under the lock, so that a retry racing its original waits for it
-		 * and then sees its entry.
-		 */
-		int64		dup = duplicate_of(doc_id, base, client_id, client_seq);
-
-		if (dup >= 0)
-		{
-			ExecDropSingleTupleTableSlot(slot);
-			table_close(docrel, NoLock);
-			return dup;
-		}
-	}
-
-	/* The document row: next LSN, bytes, and the due flag (see DUE in policy.c). */
 	desc = RelationGetDescr(docrel);
 	values = palloc0(sizeof(Datum) * desc->natts);
 	nulls = palloc0(sizeof(bool) * desc->natts);
 	repl = palloc0(sizeof(bool) * desc->natts);
-	{
-		bool		due = DatumGetBool(slot_getattr(slot, c.due, &isnull));
-		bool		auto_rotate = DatumGetBool(slot_getattr(slot, c.auto_rotate, &isnull));
-		bool		re_null,
-					rb_null,
-					fa_null;
-		Datum		re = slot_getattr(slot, c.rotate_entries, &re_null);
-		Datum		rb = slot_getattr(slot, c.rotate_bytes, &rb_null);
-		Datum		fa = slot_getattr(slot, c.first_append_at, &fa_null);
 
-		if (!due && auto_rotate)
-			due = threshold_reached(re, re_null, sl_threshold_entries(), lsn - base) ||
-				threshold_reached(rb, rb_null, sl_threshold_bytes(), bytes);
-		values[c.head_lsn - 1] = Int64GetDatum(lsn);
-		values[c.active_bytes - 1] = Int64GetDatum(bytes);
-		values[c.due - 1] = BoolGetDatum(due);
-		values[c.first_append_at - 1] = fa_null ?
-			TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()) : fa;
-		repl[c.head_lsn - 1] = repl[c.active_bytes - 1] = true;
-		repl[c.due - 1] = repl[c.first_append_at - 1] = true;
+	/*
+	 * Read the document row, compute its next version and update it; if
+	 * another append (or a rotation) updated the row meanwhile, heap_update
+	 * waits for it to commit and reports it, and we start over from the new
+	 * version.  The row stays locked by our update until we commit: that is
+	 * what makes LSN order commit order.
+	 *
+	 * In READ COMMITTED every attempt reads in a fresh snapshot, as UPDATE
+	 * does.  In REPEATABLE READ and SERIALIZABLE the transaction's snapshot
+	 * must see the newest version, or the append fails with a serialization
+	 * error like an UPDATE would: the transaction could not see the entries
+	 * that took the LSNs before its own, nor a retry's original.
+	 */
+	for (int attempt = 0;; attempt++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		/* systable_beginscan rewrites the key's attribute number: set it anew. */
+		ScanKeyEntryInitialize(&key, 0, name_attno, BTEqualStrategyNumber,
+							   InvalidOid, DEFAULT_COLLATION_OID, F_TEXTEQ,
+							   PointerGetDatum(doc));
+		snap = RegisterSnapshot(xact_snapshot ? GetTransactionSnapshot() : GetLatestSnapshot());
+		scan = systable_beginscan(docrel, synclog_relid(nsp, "doc_name_key"), true,
+								  snap, 1, &key);
+		found = systable_getnext(scan);
+		oldtup = HeapTupleIsValid(found) ? heap_copytuple(found) : NULL;
+		systable_endscan(scan);
+		UnregisterSnapshot(snap);
+		if (oldtup == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_SYNCLOG_UNKNOWN_DOCUMENT),
+					 errmsg("document \"%s\" does not exist", sl_doc_cstring(doc))));
+		tid = oldtup->t_self;
+		heap_deform_tuple(oldtup, desc, values, nulls);
+		doc_id = DatumGetInt64(values[c.doc_id - 1]);
+		lsn = DatumGetInt64(values[c.head_lsn - 1]) + 1;
+		base = DatumGetInt64(values[c.active_base - 1]);
+		bytes = DatumGetInt64(values[c.active_bytes - 1]) + size;
+		log_id = TextDatumGetCString(values[c.active_log - 1]);
+
+		if (client_id != NULL)
+		{
+			/*
+			 * A retry racing its original: the original holds the row, so
+			 * our update below waits for it and we come back here to find
+			 * its entry.
+			 */
+			int64		dup = duplicate_of(doc_id, base, client_id, client_seq);
+
+			if (dup >= 0)
+			{
+				table_close(docrel, NoLock);
+				return dup;
+			}
+		}
+
+		/* The next version: LSN, bytes, and the due flag (see policy.c). */
+		{
+			bool		due = DatumGetBool(values[c.due - 1]);
+
+			if (!due && DatumGetBool(values[c.auto_rotate - 1]))
+				due = threshold_reached(values[c.rotate_entries - 1], nulls[c.rotate_entries - 1],
+										sl_threshold_entries(), lsn - base) ||
+					threshold_reached(values[c.rotate_bytes - 1], nulls[c.rotate_bytes - 1],
+									  sl_threshold_bytes(), bytes);
+			memset(repl, 0, sizeof(bool) * desc->natts);
+			values[c.head_lsn - 1] = Int64GetDatum(lsn);
+			values[c.active_bytes - 1] = Int64GetDatum(bytes);
+			values[c.due - 1] = BoolGetDatum(due);
+			if (nulls[c.first_append_at - 1])
+			{
+				values[c.first_append_at - 1] =
+					TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+				nulls[c.first_append_at - 1] = false;
+			}
+			repl[c.head_lsn - 1] = repl[c.active_bytes - 1] = true;
+			repl[c.due - 1] = repl[c.first_append_at - 1] = true;
+		}
+		newtup = heap_modify_tuple(oldtup, desc, values, nulls, repl);
+		res = heap_update(docrel, &tid, newtup, GetCurrentCommandId(true),
+						  InvalidSnapshot, true, &tmfd, &lockmode);
+		if (res == TM_Ok)
+			break;
+		if (res != TM_Updated && res != TM_Deleted)
+			elog(ERROR, "synclog: unexpected result %d updating document \"%s\"",
+				 (int) res, sl_doc_cstring(doc));
+		if (xact_snapshot)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize access due to concurrent update")));
+
+		/*
+		 * Dropped while we waited: the document we were appending to is
+		 * gone, even if one of the same name was created since, as for an
+		 * UPDATE.
+		 */
+		if (res == TM_Deleted)
+			ereport(ERROR,
+					(errcode(ERRCODE_SYNCLOG_UNKNOWN_DOCUMENT),
+					 errmsg("document \"%s\" does not exist", sl_doc_cstring(doc))));
+		heap_freetuple(newtup);
+		heap_freetuple(oldtup);
 	}
-	oldtup = ExecFetchSlotHeapTuple(slot, false, NULL);
-	newtup = heap_modify_tuple(oldtup, desc, values, nulls, repl);
-	simple_heap_update(docrel, &slot->tts_tid, newtup);
 	insert_index_entries(docrel, newtup, true);
-	ExecDropSingleTupleTableSlot(slot);
 
 	/* The entry. */
 	entryrel = table_open(synclog_relid(nsp, "entry"), RowExclusiveLock);
