@@ -277,9 +277,7 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 		systable_endscan(scan);
 		UnregisterSnapshot(snap);
 		if (oldtup == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_SYNCLOG_UNKNOWN_DOCUMENT),
-					 errmsg("document \"%s\" does not exist", sl_doc_cstring(doc))));
+			sl_unknown_doc(doc);
 		tid = oldtup->t_self;
 		heap_deform_tuple(oldtup, desc, values, nulls);
 		doc_id = DatumGetInt64(values[c.doc_id - 1]);
@@ -345,9 +343,7 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 		 * UPDATE.
 		 */
 		if (res == TM_Deleted)
-			ereport(ERROR,
-					(errcode(ERRCODE_SYNCLOG_UNKNOWN_DOCUMENT),
-					 errmsg("document \"%s\" does not exist", sl_doc_cstring(doc))));
+			sl_unknown_doc(doc);
 		heap_freetuple(newtup);
 		heap_freetuple(oldtup);
 	}

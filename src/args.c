@@ -151,3 +151,12 @@ sl_raise_core_error(slc_status st, size_t offset)
 			 errdetail("The delta encoding is defined in PROTOCOL.md; version %d is the only one this server reads.",
 					   SLC_DELTA_VERSION)));
 }
+
+/* The one wording of "no such document", so every function says the same. */
+void
+sl_unknown_doc(text *doc)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_SYNCLOG_UNKNOWN_DOCUMENT),
+			 errmsg("document \"%s\" does not exist", sl_doc_cstring(doc))));
+}

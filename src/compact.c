@@ -542,9 +542,7 @@ sl_compact_doc(text *doc, const char *new_log, SlRotation *stats)
 	/* Phase 2: the document lock orders us after every append up to seal. */
 	seal = lock_doc(d.doc_id);
 	if (seal < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_SYNCLOG_UNKNOWN_DOCUMENT),
-				 errmsg("document \"%s\" does not exist", sl_doc_cstring(doc))));
+		sl_unknown_doc(doc);
 	if (seal == d.active_base)
 		return false;
 	stats->tail_entries = seal - fc.lo;

@@ -66,9 +66,7 @@ sl_find_doc(text *doc, SlDoc *out, bool read_only)
 			"FROM synclog.doc WHERE name = $1",
 			1, types, vals, NULL, read_only, 1);
 	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_SYNCLOG_UNKNOWN_DOCUMENT),
-				 errmsg("document \"%s\" does not exist", sl_doc_cstring(doc))));
+		sl_unknown_doc(doc);
 	out->doc_id = sl_col_int64(0, 1);
 	out->head_lsn = sl_col_int64(0, 2);
 	out->active_log = sl_col_text(0, 3);
@@ -195,9 +193,7 @@ synclog_drop_doc(PG_FUNCTION_ARGS)
 			"DELETE FROM synclog.doc WHERE name = $1 RETURNING doc_id",
 			1, t1, v1, NULL, false, 0);
 	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_SYNCLOG_UNKNOWN_DOCUMENT),
-				 errmsg("document \"%s\" does not exist", sl_doc_cstring(doc))));
+		sl_unknown_doc(doc);
 	v2[0] = Int64GetDatum(sl_col_int64(0, 1));
 	sl_exec(&plan_entries, "DELETE FROM synclog.entry WHERE doc_id = $1",
 			1, t2, v2, NULL, false, 0);
@@ -233,9 +229,7 @@ synclog_current_log(PG_FUNCTION_ARGS)
 			"WHERE d.name = $1",
 			1, types, args, NULL, true, 1);
 	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_SYNCLOG_UNKNOWN_DOCUMENT),
-				 errmsg("document \"%s\" does not exist", sl_doc_cstring(doc))));
+		sl_unknown_doc(doc);
 	for (int i = 0; i < 4; i++)
 		values[i] = sl_col(0, i + 1, &nulls[i]);
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);

@@ -255,9 +255,7 @@ synclog_set_policy(PG_FUNCTION_ARGS)
 			"WHERE name = $1",
 			7, types, args, nulls, false, 0);
 	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_SYNCLOG_UNKNOWN_DOCUMENT),
-				 errmsg("document \"%s\" does not exist", sl_doc_cstring(doc))));
+		sl_unknown_doc(doc);
 	sl_spi_end();
 	PG_RETURN_VOID();
 }
@@ -282,9 +280,7 @@ synclog_clear_policy(PG_FUNCTION_ARGS)
 			"WHERE name = $1",
 			3, types, args, NULL, false, 0);
 	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_SYNCLOG_UNKNOWN_DOCUMENT),
-				 errmsg("document \"%s\" does not exist", sl_doc_cstring(doc))));
+		sl_unknown_doc(doc);
 	sl_spi_end();
 	PG_RETURN_VOID();
 }
@@ -353,9 +349,7 @@ synclog_ack(PG_FUNCTION_ARGS)
 					"SELECT 1 FROM synclog.doc WHERE doc_id = $1 FOR KEY SHARE",
 					1, td, vd, NULL, false, 0);
 		if (SPI_processed == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_SYNCLOG_UNKNOWN_DOCUMENT),
-					 errmsg("document \"%s\" does not exist", sl_doc_cstring(doc))));
+			sl_unknown_doc(doc);
 		sl_exec(&plan_lock_log,
 				"SELECT state FROM synclog.log WHERE log_id = $1 FOR KEY SHARE",
 				1, tl, vl, NULL, false, 0);

@@ -107,6 +107,7 @@ extern void sl_check_client(FunctionCallInfo fcinfo, int id_argno,
 							int seq_argno, text **client_id,
 							int64 *client_seq);
 extern void sl_raise_core_error(slc_status st, size_t offset);
+extern void sl_unknown_doc(text *doc) pg_attribute_noreturn();
 
 /* docs.c: looking documents and logs up. */
 typedef struct SlDoc
