@@ -35,9 +35,10 @@ time_sql_ms() {
 # the tps figure.  Fails (and shows pgbench's output) if pgbench aborted or
 # any transaction failed.
 pgbench_tps() {
-	local label=$1 out
+	local label=$1 out w0 n
 	shift
 	out=$W/pgbench.$label.out
+	w0=$(q -c "SELECT pg_current_wal_insert_lsn()")
 	if ! pgbench -n -M prepared "$@" "$DB" >"$out" 2>&1; then
 		cat "$out" >&2
 		bench_die "pgbench $label failed"
@@ -46,7 +47,16 @@ pgbench_tps() {
 		cat "$out" >&2
 		bench_die "pgbench $label: failed transactions"
 	fi
+	# WAL written per transaction during the run (the whole server's WAL:
+	# on the benchmark's otherwise idle server, the run's), for wal_per_tx.
+	n=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$out" | head -1)
+	q -c "SELECT round(pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '$w0') / greatest(${n:-0}, 1))" >"$W/wal.$label"
 	sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$out" | head -1
+}
+
+# wal_per_tx LABEL: bytes of WAL per transaction of pgbench_tps run LABEL.
+wal_per_tx() {
+	cat "$W/wal.$1"
 }
 
 # percentile P FILE: the P-th percentile (nearest rank) of the numbers in FILE.
@@ -139,6 +149,12 @@ area_note() {
 	printf '%s\n\n' "$2" >>"$W/area.$1.notes"
 }
 
+# area_post AREA TEXT: a paragraph (or a markdown table, a plot) printed
+# below the area's table.
+area_post() {
+	printf '%s\n\n' "$2" >>"$W/area.$1.post"
+}
+
 area_title() {
 	echo "$2" >"$W/area.$1.title"
 }
@@ -203,16 +219,23 @@ render_tables() {
 				t = TARGET[k]
 				if (t ~ /^ratio>=/) { tv = substr(t, 8) + 0; tgt = ">= " tv "x"; met = (r != "nan" && r >= tv) ? "yes" : "**no**" }
 				else if (t ~ /^ratio<=/) { tv = substr(t, 8) + 0; tgt = "<= " tv "x"; met = (r != "nan" && r <= tv) ? "yes" : "**no**" }
-				else if (t ~ /^max<=/) { tv = substr(t, 6) + 0; tgt = "<= " tv " " UNIT[k] " (worst run)"; met = (mx(x, n) <= tv) ? "yes" : "**no**" }
+				else if (t ~ /^max<=/) { tv = substr(t, 6) + 0; tgt = "<= " tv " " UNIT[k] ((n > 1) ? " (worst)" : ""); met = (mx(x, n) <= tv) ? "yes" : "**no**" }
 				printf "| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s |\n", LABEL[k], UNIT[k], n, fmt(mn(x, n)), fmt(m), fmt(mx(x, n)), ratio, per, tgt, met
 				shown = ratio
-				if (t ~ /^max<=/) shown = fmt(mx(x, n)) " " UNIT[k] " worst run (" ((r == "nan") ? "baseline grew 0" : ratio " the baseline") ")"
+				if (t ~ /^max<=/) {
+					shown = fmt(mx(x, n)) " " UNIT[k]
+					if (ROLE[k] == "subj") shown = shown " worst run (" ((r == "nan") ? "baseline grew 0" : ratio " the baseline") ")"
+					else if (n > 1) shown = shown " worst of " n
+				}
 				if (t != "-")
 					summary = summary sprintf("| %s | %s | %s | %s | %s |\n", title, LABEL[k], shown, tgt, met)
 				else if (ROLE[k] == "subj")
 					summary = summary sprintf("| %s | %s | %s | (no target) | - |\n", title, LABEL[k], ratio)
 			}
 			print ""
+			pf = W "/area." a ".post"
+			while ((getline line < pf) > 0) print line
+			close(pf)
 		}
 		printf "%s", summary > (W "/summary.md")
 	}' "$W/results.tsv"

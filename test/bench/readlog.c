@@ -15,8 +15,13 @@
  *               until a page comes back short
  *   plain-kv    SELECT key, value FROM <table> WHERE key > $1 ORDER BY key
  *               LIMIT <page>, until a page comes back short
+ *   pgq         a PgQ consumer: repositions consumer -c of queue -t at tick
+ *               -a (pgq.register_consumer_at, before the clock starts), then
+ *               pgq.next_batch / pgq.get_batch_events (ev_id, ev_data) /
+ *               pgq.finish_batch until next_batch returns NULL
  *
- * Options: -d doc  -l log_id  -a after_lsn  -t table  -p page_rows
+ * Options: -d doc  -l log_id  -a after_lsn (pgq: tick)  -t table (pgq: queue)
+ *          -c consumer  -p page_rows
  *          -P pidfile -s sleep_ms   (write the backend pid to pidfile, then
  *          sleep before starting, so that a sampler can take a baseline)
  *
@@ -85,6 +90,7 @@ main(int argc, char **argv)
 	const char *log_id = NULL;
 	const char *table = NULL;
 	const char *pidfile = NULL;
+	const char *consumer = NULL;
 	long long	after = 0;
 	int			page = 1000;
 	int			sleep_ms = 0;
@@ -103,7 +109,7 @@ main(int argc, char **argv)
 	}
 	mode = argv[1];
 	optind = 2;
-	while ((opt = getopt(argc, argv, "d:l:a:t:p:P:s:")) != -1)
+	while ((opt = getopt(argc, argv, "d:l:a:t:c:p:P:s:")) != -1)
 	{
 		switch (opt)
 		{
@@ -111,6 +117,7 @@ main(int argc, char **argv)
 			case 'l': log_id = optarg; break;
 			case 'a': after = atoll(optarg); break;
 			case 't': table = optarg; break;
+			case 'c': consumer = optarg; break;
 			case 'p': page = atoi(optarg); break;
 			case 'P': pidfile = optarg; break;
 			case 's': sleep_ms = atoi(optarg); break;
@@ -136,6 +143,24 @@ main(int argc, char **argv)
 	}
 	if (sleep_ms > 0)
 		usleep((useconds_t) sleep_ms * 1000);
+
+	if (strcmp(mode, "pgq") == 0)
+	{
+		char		abuf[32];
+		const char *params[3] = {table, consumer, abuf};
+
+		if (!table || !consumer)
+		{
+			fprintf(stderr, "readlog: pgq needs -t queue and -c consumer\n");
+			return 1;
+		}
+		snprintf(abuf, sizeof(abuf), "%lld", after);
+		res = PQexecParams(conn, "SELECT pgq.register_consumer_at($1, $2, $3::bigint)",
+						   3, NULL, params, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK)
+			die("pgq.register_consumer_at", res);
+		PQclear(res);
+	}
 
 	t0 = now();
 	if (strcmp(mode, "read") == 0)
@@ -270,6 +295,42 @@ main(int argc, char **argv)
 				break;
 		}
 		free(key);
+	}
+	else if (strcmp(mode, "pgq") == 0)
+	{
+		const char *params[2] = {table, consumer};
+
+		for (;;)
+		{
+			char		batch[32];
+			const char *bparam[1] = {batch};
+
+			res = PQexecParams(conn, "SELECT pgq.next_batch($1, $2)",
+							   2, NULL, params, NULL, NULL, 0);
+			if (PQresultStatus(res) != PGRES_TUPLES_OK)
+				die("pgq.next_batch", res);
+			if (PQgetisnull(res, 0, 0))
+			{
+				PQclear(res);
+				break;
+			}
+			snprintf(batch, sizeof(batch), "%s", PQgetvalue(res, 0, 0));
+			PQclear(res);
+			res = PQexecParams(conn,
+							   "SELECT ev_id, ev_data FROM pgq.get_batch_events($1::bigint)",
+							   1, NULL, bparam, NULL, NULL, 1);
+			if (PQresultStatus(res) != PGRES_TUPLES_OK)
+				die("pgq.get_batch_events", res);
+			count_bytes(res, &bytes);
+			rows += PQntuples(res);
+			pages++;
+			PQclear(res);
+			res = PQexecParams(conn, "SELECT pgq.finish_batch($1::bigint)",
+							   1, NULL, bparam, NULL, NULL, 0);
+			if (PQresultStatus(res) != PGRES_TUPLES_OK)
+				die("pgq.finish_batch", res);
+			PQclear(res);
+		}
 	}
 	else
 	{

@@ -7,6 +7,10 @@
 #                                temporary file, since smoke sizes say nothing)
 #   BENCH_KEEP=1                 keep the scratch directory (pgbench logs,
 #                                memory samples) and print its path
+#   BENCH_ONLY="9 11"            (development) run only these areas (and the
+#                                ones they build on); the report has only
+#                                their tables
+#   BENCH_SET="ST_CYCLES=150"    (development) override a size of the mode
 #   BENCH_ISOLATE=1              (root, own cluster) copy the server
 #                                installation into the scratch directory and
 #                                build the committed HEAD into it, so that a
@@ -33,6 +37,8 @@ ROOT=$(cd "$HERE/../.." && pwd)
 . "$ROOT/test/lib/cluster.sh"
 # shellcheck source=lib.sh
 . "$HERE/lib.sh"
+# shellcheck source=areas.sh
+. "$HERE/areas.sh"
 export PATH="$PG_BIN:$PATH"
 
 MODE=${BENCH_MODE:-quick}
@@ -47,6 +53,15 @@ smoke)
 	LOG5_N=100			# entries in the log rotated on each state
 	ROT_N=256			# entries of 4 KiB in the log rotated under load
 	MEM_N=256			# entries of 4 KiB in the log rotated on the big state
+	MX_LOGS="100 300"			# rotation matrix: log sizes (entries of 100 bytes)
+	MX_STATES_K="64 256"		# ... and state sizes (keys of 4 KiB)
+	GC_STALE_K="500"			# gc without statistics: document sizes (keys)
+	SW_STATES_K="64 256"		# switch-over: state sizes (keys of 4 KiB)
+	SC_BASE_DOCS=1000			# scale: the small population (baseline)
+	SC_DOCS=3000				# ... and the large one
+	ST_CYCLES=4					# steady state: rotate-and-collect cycles
+	ST_CYCLE_S=1				# ... seconds between cycles
+	ST_DOCS=2 ST_KEYS=200 ST_VSIZE=100 ST_RATE=100	# ... documents, keys, value bytes, appends/s
 	;;
 quick)
 	REPS=3
@@ -58,6 +73,15 @@ quick)
 	LOG5_N=1000
 	ROT_N=16384			# 64 MiB
 	MEM_N=16384			# 64 MiB
+	MX_LOGS="1000 10000"
+	MX_STATES_K="256 16384"		# 1 MiB, 64 MiB
+	GC_STALE_K="1000 4000"
+	SW_STATES_K="256 4096 16384"	# 1, 16, 64 MiB
+	SC_BASE_DOCS=1000
+	SC_DOCS=100000
+	ST_CYCLES=50
+	ST_CYCLE_S=3
+	ST_DOCS=10 ST_KEYS=2000 ST_VSIZE=1024 ST_RATE=200
 	;;
 full)
 	REPS=5
@@ -69,17 +93,33 @@ full)
 	LOG5_N=1000
 	ROT_N=16384
 	MEM_N=16384
+	MX_LOGS="1000 10000 100000"
+	MX_STATES_K="256 16384 65536"	# 1, 64, 256 MiB
+	GC_STALE_K="1000 4000 16000"
+	SW_STATES_K="256 4096 16384 65536"	# 1, 16, 64, 256 MiB
+	SC_BASE_DOCS=1000
+	SC_DOCS=100000
+	ST_CYCLES=50
+	ST_CYCLE_S=10
+	ST_DOCS=10 ST_KEYS=10000 ST_VSIZE=1024 ST_RATE=200
 	;;
 *)
 	bench_die "BENCH_MODE must be smoke, quick or full (not $MODE)"
 	;;
 esac
+# BENCH_SET="ST_CYCLES=150 ST_CYCLE_S=3" (development): override sizes of
+# the mode; the report's notes show the values used.
+for kv in ${BENCH_SET:-}; do
+	[[ $kv =~ ^[A-Z][A-Z0-9_]*=[0-9]+$ ]] || bench_die "BENCH_SET: not NAME=number: $kv"
+	declare "$kv"
+done
 SNAP_PAGE=1000		# rows per snapshot page: 1000 x 4 KiB = 4 MiB
 
 W=$(mktemp -d /tmp/synclog-bench.XXXXXX)
 chmod 755 "$W"
 OWN_CLUSTER=0
 DB=
+EXTRA_DBS=()
 START_DATE=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
 ISOLATED=
 isolate_install() {
@@ -125,7 +165,9 @@ cleanup() {
 		sl_stop_cluster
 		[ -n "${SL_DIR:-}" ] && rm -rf "$SL_DIR"
 	elif [ -n "$DB" ]; then
-		psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$DB\"" >/dev/null 2>&1
+		for d in "$DB" "${EXTRA_DBS[@]}"; do
+			psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$d\"" >/dev/null 2>&1
+		done
 	fi
 	if [ "${BENCH_KEEP:-0}" = 1 ]; then
 		echo "bench: scratch files kept in $W" >&2
@@ -171,6 +213,25 @@ gcc -O2 -Wall -I"$(pg_config --includedir)" -o "$W/readlog" "$HERE/readlog.c" \
 	-L"$(pg_config --libdir)" -lpq
 READLOG=$W/readlog
 
+# The sources of the code under test (the private build's, when isolated):
+# the reference client and the core come from there.
+if [ -n "$ISOLATED" ]; then SRC_ROOT=$W/src; else SRC_ROOT=$ROOT; fi
+log "compiling the reference client (synclog-follow)"
+gcc -O2 -Wall -I"$SRC_ROOT/src/client" -I"$SRC_ROOT/src/core" -I"$(pg_config --includedir)" \
+	-o "$W/synclog-follow" "$SRC_ROOT/src/client/synclog-follow.c" "$SRC_ROOT/src/client/synclog_client.c" \
+	"$SRC_ROOT/src/core/synclog_core.c" -L"$(pg_config --libdir)" -lpq -lxxhash ||
+	bench_die "building the reference client failed"
+FOLLOW=$W/synclog-follow
+
+# Where the report goes (the plots go next to it, under bench/).
+if [ -n "${BENCH_OUT:-}" ]; then
+	OUT_FILE=$BENCH_OUT
+elif [ "$MODE" = smoke ]; then
+	OUT_FILE=$(mktemp /tmp/synclog-bench-smoke.XXXXXX.md)
+else
+	OUT_FILE=$ROOT/BENCHMARKS.md
+fi
+
 # 100 random bytes: the value of every small append.
 HEX100=$(head -c 100 /dev/urandom | od -An -tx1 | tr -d ' \n')
 
@@ -198,12 +259,42 @@ cat >"$W/append6.sql" <<EOF
 \set k random(1, 1000000)
 SELECT synclog.append('rot', ARRAY[int4send(:k)], ARRAY['\\x$HEX100'::bytea]);
 EOF
+# The same appends through the other two baselines a user would pick: one
+# PgQ event carrying the same bytes hex-encoded (ev_data is text; the
+# document is the event type), and the PL/pgSQL implementation in setup.sql.
+cat >"$W/pgq1.sql" <<EOF
+\set k random(1, 1000000)
+SELECT pgq.insert_event('bench_q', 'bench1', encode(int4send(:k) || '\\x$HEX100'::bytea, 'hex'));
+EOF
+cat >"$W/pl1.sql" <<EOF
+\set k random(1, 1000000)
+SELECT bench.pl_append('bench1', ARRAY[int4send(:k)], ARRAY['\\x$HEX100'::bytea]);
+EOF
+cat >"$W/pgq2.sql" <<EOF
+\set k random(1, 1000000)
+\set d random(1, 100)
+SELECT pgq.insert_event('bench_q', 'bench2_' || :d, encode(int4send(:k) || '\\x$HEX100'::bytea, 'hex'));
+EOF
+cat >"$W/pl2.sql" <<EOF
+\set k random(1, 1000000)
+\set d random(1, 100)
+SELECT bench.pl_append('bench2_' || :d, ARRAY[int4send(:k)], ARRAY['\\x$HEX100'::bytea]);
+EOF
 
 # fill DOC N KEYSTEP KEYBASE: append N entries, one 4 KiB value each, at keys
-# KEYBASE + i * KEYSTEP (i = 0..N-1), one append per entry, in one statement.
+# KEYBASE + i * KEYSTEP (i = 0..N-1), one append per entry, committing every
+# 1000 appends: thousands of appends to one document in one transaction get
+# slower with every append (each one updates the document row again, and
+# finding the row walks all the versions the transaction left behind).
 fill() {
-	q -c "SELECT count(synclog.append('$1', ARRAY[bench.key(k)], ARRAY[bench.val(k)]))
-	        FROM (SELECT $4 + i * $3 AS k FROM generate_series(0, $2 - 1) i) s" >/dev/null
+	q -c "DO \$\$ BEGIN
+	        FOR b IN 0 .. ($2 - 1) / 1000 LOOP
+	          PERFORM synclog.append('$1', ARRAY[bench.key(k)], ARRAY[bench.val(k)])
+	             FROM (SELECT $4 + i * $3 AS k
+	                     FROM generate_series(b * 1000, least(b * 1000 + 999, $2 - 1)) i) s;
+	          COMMIT;
+	        END LOOP;
+	      END \$\$" >/dev/null
 }
 
 # build_state DOC K: a document whose state is K keys of 4 KiB, written with
@@ -228,42 +319,77 @@ checkpoint() {
 # 1 and 3: one connection ---------------------------------------------------
 
 bench_append_one() {
-	local r tp ta tn plain=() app=() notif=()
+	local r tp tq tl ta tn plain=() pgq=() pl=() app=() notif=()
 	log "area 1/3: appends from one connection, ${T_APPEND}s per run"
 	area_title 1 "1. Append, one document, one connection"
-	area_note 1 "pgbench -n -M prepared -c1 -T $T_APPEND: \`synclog.append('bench1', ARRAY[int4send(:k)], ARRAY[<100 bytes>])\`, :k random, vs \`INSERT INTO bench.plain1 (doc, payload) VALUES ('bench1', int4send(:k) || <the same 100 bytes>)\` (bigserial primary key), each statement its own transaction, synchronous_commit = on, fsync = on. Runs alternate plain / synclog / synclog with NOTIFY."
+	area_note 1 "pgbench -n -M prepared -c1 -T $T_APPEND, each statement its own transaction, synchronous_commit = on, fsync = on; :k random:
+- synclog: \`synclog.append('bench1', ARRAY[int4send(:k)], ARRAY[<100 bytes>])\`
+- plain INSERT: \`INSERT INTO bench.plain1 (doc, payload) VALUES ('bench1', int4send(:k) || <the same 100 bytes>)\` (bigserial primary key)
+- PgQ: \`pgq.insert_event('bench_q', 'bench1', encode(int4send(:k) || <the same 100 bytes>, 'hex'))\` (PgQ 3.5 from Debian; ev_data is text, so the bytes travel hex-encoded; no consumer, no ticker)
+- PL/pgSQL: \`bench.pl_append('bench1', ARRAY[int4send(:k)], ARRAY[<the same 100 bytes>])\`: a function that bumps the document's counter row (UPDATE ... RETURNING) and inserts the entry into a table keyed by (document, LSN) (test/bench/setup.sql); it does less than synclog.append (no delta encoding or validation, no byte accounting, no rotation policy, no idempotent retry).
+
+Runs alternate plain / PgQ / PL/pgSQL / synclog / synclog with NOTIFY."
 	area_title 3 "3. Cost of synclog.notify_append"
 	area_note 3 "Area 1's appends again, with PGOPTIONS='-c synclog.notify_append=on' (nobody listening), against the same appends with it off (area 1's runs, interleaved)."
-	q -c "SELECT synclog.create_doc('bench1')" >/dev/null
+	q -c "SELECT synclog.create_doc('bench1')" -c "INSERT INTO bench.pl_doc (name) VALUES ('bench1')" >/dev/null
 	for ((r = 1; r <= REPS; r++)); do
 		tp=$(pgbench_tps plain1.$r -c1 -T "$T_APPEND" -f "$W/plain1.sql")
+		tq=$(pgbench_tps pgq1.$r -c1 -T "$T_APPEND" -f "$W/pgq1.sql")
+		tl=$(pgbench_tps pl1.$r -c1 -T "$T_APPEND" -f "$W/pl1.sql")
 		ta=$(pgbench_tps append1.$r -c1 -T "$T_APPEND" -f "$W/append1.sql")
 		tn=$(PGOPTIONS='-c synclog.notify_append=on' pgbench_tps notify1.$r -c1 -T "$T_APPEND" -f "$W/append1.sql")
-		plain+=("$tp"); app+=("$ta"); notif+=("$tn")
-		log "  run $r: plain $tp tps, append $ta tps, append+notify $tn tps"
+		plain+=("$tp"); pgq+=("$tq"); pl+=("$tl"); app+=("$ta"); notif+=("$tn")
+		log "  run $r: plain $tp, PgQ $tq, PL/pgSQL $tl, append $ta, append+notify $tn tps"
 	done
 	record 1 a1_plain "plain INSERT (baseline)" "tx/s" base - - "${plain[*]}"
-	record 1 a1_append "synclog.append" "tx/s" subj a1_plain "ratio>=0.9" "${app[*]}"
+	record 1 a1_pgq "PgQ insert_event (baseline)" "tx/s" base - - "${pgq[*]}"
+	record 1 a1_pl "PL/pgSQL counter row + entries table (baseline)" "tx/s" base - - "${pl[*]}"
+	record 1 a1_append "synclog.append vs plain INSERT" "tx/s" subj a1_plain "ratio>=0.9" "${app[*]}"
+	record 1 a1_append_q "synclog.append vs PgQ" "tx/s" subj a1_pgq - "${app[*]}"
+	record 1 a1_append_l "synclog.append vs PL/pgSQL" "tx/s" subj a1_pl - "${app[*]}"
+	wal_rows 1 a1 1
 	record 3 a3_off "synclog.append, notify_append off (baseline)" "tx/s" base - - "${app[*]}"
 	record 3 a3_on "synclog.append, notify_append on" "tx/s" subj a3_off - "${notif[*]}"
+}
+
+# wal_rows AREA ID SUFFIX: rows for the WAL per transaction of the runs
+# plainSUFFIX.r, pgqSUFFIX.r, plSUFFIX.r and appendSUFFIX.r.
+wal_rows() {
+	local a=$1 id=$2 sx=$3 r v p=() g=() l=() s=()
+	for ((r = 1; r <= REPS; r++)); do
+		p+=("$(wal_per_tx "plain$sx.$r")"); g+=("$(wal_per_tx "pgq$sx.$r")")
+		l+=("$(wal_per_tx "pl$sx.$r")"); s+=("$(wal_per_tx "append$sx.$r")")
+	done
+	record "$a" "${id}_wp" "WAL per transaction: plain INSERT (baseline)" bytes base - - "${p[*]}"
+	record "$a" "${id}_ws" "WAL per transaction: synclog.append vs plain INSERT" bytes subj "${id}_wp" - "${s[*]}"
+	record "$a" "${id}_wq" "WAL per transaction: PgQ vs plain INSERT" bytes subj "${id}_wp" - "${g[*]}"
+	record "$a" "${id}_wl" "WAL per transaction: PL/pgSQL vs plain INSERT" bytes subj "${id}_wp" - "${l[*]}"
 }
 
 # 2: 100 documents, 8 connections ----------------------------------------------
 
 bench_append_many() {
-	local r tp ta plain=() app=()
+	local r tp tq tl ta plain=() pgq=() pl=() app=()
 	log "area 2: appends to 100 documents from 8 connections, ${T_APPEND}s per run"
 	area_title 2 "2. Append, 100 documents, 8 connections"
-	area_note 2 "pgbench -n -M prepared -c8 -j2 -T $T_APPEND: each transaction appends one 100-byte value to a document chosen at random from 100, vs the same bytes INSERTed into one indexed table (doc column chosen the same way)."
-	q -c "SELECT count(synclog.create_doc('bench2_' || i)) FROM generate_series(1, 100) i" >/dev/null
+	area_note 2 "pgbench -n -M prepared -c8 -j2 -T $T_APPEND: each transaction appends one 100-byte value to a document chosen at random from 100 (\`bench2_1\` ... \`bench2_100\`), vs the same bytes INSERTed into one indexed table (doc column chosen the same way), as one PgQ event in one queue (the document as the event type) and through the PL/pgSQL function (100 counter rows). Runs alternate plain / PgQ / PL/pgSQL / synclog."
+	q -c "SELECT count(synclog.create_doc('bench2_' || i)) FROM generate_series(1, 100) i" \
+		-c "INSERT INTO bench.pl_doc (name) SELECT 'bench2_' || i FROM generate_series(1, 100) i" >/dev/null
 	for ((r = 1; r <= REPS; r++)); do
 		tp=$(pgbench_tps plain2.$r -c8 -j2 -T "$T_APPEND" -f "$W/plain2.sql")
+		tq=$(pgbench_tps pgq2.$r -c8 -j2 -T "$T_APPEND" -f "$W/pgq2.sql")
+		tl=$(pgbench_tps pl2.$r -c8 -j2 -T "$T_APPEND" -f "$W/pl2.sql")
 		ta=$(pgbench_tps append2.$r -c8 -j2 -T "$T_APPEND" -f "$W/append2.sql")
-		plain+=("$tp"); app+=("$ta")
-		log "  run $r: plain $tp tps, append $ta tps"
+		plain+=("$tp"); pgq+=("$tq"); pl+=("$tl"); app+=("$ta")
+		log "  run $r: plain $tp, PgQ $tq, PL/pgSQL $tl, append $ta tps"
 	done
 	record 2 a2_plain "plain INSERT, 8 connections (baseline)" "tx/s" base - - "${plain[*]}"
-	record 2 a2_append "synclog.append, 8 connections" "tx/s" subj a2_plain "ratio>=0.85" "${app[*]}"
+	record 2 a2_pgq "PgQ insert_event, 8 connections (baseline)" "tx/s" base - - "${pgq[*]}"
+	record 2 a2_pl "PL/pgSQL, 8 connections (baseline)" "tx/s" base - - "${pl[*]}"
+	record 2 a2_append "synclog.append vs plain INSERT, 8 connections" "tx/s" subj a2_plain "ratio>=0.85" "${app[*]}"
+	record 2 a2_append_q "synclog.append vs PgQ, 8 connections" "tx/s" subj a2_pgq - "${app[*]}"
+	record 2 a2_append_l "synclog.append vs PL/pgSQL, 8 connections" "tx/s" subj a2_pl - "${app[*]}"
+	wal_rows 2 a2 2
 }
 
 # 4: reading a log ------------------------------------------------------------------
@@ -282,33 +408,61 @@ read_once() {
 	awk -v b="$LOG_BYTES" -v n="$READ_PASSES" -v s="$total" 'BEGIN { printf "%.1f\n", b * n / 1048576 / s }'
 }
 
+# pgq_fill QUEUE: the rows of bench.read_plain as PgQ events of QUEUE
+# (hex-encoded deltas, in LSN order), with a tick after every 1000 events
+# so that a consumer reads them in batches of 1000, like synclog.read's
+# pages.  Prints the tick a consumer starts from.
+pgq_fill() {
+	local t0
+	t0=$(q -c "SELECT pgq.force_tick('$1')" -c "SELECT pgq.ticker('$1')" | tail -1)
+	[ -n "$t0" ] || t0=$(q -c "SELECT max(tick_id) FROM pgq.tick t JOIN pgq.queue q ON q.queue_id = t.tick_queue WHERE q.queue_name = '$1'")
+	q -c "DO \$\$ DECLARE lo bigint; BEGIN
+	        FOR lo IN SELECT generate_series(0, max(lsn), 1000) FROM bench.read_plain LOOP
+	          PERFORM pgq.insert_event('$1', 'delta', encode(delta, 'hex'))
+	             FROM bench.read_plain WHERE lsn > lo AND lsn <= lo + 1000 ORDER BY lsn;
+	          COMMIT;
+	          PERFORM pgq.force_tick('$1');
+	          PERFORM pgq.ticker('$1');
+	          COMMIT;
+	        END LOOP;
+	      END \$\$" >/dev/null
+	echo "$t0"
+}
+
 bench_read() {
-	local r log_id pp rd pa paged=() readv=() all=() mib
+	local r log_id pp rd pa pq tick0 paged=() readv=() all=() pgqv=() mib
 	log "area 4: reading a log of $READ_N x 4 KiB entries"
 	q -c "SELECT synclog.create_doc('read')" >/dev/null
 	fill read "$READ_N" 1 0
 	log_id=$(current_log read)
 	# The baseline table holds exactly the rows synclog.read returns.
 	q -c "INSERT INTO bench.read_plain SELECT lsn, delta FROM synclog.read('read', '$log_id', 0, 2147483647, 2147483647)" >/dev/null
-	q -c "VACUUM ANALYZE bench.read_plain" -c "VACUUM ANALYZE synclog.entry"
+	tick0=$(pgq_fill read_q)
+	q -c "SELECT pgq.register_consumer_at('read_q', 'bench', $tick0)" >/dev/null
+	q -c "VACUUM ANALYZE bench.read_plain" -c "VACUUM ANALYZE synclog.entry" \
+		-c "VACUUM ANALYZE $(q -c "SELECT pgq.current_event_table('read_q')")"
 	LOG_BYTES=$(q -c "SELECT sum(length(delta)) FROM bench.read_plain")
 	mib=$(awk -v b="$LOG_BYTES" 'BEGIN { printf "%.1f", b / 1048576 }')
 	area_title 4 "4. Reading a log"
-	area_note 4 "A log of $READ_N entries of one 4 KiB value each ($mib MiB of deltas), read by a libpq client (test/bench/readlog.c, binary results, every byte received and discarded). synclog.read pages with its defaults (1000 entries / 8 MiB) from the log's base until a page comes back empty; the baseline pages through \`SELECT lsn, delta FROM bench.read_plain WHERE lsn > \$1 ORDER BY lsn LIMIT 1000\` (bigint primary key, the same rows); the second baseline is one unpaged \`SELECT lsn, delta FROM bench.read_plain ORDER BY lsn\`. Throughput is MiB of deltas per second over $READ_PASSES consecutive reads of the whole log per run, after one warm-up read of each."
+	area_note 4 "A log of $READ_N entries of one 4 KiB value each ($mib MiB of deltas), read by a libpq client (test/bench/readlog.c, binary results, every byte received and discarded). synclog.read pages with its defaults (1000 entries / 8 MiB) from the log's base until a page comes back empty; the baseline pages through \`SELECT lsn, delta FROM bench.read_plain WHERE lsn > \$1 ORDER BY lsn LIMIT 1000\` (bigint primary key, the same rows); the second baseline is one unpaged \`SELECT lsn, delta FROM bench.read_plain ORDER BY lsn\`. The third is a PgQ consumer: the same deltas were inserted as PgQ events (hex text, so twice the bytes on the wire and on disk) with a tick after every 1000 events; the consumer, repositioned at the first tick before each read (pgq.register_consumer_at, outside the clock), loops pgq.next_batch / \`SELECT ev_id, ev_data FROM pgq.get_batch_events(batch)\` / pgq.finish_batch until next_batch returns NULL. Throughput is MiB of deltas (not of hex) per second over $READ_PASSES consecutive reads of the whole log per run, after one warm-up read of each."
 	"$READLOG" plain-paged -t bench.read_plain -p 1000 >/dev/null
 	"$READLOG" read -d read -l "$log_id" >/dev/null
 	"$READLOG" plain-all -t bench.read_plain >/dev/null
+	"$READLOG" pgq -t read_q -c bench -a "$tick0" >/dev/null
 	for ((r = 1; r <= REPS; r++)); do
 		pp=$(read_once plain-paged -t bench.read_plain -p 1000)
 		rd=$(read_once read -d read -l "$log_id")
 		pa=$(read_once plain-all -t bench.read_plain)
-		paged+=("$pp"); readv+=("$rd"); all+=("$pa")
-		log "  run $r: plain paged $pp MiB/s, synclog.read $rd MiB/s, plain unpaged $pa MiB/s"
+		pq=$(read_once pgq -t read_q -c bench -a "$tick0")
+		paged+=("$pp"); readv+=("$rd"); all+=("$pa"); pgqv+=("$pq")
+		log "  run $r: plain paged $pp MiB/s, synclog.read $rd MiB/s, plain unpaged $pa MiB/s, PgQ consumer $pq MiB/s"
 	done
 	record 4 r_paged "plain SELECT, pages of 1000 (baseline)" "MiB/s" base - - "${paged[*]}"
 	record 4 r_read "synclog.read, default pages" "MiB/s" subj r_paged "ratio>=0.8" "${readv[*]}"
 	record 4 r_all "plain SELECT, unpaged (second baseline)" "MiB/s" base - - "${all[*]}"
 	record 4 r_read2 "synclog.read vs the unpaged SELECT" "MiB/s" subj r_all - "${readv[*]}"
+	record 4 r_pgq "PgQ consumer, batches of 1000 events (third baseline)" "MiB/s" base - - "${pgqv[*]}"
+	record 4 r_read3 "synclog.read vs the PgQ consumer" "MiB/s" subj r_pgq - "${readv[*]}"
 }
 
 # 5: rotation cost follows the log --------------------------------------------------
@@ -532,19 +686,21 @@ write_report() {
 	settings=$(q -F ' | ' -c "SELECT '| ' || name, current_setting(name), source || ' |'
 		FROM pg_settings
 		WHERE source NOT IN ('default', 'override', 'client', 'session')
-		   OR name IN ('fsync', 'synchronous_commit', 'wal_level', 'full_page_writes', 'work_mem', 'shared_preload_libraries')
+		   OR name IN ('fsync', 'synchronous_commit', 'wal_level', 'full_page_writes', 'work_mem', 'shared_preload_libraries',
+		               'autovacuum', 'autovacuum_naptime', 'autovacuum_vacuum_scale_factor', 'autovacuum_vacuum_insert_scale_factor')
 		ORDER BY name")
 	commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 	dirty=$(git -C "$ROOT" status --porcelain -- src 2>/dev/null | head -1 || true)
 	[ -n "$dirty" ] && commit="$commit (with uncommitted changes under src/)"
 	cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 	mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+	cmd="BENCH_MODE=$MODE${BENCH_ONLY:+ BENCH_ONLY=\"$BENCH_ONLY\"}${BENCH_SET:+ BENCH_SET=\"$BENCH_SET\"} bash test/bench/run.sh"
 	if [ -n "$ISOLATED" ]; then
-		cmd="BENCH_ISOLATE=1 BENCH_MODE=$MODE bash test/bench/run.sh   # as root, from the repository root"
+		cmd="BENCH_ISOLATE=1 $cmd   # as root, from the repository root"
 	elif [ "$OWN_CLUSTER" = 1 ]; then
-		cmd="BENCH_MODE=$MODE bash test/bench/run.sh   # or: make bench (quick); run from the repository root, as root or postgres"
+		cmd="$cmd   # or: make bench (quick); run from the repository root, as root or postgres"
 	else
-		cmd="BENCH_MODE=$MODE bash test/bench/run.sh   # against the running server at PGHOST"
+		cmd="$cmd   # against the running server at PGHOST"
 	fi
 	{
 		echo "# synclog benchmarks"
@@ -580,24 +736,36 @@ write_report() {
 # Run ---------------------------------------------------------------------------------
 
 log "mode $MODE, $REPS run(s) per measurement, scratch $W"
-bench_append_one
-bench_append_many
-bench_read
-bench_rotation_cost
-bench_memory
-bench_rotation_latency
+# BENCH_ONLY="9 11" (development): only these areas, plus the ones they
+# build on (4 for 6, 7 and 13; 5 for 7).
+ONLY=" ${BENCH_ONLY:-1 2 3 4 5 6 7 8 9 10 11 12 13} "
+case $ONLY in *" 6 "* | *" 7 "* | *" 13 "*) ONLY="$ONLY 4 " ;; esac
+case $ONLY in *" 7 "*) ONLY="$ONLY 5 " ;; esac
+area_on() {
+	local a
+	for a in "$@"; do
+		case $ONLY in *" $a "*) return 0 ;; esac
+	done
+	return 1
+}
+if area_on 1 3; then bench_append_one; fi
+if area_on 2; then bench_append_many; fi
+if area_on 8; then bench_append_batched; fi
+if area_on 4; then bench_read; fi
+if area_on 13; then bench_hash; fi
+if area_on 5; then bench_rotation_cost; fi
+if area_on 7; then bench_memory; fi
+if area_on 6; then bench_rotation_latency; fi
+if area_on 9; then bench_rotation_matrix; fi
+if area_on 10; then bench_switchover; fi
+if area_on 11; then bench_scale; fi
+if area_on 12; then bench_steady; fi
 
 [ "$(so_stamp)" = "$SO_STAMP" ] ||
 	bench_die "$SO was reinstalled during the run; the results are not valid, run again"
 
-render_tables 1 2 3 4 5 6 7 >"$W/tables.md"
-if [ -n "${BENCH_OUT:-}" ]; then
-	OUT=$BENCH_OUT
-elif [ "$MODE" = smoke ]; then
-	OUT=$(mktemp /tmp/synclog-bench-smoke.XXXXXX.md)
-else
-	OUT=$ROOT/BENCHMARKS.md
-fi
+render_tables 1 2 3 8 4 13 5 9 6 7 10 11 12 >"$W/tables.md"
+OUT=$OUT_FILE
 write_report "$OUT"
 log "report written to $OUT"
 cat "$W/summary.md" >&2
