@@ -729,6 +729,10 @@ write_report() {
 		echo
 		cat "$W/summary.md"
 		echo
+		if [ -f "$HERE/notes.md" ] && [ "$MODE" != smoke ]; then
+			cat "$HERE/notes.md"
+			echo
+		fi
 		cat "$W/tables.md"
 	} >"$out"
 }
