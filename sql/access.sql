@@ -47,9 +47,9 @@ SELECT synclog.compact('team-a/notes');
 \echo :LAST_ERROR_SQLSTATE
 SELECT synclog.drop_doc('team-a/notes');
 \echo :LAST_ERROR_SQLSTATE
-UPDATE synclog.doc SET head_lsn = 0;
+UPDATE synclog.doc SET due = true;
 \echo :LAST_ERROR_SQLSTATE
-INSERT INTO synclog.entry VALUES (1, 99, '\x0100000000');
+INSERT INTO synclog.entry VALUES (1, 99, 5, '\x0100000000');
 \echo :LAST_ERROR_SQLSTATE
 
 -- Objects a caller creates cannot capture synclog's queries: operators,

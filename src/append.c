@@ -5,12 +5,14 @@
  *
  * Owns: synclog.append and synclog.append_delta, LSN assignment and the
  * per-client idempotence check.
- * Must never: assign an LSN without holding the document row lock until
- * commit.  That lock is what makes LSN order equal commit order: the next
- * appender cannot take LSN n+1 before the holder of n has committed and
- * become visible.  Must never look at the log chain either: an entry's log
- * is implied by its LSN, which is what lets a rotation proceed without
- * blocking appends.
+ * Must never: assign an LSN without holding the document lock
+ * (sl_lock_document) until commit.  That lock is what makes LSN order equal
+ * commit order: the next appender cannot take LSN n+1 before the holder of
+ * n has committed and become visible.  Must never look at the log chain
+ * either: an entry's log is implied by its LSN, which is what lets a
+ * rotation fold without blocking appends.  And must not write the
+ * document row per append: that is a second WAL record and a row lock
+ * held through the commit for every append.
  */
 #include "postgres.h"
 
@@ -102,28 +104,14 @@ duplicate_of(int64 doc_id, int64 active_base, text *client_id, int64 client_seq)
 }
 
 /*
- * The hot path works on the two tables directly (index lookup, tuple lock,
- * heap update and insert) instead of through SQL statements: an append is
- * one row lock and one row insert, and planning-free executor startup per
- * statement, constraint expressions and SPI bookkeeping would cost more
- * than the work itself.  The invariants the tables' CHECK constraints
- * state are kept by this code; compaction and everything else still go
+ * The hot path works on the tables directly (index lookups and a heap
+ * insert) instead of through SQL statements: an append is one lock and one
+ * row insert, and planning-free executor startup per statement, constraint
+ * expressions and SPI bookkeeping would cost more than the work itself.
+ * The invariants the entry table's CHECK constraints state are kept by this
+ * code; the rare update of the document row, and everything else, still go
  * through SQL.
  */
-typedef struct DocCols
-{
-	AttrNumber	doc_id,
-				head_lsn,
-				active_log,
-				active_base,
-				active_bytes,
-				due,
-				first_append_at,
-				rotate_entries,
-				rotate_bytes,
-				auto_rotate;
-} DocCols;
-
 static AttrNumber
 column(Relation rel, const char *name)
 {
@@ -140,36 +128,20 @@ column(Relation rel, const char *name)
 	return InvalidAttrNumber;	/* keep compiler quiet */
 }
 
-static Oid
-synclog_relid(Oid nsp, const char *name)
-{
-	Oid			relid = get_relname_relid(name, nsp);
-
-	if (!OidIsValid(relid))
-		elog(ERROR, "synclog: relation synclog.%s is missing", name);
-	return relid;
-}
-
-/* Insert the index entries of a new heap tuple (all indexes, or none for HOT). */
+/* Insert the index entries of a new heap tuple. */
 static void
-insert_index_entries(Relation rel, HeapTuple tup, bool is_update)
+insert_index_entries(Relation rel, HeapTuple tup)
 {
 	EState	   *estate;
 	ResultRelInfo *rri;
 	TupleTableSlot *slot;
 
-	if (is_update && HeapTupleIsHeapOnly(tup))
-		return;
 	estate = CreateExecutorState();
 	rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(rri, rel, 1, NULL, 0);
 	ExecOpenIndices(rri, false);
 	slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel), &TTSOpsHeapTuple);
 	ExecStoreHeapTuple(tup, slot, false);
-	/*
-	 * Passed as an insert: the update flag only adds a hint for bottom-up
-	 * index deletion, and computing it needs a range table we do not have.
-	 */
 	ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
 	ExecCloseIndices(rri);
 	ExecDropSingleTupleTableSlot(slot);
@@ -184,39 +156,123 @@ threshold_reached(Datum override, bool override_null, int64 setting, int64 value
 	return limit > 0 && value >= limit;
 }
 
+/* The document's row as one snapshot sees it (a copy), or NULL. */
+static HeapTuple
+doc_row(Relation docrel, text *doc, Snapshot snap)
+{
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	found;
+	HeapTuple	copy;
+
+	ScanKeyEntryInitialize(&key, 0, column(docrel, "name"), BTEqualStrategyNumber,
+						   InvalidOid, DEFAULT_COLLATION_OID, F_TEXTEQ,
+						   PointerGetDatum(doc));
+	scan = systable_beginscan(docrel, sl_relid("doc_name_key"), true, snap, 1, &key);
+	found = systable_getnext(scan);
+	copy = HeapTupleIsValid(found) ? heap_copytuple(found) : NULL;
+	systable_endscan(scan);
+	return copy;
+}
+
+/*
+ * The document's newest entry as one snapshot sees it: its LSN and
+ * log_bytes (0 and 0 when there is none).
+ */
+static void
+last_entry(Relation entryrel, Relation pkey, int64 doc_id, Snapshot snap,
+		   int64 *lsn, int64 *log_bytes)
+{
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	found;
+
+	ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   InvalidOid, F_INT8EQ, Int64GetDatum(doc_id));
+	scan = systable_beginscan_ordered(entryrel, pkey, snap, 1, &key);
+	found = systable_getnext_ordered(scan, BackwardScanDirection);
+	*lsn = 0;
+	*log_bytes = 0;
+	if (HeapTupleIsValid(found))
+	{
+		bool		isnull;
+
+		*lsn = DatumGetInt64(heap_getattr(found, column(entryrel, "lsn"),
+										  RelationGetDescr(entryrel), &isnull));
+		*log_bytes = DatumGetInt64(heap_getattr(found, column(entryrel, "log_bytes"),
+												RelationGetDescr(entryrel), &isnull));
+	}
+	systable_endscan_ordered(scan);
+}
+
+/* The same for callers without the relations at hand (compact.c). */
+void
+sl_last_entry(int64 doc_id, Snapshot snap, int64 *lsn, int64 *log_bytes)
+{
+	Relation	entryrel = table_open(sl_relid("entry"), AccessShareLock);
+	Relation	pkey = index_open(sl_relid("entry_pkey"), AccessShareLock);
+
+	last_entry(entryrel, pkey, doc_id, snap, lsn, log_bytes);
+	index_close(pkey, AccessShareLock);
+	table_close(entryrel, AccessShareLock);
+}
+
+static void
+serialization_failure(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("could not serialize access due to concurrent update")));
+}
+
+/*
+ * Record what the policy needs from this append in the document row: the
+ * due flag when a threshold was crossed, the time of the log's first
+ * append.  Each happens at most once per log, so appends almost never
+ * write the row.
+ */
+static void
+mark_doc(int64 doc_id, bool due, bool first)
+{
+	static SPIPlanPtr plan;
+	Oid			types[3] = {INT8OID, BOOLOID, TIMESTAMPTZOID};
+	Datum		args[3] = {Int64GetDatum(doc_id), BoolGetDatum(due),
+						   TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())};
+	char		nulls[4] = "   ";
+
+	if (!first)
+		nulls[2] = 'n';
+	sl_exec(&plan,
+			"UPDATE synclog.doc SET due = due OR $2, "
+			"first_append_at = coalesce(first_append_at, $3) WHERE doc_id = $1",
+			3, types, args, nulls, false, 0);
+}
+
 /*
  * Append an already validated delta.  Runs inside sl_spi_begin/end (for
- * the access check and the rare SQL lookups of duplicate_of).
+ * the access check and the rare SQL of duplicate_of and mark_doc).
  */
 static int64
 append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 {
 	int64		size = VARSIZE_ANY_EXHDR(delta);
-	Oid			nsp = get_namespace_oid("synclog", false);
 	Relation	docrel;
 	Relation	entryrel;
-	DocCols		c;
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	found;
-	ItemPointerData tid;
-	Snapshot	snap;
-	TM_FailureData tmfd;
-	LockTupleMode lockmode;
-	TM_Result	res;
-	HeapTuple	oldtup;
-	HeapTuple	newtup;
+	Relation	pkey;
 	TupleDesc	desc;
+	HeapTuple	row;
+	HeapTuple	seen;
 	Datum	   *values;
 	bool	   *nulls;
-	bool	   *repl;
+	Snapshot	snap;
 	int64		doc_id,
+				last,
+				last_bytes,
 				lsn,
 				base,
 				bytes;
 	char	   *log_id;
 	bool		xact_snapshot;
-	AttrNumber	name_attno;
 
 	/* What the executor would check for an INSERT (also true on a standby). */
 	PreventCommandIfReadOnly("synclog.append()");
@@ -231,130 +287,109 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 	CommandCounterIncrement();
 	xact_snapshot = IsolationUsesXactSnapshot();
 
-	docrel = table_open(synclog_relid(nsp, "doc"), RowExclusiveLock);
-	c.doc_id = column(docrel, "doc_id");
-	c.head_lsn = column(docrel, "head_lsn");
-	c.active_log = column(docrel, "active_log");
-	c.active_base = column(docrel, "active_base");
-	c.active_bytes = column(docrel, "active_bytes");
-	c.due = column(docrel, "due");
-	c.first_append_at = column(docrel, "first_append_at");
-	c.rotate_entries = column(docrel, "rotate_entries");
-	c.rotate_bytes = column(docrel, "rotate_bytes");
-	c.auto_rotate = column(docrel, "auto_rotate");
-	name_attno = column(docrel, "name");
-
+	docrel = table_open(sl_relid("doc"), AccessShareLock);
+	entryrel = table_open(sl_relid("entry"), RowExclusiveLock);
+	pkey = index_open(sl_relid("entry_pkey"), AccessShareLock);
 	desc = RelationGetDescr(docrel);
-	values = palloc0(sizeof(Datum) * desc->natts);
-	nulls = palloc0(sizeof(bool) * desc->natts);
-	repl = palloc0(sizeof(bool) * desc->natts);
 
 	/*
-	 * Read the document row, compute its next version and update it; if
-	 * another append (or a rotation) updated the row meanwhile, heap_update
-	 * waits for it to commit and reports it, and we start over from the new
-	 * version.  The row stays locked by our update until we commit: that is
-	 * what makes LSN order commit order.
-	 *
-	 * In READ COMMITTED every attempt reads in a fresh snapshot, as UPDATE
-	 * does.  In REPEATABLE READ and SERIALIZABLE the transaction's snapshot
-	 * must see the newest version, or the append fails with a serialization
-	 * error like an UPDATE would: the transaction could not see the entries
-	 * that took the LSNs before its own, nor a retry's original.
+	 * Find the document, lock it, and read it again: the lock waited for
+	 * whoever held it (an append, a rotation's seal, a drop), and only a
+	 * snapshot taken after the wait sees what they committed.  The holder
+	 * committed before its lock went, so the newest snapshot sees its
+	 * entry: that is what makes LSN order commit order.
 	 */
-	for (int attempt = 0;; attempt++)
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	row = doc_row(docrel, doc, snap);
+	UnregisterSnapshot(snap);
+	if (row == NULL)
+		sl_unknown_doc(doc);
+	values = palloc(sizeof(Datum) * desc->natts);
+	nulls = palloc(sizeof(bool) * desc->natts);
+	heap_deform_tuple(row, desc, values, nulls);
+	doc_id = DatumGetInt64(values[column(docrel, "doc_id") - 1]);
+
+	sl_lock_document(doc_id);
+
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	row = doc_row(docrel, doc, snap);
+	/*
+	 * Dropped while we waited: the document we were appending to is gone,
+	 * even if one of the same name was created since, as for an UPDATE.
+	 */
+	if (row == NULL)
+		sl_unknown_doc(doc);
+	heap_deform_tuple(row, desc, values, nulls);
+	if (DatumGetInt64(values[column(docrel, "doc_id") - 1]) != doc_id)
+		sl_unknown_doc(doc);
+	last_entry(entryrel, pkey, doc_id, snap, &last, &last_bytes);
+	UnregisterSnapshot(snap);
+
+	/*
+	 * In REPEATABLE READ and SERIALIZABLE the transaction's snapshot must
+	 * see the newest entry and document row, or the append fails as an
+	 * UPDATE of a concurrently updated row would: the transaction could not
+	 * see the entries that took the LSNs before its own, nor a retry's
+	 * original.
+	 */
+	if (xact_snapshot)
 	{
-		CHECK_FOR_INTERRUPTS();
-		/* systable_beginscan rewrites the key's attribute number: set it anew. */
-		ScanKeyEntryInitialize(&key, 0, name_attno, BTEqualStrategyNumber,
-							   InvalidOid, DEFAULT_COLLATION_OID, F_TEXTEQ,
-							   PointerGetDatum(doc));
-		snap = RegisterSnapshot(xact_snapshot ? GetTransactionSnapshot() : GetLatestSnapshot());
-		scan = systable_beginscan(docrel, synclog_relid(nsp, "doc_name_key"), true,
-								  snap, 1, &key);
-		found = systable_getnext(scan);
-		oldtup = HeapTupleIsValid(found) ? heap_copytuple(found) : NULL;
-		systable_endscan(scan);
-		UnregisterSnapshot(snap);
-		if (oldtup == NULL)
-			sl_unknown_doc(doc);
-		tid = oldtup->t_self;
-		heap_deform_tuple(oldtup, desc, values, nulls);
-		doc_id = DatumGetInt64(values[c.doc_id - 1]);
-		lsn = DatumGetInt64(values[c.head_lsn - 1]) + 1;
-		base = DatumGetInt64(values[c.active_base - 1]);
-		bytes = DatumGetInt64(values[c.active_bytes - 1]) + size;
-		log_id = TextDatumGetCString(values[c.active_log - 1]);
+		int64		seen_last,
+					seen_bytes;
 
-		if (client_id != NULL)
-		{
-			/*
-			 * A retry racing its original: the original holds the row, so
-			 * our update below waits for it and we come back here to find
-			 * its entry.
-			 */
-			int64		dup = duplicate_of(doc_id, base, client_id, client_seq);
-
-			if (dup >= 0)
-			{
-				table_close(docrel, NoLock);
-				return dup;
-			}
-		}
-
-		/* The next version: LSN, bytes, and the due flag (see policy.c). */
-		{
-			bool		due = DatumGetBool(values[c.due - 1]);
-
-			if (!due && DatumGetBool(values[c.auto_rotate - 1]))
-				due = threshold_reached(values[c.rotate_entries - 1], nulls[c.rotate_entries - 1],
-										sl_threshold_entries(), lsn - base) ||
-					threshold_reached(values[c.rotate_bytes - 1], nulls[c.rotate_bytes - 1],
-									  sl_threshold_bytes(), bytes);
-			memset(repl, 0, sizeof(bool) * desc->natts);
-			values[c.head_lsn - 1] = Int64GetDatum(lsn);
-			values[c.active_bytes - 1] = Int64GetDatum(bytes);
-			values[c.due - 1] = BoolGetDatum(due);
-			if (nulls[c.first_append_at - 1])
-			{
-				values[c.first_append_at - 1] =
-					TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-				nulls[c.first_append_at - 1] = false;
-			}
-			repl[c.head_lsn - 1] = repl[c.active_bytes - 1] = true;
-			repl[c.due - 1] = repl[c.first_append_at - 1] = true;
-		}
-		newtup = heap_modify_tuple(oldtup, desc, values, nulls, repl);
-		res = heap_update(docrel, &tid, newtup, GetCurrentCommandId(true),
-						  InvalidSnapshot, true, &tmfd, &lockmode);
-		if (res == TM_Ok)
-			break;
-		if (res != TM_Updated && res != TM_Deleted)
-			elog(ERROR, "synclog: unexpected result %d updating document \"%s\"",
-				 (int) res, sl_doc_cstring(doc));
-		if (xact_snapshot)
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("could not serialize access due to concurrent update")));
-
-		/*
-		 * Dropped while we waited: the document we were appending to is
-		 * gone, even if one of the same name was created since, as for an
-		 * UPDATE.
-		 */
-		if (res == TM_Deleted)
-			sl_unknown_doc(doc);
-		heap_freetuple(newtup);
-		heap_freetuple(oldtup);
+		snap = GetTransactionSnapshot();
+		seen = doc_row(docrel, doc, snap);
+		if (seen == NULL || !ItemPointerEquals(&seen->t_self, &row->t_self))
+			serialization_failure();
+		last_entry(entryrel, pkey, doc_id, snap, &seen_last, &seen_bytes);
+		if (seen_last != last)
+			serialization_failure();
 	}
-	insert_index_entries(docrel, newtup, true);
+
+	base = DatumGetInt64(values[column(docrel, "active_base") - 1]);
+	log_id = TextDatumGetCString(values[column(docrel, "active_log") - 1]);
+	lsn = Max(last, base) + 1;
+	bytes = (last > base ? last_bytes : 0) + size;
+
+	if (client_id != NULL)
+	{
+		/*
+		 * A retry racing its original: the original held the lock, so we
+		 * come here after it committed, and find its entry.
+		 */
+		int64		dup = duplicate_of(doc_id, base, client_id, client_seq);
+
+		if (dup >= 0)
+		{
+			index_close(pkey, AccessShareLock);
+			table_close(entryrel, NoLock);
+			table_close(docrel, NoLock);
+			return dup;
+		}
+	}
+
+	/* The policy's flags (see policy.c). */
+	{
+		AttrNumber	re = column(docrel, "rotate_entries");
+		AttrNumber	rb = column(docrel, "rotate_bytes");
+		bool		due = false;
+		bool		first = nulls[column(docrel, "first_append_at") - 1];
+
+		if (!DatumGetBool(values[column(docrel, "due") - 1]) &&
+			DatumGetBool(values[column(docrel, "auto_rotate") - 1]))
+			due = threshold_reached(values[re - 1], nulls[re - 1],
+									sl_threshold_entries(), lsn - base) ||
+				threshold_reached(values[rb - 1], nulls[rb - 1],
+								  sl_threshold_bytes(), bytes);
+		if (due || first)
+			mark_doc(doc_id, due, first);
+	}
 
 	/* The entry. */
-	entryrel = table_open(synclog_relid(nsp, "entry"), RowExclusiveLock);
 	{
 		TupleDesc	edesc = RelationGetDescr(entryrel);
 		Datum	   *ev = palloc0(sizeof(Datum) * edesc->natts);
-		bool	   *en = palloc0(sizeof(bool) * edesc->natts);
+		bool	   *en = palloc(sizeof(bool) * edesc->natts);
 		HeapTuple	etup;
 
 		for (int i = 0; i < edesc->natts; i++)
@@ -363,6 +398,8 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 		en[column(entryrel, "doc_id") - 1] = false;
 		ev[column(entryrel, "lsn") - 1] = Int64GetDatum(lsn);
 		en[column(entryrel, "lsn") - 1] = false;
+		ev[column(entryrel, "log_bytes") - 1] = Int64GetDatum(bytes);
+		en[column(entryrel, "log_bytes") - 1] = false;
 		ev[column(entryrel, "delta") - 1] = PointerGetDatum(delta);
 		en[column(entryrel, "delta") - 1] = false;
 		if (client_id != NULL)
@@ -374,8 +411,9 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 		}
 		etup = heap_form_tuple(edesc, ev, en);
 		simple_heap_insert(entryrel, etup);
-		insert_index_entries(entryrel, etup, false);
+		insert_index_entries(entryrel, etup);
 	}
+	index_close(pkey, AccessShareLock);
 	table_close(entryrel, NoLock);
 	table_close(docrel, NoLock);
 

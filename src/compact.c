@@ -9,7 +9,7 @@
  * calls too), the fold of log entries into synclog.kv, and the incremental
  * snapshot hash.
  *
- * Must never: hold the document row lock while folding a whole log (appends
+ * Must never: hold the document lock while folding a whole log (appends
  * would stall for the length of the fold), copy or scan the document state
  * (a rotation costs in proportion to its log, not to the document), keep
  * more than one batch of entries in memory, or make the new log visible
@@ -32,12 +32,14 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type_d.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/pmsignal.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 
 #include "synclog.h"
 
@@ -417,33 +419,22 @@ lock_chain(const SlDoc *d, int32 *generation, slc_hash *hash)
 	return found;
 }
 
-static int64
-current_head(int64 doc_id)
-{
-	static SPIPlanPtr plan;
-	Oid			types[1] = {INT8OID};
-	Datum		args[1] = {Int64GetDatum(doc_id)};
-
-	sl_exec(&plan, "SELECT head_lsn FROM synclog.doc WHERE doc_id = $1",
-			1, types, args, NULL, false, 1);
-	if (SPI_processed == 0)
-		return -1;
-	return sl_col_int64(0, 1);
-}
-
-static int64
-lock_doc(int64 doc_id)
+/* The document's head LSN and its active log's bytes; false if it is gone. */
+static bool
+current_head(int64 doc_id, int64 *head, int64 *bytes)
 {
 	static SPIPlanPtr plan;
 	Oid			types[1] = {INT8OID};
 	Datum		args[1] = {Int64GetDatum(doc_id)};
 
 	sl_exec(&plan,
-			"SELECT head_lsn FROM synclog.doc WHERE doc_id = $1 FOR NO KEY UPDATE",
+			"SELECT head_lsn, active_bytes FROM synclog.doc_head WHERE doc_id = $1",
 			1, types, args, NULL, false, 1);
 	if (SPI_processed == 0)
-		return -1;
-	return sl_col_int64(0, 1);
+		return false;
+	*head = sl_col_int64(0, 1);
+	*bytes = sl_col_int64(0, 2);
+	return true;
 }
 
 static void
@@ -483,7 +474,7 @@ switch_logs(const SlDoc *d, int32 generation, const char *new_log,
 			5, t3, v3, NULL, false, 0);
 	sl_exec(&plan_doc,
 			"UPDATE synclog.doc SET active_log = $2, active_base = $3, "
-			"active_bytes = 0, active_since = now(), due = false, "
+			"active_since = now(), due = false, "
 			"first_append_at = NULL WHERE doc_id = $1",
 			3, t4, v4, NULL, false, 0);
 	sl_exec(&plan_stats,
@@ -506,6 +497,7 @@ sl_compact_doc(text *doc, const char *new_log, SlRotation *stats)
 	FoldCtx		fc;
 	int64		head;
 	int64		seal;
+	int64		bytes;
 	uint8		serialized[SLC_HASH_LEN];
 	bytea	   *hash_b;
 	TimestampTz start = GetCurrentTimestamp();
@@ -533,16 +525,35 @@ sl_compact_doc(text *doc, const char *new_log, SlRotation *stats)
 	/* Phase 1: without the document lock, appends keep flowing. */
 	for (int pass = 0; pass < CATCHUP_PASSES; pass++)
 	{
-		head = current_head(d.doc_id);
-		if (head < 0 || head - fc.lo <= CATCHUP_TAIL)
+		if (!current_head(d.doc_id, &head, &bytes) || head - fc.lo <= CATCHUP_TAIL)
 			break;
 		fold_range(&fc, head);
 	}
 
-	/* Phase 2: the document lock orders us after every append up to seal. */
-	seal = lock_doc(d.doc_id);
-	if (seal < 0)
+	/*
+	 * Phase 2: the document lock orders us after every append up to seal,
+	 * and every append after the seal waits for us; the head read after
+	 * the wait (a new statement, so a new snapshot) sees them all.
+	 */
+	sl_lock_document(d.doc_id);
+	if (!current_head(d.doc_id, &seal, &bytes))
 		sl_unknown_doc(doc);
+	if (IsolationUsesXactSnapshot())
+	{
+		/*
+		 * A transaction snapshot may miss appends that committed while we
+		 * waited; sealing below them would start the new log among its own
+		 * entries.  Fail as an UPDATE of a changed row would.
+		 */
+		int64		latest,
+					latest_bytes;
+
+		sl_last_entry(d.doc_id, GetLatestSnapshot(), &latest, &latest_bytes);
+		if (latest > seal)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize access due to concurrent update")));
+	}
 	if (seal == d.active_base)
 		return false;
 	stats->tail_entries = seal - fc.lo;
@@ -566,7 +577,7 @@ sl_compact_doc(text *doc, const char *new_log, SlRotation *stats)
 					   d.active_log, new_log, seal, serialized);
 
 	strlcpy(stats->old_log, d.active_log, sizeof(stats->old_log));
-	stats->log_bytes = d.active_bytes;
+	stats->log_bytes = bytes;
 	stats->base_lsn = d.active_base;
 	stats->seal_lsn = seal;
 	stats->versions = fc.versions;

@@ -15,6 +15,8 @@
 #include "access/htup_details.h"
 #include "catalog/pg_type_d.h"
 #include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
 #include "utils/builtins.h"
 
 #include "synclog.h"
@@ -63,7 +65,7 @@ sl_find_doc(text *doc, SlDoc *out, bool read_only)
 
 	sl_exec(&plan,
 			"SELECT doc_id, head_lsn, active_log, active_base, active_bytes "
-			"FROM synclog.doc WHERE name = $1",
+			"FROM synclog.doc_head WHERE name = $1",
 			1, types, vals, NULL, read_only, 1);
 	if (SPI_processed == 0)
 		sl_unknown_doc(doc);
@@ -72,6 +74,25 @@ sl_find_doc(text *doc, SlDoc *out, bool read_only)
 	out->active_log = sl_col_text(0, 3);
 	out->active_base = sl_col_int64(0, 4);
 	out->active_bytes = sl_col_int64(0, 5);
+}
+
+/*
+ * The lock that orders a document's appends, held until the transaction
+ * ends.  Appends, the sealing step of a rotation and drop_doc take it;
+ * nothing else does, so readers never wait for it.  It is a lock on an
+ * object, not on the document's row, so that taking it writes nothing:
+ * pg_locks shows it as locktype 'object' with classid synclog.doc and
+ * objid the low 32 bits of doc_id (objsubid the next 16; ids beyond 2^48
+ * may share a lock, which only serializes them).
+ */
+void
+sl_lock_document(int64 doc_id)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_OBJECT(tag, MyDatabaseId, sl_relid("doc"),
+					   (uint32) doc_id, (uint16) ((uint64) doc_id >> 32));
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 }
 
 void
@@ -162,14 +183,15 @@ synclog_create_doc(PG_FUNCTION_ARGS)
 /*
  * Dropping removes every row of the document at once.  The log rows are
  * locked first, in generation order, because that is the order a rotation
- * takes its locks in (logs, then the document row): taking the document row
- * first could deadlock with a rotation that is folding its log.  A
- * concurrent append waits on the document row and then finds it gone.
+ * takes its locks in (logs, then the document lock): taking the document
+ * lock first could deadlock with a rotation that is folding its log.  A
+ * concurrent append waits on the document lock and then finds it gone.
  */
 Datum
 synclog_drop_doc(PG_FUNCTION_ARGS)
 {
 	text	   *doc = sl_arg_doc(fcinfo, 0);
+	static SPIPlanPtr plan_find;
 	static SPIPlanPtr plan_lock_logs;
 	static SPIPlanPtr plan_doc;
 	static SPIPlanPtr plan_entries;
@@ -184,17 +206,19 @@ synclog_drop_doc(PG_FUNCTION_ARGS)
 
 	sl_spi_begin();
 	sl_require_doc(doc, true);
-	sl_exec(&plan_lock_logs,
-			"SELECT 1 FROM synclog.log WHERE doc_id = "
-			"(SELECT doc_id FROM synclog.doc WHERE name = $1) "
-			"ORDER BY generation FOR UPDATE",
-			1, t1, v1, NULL, false, 0);
-	sl_exec(&plan_doc,
-			"DELETE FROM synclog.doc WHERE name = $1 RETURNING doc_id",
-			1, t1, v1, NULL, false, 0);
+	sl_exec(&plan_find, "SELECT doc_id FROM synclog.doc WHERE name = $1",
+			1, t1, v1, NULL, false, 1);
 	if (SPI_processed == 0)
 		sl_unknown_doc(doc);
 	v2[0] = Int64GetDatum(sl_col_int64(0, 1));
+	sl_exec(&plan_lock_logs,
+			"SELECT 1 FROM synclog.log WHERE doc_id = $1 ORDER BY generation FOR UPDATE",
+			1, t2, v2, NULL, false, 0);
+	sl_lock_document(DatumGetInt64(v2[0]));
+	sl_exec(&plan_doc, "DELETE FROM synclog.doc WHERE doc_id = $1",
+			1, t2, v2, NULL, false, 0);
+	if (SPI_processed == 0)
+		sl_unknown_doc(doc);
 	sl_exec(&plan_entries, "DELETE FROM synclog.entry WHERE doc_id = $1",
 			1, t2, v2, NULL, false, 0);
 	sl_exec(&plan_kv, "DELETE FROM synclog.kv WHERE doc_id = $1",
@@ -225,7 +249,7 @@ synclog_current_log(PG_FUNCTION_ARGS)
 	sl_require_doc(doc, false);
 	sl_exec(&plan,
 			"SELECT d.active_log, d.active_base, d.head_lsn, l.snapshot_hash "
-			"FROM synclog.doc d JOIN synclog.log l ON l.log_id = d.active_log "
+			"FROM synclog.doc_head d JOIN synclog.log l ON l.log_id = d.active_log "
 			"WHERE d.name = $1",
 			1, types, args, NULL, true, 1);
 	if (SPI_processed == 0)

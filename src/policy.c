@@ -68,8 +68,8 @@ sl_select_due(int max_docs)
 	args[4] = Int32GetDatum(max_docs);
 
 	sl_exec(&plan_clear,
-			"UPDATE synclog.doc d SET due = false "
-			"WHERE d.due AND NOT (d.auto_rotate AND " DUE_TEST ")",
+			"UPDATE synclog.doc u SET due = false FROM synclog.doc_head d "
+			"WHERE d.doc_id = u.doc_id AND d.due AND NOT (d.auto_rotate AND " DUE_TEST ")",
 			3, types, args, NULL, false, 0);
 
 	/*
@@ -88,7 +88,7 @@ sl_select_due(int max_docs)
 			"  SELECT doc_id FROM synclog.doc "
 			"   WHERE first_append_at IS NOT NULL AND rotate_age IS NOT NULL "
 			"     AND first_append_at <= now() - rotate_age) "
-			"SELECT d.doc_id, d.name FROM synclog.doc d JOIN c USING (doc_id) "
+			"SELECT d.doc_id, d.name FROM synclog.doc_head d JOIN c USING (doc_id) "
 			"WHERE d.auto_rotate AND d.head_lsn > d.active_base "
 			"  AND d.active_since <= now() - make_interval(secs => $4) "
 			"  AND " DUE_TEST " "
@@ -209,6 +209,23 @@ check_override(FunctionCallInfo fcinfo, int argno, const char *what)
 }
 
 /*
+ * Take the document lock before recomputing the due flag, so that no
+ * append is between reading the old thresholds and committing its entry:
+ * the flag then counts every entry.  Unknown documents are reported by the
+ * UPDATE that follows.
+ */
+static void
+lock_by_name(text *doc, const char *cmdname)
+{
+	SlDoc		d;
+
+	/* The lock is refused on a standby; say what SQL would say instead. */
+	PreventCommandIfReadOnly(cmdname);
+	sl_find_doc(doc, &d, false);
+	sl_lock_document(d.doc_id);
+}
+
+/*
  * Overrides take effect at once: the due flag is recomputed under the new
  * thresholds in the same statement.
  */
@@ -247,12 +264,13 @@ synclog_set_policy(PG_FUNCTION_ARGS)
 
 	sl_spi_begin();
 	sl_require_doc(doc, true);
+	lock_by_name(doc, "synclog.set_policy()");
 	sl_exec(&plan,
-			"UPDATE synclog.doc SET rotate_entries = $2, rotate_bytes = $3, "
+			"UPDATE synclog.doc u SET rotate_entries = $2, rotate_bytes = $3, "
 			"rotate_age = $4, auto_rotate = $5, "
-			"due = $5 AND ((coalesce($2, $6) > 0 AND head_lsn - active_base >= coalesce($2, $6)) "
-			"          OR (coalesce($3, $7) > 0 AND active_bytes >= coalesce($3, $7))) "
-			"WHERE name = $1",
+			"due = $5 AND ((coalesce($2, $6) > 0 AND h.head_lsn - h.active_base >= coalesce($2, $6)) "
+			"          OR (coalesce($3, $7) > 0 AND h.active_bytes >= coalesce($3, $7))) "
+			"FROM synclog.doc_head h WHERE h.doc_id = u.doc_id AND u.name = $1",
 			7, types, args, nulls, false, 0);
 	if (SPI_processed == 0)
 		sl_unknown_doc(doc);
@@ -272,12 +290,13 @@ synclog_clear_policy(PG_FUNCTION_ARGS)
 
 	sl_spi_begin();
 	sl_require_doc(doc, true);
+	lock_by_name(doc, "synclog.clear_policy()");
 	sl_exec(&plan,
-			"UPDATE synclog.doc SET rotate_entries = NULL, rotate_bytes = NULL, "
+			"UPDATE synclog.doc u SET rotate_entries = NULL, rotate_bytes = NULL, "
 			"rotate_age = NULL, auto_rotate = true, "
-			"due = ($2 > 0 AND head_lsn - active_base >= $2) "
-			"   OR ($3 > 0 AND active_bytes >= $3) "
-			"WHERE name = $1",
+			"due = ($2 > 0 AND h.head_lsn - h.active_base >= $2) "
+			"   OR ($3 > 0 AND h.active_bytes >= $3) "
+			"FROM synclog.doc_head h WHERE h.doc_id = u.doc_id AND u.name = $1",
 			3, types, args, NULL, false, 0);
 	if (SPI_processed == 0)
 		sl_unknown_doc(doc);

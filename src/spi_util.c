@@ -16,6 +16,7 @@
 #include "miscadmin.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
 #include "synclog.h"
@@ -40,6 +41,17 @@
  */
 static Oid	saved_user = InvalidOid;
 static int	saved_sec_context = 0;
+
+/* A relation of schema synclog, for the code that works below SQL. */
+Oid
+sl_relid(const char *name)
+{
+	Oid			relid = get_relname_relid(name, get_namespace_oid("synclog", false));
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "synclog: relation synclog.%s is missing", name);
+	return relid;
+}
 
 static Oid
 extension_owner(void)

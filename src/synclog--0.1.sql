@@ -13,16 +13,16 @@
 \echo Use "CREATE EXTENSION synclog" to load this file. \quit
 
 /*
- * One row per document.  Appends update head_lsn and active_bytes in place;
- * neither is indexed, so with room left on the page (fillfactor) those
- * updates are HOT and the table does not bloat under a write-heavy load.
- *
- * What makes a document due for rotation is kept in two indexed columns
- * that change at most once per rotation cycle, so the worker finds due
- * documents by index instead of scanning them all, and appends stay HOT:
+ * One row per document.  Appends do not write it: the head of the log is
+ * the newest entry (see synclog.doc_head), and what orders appends is a
+ * lock on the document (see append.c), not an update of this row.  The
+ * row changes when a rotation switches logs, when a policy is set, and at
+ * most twice per log from an append:
  *  due             - set by the append that crosses the entry or byte
  *                    threshold
  *  first_append_at - time of the first append since the last rotation
+ * Both are indexed (partial indexes), so the worker finds due documents by
+ * index instead of scanning them all.
  * The rotate_* columns are per-document overrides of the synclog.rotate_*
  * settings (NULL: use the setting); auto_rotate = false exempts the
  * document from automatic rotation.
@@ -30,10 +30,8 @@
 CREATE TABLE synclog.doc (
 	doc_id		bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	name		text NOT NULL UNIQUE,
-	head_lsn	bigint NOT NULL DEFAULT 0,
 	active_log	text NOT NULL,
-	active_base bigint NOT NULL DEFAULT 0,
-	active_bytes bigint NOT NULL DEFAULT 0,
+	active_base bigint NOT NULL DEFAULT 0 CHECK (active_base >= 0),
 	active_since timestamptz NOT NULL DEFAULT now(),
 	created_at	timestamptz NOT NULL DEFAULT now(),
 	due			boolean NOT NULL DEFAULT false,
@@ -41,9 +39,8 @@ CREATE TABLE synclog.doc (
 	rotate_entries bigint CHECK (rotate_entries >= 0),
 	rotate_bytes bigint CHECK (rotate_bytes >= 0),
 	rotate_age	interval CHECK (rotate_age >= '0'::interval),
-	auto_rotate boolean NOT NULL DEFAULT true,
-	CHECK (head_lsn >= active_base AND active_base >= 0)
-) WITH (fillfactor = 50);
+	auto_rotate boolean NOT NULL DEFAULT true
+);
 CREATE INDEX doc_due_idx ON synclog.doc (doc_id) WHERE due;
 CREATE INDEX doc_age_idx ON synclog.doc (first_append_at)
 	WHERE first_append_at IS NOT NULL AND rotate_age IS NULL;
@@ -123,10 +120,14 @@ CREATE INDEX log_retired_idx ON synclog.log (sealed_at) WHERE state = 'retired';
 /*
  * Log entries, keyed by LSN alone: which log an entry belongs to follows
  * from the log ranges, so a rotation never moves or rewrites entries.
+ * log_bytes is the delta bytes of the entry's log up to and including this
+ * entry: the newest entry carries its log's size (the byte threshold of
+ * the rotation policy), so no per-document counter has to be updated.
  */
 CREATE TABLE synclog.entry (
 	doc_id		bigint NOT NULL,
-	lsn			bigint NOT NULL,
+	lsn			bigint NOT NULL CHECK (lsn > 0),
+	log_bytes	bigint NOT NULL CHECK (log_bytes >= 0),
 	delta		bytea NOT NULL,
 	client_id	text,
 	client_seq	bigint,
@@ -176,6 +177,19 @@ CREATE TABLE synclog.kv (
 CREATE UNIQUE INDEX kv_key_idx ON synclog.kv (doc_id, ns, key, lsn DESC);
 -- gc finds the versions one log's rotation wrote without scanning the state.
 CREATE INDEX kv_lsn_idx ON synclog.kv (doc_id, lsn);
+
+/*
+ * Each document with the head of its log: the newest entry's LSN (or the
+ * active log's base while that log is empty) and the active log's bytes.
+ * Internal, like the tables; one index probe per document.
+ */
+CREATE VIEW synclog.doc_head AS
+SELECT d.*,
+	   greatest(d.active_base, e.lsn) AS head_lsn,
+	   CASE WHEN e.lsn > d.active_base THEN e.log_bytes ELSE 0 END AS active_bytes
+  FROM synclog.doc d
+  LEFT JOIN LATERAL (SELECT x.lsn, x.log_bytes FROM synclog.entry x
+					  WHERE x.doc_id = d.doc_id ORDER BY x.lsn DESC LIMIT 1) e ON true;
 
 -- Documents and logs --------------------------------------------------------
 
@@ -393,7 +407,7 @@ SELECT d.name AS doc,
 	   d.rotate_entries,
 	   d.rotate_bytes,
 	   d.rotate_age
-  FROM synclog.doc d
+  FROM synclog.doc_head d
   JOIN synclog.log a ON a.log_id = d.active_log
   LEFT JOIN synclog.log p ON p.doc_id = d.doc_id AND p.state = 'previous';
 

@@ -68,6 +68,7 @@ extern int	synclog_debug_rotation_delay_ms;
  */
 extern void sl_spi_begin(void);
 extern void sl_spi_end(void);
+extern Oid	sl_relid(const char *name);
 
 /*
  * Run a prepared statement.  *plan is the call site's own static cache: the
@@ -118,6 +119,13 @@ typedef struct SlDoc
 	int64		active_base;
 	int64		active_bytes;
 } SlDoc;
+
+/* append.c: the newest entry of a document as a snapshot sees it. */
+extern void sl_last_entry(int64 doc_id, Snapshot snap, int64 *lsn,
+						  int64 *log_bytes);
+
+/* Taken by appends, a rotation's sealing step and drop_doc; see docs.c. */
+extern void sl_lock_document(int64 doc_id);
 
 typedef struct SlLog
 {

@@ -613,7 +613,7 @@ SELECT string_agg(name || '=' || size, ' ' ORDER BY name) FROM (
 	  JOIN pg_namespace n ON n.oid = c.relnamespace
 	 WHERE n.nspname = 'synclog') s;
 SELECT sum((synclog.hash_info(l.snapshot_hash)).item_bytes)::bigint + sum(d.active_bytes)::bigint
-  FROM synclog.doc d JOIN synclog.log l ON l.log_id = d.active_log;
+  FROM synclog.doc_head d JOIN synclog.log l ON l.log_id = d.active_log;
 SELECT coalesce(sum(octet_length(e.delta)), 0)::bigint
   FROM synclog.log p JOIN synclog.entry e ON e.doc_id = p.doc_id AND e.lsn > p.base_lsn AND e.lsn <= p.end_lsn
  WHERE p.state = 'previous';
@@ -636,7 +636,7 @@ EOF
 	done
 	kill "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null || true
-	ST_APPENDS=$(qd "$db" -c "SELECT sum(head_lsn) FROM synclog.doc")
+	ST_APPENDS=$(qd "$db" -c "SELECT sum(head_lsn) FROM synclog.doc_head")
 	# The floor of any one-row-per-key storage: a plain table (doc, key)
 	# primary key holding the same final state.
 	qd "$db" -c "CREATE TABLE st_plain AS SELECT d.name AS doc, s.key, s.value FROM synclog.doc d, synclog.snapshot(d.name, d.active_log, NULL, 2147483647) s" \

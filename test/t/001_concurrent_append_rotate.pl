@@ -61,7 +61,7 @@ BEGIN
 		COMMIT;
 		IF NOT got THEN
 			EXIT WHEN EXISTS (SELECT FROM stop_flag)
-				AND pos = (SELECT head_lsn FROM synclog.doc WHERE name = 'hot');
+				AND pos = (SELECT head_lsn FROM synclog.doc_head WHERE name = 'hot');
 			PERFORM pg_sleep(0.005);
 		END IF;
 	END LOOP;

@@ -56,10 +56,13 @@ sub check_consistent
 			   AND l.snapshot_hash <> synclog.recompute_hash(d.name, l.log_id)}),
 		'0', "$label: every snapshot hash matches a recomputation");
 	is( $node->safe_psql($db, q{
-			SELECT count(*) FROM synclog.doc d
+			SELECT count(*) FROM synclog.doc_head d
 			 WHERE (SELECT count(*) FROM synclog.log l WHERE l.doc_id = d.doc_id AND l.state = 'active') <> 1
-			    OR d.head_lsn <> coalesce((SELECT max(lsn) FROM synclog.entry e WHERE e.doc_id = d.doc_id), d.active_base)}),
-		'0', "$label: one active log per document and no lost entry");
+			    OR (SELECT count(*) FROM synclog.entry e WHERE e.doc_id = d.doc_id AND e.lsn > d.active_base)
+			       <> d.head_lsn - d.active_base
+			    OR (SELECT coalesce(sum(octet_length(e.delta)), 0) FROM synclog.entry e
+			         WHERE e.doc_id = d.doc_id AND e.lsn > d.active_base) <> d.active_bytes}),
+		'0', "$label: one active log per document, no lost entry, its byte count right");
 }
 
 $node->safe_psql('postgres', q{CREATE EXTENSION synclog; SELECT synclog.create_doc('w1');});

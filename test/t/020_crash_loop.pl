@@ -167,7 +167,7 @@ END $$;
 CREATE FUNCTION missing_acks() RETURNS TABLE (doc text, client_id text, client_seq bigint, lsn bigint, why text)
 LANGUAGE sql AS $$
 	WITH o AS (SELECT DISTINCT ON (x.name) x.name, x.doc_id, x.head_lsn, l.log_id, l.base_lsn
-				 FROM synclog.doc x JOIN synclog.log l USING (doc_id)
+				 FROM synclog.doc_head x JOIN synclog.log l USING (doc_id)
 				WHERE l.state <> 'collected' ORDER BY x.name, l.generation)
 	SELECT a.doc, a.client_id, a.client_seq, a.lsn,
 		   CASE WHEN a.lsn > o.head_lsn THEN 'beyond head'
@@ -281,7 +281,7 @@ for my $round (1 .. $iterations)
 	my $collected_before = $node->safe_psql('postgres',
 		q{SELECT count(*) FROM synclog.log WHERE state = 'collected'});
 	my $heads_before = $node->safe_psql('postgres',
-		q{SELECT sum(head_lsn) FROM synclog.doc});
+		q{SELECT sum(head_lsn) FROM synclog.doc_head});
 
 	for my $w (sort keys %writer_doc)
 	{
@@ -292,7 +292,7 @@ for my $round (1 .. $iterations)
 	$h{rotator} = start_psql(\$rot_out, \$rot_err, '-c', 'CALL rotate_loop()');
 
 	# Let the writers and the rotator get going.
-	wait_for("SELECT sum(head_lsn) >= $heads_before + 300 FROM synclog.doc",
+	wait_for("SELECT sum(head_lsn) >= $heads_before + 300 FROM synclog.doc_head",
 		"round $round: appends are flowing");
 	wait_for(q{SELECT count(*) > 0 FROM synclog.log l JOIN synclog.doc d USING (doc_id)
 				WHERE d.name = 'd2' AND l.state = 'retired'},
@@ -312,8 +312,8 @@ for my $round (1 .. $iterations)
 		"round $round: a collection is in progress");
 
 	# d2 and d3 keep taking appends and rotations right up to the crash.
-	my $h0 = $node->safe_psql('postgres', q{SELECT sum(head_lsn) FROM synclog.doc WHERE name <> 'd1'});
-	wait_for("SELECT sum(head_lsn) >= $h0 + 20 FROM synclog.doc WHERE name <> 'd1'",
+	my $h0 = $node->safe_psql('postgres', q{SELECT sum(head_lsn) FROM synclog.doc_head WHERE name <> 'd1'});
+	wait_for("SELECT sum(head_lsn) >= $h0 + 20 FROM synclog.doc_head WHERE name <> 'd1'",
 		"round $round: appends continue while the rotation and the collection are held");
 	crash();
 
@@ -388,7 +388,7 @@ is( $node->safe_psql('postgres', q{
 		BEGIN;
 		INSERT INTO acks
 		SELECT 'd2', 'w3', max(client_seq) + 1, max(lsn) FROM synclog.entry WHERE client_id = 'w3'
-		UNION ALL SELECT 'd2', 'w3', 1, (SELECT head_lsn + 1 FROM synclog.doc WHERE name = 'd2')
+		UNION ALL SELECT 'd2', 'w3', 1, (SELECT head_lsn + 1 FROM synclog.doc_head WHERE name = 'd2')
 		UNION ALL SELECT 'd2', 'w3', 1000000, 1;
 		SELECT string_agg(why, ', ' ORDER BY why) FROM missing_acks();
 		ROLLBACK;}),
@@ -408,7 +408,7 @@ like( $node->safe_psql('postgres', q{
 		BEGIN;
 		SELECT synclog.append('d2', '{}', '{}');
 		SELECT synclog.append('d2', '{}', '{}');
-		DELETE FROM synclog.entry WHERE lsn = (SELECT head_lsn - 1 FROM synclog.doc WHERE name = 'd2')
+		DELETE FROM synclog.entry WHERE lsn = (SELECT head_lsn - 1 FROM synclog.doc_head WHERE name = 'd2')
 		   AND doc_id = (SELECT doc_id FROM synclog.doc WHERE name = 'd2');
 		SELECT check_doc('d2');
 		ROLLBACK;});

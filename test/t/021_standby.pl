@@ -223,7 +223,7 @@ for my $w ('append', 'append with a client id', 'append_delta', 'compact', 'ack'
 	like($err, qr/ERROR:  25006: cannot execute .* in a read-only transaction/,
 		"$w in a READ ONLY transaction on the primary: SQLSTATE 25006");
 }
-same(q{SELECT d.name, d.head_lsn, l.generation, l.state FROM synclog.doc d JOIN synclog.log l USING (doc_id)
+same(q{SELECT d.name, d.head_lsn, l.generation, l.state FROM synclog.doc_head d JOIN synclog.log l USING (doc_id)
 		ORDER BY 1, 3}, 'after the refused writes, nothing changed');
 
 # Topology: writes and rotations on the primary, a client polling the
