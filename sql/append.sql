@@ -71,3 +71,36 @@ ROLLBACK;
 SELECT synclog.append('ap', ARRAY['\x20']::bytea[], ARRAY['\x01']::bytea[]);
 
 SELECT synclog.drop_doc('ap');
+
+-- The append path inserts the entry's index entries itself while the entry
+-- table has just its own two indexes; with any other index it lets the
+-- executor maintain them all, so an index a DBA adds stays complete.
+SELECT synclog.create_doc('ap2') IS NOT NULL AS created;
+SELECT synclog.append('ap2', ARRAY['\x01']::bytea[], ARRAY['\x01']::bytea[]);
+CREATE INDEX entry_dba_idx ON synclog.entry (log_bytes);
+SELECT synclog.append('ap2', ARRAY['\x02']::bytea[], ARRAY['\x0203']::bytea[], 'c1', 1);
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+EXPLAIN (COSTS OFF) SELECT lsn, log_bytes FROM synclog.entry WHERE log_bytes = 31;
+SELECT lsn, log_bytes FROM synclog.entry WHERE log_bytes = 31;
+SELECT lsn, client_seq FROM synclog.entry e JOIN synclog.doc d USING (doc_id)
+ WHERE d.name = 'ap2' AND client_id = 'c1';
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+DROP INDEX synclog.entry_dba_idx;
+SELECT synclog.append('ap2', ARRAY['\x03']::bytea[], ARRAY['\x03']::bytea[], 'c1', 2);
+SELECT lsn, log_bytes, client_seq FROM synclog.entry e JOIN synclog.doc d USING (doc_id)
+ WHERE d.name = 'ap2' ORDER BY lsn;
+
+-- What the append path remembers per session (relations, document ids)
+-- follows the extension being dropped and created again, and a document
+-- dropped and created again under the same id.
+SELECT synclog.drop_doc('ap2');
+SELECT synclog.create_doc('ap2') IS NOT NULL AS created;
+SELECT synclog.append('ap2', ARRAY['\x01']::bytea[], ARRAY['\x01']::bytea[]);
+DROP EXTENSION synclog;
+CREATE EXTENSION synclog;
+SELECT synclog.create_doc('ap2') IS NOT NULL AS created;
+SELECT synclog.append('ap2', ARRAY['\x01']::bytea[], ARRAY['\x01']::bytea[]);
+SELECT synclog.append('ap2', ARRAY['\x02']::bytea[], ARRAY['\x02']::bytea[]);
+SELECT synclog.drop_doc('ap2');

@@ -23,6 +23,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_collation_d.h"
 #include "catalog/pg_type_d.h"
@@ -31,7 +32,10 @@
 #include "nodes/makefuncs.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
@@ -111,7 +115,70 @@ duplicate_of(int64 doc_id, int64 active_base, text *client_id, int64 client_seq)
  * The invariants the entry table's CHECK constraints state are kept by this
  * code; the rare update of the document row, and everything else, still go
  * through SQL.
+ *
+ * What the hot path looks up by name (relation OIDs, column numbers, index
+ * descriptions) is kept per backend until a relcache invalidation touches
+ * one of those relations (the extension dropped and created again, an ALTER,
+ * an index added).  So is, per document name, the internal id and the last
+ * LSN this backend saw: the id lets the document be locked before it is
+ * read (one lookup instead of two), the LSN lets the head lookup start near
+ * the head.  Both are only hints, checked against the tables every time.
  */
+typedef struct DocHint
+{
+	char		name[SL_DOC_NAME_MAX + 1];	/* hash key */
+	int64		doc_id;
+	int64		last_lsn;
+} DocHint;
+
+/* Documents remembered per backend; past this the table starts afresh. */
+#define DOC_HINTS_MAX	4096
+
+static struct
+{
+	bool		valid;
+	MemoryContext cxt;
+	Oid			doc,
+				doc_name_key,
+				doc_pkey,
+				entry,
+				entry_pkey,
+				entry_client_idx;
+	/* synclog.doc */
+	AttrNumber	d_doc_id,
+				d_name,
+				d_active_log,
+				d_active_base,
+				d_due,
+				d_first_append_at,
+				d_rotate_entries,
+				d_rotate_bytes,
+				d_auto_rotate;
+	/* synclog.entry */
+	AttrNumber	e_doc_id,
+				e_lsn,
+				e_log_bytes,
+				e_delta,
+				e_client_id,
+				e_client_seq;
+	/* The entry table has just its two indexes, as created: insert directly. */
+	bool		direct_index;
+	IndexInfo  *pkey_info;
+	IndexInfo  *client_info;
+	HTAB	   *docs;
+} hot;
+
+static void
+hot_invalidate(Datum arg, Oid relid)
+{
+	if (!hot.valid)
+		return;
+	if (relid == InvalidOid || relid == hot.doc || relid == hot.doc_name_key ||
+		relid == hot.doc_pkey ||
+		relid == hot.entry || relid == hot.entry_pkey || relid == hot.entry_client_idx)
+		hot.valid = false;
+}
+
 static AttrNumber
 column(Relation rel, const char *name)
 {
@@ -128,14 +195,142 @@ column(Relation rel, const char *name)
 	return InvalidAttrNumber;	/* keep compiler quiet */
 }
 
-/* Insert the index entries of a new heap tuple. */
+/* Does an index cover exactly these heap columns, with no expression or predicate other than expected? */
+static bool
+index_is(IndexInfo *ii, int natts, const AttrNumber *attrs, bool partial)
+{
+	if (ii->ii_NumIndexAttrs != natts || ii->ii_Expressions != NIL ||
+		(ii->ii_Predicate != NIL) != partial)
+		return false;
+	for (int i = 0; i < natts; i++)
+		if (ii->ii_IndexAttrNumbers[i] != attrs[i])
+			return false;
+	return true;
+}
+
 static void
-insert_index_entries(Relation rel, HeapTuple tup)
+hot_build(void)
+{
+	static bool registered = false;
+	Relation	rel;
+	List	   *indexes;
+	MemoryContext old;
+	HASHCTL		ctl;
+
+	if (!registered)
+	{
+		CacheRegisterRelcacheCallback(hot_invalidate, (Datum) 0);
+		registered = true;
+	}
+	if (hot.cxt == NULL)
+		hot.cxt = AllocSetContextCreate(CacheMemoryContext, "synclog append cache",
+										ALLOCSET_SMALL_SIZES);
+	hot.valid = false;
+	hot.docs = NULL;
+	MemoryContextReset(hot.cxt);
+
+	hot.doc = sl_relid("doc");
+	hot.doc_name_key = sl_relid("doc_name_key");
+	hot.doc_pkey = sl_relid("doc_pkey");
+	hot.entry = sl_relid("entry");
+	hot.entry_pkey = sl_relid("entry_pkey");
+	hot.entry_client_idx = sl_relid("entry_client_idx");
+
+	rel = table_open(hot.doc, AccessShareLock);
+	hot.d_doc_id = column(rel, "doc_id");
+	hot.d_name = column(rel, "name");
+	hot.d_active_log = column(rel, "active_log");
+	hot.d_active_base = column(rel, "active_base");
+	hot.d_due = column(rel, "due");
+	hot.d_first_append_at = column(rel, "first_append_at");
+	hot.d_rotate_entries = column(rel, "rotate_entries");
+	hot.d_rotate_bytes = column(rel, "rotate_bytes");
+	hot.d_auto_rotate = column(rel, "auto_rotate");
+	table_close(rel, AccessShareLock);
+
+	rel = table_open(hot.entry, AccessShareLock);
+	hot.e_doc_id = column(rel, "doc_id");
+	hot.e_lsn = column(rel, "lsn");
+	hot.e_log_bytes = column(rel, "log_bytes");
+	hot.e_delta = column(rel, "delta");
+	hot.e_client_id = column(rel, "client_id");
+	hot.e_client_seq = column(rel, "client_seq");
+	indexes = RelationGetIndexList(rel);
+	old = MemoryContextSwitchTo(hot.cxt);
+	{
+		Relation	pkey = index_open(hot.entry_pkey, AccessShareLock);
+		Relation	cidx = index_open(hot.entry_client_idx, AccessShareLock);
+		AttrNumber	pk_attrs[2] = {hot.e_doc_id, hot.e_lsn};
+		AttrNumber	ci_attrs[3] = {hot.e_doc_id, hot.e_client_id, hot.e_lsn};
+
+		hot.pkey_info = BuildIndexInfo(pkey);
+		hot.client_info = BuildIndexInfo(cidx);
+		hot.direct_index = list_length(indexes) == 2 &&
+			list_member_oid(indexes, hot.entry_pkey) &&
+			list_member_oid(indexes, hot.entry_client_idx) &&
+			index_is(hot.pkey_info, 2, pk_attrs, false) &&
+			index_is(hot.client_info, 3, ci_attrs, true);
+		index_close(cidx, AccessShareLock);
+		index_close(pkey, AccessShareLock);
+	}
+	MemoryContextSwitchTo(old);
+	list_free(indexes);
+	table_close(rel, AccessShareLock);
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = SL_DOC_NAME_MAX + 1;
+	ctl.entrysize = sizeof(DocHint);
+	ctl.hcxt = hot.cxt;
+	hot.docs = hash_create("synclog document hints", 256, &ctl,
+						   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	hot.valid = true;
+}
+
+static DocHint *
+doc_hint(text *doc, bool *found)
+{
+	char		key[SL_DOC_NAME_MAX + 1];
+	int			len = VARSIZE_ANY_EXHDR(doc);
+
+	if (hash_get_num_entries(hot.docs) >= DOC_HINTS_MAX)
+		hot_build();
+	memset(key, 0, sizeof(key));
+	memcpy(key, VARDATA_ANY(doc), Min(len, SL_DOC_NAME_MAX));
+	return (DocHint *) hash_search(hot.docs, key, HASH_ENTER, found);
+}
+
+/* Insert the index entries of a new entry tuple. */
+static void
+insert_index_entries(Relation rel, HeapTuple tup, int64 doc_id, int64 lsn,
+					 text *client_id)
 {
 	EState	   *estate;
 	ResultRelInfo *rri;
 	TupleTableSlot *slot;
 
+	if (hot.direct_index)
+	{
+		Relation	pkey = index_open(hot.entry_pkey, RowExclusiveLock);
+		Datum		v[3] = {Int64GetDatum(doc_id), Int64GetDatum(lsn), (Datum) 0};
+		bool		n[3] = {false, false, false};
+
+		index_insert(pkey, v, n, &tup->t_self, rel, UNIQUE_CHECK_YES, false,
+					 hot.pkey_info);
+		index_close(pkey, NoLock);
+		if (client_id != NULL)
+		{
+			Relation	cidx = index_open(hot.entry_client_idx, RowExclusiveLock);
+
+			v[1] = PointerGetDatum(client_id);
+			v[2] = Int64GetDatum(lsn);
+			index_insert(cidx, v, n, &tup->t_self, rel, UNIQUE_CHECK_NO, false,
+						 hot.client_info);
+			index_close(cidx, NoLock);
+		}
+		return;
+	}
+
+	/* Someone changed the table's indexes: let the executor handle them. */
 	estate = CreateExecutorState();
 	rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(rri, rel, 1, NULL, 0);
@@ -165,54 +360,80 @@ doc_row(Relation docrel, text *doc, Snapshot snap)
 	HeapTuple	found;
 	HeapTuple	copy;
 
-	ScanKeyEntryInitialize(&key, 0, column(docrel, "name"), BTEqualStrategyNumber,
+	ScanKeyEntryInitialize(&key, 0, hot.d_name, BTEqualStrategyNumber,
 						   InvalidOid, DEFAULT_COLLATION_OID, F_TEXTEQ,
 						   PointerGetDatum(doc));
-	scan = systable_beginscan(docrel, sl_relid("doc_name_key"), true, snap, 1, &key);
+	scan = systable_beginscan(docrel, hot.doc_name_key, true, snap, 1, &key);
 	found = systable_getnext(scan);
 	copy = HeapTupleIsValid(found) ? heap_copytuple(found) : NULL;
 	systable_endscan(scan);
 	return copy;
 }
 
-/*
- * The document's newest entry as one snapshot sees it: its LSN and
- * log_bytes (0 and 0 when there is none).
- */
-static void
-last_entry(Relation entryrel, Relation pkey, int64 doc_id, Snapshot snap,
-		   int64 *lsn, int64 *log_bytes)
+/* Did the document with this internal id exist in a snapshot? */
+static bool
+doc_exists(Relation docrel, int64 doc_id, Snapshot snap)
 {
 	ScanKeyData key;
 	SysScanDesc scan;
+	bool		found;
+
+	ScanKeyEntryInitialize(&key, 0, hot.d_doc_id, BTEqualStrategyNumber,
+						   InvalidOid, InvalidOid, F_INT8EQ, Int64GetDatum(doc_id));
+	scan = systable_beginscan(docrel, hot.doc_pkey, true, snap, 1, &key);
+	found = HeapTupleIsValid(systable_getnext(scan));
+	systable_endscan(scan);
+	return found;
+}
+
+/*
+ * The document's newest entry as one snapshot sees it: its LSN and
+ * log_bytes (0 and 0 when there is none).  With a hint (an LSN at or below
+ * the head) the index scan starts there instead of reading every entry of
+ * the document on the last index page; a hint above the head (a rolled
+ * back append) finds nothing, and the scan is repeated without it.
+ */
+static void
+last_entry(Relation entryrel, Relation pkey, int64 doc_id, Snapshot snap,
+		   int64 hint, int64 *lsn, int64 *log_bytes)
+{
+	ScanKeyData key[2];
+	SysScanDesc scan;
 	HeapTuple	found;
 
-	ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
+	ScanKeyEntryInitialize(&key[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
 						   InvalidOid, F_INT8EQ, Int64GetDatum(doc_id));
-	scan = systable_beginscan_ordered(entryrel, pkey, snap, 1, &key);
+	ScanKeyEntryInitialize(&key[1], 0, 2, BTGreaterEqualStrategyNumber, InvalidOid,
+						   InvalidOid, F_INT8GE, Int64GetDatum(hint));
+	scan = systable_beginscan_ordered(entryrel, pkey, snap, hint > 0 ? 2 : 1, key);
 	found = systable_getnext_ordered(scan, BackwardScanDirection);
 	*lsn = 0;
 	*log_bytes = 0;
 	if (HeapTupleIsValid(found))
 	{
 		bool		isnull;
+		TupleDesc	desc = RelationGetDescr(entryrel);
 
-		*lsn = DatumGetInt64(heap_getattr(found, column(entryrel, "lsn"),
-										  RelationGetDescr(entryrel), &isnull));
-		*log_bytes = DatumGetInt64(heap_getattr(found, column(entryrel, "log_bytes"),
-												RelationGetDescr(entryrel), &isnull));
+		*lsn = DatumGetInt64(heap_getattr(found, hot.e_lsn, desc, &isnull));
+		*log_bytes = DatumGetInt64(heap_getattr(found, hot.e_log_bytes, desc, &isnull));
 	}
 	systable_endscan_ordered(scan);
+	if (*lsn == 0 && hint > 0)
+		last_entry(entryrel, pkey, doc_id, snap, 0, lsn, log_bytes);
 }
 
 /* The same for callers without the relations at hand (compact.c). */
 void
 sl_last_entry(int64 doc_id, Snapshot snap, int64 *lsn, int64 *log_bytes)
 {
-	Relation	entryrel = table_open(sl_relid("entry"), AccessShareLock);
-	Relation	pkey = index_open(sl_relid("entry_pkey"), AccessShareLock);
+	Relation	entryrel;
+	Relation	pkey;
 
-	last_entry(entryrel, pkey, doc_id, snap, lsn, log_bytes);
+	if (!hot.valid)
+		hot_build();
+	entryrel = table_open(hot.entry, AccessShareLock);
+	pkey = index_open(hot.entry_pkey, AccessShareLock);
+	last_entry(entryrel, pkey, doc_id, snap, 0, lsn, log_bytes);
 	index_close(pkey, AccessShareLock);
 	table_close(entryrel, AccessShareLock);
 }
@@ -249,6 +470,75 @@ mark_doc(int64 doc_id, bool due, bool first)
 }
 
 /*
+ * Lock the document and read its row.  The lock waits for whoever holds it
+ * (an append, a rotation's seal, a drop), and only a snapshot taken after
+ * the wait sees what they committed; the holder committed before its lock
+ * went, so the newest snapshot sees its entry: that is what makes LSN order
+ * commit order.  Returns the row as the newest snapshot sees it after the
+ * lock, with *doc_id and *hint set.
+ */
+static HeapTuple
+lock_and_read(Relation docrel, text *doc, int64 *doc_id, int64 *hint)
+{
+	bool		cached;
+	DocHint    *h = doc_hint(doc, &cached);
+	HeapTuple	row;
+	Snapshot	before;
+	Snapshot	after;
+	bool		isnull;
+
+	for (;;)
+	{
+		before = RegisterSnapshot(GetLatestSnapshot());
+		if (!cached)
+		{
+			row = doc_row(docrel, doc, before);
+			if (row == NULL)
+			{
+				UnregisterSnapshot(before);
+				hash_search(hot.docs, h->name, HASH_REMOVE, NULL);
+				sl_unknown_doc(doc);
+			}
+			h->doc_id = DatumGetInt64(heap_getattr(row, hot.d_doc_id,
+												   RelationGetDescr(docrel), &isnull));
+			h->last_lsn = 0;
+		}
+		(void) sl_lock_document(h->doc_id);
+
+		after = RegisterSnapshot(GetLatestSnapshot());
+		row = doc_row(docrel, doc, after);
+		UnregisterSnapshot(after);
+		if (row != NULL &&
+			DatumGetInt64(heap_getattr(row, hot.d_doc_id, RelationGetDescr(docrel),
+									   &isnull)) == h->doc_id)
+		{
+			UnregisterSnapshot(before);
+			*doc_id = h->doc_id;
+			*hint = h->last_lsn;
+			return row;
+		}
+
+		/*
+		 * The document we locked is not the one of that name now.  If it
+		 * existed when we started, it was dropped while we were appending,
+		 * and the append fails even if one of the same name was created
+		 * since, as an UPDATE of a deleted row would.  A remembered id that
+		 * was already stale only means looking the name up (and letting go
+		 * of the useless lock).
+		 */
+		if (!cached || doc_exists(docrel, h->doc_id, before))
+		{
+			UnregisterSnapshot(before);
+			hash_search(hot.docs, h->name, HASH_REMOVE, NULL);
+			sl_unknown_doc(doc);
+		}
+		UnregisterSnapshot(before);
+		sl_unlock_document(h->doc_id);
+		cached = false;
+	}
+}
+
+/*
  * Append an already validated delta.  Runs inside sl_spi_begin/end (for
  * the access check and the rare SQL of duplicate_of and mark_doc).
  */
@@ -261,18 +551,17 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 	Relation	pkey;
 	TupleDesc	desc;
 	HeapTuple	row;
-	HeapTuple	seen;
 	Datum	   *values;
 	bool	   *nulls;
 	Snapshot	snap;
 	int64		doc_id,
+				hint,
 				last,
 				last_bytes,
 				lsn,
 				base,
 				bytes;
 	char	   *log_id;
-	bool		xact_snapshot;
 
 	/* What the executor would check for an INSERT (also true on a standby). */
 	PreventCommandIfReadOnly("synclog.append()");
@@ -285,44 +574,17 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 	 * other's LSNs.
 	 */
 	CommandCounterIncrement();
-	xact_snapshot = IsolationUsesXactSnapshot();
+	if (!hot.valid)
+		hot_build();
 
-	docrel = table_open(sl_relid("doc"), AccessShareLock);
-	entryrel = table_open(sl_relid("entry"), RowExclusiveLock);
-	pkey = index_open(sl_relid("entry_pkey"), AccessShareLock);
+	docrel = table_open(hot.doc, AccessShareLock);
+	entryrel = table_open(hot.entry, RowExclusiveLock);
+	pkey = index_open(hot.entry_pkey, AccessShareLock);
 	desc = RelationGetDescr(docrel);
 
-	/*
-	 * Find the document, lock it, and read it again: the lock waited for
-	 * whoever held it (an append, a rotation's seal, a drop), and only a
-	 * snapshot taken after the wait sees what they committed.  The holder
-	 * committed before its lock went, so the newest snapshot sees its
-	 * entry: that is what makes LSN order commit order.
-	 */
+	row = lock_and_read(docrel, doc, &doc_id, &hint);
 	snap = RegisterSnapshot(GetLatestSnapshot());
-	row = doc_row(docrel, doc, snap);
-	UnregisterSnapshot(snap);
-	if (row == NULL)
-		sl_unknown_doc(doc);
-	values = palloc(sizeof(Datum) * desc->natts);
-	nulls = palloc(sizeof(bool) * desc->natts);
-	heap_deform_tuple(row, desc, values, nulls);
-	doc_id = DatumGetInt64(values[column(docrel, "doc_id") - 1]);
-
-	sl_lock_document(doc_id);
-
-	snap = RegisterSnapshot(GetLatestSnapshot());
-	row = doc_row(docrel, doc, snap);
-	/*
-	 * Dropped while we waited: the document we were appending to is gone,
-	 * even if one of the same name was created since, as for an UPDATE.
-	 */
-	if (row == NULL)
-		sl_unknown_doc(doc);
-	heap_deform_tuple(row, desc, values, nulls);
-	if (DatumGetInt64(values[column(docrel, "doc_id") - 1]) != doc_id)
-		sl_unknown_doc(doc);
-	last_entry(entryrel, pkey, doc_id, snap, &last, &last_bytes);
+	last_entry(entryrel, pkey, doc_id, snap, hint, &last, &last_bytes);
 	UnregisterSnapshot(snap);
 
 	/*
@@ -332,8 +594,9 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 	 * see the entries that took the LSNs before its own, nor a retry's
 	 * original.
 	 */
-	if (xact_snapshot)
+	if (IsolationUsesXactSnapshot())
 	{
+		HeapTuple	seen;
 		int64		seen_last,
 					seen_bytes;
 
@@ -341,13 +604,16 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 		seen = doc_row(docrel, doc, snap);
 		if (seen == NULL || !ItemPointerEquals(&seen->t_self, &row->t_self))
 			serialization_failure();
-		last_entry(entryrel, pkey, doc_id, snap, &seen_last, &seen_bytes);
+		last_entry(entryrel, pkey, doc_id, snap, last, &seen_last, &seen_bytes);
 		if (seen_last != last)
 			serialization_failure();
 	}
 
-	base = DatumGetInt64(values[column(docrel, "active_base") - 1]);
-	log_id = TextDatumGetCString(values[column(docrel, "active_log") - 1]);
+	values = palloc(sizeof(Datum) * desc->natts);
+	nulls = palloc(sizeof(bool) * desc->natts);
+	heap_deform_tuple(row, desc, values, nulls);
+	base = DatumGetInt64(values[hot.d_active_base - 1]);
+	log_id = TextDatumGetCString(values[hot.d_active_log - 1]);
 	lsn = Max(last, base) + 1;
 	bytes = (last > base ? last_bytes : 0) + size;
 
@@ -370,16 +636,16 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 
 	/* The policy's flags (see policy.c). */
 	{
-		AttrNumber	re = column(docrel, "rotate_entries");
-		AttrNumber	rb = column(docrel, "rotate_bytes");
 		bool		due = false;
-		bool		first = nulls[column(docrel, "first_append_at") - 1];
+		bool		first = nulls[hot.d_first_append_at - 1];
 
-		if (!DatumGetBool(values[column(docrel, "due") - 1]) &&
-			DatumGetBool(values[column(docrel, "auto_rotate") - 1]))
-			due = threshold_reached(values[re - 1], nulls[re - 1],
+		if (!DatumGetBool(values[hot.d_due - 1]) &&
+			DatumGetBool(values[hot.d_auto_rotate - 1]))
+			due = threshold_reached(values[hot.d_rotate_entries - 1],
+									nulls[hot.d_rotate_entries - 1],
 									sl_threshold_entries(), lsn - base) ||
-				threshold_reached(values[rb - 1], nulls[rb - 1],
+				threshold_reached(values[hot.d_rotate_bytes - 1],
+								  nulls[hot.d_rotate_bytes - 1],
 								  sl_threshold_bytes(), bytes);
 		if (due || first)
 			mark_doc(doc_id, due, first);
@@ -394,28 +660,37 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 
 		for (int i = 0; i < edesc->natts; i++)
 			en[i] = true;
-		ev[column(entryrel, "doc_id") - 1] = Int64GetDatum(doc_id);
-		en[column(entryrel, "doc_id") - 1] = false;
-		ev[column(entryrel, "lsn") - 1] = Int64GetDatum(lsn);
-		en[column(entryrel, "lsn") - 1] = false;
-		ev[column(entryrel, "log_bytes") - 1] = Int64GetDatum(bytes);
-		en[column(entryrel, "log_bytes") - 1] = false;
-		ev[column(entryrel, "delta") - 1] = PointerGetDatum(delta);
-		en[column(entryrel, "delta") - 1] = false;
+		ev[hot.e_doc_id - 1] = Int64GetDatum(doc_id);
+		en[hot.e_doc_id - 1] = false;
+		ev[hot.e_lsn - 1] = Int64GetDatum(lsn);
+		en[hot.e_lsn - 1] = false;
+		ev[hot.e_log_bytes - 1] = Int64GetDatum(bytes);
+		en[hot.e_log_bytes - 1] = false;
+		ev[hot.e_delta - 1] = PointerGetDatum(delta);
+		en[hot.e_delta - 1] = false;
 		if (client_id != NULL)
 		{
-			ev[column(entryrel, "client_id") - 1] = PointerGetDatum(client_id);
-			en[column(entryrel, "client_id") - 1] = false;
-			ev[column(entryrel, "client_seq") - 1] = Int64GetDatum(client_seq);
-			en[column(entryrel, "client_seq") - 1] = false;
+			ev[hot.e_client_id - 1] = PointerGetDatum(client_id);
+			en[hot.e_client_id - 1] = false;
+			ev[hot.e_client_seq - 1] = Int64GetDatum(client_seq);
+			en[hot.e_client_seq - 1] = false;
 		}
 		etup = heap_form_tuple(edesc, ev, en);
 		simple_heap_insert(entryrel, etup);
-		insert_index_entries(entryrel, etup);
+		insert_index_entries(entryrel, etup, doc_id, lsn, client_id);
 	}
 	index_close(pkey, AccessShareLock);
 	table_close(entryrel, NoLock);
 	table_close(docrel, NoLock);
+
+	/* The next append of this backend to the document starts its search here. */
+	{
+		bool		found;
+		DocHint    *h = doc_hint(doc, &found);
+
+		if (found && h->doc_id == doc_id)
+			h->last_lsn = lsn;
+	}
 
 	if (synclog_notify_append)
 		sl_notify_append(VARDATA_ANY(doc), VARSIZE_ANY_EXHDR(doc), log_id, lsn);

@@ -17,6 +17,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
+#include "utils/inval.h"
 #include "utils/builtins.h"
 
 #include "synclog.h"
@@ -83,16 +84,60 @@ sl_find_doc(text *doc, SlDoc *out, bool read_only)
  * object, not on the document's row, so that taking it writes nothing:
  * pg_locks shows it as locktype 'object' with classid synclog.doc and
  * objid the low 32 bits of doc_id (objsubid the next 16; ids beyond 2^48
- * may share a lock, which only serializes them).
+ * may share a lock, which only serializes them).  Returns whether it had
+ * to wait.
  */
-void
+static Oid	doc_relid = InvalidOid;
+
+static void
+forget_doc_relid(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == doc_relid)
+		doc_relid = InvalidOid;
+}
+
+static void
+document_tag(LOCKTAG *tag, int64 doc_id)
+{
+	static bool registered = false;
+
+	/*
+	 * Every backend must lock the same tag: the OID is looked up again
+	 * once a relcache invalidation says synclog.doc may have changed (the
+	 * extension dropped and created again), which is processed at the
+	 * start of every transaction and command.
+	 */
+	if (!registered)
+	{
+		CacheRegisterRelcacheCallback(forget_doc_relid, (Datum) 0);
+		registered = true;
+	}
+	if (!OidIsValid(doc_relid))
+		doc_relid = sl_relid("doc");
+	SET_LOCKTAG_OBJECT(*tag, MyDatabaseId, doc_relid,
+					   (uint32) doc_id, (uint16) ((uint64) doc_id >> 32));
+}
+
+bool
 sl_lock_document(int64 doc_id)
 {
 	LOCKTAG		tag;
 
-	SET_LOCKTAG_OBJECT(tag, MyDatabaseId, sl_relid("doc"),
-					   (uint32) doc_id, (uint16) ((uint64) doc_id >> 32));
+	document_tag(&tag, doc_id);
+	if (LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL)
+		return false;
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	return true;
+}
+
+/* Only for a lock taken on an id that turned out to be stale (append.c). */
+void
+sl_unlock_document(int64 doc_id)
+{
+	LOCKTAG		tag;
+
+	document_tag(&tag, doc_id);
+	(void) LockRelease(&tag, ExclusiveLock, false);
 }
 
 void

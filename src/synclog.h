@@ -125,7 +125,8 @@ extern void sl_last_entry(int64 doc_id, Snapshot snap, int64 *lsn,
 						  int64 *log_bytes);
 
 /* Taken by appends, a rotation's sealing step and drop_doc; see docs.c. */
-extern void sl_lock_document(int64 doc_id);
+extern bool sl_lock_document(int64 doc_id);
+extern void sl_unlock_document(int64 doc_id);
 
 typedef struct SlLog
 {
