@@ -40,8 +40,8 @@ SELECT synclog.compact('gc') AS log4 \gset
 SELECT synclog.append('gc', ARRAY['\x04']::bytea[], ARRAY['\x04']::bytea[]);
 SELECT synclog.compact('gc') AS log5 \gset
 SELECT synclog.gc();
--- Versions point at the entries holding their values (kind r); those
--- entries outlive their collected log, the others go.
+-- Versions hold copies of their values (kind v): every entry of a collected
+-- log goes, and only the previous log's entry (LSN 4) is left.
 SELECT ns, key, lsn, kind, value FROM synclog.kv
  WHERE doc_id = (SELECT doc_id FROM synclog.doc WHERE name = 'gc') ORDER BY ns, key, lsn;
 SELECT lsn FROM synclog.entry
@@ -55,8 +55,8 @@ SELECT count(*) AS entries_left FROM synclog.entry
  WHERE doc_id = (SELECT doc_id FROM synclog.doc WHERE name = 'gc') AND client_id = 'c';
 SELECT synclog.append('gc', ARRAY['\x09']::bytea[], ARRAY['\x09']::bytea[], 'c', 1);
 
--- Once the keys that a leftover entry holds are written again and that log
--- is collected too, the leftover goes.
+-- More rotations and collections: again only the entries of the logs that
+-- are not collected stay.
 SELECT synclog.append('gc', ARRAY['\x01', '\x03']::bytea[], ARRAY['\x21', '\x23']::bytea[]);
 SELECT synclog.compact('gc') IS NOT NULL;
 SELECT synclog.append('gc', ARRAY['\x05']::bytea[], ARRAY['\x05']::bytea[]);

@@ -22,6 +22,9 @@
  *  - The state is kept as versions (doc, ns, key, lsn, value) where lsn is
  *    the LSN of the write; the state at a log's base_lsn is the newest
  *    version at or below it, tombstones (NULL value) hiding older ones.
+ *    A version holds a copy of its value, never a pointer into an entry, so
+ *    that gc can drop a collected log's entries wholesale; the copy costs
+ *    one value per changed key, which is in proportion to the log.
  *  - The fold walks the entries newest first, so the first write seen for
  *    a key is its last: only that one becomes a version, and only the set
  *    of keys seen (not their values) stays in memory.
@@ -113,9 +116,7 @@ remove_stored_item(FoldCtx *fc, bytea *item)
 /*
  * Make the newest write of one key (val NULL = deleted) part of the state,
  * and move the hash from the key's value at lo to its new value.  The old
- * value is never read: its item hash is stored with its version.  Data
- * values are not copied either: the version points at the entry (its LSN)
- * whose delta holds the value.
+ * value is never read: its item hash is stored with its version.
  */
 static const char *const kv_at_sql =
 "SELECT lsn, kind, item_hash FROM synclog.kv "
@@ -124,7 +125,7 @@ static const char *const kv_at_sql =
 
 static void
 fold_item(FoldCtx *fc, int16 ns, const uint8 *key, uint32 klen,
-		  const uint8 *val, uint32 vlen, int64 lsn, int32 voff)
+		  const uint8 *val, uint32 vlen, int64 lsn)
 {
 	static SPIPlanPtr plan_at;
 	static SPIPlanPtr plan_delete;
@@ -182,10 +183,10 @@ fold_item(FoldCtx *fc, int16 ns, const uint8 *key, uint32 klen,
 	/* A deletion of a key that no retained state holds needs no row. */
 	if (val != NULL || older_present)
 	{
-		Oid			t_ins[8] = {INT8OID, INT2OID, BYTEAOID, INT8OID, CHAROID, BYTEAOID, BYTEAOID, INT4OID};
-		Datum		v_ins[8] = {v_at[0], v_at[1], v_at[2], Int64GetDatum(lsn),
-								CharGetDatum('d'), (Datum) 0, (Datum) 0, (Datum) 0};
-		char		n_ins[9] = "     nnn";
+		Oid			t_ins[7] = {INT8OID, INT2OID, BYTEAOID, INT8OID, CHAROID, BYTEAOID, BYTEAOID};
+		Datum		v_ins[7] = {v_at[0], v_at[1], v_at[2], Int64GetDatum(lsn),
+								CharGetDatum('d'), (Datum) 0, (Datum) 0};
+		char		n_ins[8] = "     nn";
 
 		if (val != NULL)
 		{
@@ -200,25 +201,16 @@ fold_item(FoldCtx *fc, int16 ns, const uint8 *key, uint32 klen,
 			put_u64le(p, lo);
 			put_u64le(p + 8, hi);
 			put_u64le(p + 16, (uint64) klen + vlen);
+			v_ins[4] = CharGetDatum('v');
+			v_ins[5] = PointerGetDatum(make_bytea(val, vlen));
 			v_ins[6] = PointerGetDatum(item);
+			n_ins[5] = ' ';
 			n_ins[6] = ' ';
-			if (ns == SLC_NS_DATA)
-			{
-				v_ins[4] = CharGetDatum('r');
-				v_ins[7] = Int32GetDatum(voff);
-				n_ins[7] = ' ';
-			}
-			else
-			{
-				v_ins[4] = CharGetDatum('v');
-				v_ins[5] = PointerGetDatum(make_bytea(val, vlen));
-				n_ins[5] = ' ';
-			}
 		}
 		sl_exec(&plan_insert,
-				"INSERT INTO synclog.kv (doc_id, ns, key, lsn, kind, value, item_hash, voff) "
-				"VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-				8, t_ins, v_ins, n_ins, false, 0);
+				"INSERT INTO synclog.kv (doc_id, ns, key, lsn, kind, value, item_hash) "
+				"VALUES ($1, $2, $3, $4, $5, $6, $7)",
+				7, t_ins, v_ins, n_ins, false, 0);
 		fc->versions++;
 	}
 }
@@ -257,7 +249,7 @@ fold_entry(FoldCtx *fc, int64 lsn, bytea *delta, text *client_id,
 
 		slc_watermark_encode(client_seq, lsn, wm);
 		fold_item(fc, SLC_NS_CLIENT, (const uint8 *) VARDATA_ANY(client_id),
-				  VARSIZE_ANY_EXHDR(client_id), wm, SLC_WATERMARK_LEN, lsn, 0);
+				  VARSIZE_ANY_EXHDR(client_id), wm, SLC_WATERMARK_LEN, lsn);
 	}
 
 	st = slc_delta_reader_init(&r, (const uint8 *) VARDATA_ANY(delta),
@@ -269,8 +261,7 @@ fold_entry(FoldCtx *fc, int64 lsn, bytea *delta, text *client_id,
 			break;
 		if (first_sighting(fc, SLC_NS_DATA, c.key, c.klen))
 			fold_item(fc, SLC_NS_DATA, c.key, c.klen,
-					  c.is_delete ? NULL : c.val, c.vlen, lsn,
-					  c.is_delete ? 0 : (int32) (c.val - (const uint8 *) VARDATA_ANY(delta)) + 1);
+					  c.is_delete ? NULL : c.val, c.vlen, lsn);
 	}
 	if (st != SLC_OK)
 		ereport(ERROR,

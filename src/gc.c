@@ -21,10 +21,8 @@
  * inside the log it sealed.  Once that log is gone, every retained
  * snapshot is at or after its end, so any version those writes supersede
  * is invisible everywhere, and a tombstone among them hides nothing.  The
- * log's own versions stay (they are the state at its end), and so do the
- * entries they take their values from: a collected log can leave a few
- * entries behind, unreadable through synclog.read, until later versions
- * supersede the ones that point at them.
+ * log's own versions stay (they are the state at its end); they hold
+ * copies of their values, so all of the log's entries go.
  */
 #include "postgres.h"
 
@@ -114,51 +112,24 @@ sl_collect_next(bool at_log)
 		Oid			t3[3] = {INT8OID, INT8OID, INT8OID};
 		Datum		v3[3] = {Int64GetDatum(doc_id), Int64GetDatum(base),
 							 Int64GetDatum(end)};
-		Oid			t4[4] = {INT8OID, INT8OID, INT8OID, INT8ARRAYOID};
-		Datum		v4[4];
-		Datum	   *freed;
-		int			nfreed = 0;
 
 		/*
 		 * Versions the collected log's rotation superseded are invisible
-		 * to every retained snapshot now.  The entries those versions
-		 * pointed at (in logs collected earlier) may have no reader left.
+		 * to every retained snapshot now.
 		 */
 		sl_exec(&plan_superseded,
 				"DELETE FROM synclog.kv v USING synclog.kv w "
 				"WHERE w.doc_id = $1 AND w.lsn > $2 AND w.lsn <= $3 "
-				"AND v.doc_id = $1 AND v.ns = w.ns AND v.key = w.key AND v.lsn < w.lsn "
-				"RETURNING v.lsn, v.kind",
+				"AND v.doc_id = $1 AND v.ns = w.ns AND v.key = w.key AND v.lsn < w.lsn",
 				3, t3, v3, NULL, false, 0);
-		freed = palloc(sizeof(Datum) * Max(SPI_processed, 1));
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			bool		isnull;
-
-			if (DatumGetChar(sl_col(i, 2, &isnull)) == 'r')
-				freed[nfreed++] = sl_col(i, 1, &isnull);
-		}
 		sl_exec(&plan_tombstones,
 				"DELETE FROM synclog.kv WHERE doc_id = $1 AND lsn > $2 AND lsn <= $3 "
 				"AND kind = 'd'",
 				3, t3, v3, NULL, false, 0);
-
-		/*
-		 * The log's entries go, except those a retained version still
-		 * takes its value from (see synclog.kv); they go when that version
-		 * is superseded in turn.
-		 */
-		v4[0] = v3[0];
-		v4[1] = v3[1];
-		v4[2] = v3[2];
-		v4[3] = PointerGetDatum(construct_array(freed, nfreed, INT8OID, 8,
-												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		/* Versions hold copies of their values: the entries all go. */
 		sl_exec(&plan_entries,
-				"DELETE FROM synclog.entry e WHERE e.doc_id = $1 "
-				"AND ((e.lsn > $2 AND e.lsn <= $3) OR e.lsn = ANY ($4)) "
-				"AND NOT EXISTS (SELECT 1 FROM synclog.kv k WHERE k.doc_id = $1 "
-				"                AND k.lsn = e.lsn AND k.kind = 'r')",
-				4, t4, v4, NULL, false, 0);
+				"DELETE FROM synclog.entry WHERE doc_id = $1 AND lsn > $2 AND lsn <= $3",
+				3, t3, v3, NULL, false, 0);
 		entries = (int64) SPI_processed;
 	}
 	{
