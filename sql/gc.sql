@@ -73,5 +73,35 @@ SELECT l.generation, l.state, l.snapshot_hash = synclog.recompute_hash('gc', l.l
 -- The client's retry is still recognised, though its entry is gone.
 SELECT synclog.append('gc', ARRAY['\x09']::bytea[], ARRAY['\x09']::bytea[], 'c', 1);
 
+-- A log that changes more keys than one DELETE carries (256) and has more
+-- entries than one fetch (64).  Log 1 sets keys 1..300; log 2 sets them
+-- all again and then deletes keys 1..50; logs 1 and 2 are collected.  Left:
+-- one version per key for keys 51..300, no tombstone, and key 999 of log 3.
+SELECT synclog.create_doc('gc-many') IS NOT NULL;
+SELECT count(*) FROM (SELECT synclog.append('gc-many', ARRAY[int4send(i)], ARRAY[int4send(i)])
+                        FROM generate_series(1, 300) i) a;
+SELECT synclog.compact('gc-many') IS NOT NULL;
+SELECT count(*) FROM (SELECT synclog.append('gc-many', ARRAY[int4send(2 * j - 1), int4send(2 * j)],
+                                            ARRAY[int4send(-j), int4send(-j)])
+                        FROM generate_series(1, 150) j) a;
+SELECT synclog.append('gc-many', array_agg(int4send(i)), array_fill(NULL::bytea, ARRAY[50]))
+  FROM generate_series(1, 50) i;
+SELECT synclog.compact('gc-many') IS NOT NULL;
+SELECT synclog.append('gc-many', ARRAY[int4send(999)], ARRAY['\x99'::bytea]);
+SELECT synclog.compact('gc-many') IS NOT NULL;
+SELECT synclog.gc();
+SELECT count(*) AS versions, count(DISTINCT key) AS keys, count(*) FILTER (WHERE kind = 'd') AS tombstones,
+       min(lsn) AS min_lsn, max(lsn) AS max_lsn
+  FROM synclog.kv WHERE doc_id = (SELECT doc_id FROM synclog.doc WHERE name = 'gc-many') AND ns = 1;
+SELECT array_agg(lsn) AS entries_left FROM synclog.entry
+ WHERE doc_id = (SELECT doc_id FROM synclog.doc WHERE name = 'gc-many');
+SELECT count(*) AS keys, (array_agg(key ORDER BY key))[1] AS first_key,
+       (array_agg(value ORDER BY key))[1] AS first_value
+  FROM synclog.snapshot('gc-many', (SELECT log_id FROM synclog.current_log('gc-many')));
+SELECT l.generation, l.state, l.snapshot_hash = synclog.recompute_hash('gc-many', l.log_id) AS ok
+  FROM synclog.log l WHERE l.doc_id = (SELECT doc_id FROM synclog.doc WHERE name = 'gc-many')
+   AND l.state <> 'collected' ORDER BY generation;
+SELECT synclog.drop_doc('gc-many');
+
 RESET synclog.retention;
 SELECT synclog.drop_doc('gc');

@@ -84,6 +84,8 @@ synclog_snapshot(PG_FUNCTION_ARGS)
 	SlLog		l;
 	Portal		portal;
 	MemoryContext row_cxt;
+	SPITupleTable *batch;
+	uint64		n;
 
 	(void) sl_arg_doc(fcinfo, 0);
 	(void) sl_arg_log_id(fcinfo, 1);
@@ -109,16 +111,8 @@ synclog_snapshot(PG_FUNCTION_ARGS)
 						   types, args, NULL, true);
 	row_cxt = AllocSetContextCreate(CurrentMemoryContext, "synclog snapshot row",
 									ALLOCSET_DEFAULT_SIZES);
-	for (;;)
+	while ((n = sl_fetch(portal, &batch)) > 0)
 	{
-		uint64		n;
-		SPITupleTable *batch;
-
-		SPI_cursor_fetch(portal, true, SL_FETCH_BATCH);
-		n = SPI_processed;
-		batch = SPI_tuptable;
-		if (n == 0)
-			break;
 		for (uint64 i = 0; i < n; i++)
 		{
 			Datum		values[2];

@@ -166,10 +166,13 @@ CREATE TABLE synclog.kv (
 	CHECK ((kind = 'v') = (value IS NOT NULL)),
 	CHECK ((kind = 'd') = (item_hash IS NULL))
 );
--- Newest version first, as both the fold and a snapshot page look a key up.
+/*
+ * Newest version first, as both the fold and a snapshot page look a key up.
+ * gc reaches the versions a collected log superseded through it too, key by
+ * key (the keys come from the log's entries), so no (doc_id, lsn) index is
+ * needed: such an index kept sparse pages for old LSN ranges.
+ */
 CREATE UNIQUE INDEX kv_key_idx ON synclog.kv (doc_id, ns, key, lsn DESC);
--- gc finds the versions one log's rotation wrote without scanning the state.
-CREATE INDEX kv_lsn_idx ON synclog.kv (doc_id, lsn);
 
 -- Documents and logs --------------------------------------------------------
 
