@@ -49,6 +49,17 @@ SELECT lsn FROM synclog.entry
 SELECT l.generation, l.state, l.snapshot_hash = synclog.recompute_hash('gc', l.log_id) AS ok
   FROM synclog.log l WHERE l.doc_id = (SELECT doc_id FROM synclog.doc WHERE name = 'gc')
    AND l.state <> 'collected' ORDER BY generation;
+-- Collected rows are bounded: only the newest collected log of the document
+-- keeps its row (no client acked in the older ones).  A client holding its
+-- id is told SL003; one holding an older id, whose row is gone, SL002.
+-- Both mean: download.
+SELECT generation, state FROM synclog.log
+ WHERE doc_id = (SELECT doc_id FROM synclog.doc WHERE name = 'gc') ORDER BY generation;
+\set VERBOSITY sqlstate
+SELECT * FROM synclog.read('gc', :'log3', 2);
+SELECT * FROM synclog.read('gc', :'log1', 0);
+SELECT * FROM synclog.snapshot('gc', :'log2');
+\set VERBOSITY default
 
 -- The client's watermark outlives the entries that set it.
 SELECT count(*) AS entries_left FROM synclog.entry

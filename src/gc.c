@@ -19,6 +19,20 @@
  * synclog.client_activity_window still sits in it; after
  * synclog.retention_max it goes whoever sits in it.
  *
+ * Collected log rows: a collected log keeps its row (state 'collected') so
+ * that a client holding its id is told SL003 ("collected: download")
+ * rather than SL002 ("unknown log").  Both tell the client to download, so
+ * the row is a courtesy, and keeping every one would grow synclog.log by a
+ * row per rotation forever.  So when a log is collected, the document's
+ * older collected rows are deleted, except those that some client's last
+ * ack (synclog.client_pos) still names: a client known to hold such an id
+ * gets SL003 when it comes back, and so does any client holding the id of
+ * the most recently collected log; older ids of clients that never acked
+ * get SL002.  The rows left are bounded by one per document plus one per
+ * client that acked, whatever the number of rotations; a time limit (such
+ * as synclog.retention_max) would not bound them when it is 0, and would
+ * still keep a row per rotation within it.
+ *
  * What goes when log L, covering (base, end], is collected:
  *  - all of L's entries: versions hold copies of their values, so no
  *    retained state needs an entry of a collected log (one range DELETE on
@@ -190,6 +204,7 @@ sl_collect_next(bool at_log)
 {
 	static SPIPlanPtr plan_pick;
 	static SPIPlanPtr plan_mark;
+	static SPIPlanPtr plan_forget;
 	static SPIPlanPtr plan_entries;
 	static SPIPlanPtr plan_clients;
 	static SPIPlanPtr plan_stats;
@@ -203,6 +218,7 @@ sl_collect_next(bool at_log)
 				end,
 				entries,
 				versions,
+				generation,
 				cut_off;
 	TimestampTz start = GetCurrentTimestamp();
 
@@ -220,7 +236,7 @@ sl_collect_next(bool at_log)
 	 * document whose older log another one is collecting.
 	 */
 	sl_exec(&plan_pick,
-			"SELECT l.log_id, l.doc_id, l.base_lsn, l.end_lsn, d.name "
+			"SELECT l.log_id, l.doc_id, l.base_lsn, l.end_lsn, d.name, l.generation "
 			"FROM synclog.log l JOIN synclog.doc d USING (doc_id) "
 			"WHERE l.state = 'retired' AND l.sealed_at < $1 "
 			"  AND NOT EXISTS (SELECT 1 FROM synclog.log o WHERE o.doc_id = l.doc_id "
@@ -237,6 +253,7 @@ sl_collect_next(bool at_log)
 	base = sl_col_int64(0, 3);
 	end = sl_col_int64(0, 4);
 	doc = sl_col_text(0, 5);
+	generation = sl_col_int64(0, 6);
 
 	{
 		Oid			t1[1] = {TEXTOID};
@@ -248,6 +265,22 @@ sl_collect_next(bool at_log)
 				1, t1, v1, NULL, false, 0);
 		if (SPI_processed == 0)
 			return false;
+	}
+	{
+		/*
+		 * Older collected rows of the document go unless a client's last
+		 * ack names them (see the header comment).  The scalar subquery is
+		 * run per row through client_pos_log_idx, never as a join that
+		 * could scan every client's position.
+		 */
+		Oid			t2[2] = {INT8OID, INT4OID};
+		Datum		v2[2] = {Int64GetDatum(doc_id), Int32GetDatum((int32) generation)};
+
+		sl_exec(&plan_forget,
+				"DELETE FROM synclog.log o "
+				"WHERE o.doc_id = $1 AND o.generation < $2 AND o.state = 'collected' "
+				"AND (SELECT 1 FROM synclog.client_pos c WHERE c.log_id = o.log_id LIMIT 1) IS NULL",
+				2, t2, v2, NULL, false, 0);
 	}
 	versions = delete_superseded(doc_id, base, end);
 	{
