@@ -14,6 +14,8 @@ OBJS = \
 	src/read.o \
 	src/snapshot.o \
 	src/compact.o \
+	src/keyset.o \
+	src/entries.o \
 	src/gc.o \
 	src/notify.o \
 	src/policy.o \

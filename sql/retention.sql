@@ -45,6 +45,28 @@ SELECT synclog.ack('ret', 'laptop', :'log4', 3);
 SELECT doc, marker_switches, downloads FROM synclog.stats WHERE doc = 'ret';
 SELECT * FROM synclog.stats_total WHERE docs > 0;
 
+-- Collected rows: log1 kept its row while laptop's last ack named it (so
+-- laptop got SL003 above).  Now that laptop acked log4, the next collection
+-- deletes log1's row; log2's stays, as phone and tablet last acked there,
+-- and so does the newest collected row (log3).
+SELECT synclog.append('ret', ARRAY['\x04']::bytea[], ARRAY['\x04']::bytea[]);
+SELECT synclog.compact('ret') IS NOT NULL;
+SELECT synclog.append('ret', ARRAY['\x05']::bytea[], ARRAY['\x05']::bytea[]);
+SELECT synclog.compact('ret') IS NOT NULL;
+SELECT synclog.gc();
+SELECT generation, state FROM synclog.log WHERE doc_id = (SELECT doc_id FROM synclog.doc WHERE name = 'ret')
+ ORDER BY generation;
+-- A client still holding log1 is told the log is unknown (SL002), one
+-- holding log2 or log3 that it was collected (SL003): both download.
+\set VERBOSITY sqlstate
+SELECT synclog.ack('ret', 'laptop', :'log1', 1);
+SELECT * FROM synclog.read('ret', :'log2', 1);
+SELECT * FROM synclog.read('ret', :'log3', 2);
+\set VERBOSITY default
+-- A client coming from a collected log counts as a download.
+SELECT synclog.ack('ret', 'phone', (SELECT log_id FROM synclog.current_log('ret')), 5);
+SELECT doc, logs_collected, marker_switches, downloads FROM synclog.stats WHERE doc = 'ret';
+
 -- Bad input.
 SELECT synclog.ack('nope', 'c', :'log4', 0);
 \echo :LAST_ERROR_SQLSTATE

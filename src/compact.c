@@ -22,6 +22,9 @@
  *  - The state is kept as versions (doc, ns, key, lsn, value) where lsn is
  *    the LSN of the write; the state at a log's base_lsn is the newest
  *    version at or below it, tombstones (NULL value) hiding older ones.
+ *    A version holds a copy of its value, never a pointer into an entry, so
+ *    that gc can drop a collected log's entries wholesale; the copy costs
+ *    one value per changed key, which is in proportion to the log.
  *  - The fold walks the entries newest first, so the first write seen for
  *    a key is its last: only that one becomes a version, and only the set
  *    of keys seen (not their values) stays in memory.
@@ -59,12 +62,6 @@ typedef struct FoldCtx
 	slc_state  *seen;			/* (ns, key) already folded in this pass */
 	int64		versions;		/* version rows written (for the caller's stats) */
 } FoldCtx;
-
-static void
-free_seen(void *arg)
-{
-	slc_state_free((slc_state *) arg);
-}
 
 /* A bytea copy of raw bytes. */
 static bytea *
@@ -115,9 +112,7 @@ remove_stored_item(FoldCtx *fc, bytea *item)
 /*
  * Make the newest write of one key (val NULL = deleted) part of the state,
  * and move the hash from the key's value at lo to its new value.  The old
- * value is never read: its item hash is stored with its version.  Data
- * values are not copied either: the version points at the entry (its LSN)
- * whose delta holds the value.
+ * value is never read: its item hash is stored with its version.
  */
 static const char *const kv_at_sql =
 "SELECT lsn, kind, item_hash FROM synclog.kv "
@@ -126,7 +121,7 @@ static const char *const kv_at_sql =
 
 static void
 fold_item(FoldCtx *fc, int16 ns, const uint8 *key, uint32 klen,
-		  const uint8 *val, uint32 vlen, int64 lsn, int32 voff)
+		  const uint8 *val, uint32 vlen, int64 lsn)
 {
 	static SPIPlanPtr plan_at;
 	static SPIPlanPtr plan_delete;
@@ -184,10 +179,10 @@ fold_item(FoldCtx *fc, int16 ns, const uint8 *key, uint32 klen,
 	/* A deletion of a key that no retained state holds needs no row. */
 	if (val != NULL || older_present)
 	{
-		Oid			t_ins[8] = {INT8OID, INT2OID, BYTEAOID, INT8OID, CHAROID, BYTEAOID, BYTEAOID, INT4OID};
-		Datum		v_ins[8] = {v_at[0], v_at[1], v_at[2], Int64GetDatum(lsn),
-								CharGetDatum('d'), (Datum) 0, (Datum) 0, (Datum) 0};
-		char		n_ins[9] = "     nnn";
+		Oid			t_ins[7] = {INT8OID, INT2OID, BYTEAOID, INT8OID, CHAROID, BYTEAOID, BYTEAOID};
+		Datum		v_ins[7] = {v_at[0], v_at[1], v_at[2], Int64GetDatum(lsn),
+								CharGetDatum('d'), (Datum) 0, (Datum) 0};
+		char		n_ins[8] = "     nn";
 
 		if (val != NULL)
 		{
@@ -202,183 +197,72 @@ fold_item(FoldCtx *fc, int16 ns, const uint8 *key, uint32 klen,
 			put_u64le(p, lo);
 			put_u64le(p + 8, hi);
 			put_u64le(p + 16, (uint64) klen + vlen);
+			v_ins[4] = CharGetDatum('v');
+			v_ins[5] = PointerGetDatum(make_bytea(val, vlen));
 			v_ins[6] = PointerGetDatum(item);
+			n_ins[5] = ' ';
 			n_ins[6] = ' ';
-			if (ns == SLC_NS_DATA)
-			{
-				v_ins[4] = CharGetDatum('r');
-				v_ins[7] = Int32GetDatum(voff);
-				n_ins[7] = ' ';
-			}
-			else
-			{
-				v_ins[4] = CharGetDatum('v');
-				v_ins[5] = PointerGetDatum(make_bytea(val, vlen));
-				n_ins[5] = ' ';
-			}
 		}
 		sl_exec(&plan_insert,
-				"INSERT INTO synclog.kv (doc_id, ns, key, lsn, kind, value, item_hash, voff) "
-				"VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-				8, t_ins, v_ins, n_ins, false, 0);
+				"INSERT INTO synclog.kv (doc_id, ns, key, lsn, kind, value, item_hash) "
+				"VALUES ($1, $2, $3, $4, $5, $6, $7)",
+				7, t_ins, v_ins, n_ins, false, 0);
 		fc->versions++;
 	}
 }
 
-/* True the first time (ns, key) is seen in this pass. */
-static bool
-first_sighting(FoldCtx *fc, uint8 ns, const uint8 *key, size_t klen)
+/* A change of an entry being folded: only a key's newest write counts. */
+typedef struct FoldEntry
 {
-	const uint8 *dummy;
-	size_t		dlen;
+	FoldCtx    *fc;
+	int64		lsn;
+} FoldEntry;
 
-	if (slc_state_get(fc->seen, ns, key, klen, &dummy, &dlen))
-		return false;
-	if (slc_state_put(fc->seen, ns, key, klen, (const uint8 *) "", 0) != SLC_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory while folding a log")));
-	return true;
+static void
+fold_change(void *arg, const uint8 *key, uint32 klen, const uint8 *val,
+			uint32 vlen)
+{
+	FoldEntry  *fe = (FoldEntry *) arg;
+
+	if (sl_keyset_add(fe->fc->seen, SLC_NS_DATA, key, klen))
+		fold_item(fe->fc, SLC_NS_DATA, key, klen, val, vlen, fe->lsn);
 }
 
 static void
-fold_entry(FoldCtx *fc, int64 lsn, bytea *delta, text *client_id,
+fold_entry(void *arg, int64 lsn, bytea *delta, text *client_id,
 		   int64 client_seq)
 {
-	slc_delta_reader r;
-	slc_change	c;
-	int			more = 1;
-	size_t		off = 0;
-	slc_status	st;
+	FoldCtx    *fc = (FoldCtx *) arg;
+	FoldEntry	fe = {fc, lsn};
 
 	if (client_id != NULL &&
-		first_sighting(fc, SLC_NS_CLIENT, (const uint8 *) VARDATA_ANY(client_id),
-					   VARSIZE_ANY_EXHDR(client_id)))
+		sl_keyset_add(fc->seen, SLC_NS_CLIENT, (const uint8 *) VARDATA_ANY(client_id),
+					  VARSIZE_ANY_EXHDR(client_id)))
 	{
 		uint8		wm[SLC_WATERMARK_LEN];
 
 		slc_watermark_encode(client_seq, lsn, wm);
 		fold_item(fc, SLC_NS_CLIENT, (const uint8 *) VARDATA_ANY(client_id),
-				  VARSIZE_ANY_EXHDR(client_id), wm, SLC_WATERMARK_LEN, lsn, 0);
+				  VARSIZE_ANY_EXHDR(client_id), wm, SLC_WATERMARK_LEN, lsn);
 	}
-
-	st = slc_delta_reader_init(&r, (const uint8 *) VARDATA_ANY(delta),
-							   VARSIZE_ANY_EXHDR(delta), UINT32_MAX);
-	while (st == SLC_OK)
-	{
-		st = slc_delta_next(&r, &c, &more, &off);
-		if (st != SLC_OK || !more)
-			break;
-		if (first_sighting(fc, SLC_NS_DATA, c.key, c.klen))
-			fold_item(fc, SLC_NS_DATA, c.key, c.klen,
-					  c.is_delete ? NULL : c.val, c.vlen, lsn,
-					  c.is_delete ? 0 : (int32) (c.val - (const uint8 *) VARDATA_ANY(delta)) + 1);
-	}
-	if (st != SLC_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("stored entry at LSN " INT64_FORMAT " of document %lld is not a valid delta: %s",
-						lsn, (long long) fc->doc_id, slc_status_message(st))));
+	sl_foreach_change(fc->doc_id, lsn, delta, fold_change, &fe);
 }
 
 /*
- * Fold entries (lo, hi] onto the state at lo.  On return the state at hi is
- * materialized and fc->hash is its hash.
+ * Fold entries (lo, hi] onto the state at lo, newest first.  On return the
+ * state at hi is materialized and fc->hash is its hash.
  */
 static void
 fold_range(FoldCtx *fc, int64 hi)
 {
-	static SPIPlanPtr plan_scan;
-	Oid			types[3] = {INT8OID, INT8OID, INT8OID};
-	Datum		args[3];
-	Portal		portal;
 	MemoryContext fold_cxt;
-	MemoryContext batch_cxt;
-	MemoryContext old;
-	int64		expect = hi;
 
 	if (hi <= fc->lo)
 		return;
-
-	/*
-	 * The seen-set is malloc'd by the core; tie it to a memory context so
-	 * it is freed when we finish and also when an error unwinds us.
-	 */
 	fold_cxt = AllocSetContextCreate(CurrentMemoryContext, "synclog fold",
 									 ALLOCSET_SMALL_SIZES);
-	fc->seen = slc_state_new();
-	if (fc->seen == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory while folding a log")));
-	{
-		MemoryContextCallback *cb = MemoryContextAlloc(fold_cxt,
-													   sizeof(MemoryContextCallback));
-
-		cb->func = free_seen;
-		cb->arg = fc->seen;
-		MemoryContextRegisterResetCallback(fold_cxt, cb);
-	}
-
-	args[0] = Int64GetDatum(fc->doc_id);
-	args[1] = Int64GetDatum(fc->lo);
-	args[2] = Int64GetDatum(hi);
-	portal = sl_cursor(&plan_scan,
-					   "SELECT lsn, delta, client_id, client_seq "
-					   "FROM synclog.entry "
-					   "WHERE doc_id = $1 AND lsn > $2 AND lsn <= $3 "
-					   "ORDER BY lsn DESC",
-					   3, types, args, NULL, false);
-
-	batch_cxt = AllocSetContextCreate(fold_cxt, "synclog fold batch",
-									  ALLOCSET_DEFAULT_SIZES);
-	for (;;)
-	{
-		SPITupleTable *batch;
-		uint64		n;
-
-		SPI_cursor_fetch(portal, true, SL_FETCH_BATCH);
-		n = SPI_processed;
-		batch = SPI_tuptable;
-		if (n == 0)
-			break;
-		for (uint64 i = 0; i < n; i++)
-		{
-			bool		isnull;
-			int64		lsn;
-			bytea	   *delta;
-			text	   *client_id = NULL;
-			int64		client_seq = 0;
-			Datum		d;
-
-			CHECK_FOR_INTERRUPTS();
-			old = MemoryContextSwitchTo(batch_cxt);
-			lsn = DatumGetInt64(SPI_getbinval(batch->vals[i], batch->tupdesc, 1, &isnull));
-			if (lsn != expect)
-				ereport(ERROR,
-						(errcode(ERRCODE_DATA_CORRUPTED),
-						 errmsg("document %lld has no entry at LSN " INT64_FORMAT,
-								(long long) fc->doc_id, expect)));
-			expect--;
-			delta = DatumGetByteaPP(SPI_getbinval(batch->vals[i], batch->tupdesc, 2, &isnull));
-			d = SPI_getbinval(batch->vals[i], batch->tupdesc, 3, &isnull);
-			if (!isnull)
-			{
-				client_id = DatumGetTextPP(d);
-				client_seq = DatumGetInt64(SPI_getbinval(batch->vals[i], batch->tupdesc, 4, &isnull));
-			}
-			fold_entry(fc, lsn, delta, client_id, client_seq);
-			MemoryContextSwitchTo(old);
-			MemoryContextReset(batch_cxt);
-		}
-		SPI_freetuptable(batch);
-	}
-	SPI_cursor_close(portal);
-	if (expect != fc->lo)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("document %lld has no entry at LSN " INT64_FORMAT,
-						(long long) fc->doc_id, expect)));
+	fc->seen = sl_keyset_new(fold_cxt);
+	sl_foreach_entry(fc->doc_id, fc->lo, hi, true, fold_entry, fc);
 	MemoryContextDelete(fold_cxt);
 	fc->seen = NULL;
 	fc->lo = hi;

@@ -9,22 +9,61 @@
  * Must never: collect the active or the immediately previous log (clients
  * that just reached a marker switch over by reading it), collect a log
  * while an older one of the same document is still retained (the version
- * clean-up below relies on collecting oldest first), or scan a document's
- * whole state: the work follows the collected log's range.
+ * clean-up below relies on collecting oldest first), scan a document's
+ * whole state (the work follows the collected log: its entries and the
+ * keys they changed), or run a statement whose plan depends on statistics
+ * to stay proportional to the log.
  *
  * Retention: a retired log (two or more generations back) goes once it was
  * sealed more than synclog.retention ago and no client that acked within
  * synclog.client_activity_window still sits in it; after
  * synclog.retention_max it goes whoever sits in it.
  *
- * Why the clean-up is correct: the versions a rotation writes carry LSNs
- * inside the log it sealed.  Once that log is gone, every retained
- * snapshot is at or after its end, so any version those writes supersede
- * is invisible everywhere, and a tombstone among them hides nothing.  The
- * log's own versions stay (they are the state at its end), and so do the
- * entries they take their values from: a collected log can leave a few
- * entries behind, unreadable through synclog.read, until later versions
- * supersede the ones that point at them.
+ * Collected log rows: a collected log keeps its row (state 'collected') so
+ * that a client holding its id is told SL003 ("collected: download")
+ * rather than SL002 ("unknown log").  Both tell the client to download, so
+ * the row is a courtesy, and keeping every one would grow synclog.log by a
+ * row per rotation forever.  So when a log is collected, the document's
+ * older collected rows are deleted, except those that some client's last
+ * ack (synclog.client_pos) still names: a client known to hold such an id
+ * gets SL003 when it comes back, and so does any client holding the id of
+ * the most recently collected log; older ids of clients that never acked
+ * get SL002.  The rows left are bounded by one per document plus one per
+ * client that acked, whatever the number of rotations; a time limit (such
+ * as synclog.retention_max) would not bound them when it is 0, and would
+ * still keep a row per rotation within it.
+ *
+ * What goes when log L, covering (base, end], is collected:
+ *  - all of L's entries: versions hold copies of their values, so no
+ *    retained state needs an entry of a collected log (one range DELETE on
+ *    the entry's primary key);
+ *  - for every key that L changed (found by decoding L's entries, plus the
+ *    client ids of its entries for the ns 2 watermarks), the key's versions
+ *    at or below base, and its tombstone inside (base, end] if it has one.
+ *
+ * Why that is correct: every retained snapshot is at or after end (older
+ * logs are collected first, and the snapshot at end is the one of L's
+ * successor).  For a key L changed, its state at end and after is decided
+ * by versions above base: the rotation that sealed L wrote the key's last
+ * value in L as a version inside (base, end], or, for a key whose last
+ * write in L was a deletion, a tombstone or nothing (when no older value
+ * existed).  So its versions at or below base are invisible to every
+ * retained snapshot, and once they are gone a tombstone inside (base, end]
+ * hides nothing.  A key L did not change keeps its versions, which are the
+ * state at end.  Versions inside (base, end] can only come from the
+ * rotation that sealed L, so every key they belong to is found by decoding
+ * L.  By induction, after the collection each key has at most one version
+ * at or below end, and it is not a tombstone.
+ *
+ * Why the deletes are planned safely: the keys of a batch reach the DELETE
+ * as arrays.  A plain join of unnest() to synclog.kv is not safe: without
+ * statistics (a table never analyzed) the planner estimates the document's
+ * versions at a few rows and hashes the batch against a scan of all of
+ * them.  So the versions are found in a LATERAL subquery per key, which
+ * OFFSET 0 keeps from being flattened into a join: the only plan left is a
+ * loop over the batch probing kv_key_idx with (doc_id, ns, key), and the
+ * rows found are deleted by their ctid (a TID scan).  Whatever the
+ * statistics say, the cost follows the collected log, not the document.
  */
 #include "postgres.h"
 
@@ -32,6 +71,7 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "synclog.h"
@@ -45,14 +85,127 @@ ago(int secs)
 									   -(int64) secs * 1000);
 }
 
+/* Keys per DELETE of superseded versions; bounds the arrays it carries. */
+#define GC_KEYS_PER_DELETE	256
+
+/* Keys of the collected log whose old versions are still to be deleted. */
+typedef struct GcKeys
+{
+	int64		doc_id;
+	int64		base;			/* the collected log covers (base, end] */
+	int64		end;
+	slc_state  *done;			/* keys already queued in this collection */
+	MemoryContext pending_cxt;	/* holds the queued keys */
+	int			n;
+	Datum		ns[GC_KEYS_PER_DELETE];
+	Datum		keys[GC_KEYS_PER_DELETE];
+	int64		versions;		/* version rows deleted */
+} GcKeys;
+
+/*
+ * Delete, for the queued keys, every version at or below base and any
+ * tombstone inside (base, end]: see the header comment for why this is
+ * exactly what no retained snapshot can see.
+ */
+static void
+flush_keys(GcKeys *g)
+{
+	static SPIPlanPtr plan;
+	Oid			types[5] = {INT8OID, INT2ARRAYOID, BYTEAARRAYOID, INT8OID, INT8OID};
+	Datum		args[5];
+
+	if (g->n == 0)
+		return;
+	args[0] = Int64GetDatum(g->doc_id);
+	args[1] = PointerGetDatum(construct_array(g->ns, g->n, INT2OID, 2, true,
+											  TYPALIGN_SHORT));
+	args[2] = PointerGetDatum(construct_array(g->keys, g->n, BYTEAOID, -1,
+											  false, TYPALIGN_INT));
+	args[3] = Int64GetDatum(g->base);
+	args[4] = Int64GetDatum(g->end);
+	sl_exec(&plan,
+			"DELETE FROM synclog.kv WHERE ctid = ANY (ARRAY("
+			"  SELECT o.ctid FROM unnest($2, $3) AS u(ns, key), LATERAL ("
+			"    SELECT w.ctid FROM synclog.kv w "
+			"    WHERE w.doc_id = $1 AND w.ns = u.ns AND w.key = u.key "
+			"      AND w.lsn <= $5 AND (w.lsn <= $4 OR w.kind = 'd') "
+			"    OFFSET 0) o))",
+			5, types, args, NULL, false, 0);
+	g->versions += (int64) SPI_processed;
+	g->n = 0;
+	MemoryContextReset(g->pending_cxt);
+}
+
+static void
+queue_key(GcKeys *g, uint8 ns, const uint8 *key, size_t klen)
+{
+	bytea	   *b;
+
+	if (!sl_keyset_add(g->done, ns, key, klen))
+		return;
+	b = MemoryContextAlloc(g->pending_cxt, VARHDRSZ + klen);
+	SET_VARSIZE(b, VARHDRSZ + klen);
+	if (klen > 0)
+		memcpy(VARDATA(b), key, klen);
+	g->ns[g->n] = Int16GetDatum((int16) ns);
+	g->keys[g->n] = PointerGetDatum(b);
+	if (++g->n == GC_KEYS_PER_DELETE)
+		flush_keys(g);
+}
+
+static void
+gc_change(void *arg, const uint8 *key, uint32 klen, const uint8 *val,
+		  uint32 vlen)
+{
+	queue_key((GcKeys *) arg, SLC_NS_DATA, key, klen);
+}
+
+static void
+gc_entry(void *arg, int64 lsn, bytea *delta, text *client_id,
+		 int64 client_seq)
+{
+	GcKeys	   *g = (GcKeys *) arg;
+
+	if (client_id != NULL)
+		queue_key(g, SLC_NS_CLIENT, (const uint8 *) VARDATA_ANY(client_id),
+				  VARSIZE_ANY_EXHDR(client_id));
+	sl_foreach_change(g->doc_id, lsn, delta, gc_change, g);
+}
+
+/*
+ * Delete the superseded versions of every key the log (base, end] changed,
+ * reading its entries a batch at a time.  Returns how many went.
+ */
+static int64
+delete_superseded(int64 doc_id, int64 base, int64 end)
+{
+	MemoryContext gc_cxt;
+	GcKeys	   *g;
+	int64		versions;
+
+	gc_cxt = AllocSetContextCreate(CurrentMemoryContext, "synclog gc",
+								   ALLOCSET_DEFAULT_SIZES);
+	g = MemoryContextAllocZero(gc_cxt, sizeof(GcKeys));
+	g->doc_id = doc_id;
+	g->base = base;
+	g->end = end;
+	g->done = sl_keyset_new(gc_cxt);
+	g->pending_cxt = AllocSetContextCreate(gc_cxt, "synclog gc keys",
+										   ALLOCSET_DEFAULT_SIZES);
+	sl_foreach_entry(doc_id, base, end, false, gc_entry, g);
+	flush_keys(g);
+	versions = g->versions;
+	MemoryContextDelete(gc_cxt);
+	return versions;
+}
+
 bool
 sl_collect_next(bool at_log)
 {
 	static SPIPlanPtr plan_pick;
 	static SPIPlanPtr plan_mark;
+	static SPIPlanPtr plan_forget;
 	static SPIPlanPtr plan_entries;
-	static SPIPlanPtr plan_superseded;
-	static SPIPlanPtr plan_tombstones;
 	static SPIPlanPtr plan_clients;
 	static SPIPlanPtr plan_stats;
 	Oid			tp[3] = {TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
@@ -64,6 +217,8 @@ sl_collect_next(bool at_log)
 				base,
 				end,
 				entries,
+				versions,
+				generation,
 				cut_off;
 	TimestampTz start = GetCurrentTimestamp();
 
@@ -81,7 +236,7 @@ sl_collect_next(bool at_log)
 	 * document whose older log another one is collecting.
 	 */
 	sl_exec(&plan_pick,
-			"SELECT l.log_id, l.doc_id, l.base_lsn, l.end_lsn, d.name "
+			"SELECT l.log_id, l.doc_id, l.base_lsn, l.end_lsn, d.name, l.generation "
 			"FROM synclog.log l JOIN synclog.doc d USING (doc_id) "
 			"WHERE l.state = 'retired' AND l.sealed_at < $1 "
 			"  AND NOT EXISTS (SELECT 1 FROM synclog.log o WHERE o.doc_id = l.doc_id "
@@ -98,6 +253,7 @@ sl_collect_next(bool at_log)
 	base = sl_col_int64(0, 3);
 	end = sl_col_int64(0, 4);
 	doc = sl_col_text(0, 5);
+	generation = sl_col_int64(0, 6);
 
 	{
 		Oid			t1[1] = {TEXTOID};
@@ -111,54 +267,30 @@ sl_collect_next(bool at_log)
 			return false;
 	}
 	{
+		/*
+		 * Older collected rows of the document go unless a client's last
+		 * ack names them (see the header comment).  The scalar subquery is
+		 * run per row through client_pos_log_idx, never as a join that
+		 * could scan every client's position.
+		 */
+		Oid			t2[2] = {INT8OID, INT4OID};
+		Datum		v2[2] = {Int64GetDatum(doc_id), Int32GetDatum((int32) generation)};
+
+		sl_exec(&plan_forget,
+				"DELETE FROM synclog.log o "
+				"WHERE o.doc_id = $1 AND o.generation < $2 AND o.state = 'collected' "
+				"AND (SELECT 1 FROM synclog.client_pos c WHERE c.log_id = o.log_id LIMIT 1) IS NULL",
+				2, t2, v2, NULL, false, 0);
+	}
+	versions = delete_superseded(doc_id, base, end);
+	{
 		Oid			t3[3] = {INT8OID, INT8OID, INT8OID};
 		Datum		v3[3] = {Int64GetDatum(doc_id), Int64GetDatum(base),
 							 Int64GetDatum(end)};
-		Oid			t4[4] = {INT8OID, INT8OID, INT8OID, INT8ARRAYOID};
-		Datum		v4[4];
-		Datum	   *freed;
-		int			nfreed = 0;
 
-		/*
-		 * Versions the collected log's rotation superseded are invisible
-		 * to every retained snapshot now.  The entries those versions
-		 * pointed at (in logs collected earlier) may have no reader left.
-		 */
-		sl_exec(&plan_superseded,
-				"DELETE FROM synclog.kv v USING synclog.kv w "
-				"WHERE w.doc_id = $1 AND w.lsn > $2 AND w.lsn <= $3 "
-				"AND v.doc_id = $1 AND v.ns = w.ns AND v.key = w.key AND v.lsn < w.lsn "
-				"RETURNING v.lsn, v.kind",
-				3, t3, v3, NULL, false, 0);
-		freed = palloc(sizeof(Datum) * Max(SPI_processed, 1));
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			bool		isnull;
-
-			if (DatumGetChar(sl_col(i, 2, &isnull)) == 'r')
-				freed[nfreed++] = sl_col(i, 1, &isnull);
-		}
-		sl_exec(&plan_tombstones,
-				"DELETE FROM synclog.kv WHERE doc_id = $1 AND lsn > $2 AND lsn <= $3 "
-				"AND kind = 'd'",
-				3, t3, v3, NULL, false, 0);
-
-		/*
-		 * The log's entries go, except those a retained version still
-		 * takes its value from (see synclog.kv); they go when that version
-		 * is superseded in turn.
-		 */
-		v4[0] = v3[0];
-		v4[1] = v3[1];
-		v4[2] = v3[2];
-		v4[3] = PointerGetDatum(construct_array(freed, nfreed, INT8OID, 8,
-												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		sl_exec(&plan_entries,
-				"DELETE FROM synclog.entry e WHERE e.doc_id = $1 "
-				"AND ((e.lsn > $2 AND e.lsn <= $3) OR e.lsn = ANY ($4)) "
-				"AND NOT EXISTS (SELECT 1 FROM synclog.kv k WHERE k.doc_id = $1 "
-				"                AND k.lsn = e.lsn AND k.kind = 'r')",
-				4, t4, v4, NULL, false, 0);
+				"DELETE FROM synclog.entry WHERE doc_id = $1 AND lsn > $2 AND lsn <= $3",
+				3, t3, v3, NULL, false, 0);
 		entries = (int64) SPI_processed;
 	}
 	{
@@ -181,8 +313,8 @@ sl_collect_next(bool at_log)
 
 	if (at_log)
 		ereport(LOG,
-				(errmsg("synclog: collected log %s of document \"%s\": LSNs " INT64_FORMAT "..." INT64_FORMAT ", " INT64_FORMAT " entries, %.1f ms",
-						log_id, doc, base + 1, end, entries,
+				(errmsg("synclog: collected log %s of document \"%s\": LSNs " INT64_FORMAT "..." INT64_FORMAT ", " INT64_FORMAT " entries, " INT64_FORMAT " old versions, %.1f ms",
+						log_id, doc, base + 1, end, entries, versions,
 						(double) (GetCurrentTimestamp() - start) / 1000.0),
 				 cut_off > 0 ?
 				 errdetail("%lld client(s) were still in this log and must download a snapshot.",

@@ -31,61 +31,11 @@ PG_FUNCTION_INFO_V1(synclog_snapshot_clients);
  * through a deletion.
  */
 #define SNAPSHOT_PAGE_SQL(after_clause) \
-	"SELECT key, kind, value, lsn, voff, item_hash FROM (" \
-	"  SELECT DISTINCT ON (key) key, kind, value, lsn, voff, item_hash FROM synclog.kv " \
+	"SELECT key, kind, value FROM (" \
+	"  SELECT DISTINCT ON (key) key, kind, value FROM synclog.kv " \
 	"  WHERE doc_id = $1 AND ns = $2 AND lsn <= $3 " after_clause \
 	"  ORDER BY key, lsn DESC) v " \
 	"WHERE kind <> 'd' LIMIT $4"
-
-/*
- * The value a version points at: vlen bytes at voff of the delta of the
- * entry at lsn (see synclog.kv).  substring() fetches just that slice of a
- * TOASTed delta.  gc keeps every entry a version points at.
- */
-static Datum
-entry_value(int64 doc_id, int64 lsn, int32 voff, int64 vlen)
-{
-	static SPIPlanPtr plan;
-	Oid			types[4] = {INT8OID, INT8OID, INT4OID, INT4OID};
-	Datum		args[4] = {Int64GetDatum(doc_id), Int64GetDatum(lsn),
-						   Int32GetDatum(voff), Int32GetDatum((int32) vlen)};
-	bool		isnull = true;
-	Datum		v = (Datum) 0;
-
-	sl_exec(&plan,
-			"SELECT substring(delta FROM $3 FOR $4) FROM synclog.entry "
-			"WHERE doc_id = $1 AND lsn = $2",
-			4, types, args, NULL, true, 1);
-	if (SPI_processed == 1)
-	{
-		v = sl_col(0, 1, &isnull);
-		if (!isnull)
-			v = PointerGetDatum(DatumGetByteaPCopy(v));
-	}
-	SPI_freetuptable(SPI_tuptable);
-	if (isnull || (int64) VARSIZE_ANY_EXHDR(DatumGetByteaPP(v)) != vlen)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("synclog: the value of a key of document %lld written at LSN " INT64_FORMAT " is missing",
-						(long long) doc_id, lsn)));
-	return v;
-}
-
-/* klen + vlen of a stored item (synclog.kv.item_hash, last 8 bytes). */
-static int64
-item_size(bytea *item)
-{
-	const uint8 *p = (const uint8 *) VARDATA_ANY(item);
-	uint64		v = 0;
-
-	if (VARSIZE_ANY_EXHDR(item) != 24)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("synclog: malformed item hash stored in a snapshot")));
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[16 + i];
-	return (int64) v;
-}
 
 /*
  * Run one page of the state of namespace ns at lsn; rows land in
@@ -134,6 +84,8 @@ synclog_snapshot(PG_FUNCTION_ARGS)
 	SlLog		l;
 	Portal		portal;
 	MemoryContext row_cxt;
+	SPITupleTable *batch;
+	uint64		n;
 
 	(void) sl_arg_doc(fcinfo, 0);
 	(void) sl_arg_log_id(fcinfo, 1);
@@ -159,36 +111,21 @@ synclog_snapshot(PG_FUNCTION_ARGS)
 						   types, args, NULL, true);
 	row_cxt = AllocSetContextCreate(CurrentMemoryContext, "synclog snapshot row",
 									ALLOCSET_DEFAULT_SIZES);
-	for (;;)
+	while ((n = sl_fetch(portal, &batch)) > 0)
 	{
-		uint64		n;
-		SPITupleTable *batch;
-
-		SPI_cursor_fetch(portal, true, SL_FETCH_BATCH);
-		n = SPI_processed;
-		batch = SPI_tuptable;
-		if (n == 0)
-			break;
 		for (uint64 i = 0; i < n; i++)
 		{
 			Datum		values[2];
 			bool		nulls[2] = {false, false};
 			bool		isnull;
 			MemoryContext old = MemoryContextSwitchTo(row_cxt);
-			bytea	   *key;
 
-			values[0] = SPI_getbinval(batch->vals[i], batch->tupdesc, 1, &isnull);
-			if (DatumGetChar(SPI_getbinval(batch->vals[i], batch->tupdesc, 2, &isnull)) == 'v')
-				values[1] = SPI_getbinval(batch->vals[i], batch->tupdesc, 3, &isnull);
-			else
-			{
-				key = DatumGetByteaPP(values[0]);
-				values[1] = entry_value(d.doc_id,
-										DatumGetInt64(SPI_getbinval(batch->vals[i], batch->tupdesc, 4, &isnull)),
-										DatumGetInt32(SPI_getbinval(batch->vals[i], batch->tupdesc, 5, &isnull)),
-										item_size(DatumGetByteaPP(SPI_getbinval(batch->vals[i], batch->tupdesc, 6, &isnull))) -
-										(int64) VARSIZE_ANY_EXHDR(key));
-			}
+			/*
+			 * Detoast here: the tuplestore must hold the bytes, not TOAST
+			 * pointers into synclog.kv, whose rows gc may delete.
+			 */
+			values[0] = PointerGetDatum(DatumGetByteaPP(SPI_getbinval(batch->vals[i], batch->tupdesc, 1, &isnull)));
+			values[1] = PointerGetDatum(DatumGetByteaPP(SPI_getbinval(batch->vals[i], batch->tupdesc, 3, &isnull)));
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(row_cxt);

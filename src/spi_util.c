@@ -187,3 +187,15 @@ sl_col_text(int row, int col)
 
 	return isnull ? NULL : TextDatumGetCString(d);
 }
+
+/*
+ * The next batch of a cursor's rows (at most SL_FETCH_BATCH) in *batch;
+ * returns how many, 0 at the end.  The caller frees each batch.
+ */
+uint64
+sl_fetch(Portal portal, SPITupleTable **batch)
+{
+	SPI_cursor_fetch(portal, true, SL_FETCH_BATCH);
+	*batch = SPI_tuptable;
+	return SPI_processed;
+}

@@ -135,9 +135,10 @@ CREATE TABLE synclog.entry (
 	CHECK ((client_id IS NULL) = (client_seq IS NULL))
 );
 /*
- * Deltas are stored out of line but not compressed: a snapshot download
- * fetches single values out of them (substring of a TOASTed value reads
- * only the chunks it needs, which a compressed value cannot offer).
+ * Large deltas are stored out of line but not compressed, so that an append
+ * spends no CPU on compression: a delta is written once, read whole by
+ * readers and by the fold, and deleted with its log.  (State values are
+ * copied into synclog.kv, which compresses them as usual.)
  */
 ALTER TABLE synclog.entry ALTER COLUMN delta SET STORAGE EXTERNAL;
 CREATE INDEX entry_client_idx ON synclog.entry (doc_id, client_id, lsn)
@@ -147,14 +148,9 @@ CREATE INDEX entry_client_idx ON synclog.entry (doc_id, client_id, lsn)
  * Versioned document state, written only by rotations: (ns, key) had a
  * value from LSN lsn on.  The snapshot at LSN s is, per key, the newest
  * version at or below s.  ns 1 holds data keys, ns 2 the per-client
- * watermarks (key = client id, value = seq and LSN).  kind says where the
- * value is:
- *  'r' - in the delta of the entry at (doc_id, lsn), at byte voff (1-based,
- *        as substring() counts) for klen + vlen - klen bytes: a rotation records
- *        which entry last wrote a key instead of copying its value, so it
- *        writes a few dozen bytes per changed key, whatever the values'
- *        size; gc keeps such entries for as long as a version needs them
- *  'v' - in value (watermarks)
+ * watermarks (key = client id, value = seq and LSN).  kind:
+ *  'v' - value holds a copy of the value: a version never points into a
+ *        log entry, so collecting a log can delete all its entries
  *  'd' - the key was deleted
  * item_hash is the key's item hash and size (u64le lo, u64le hi, u64le
  * klen + vlen; PROTOCOL.md), so that a rotation can take an old value out
@@ -165,18 +161,19 @@ CREATE TABLE synclog.kv (
 	ns			smallint NOT NULL CHECK (ns IN (1, 2)),
 	key			bytea NOT NULL,
 	lsn			bigint NOT NULL,
-	kind		"char" NOT NULL CHECK (kind IN ('r', 'v', 'd')),
+	kind		"char" NOT NULL CHECK (kind IN ('v', 'd')),
 	value		bytea,
-	voff		integer,
 	item_hash	bytea,
 	CHECK ((kind = 'v') = (value IS NOT NULL)),
-	CHECK ((kind = 'r') = (voff IS NOT NULL)),
 	CHECK ((kind = 'd') = (item_hash IS NULL))
 );
--- Newest version first, as both the fold and a snapshot page look a key up.
+/*
+ * Newest version first, as both the fold and a snapshot page look a key up.
+ * gc reaches the versions a collected log superseded through it too, key by
+ * key (the keys come from the log's entries), so no (doc_id, lsn) index is
+ * needed: such an index kept sparse pages for old LSN ranges.
+ */
 CREATE UNIQUE INDEX kv_key_idx ON synclog.kv (doc_id, ns, key, lsn DESC);
--- gc finds the versions one log's rotation wrote without scanning the state.
-CREATE INDEX kv_lsn_idx ON synclog.kv (doc_id, lsn);
 
 /*
  * Each document with the head of its log: the newest entry's LSN (or the

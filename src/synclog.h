@@ -84,6 +84,7 @@ extern SPIPlanPtr sl_plan(SPIPlanPtr *plan, const char *sql, int nargs,
 extern Portal sl_cursor(SPIPlanPtr *plan, const char *sql, int nargs,
 						const Oid *argtypes, Datum *values, const char *nulls,
 						bool read_only);
+extern uint64 sl_fetch(Portal portal, SPITupleTable **batch);
 
 /* Rows fetched per cursor round trip where results are streamed. */
 #define SL_FETCH_BATCH		64
@@ -190,6 +191,21 @@ extern void sl_log_rotation(const char *doc, const char *new_log,
  * When at_log is set the collection is logged at LOG.
  */
 extern bool sl_collect_next(bool at_log);
+
+/* entries.c: walking stored entries and their changes. */
+typedef void (*sl_entry_fn) (void *arg, int64 lsn, bytea *delta,
+							 text *client_id, int64 client_seq);
+typedef void (*sl_change_fn) (void *arg, const uint8 *key, uint32 klen,
+							  const uint8 *val, uint32 vlen);
+extern void sl_foreach_entry(int64 doc_id, int64 lo, int64 hi,
+							 bool newest_first, sl_entry_fn fn, void *arg);
+extern void sl_foreach_change(int64 doc_id, int64 lsn, bytea *delta,
+							  sl_change_fn fn, void *arg);
+
+/* keyset.c: sets of (ns, key), freed with the memory context given. */
+extern slc_state *sl_keyset_new(MemoryContext cxt);
+extern bool sl_keyset_add(slc_state *set, uint8 ns, const uint8 *key,
+						  size_t klen);
 
 /* notify.c */
 extern char *sl_channel_name(const char *doc, int len);

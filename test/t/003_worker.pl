@@ -109,8 +109,8 @@ sleep 2;
 is( $node->safe_psql('postgres', q{
 		SELECT string_agg(l.generation || ':' || l.state, ' ' ORDER BY l.generation)
 		  FROM synclog.log l JOIN synclog.doc d USING (doc_id) WHERE d.name = 'w1'}),
-	'1:collected 2:collected 3:retired 4:retired 5:previous 6:active',
-	'a log an active client sits in is kept, and so are the ones after it');
+	'2:collected 3:retired 4:retired 5:previous 6:active',
+	'a log an active client sits in is kept, and so are the ones after it; of the collected rows only the newest is left');
 
 # SIGHUP: a new threshold applies without a restart.
 $node->safe_psql('postgres', q{ALTER SYSTEM SET synclog.rotate_entries = 2; SELECT pg_reload_conf();});
