@@ -58,6 +58,35 @@ SELECT snapshot_hash = synclog.recompute_hash('cp', :'log3') AS matches_snapshot
 SELECT * FROM synclog.snapshot('cp', :'log2');
 SELECT (SELECT snapshot_hash FROM synclog.log WHERE log_id = :'log2') = synclog.recompute_hash('cp', :'log2') AS old_still_ok;
 
+-- A log longer than one fetch (64 entries) that changes more keys than one
+-- fold group (256) holds: 200 entries set keys 1..600, three keys each;
+-- then a log deletes keys 1..300 (tombstones), deletes keys 1001..1300 that
+-- never existed (no rows), sets keys 301..600 again with a client id, and
+-- writes a value larger than a group's byte bound (8 MiB).
+SELECT synclog.create_doc('cp-big') IS NOT NULL;
+SELECT count(*) FROM (SELECT synclog.append('cp-big', ARRAY[int4send(3 * j - 2), int4send(3 * j - 1), int4send(3 * j)],
+                                            ARRAY[int4send(j), int4send(j), int4send(j)])
+                        FROM generate_series(1, 200) j) a;
+SELECT synclog.compact('cp-big') IS NOT NULL;
+SELECT synclog.append('cp-big', array_agg(int4send(i)), array_fill(NULL::bytea, ARRAY[300]))
+  FROM generate_series(1, 300) i;
+SELECT synclog.append('cp-big', array_agg(int4send(i)), array_fill(NULL::bytea, ARRAY[300]))
+  FROM generate_series(1001, 1300) i;
+SELECT count(*) FROM (SELECT synclog.append('cp-big', ARRAY[int4send(i)], ARRAY[int4send(-i)], 'big-client', i)
+                        FROM generate_series(301, 600) i) a;
+SELECT synclog.append('cp-big', ARRAY['\xffff']::bytea[], ARRAY[convert_to(repeat('z', 9 * 1024 * 1024), 'UTF8')]);
+SELECT synclog.compact('cp-big') IS NOT NULL;
+SELECT count(*) AS keys, sum(length(value)) AS bytes FROM synclog.snapshot('cp-big',
+       (SELECT log_id FROM synclog.current_log('cp-big')));
+SELECT * FROM synclog.snapshot_clients('cp-big', (SELECT log_id FROM synclog.current_log('cp-big')));
+SELECT snapshot_hash = synclog.recompute_hash('cp-big', log_id) AS matches_snapshot,
+       snapshot_hash = fold_from_scratch('cp-big', head_lsn) AS matches_scratch
+  FROM synclog.current_log('cp-big');
+SELECT kind, count(*) FROM synclog.kv
+ WHERE doc_id = (SELECT doc_id FROM synclog.doc WHERE name = 'cp-big') AND lsn > 200
+ GROUP BY kind ORDER BY kind;
+SELECT synclog.drop_doc('cp-big');
+
 -- Rotating inside a transaction that rolls back changes nothing.
 SELECT synclog.append('cp', ARRAY['\x07']::bytea[], ARRAY['\x10']::bytea[]);
 BEGIN;

@@ -12,7 +12,8 @@
  * Must never: hold the document lock while folding a whole log (appends
  * would stall for the length of the fold), copy or scan the document state
  * (a rotation costs in proportion to its log, not to the document), keep
- * more than one batch of entries in memory, or make the new log visible
+ * more than one batch of entries and one group of values in memory, or
+ * make the new log visible
  * before its snapshot is complete: everything here is one transaction.
  *
  * How the pieces fit:
@@ -27,7 +28,11 @@
  *    one value per changed key, which is in proportion to the log.
  *  - The fold walks the entries newest first, so the first write seen for
  *    a key is its last: only that one becomes a version, and only the set
- *    of keys seen (not their values) stays in memory.
+ *    of keys seen (not their values) stays in memory for the whole pass.
+ *    Those last writes are folded in groups (at most 256 keys and about
+ *    8 MiB of values): one lookup of the group's current versions through
+ *    kv_key_idx and one multi-row INSERT, so the per-statement cost is
+ *    paid per group, not per key.
  *  - Phase 1 folds without the document lock, catching up with appends
  *    until few remain; phase 2 locks the document, folds the short tail and
  *    switches.  Versions written in phase 1 that the tail supersedes are
@@ -53,6 +58,25 @@ PG_FUNCTION_INFO_V1(synclog_compact);
 /* Phase 1 passes at most; a document appended faster than we fold stops here. */
 #define CATCHUP_PASSES		8
 
+/*
+ * The newest writes of a pass are folded in groups: one lookup of the
+ * keys' current versions and one multi-row INSERT per group, instead of
+ * two statements per key (each statement's executor start-up cost more
+ * than the work on one key).  A group is bounded in keys and in the bytes
+ * of the values it holds copies of.
+ */
+#define FOLD_GROUP_KEYS		256
+#define FOLD_GROUP_BYTES	(8 * 1024 * 1024)
+
+/* The newest write of one key in this pass, waiting to be folded. */
+typedef struct FoldKey
+{
+	int16		ns;
+	bytea	   *key;
+	bytea	   *val;			/* NULL: deleted */
+	int64		lsn;
+} FoldKey;
+
 typedef struct FoldCtx
 {
 	int64		doc_id;
@@ -61,6 +85,10 @@ typedef struct FoldCtx
 	slc_hash   *hash;			/* hash of the state at lo, updated in place */
 	slc_state  *seen;			/* (ns, key) already folded in this pass */
 	int64		versions;		/* version rows written (for the caller's stats) */
+	MemoryContext group_cxt;	/* copies of the group's keys and values */
+	int			ngroup;
+	int64		group_bytes;
+	FoldKey		group[FOLD_GROUP_KEYS];
 } FoldCtx;
 
 /* A bytea copy of raw bytes. */
@@ -110,105 +138,208 @@ remove_stored_item(FoldCtx *fc, bytea *item)
 }
 
 /*
- * Make the newest write of one key (val NULL = deleted) part of the state,
- * and move the hash from the key's value at lo to its new value.  The old
- * value is never read: its item hash is stored with its version.
+ * Make the newest writes of a group of keys (val NULL = deleted) part of
+ * the state, and move the hash from each key's value at lo to its new
+ * value.  The old values are never read: their item hashes are stored with
+ * their versions.  The keys of a group are distinct (each is the first
+ * sighting of its key in the pass), so their lookups and inserts do not
+ * depend on each other.
  */
 static const char *const kv_at_sql =
 "SELECT lsn, kind, item_hash FROM synclog.kv "
 "WHERE doc_id = $1 AND ns = $2 AND key = $3 AND lsn <= $4 "
 "ORDER BY lsn DESC LIMIT 1";
 
+/*
+ * A version written by an earlier pass of this rotation (above its base)
+ * and superseded now: drop it, and for a deletion look below the
+ * rotation's base to learn whether the key still needs a tombstone.
+ * Rare (only keys written both before and during the last pass), so one
+ * key at a time.
+ */
+static bool
+drop_superseded(FoldCtx *fc, const FoldKey *k, int64 old_lsn)
+{
+	static SPIPlanPtr plan_at;
+	static SPIPlanPtr plan_delete;
+	Oid			types[4] = {INT8OID, INT2OID, BYTEAOID, INT8OID};
+	Datum		args[4] = {Int64GetDatum(fc->doc_id), Int16GetDatum(k->ns),
+						   PointerGetDatum(k->key), Int64GetDatum(old_lsn)};
+	bool		older_present = false;
+	bool		isnull;
+
+	sl_exec(&plan_delete,
+			"DELETE FROM synclog.kv "
+			"WHERE doc_id = $1 AND ns = $2 AND key = $3 AND lsn = $4",
+			4, types, args, NULL, false, 0);
+	if (k->val == NULL)
+	{
+		args[3] = Int64GetDatum(fc->rot_base);
+		sl_exec(&plan_at, kv_at_sql, 4, types, args, NULL, false, 1);
+		if (SPI_processed > 0)
+			older_present = DatumGetChar(sl_col(0, 2, &isnull)) != 'd';
+		SPI_freetuptable(SPI_tuptable);
+	}
+	return older_present;
+}
+
+static void
+fold_group(FoldCtx *fc)
+{
+	static SPIPlanPtr plan_at;
+	static SPIPlanPtr plan_insert;
+	int			n = fc->ngroup;
+	Datum	   *ns;
+	Datum	   *keys;
+	int64	   *old_lsn;
+	bool	   *keep;
+	int			nkeep = 0;
+	MemoryContext old = MemoryContextSwitchTo(fc->group_cxt);
+
+	if (n == 0)
+	{
+		MemoryContextSwitchTo(old);
+		return;
+	}
+	ns = palloc(sizeof(Datum) * n);
+	keys = palloc(sizeof(Datum) * n);
+	old_lsn = palloc(sizeof(int64) * n);
+	keep = palloc(sizeof(bool) * n);
+	for (int i = 0; i < n; i++)
+	{
+		ns[i] = Int16GetDatum(fc->group[i].ns);
+		keys[i] = PointerGetDatum(fc->group[i].key);
+		old_lsn[i] = -1;
+		/* A deletion of a key that no retained state holds needs no row. */
+		keep[i] = fc->group[i].val != NULL;
+	}
+
+	/*
+	 * The keys' versions at lo.  LIMIT keeps the LATERAL subquery from
+	 * being flattened into a join, so whatever the statistics say this is
+	 * one probe of kv_key_idx per key, never a scan of the document.
+	 */
+	{
+		Oid			types[4] = {INT8OID, INT2ARRAYOID, BYTEAARRAYOID, INT8OID};
+		Datum		args[4];
+
+		args[0] = Int64GetDatum(fc->doc_id);
+		args[1] = PointerGetDatum(construct_array(ns, n, INT2OID, 2, true, TYPALIGN_SHORT));
+		args[2] = PointerGetDatum(construct_array(keys, n, BYTEAOID, -1, false, TYPALIGN_INT));
+		args[3] = Int64GetDatum(fc->lo);
+		sl_exec(&plan_at,
+				"SELECT u.i, o.lsn, o.kind, o.item_hash "
+				"FROM unnest($2, $3) WITH ORDINALITY AS u(ns, key, i), LATERAL ("
+				"  SELECT w.lsn, w.kind, w.item_hash FROM synclog.kv w "
+				"  WHERE w.doc_id = $1 AND w.ns = u.ns AND w.key = u.key AND w.lsn <= $4 "
+				"  ORDER BY w.lsn DESC LIMIT 1) o",
+				4, types, args, NULL, false, 0);
+		MemoryContextSwitchTo(fc->group_cxt);
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			bool		isnull;
+			int			i = (int) sl_col_int64(r, 1) - 1;
+			bool		present = DatumGetChar(sl_col(r, 3, &isnull)) != 'd';
+
+			if (present)
+				remove_stored_item(fc, DatumGetByteaPP(sl_col(r, 4, &isnull)));
+			old_lsn[i] = sl_col_int64(r, 2);
+			if (old_lsn[i] <= fc->rot_base && present)
+				keep[i] = true;
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	for (int i = 0; i < n; i++)
+		if (old_lsn[i] > fc->rot_base && drop_superseded(fc, &fc->group[i], old_lsn[i]))
+			keep[i] = true;
+
+	/* One INSERT for the group's new versions. */
+	{
+		Oid			types[7] = {INT8OID, INT2ARRAYOID, BYTEAARRAYOID, INT8ARRAYOID,
+								CHARARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID};
+		Datum		args[7];
+		Datum	   *lsns = palloc(sizeof(Datum) * n);
+		Datum	   *kinds = palloc(sizeof(Datum) * n);
+		Datum	   *vals = palloc(sizeof(Datum) * n);
+		Datum	   *items = palloc(sizeof(Datum) * n);
+		bool	   *nulls = palloc(sizeof(bool) * n);
+		int			dims[1];
+		int			lbs[1] = {1};
+
+		MemoryContextSwitchTo(fc->group_cxt);
+		for (int i = 0; i < n; i++)
+		{
+			FoldKey    *k = &fc->group[i];
+
+			if (!keep[i])
+				continue;
+			ns[nkeep] = Int16GetDatum(k->ns);
+			keys[nkeep] = PointerGetDatum(k->key);
+			lsns[nkeep] = Int64GetDatum(k->lsn);
+			kinds[nkeep] = CharGetDatum(k->val != NULL ? 'v' : 'd');
+			nulls[nkeep] = k->val == NULL;
+			vals[nkeep] = PointerGetDatum(k->val);
+			items[nkeep] = (Datum) 0;
+			if (k->val != NULL)
+			{
+				uint32		klen = VARSIZE_ANY_EXHDR(k->key);
+				uint32		vlen = VARSIZE_ANY_EXHDR(k->val);
+				uint64		lo,
+							hi;
+				bytea	   *item = palloc(VARHDRSZ + ITEM_HASH_LEN);
+				uint8	   *p = (uint8 *) VARDATA(item);
+
+				slc_item_hash((uint8) k->ns, (const uint8 *) VARDATA_ANY(k->key), klen,
+							  (const uint8 *) VARDATA_ANY(k->val), vlen, &lo, &hi);
+				slc_hash_add_item(fc->hash, lo, hi, (uint64) klen + vlen);
+				SET_VARSIZE(item, VARHDRSZ + ITEM_HASH_LEN);
+				put_u64le(p, lo);
+				put_u64le(p + 8, hi);
+				put_u64le(p + 16, (uint64) klen + vlen);
+				items[nkeep] = PointerGetDatum(item);
+			}
+			nkeep++;
+		}
+		if (nkeep > 0)
+		{
+			dims[0] = nkeep;
+			args[0] = Int64GetDatum(fc->doc_id);
+			args[1] = PointerGetDatum(construct_array(ns, nkeep, INT2OID, 2, true, TYPALIGN_SHORT));
+			args[2] = PointerGetDatum(construct_array(keys, nkeep, BYTEAOID, -1, false, TYPALIGN_INT));
+			args[3] = PointerGetDatum(construct_array(lsns, nkeep, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+			args[4] = PointerGetDatum(construct_array(kinds, nkeep, CHAROID, 1, true, TYPALIGN_CHAR));
+			args[5] = PointerGetDatum(construct_md_array(vals, nulls, 1, dims, lbs, BYTEAOID, -1, false, TYPALIGN_INT));
+			args[6] = PointerGetDatum(construct_md_array(items, nulls, 1, dims, lbs, BYTEAOID, -1, false, TYPALIGN_INT));
+			sl_exec(&plan_insert,
+					"INSERT INTO synclog.kv (doc_id, ns, key, lsn, kind, value, item_hash) "
+					"SELECT $1, u.ns, u.key, u.lsn, u.kind, u.value, u.item_hash "
+					"FROM unnest($2, $3, $4, $5, $6, $7) AS u(ns, key, lsn, kind, value, item_hash)",
+					7, types, args, NULL, false, 0);
+			fc->versions += (int64) SPI_processed;
+		}
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(fc->group_cxt);
+	fc->ngroup = 0;
+	fc->group_bytes = 0;
+}
+
+/* Queue the newest write of one key (val NULL = deleted) for its group. */
 static void
 fold_item(FoldCtx *fc, int16 ns, const uint8 *key, uint32 klen,
 		  const uint8 *val, uint32 vlen, int64 lsn)
 {
-	static SPIPlanPtr plan_at;
-	static SPIPlanPtr plan_delete;
-	static SPIPlanPtr plan_insert;
-	Oid			t_at[4] = {INT8OID, INT2OID, BYTEAOID, INT8OID};
-	Datum		v_at[4];
-	bytea	   *keyb = make_bytea(key, klen);
-	bool		older_present = false;
-	bool		isnull;
+	FoldKey    *k = &fc->group[fc->ngroup];
+	MemoryContext old = MemoryContextSwitchTo(fc->group_cxt);
 
-	v_at[0] = Int64GetDatum(fc->doc_id);
-	v_at[1] = Int16GetDatum(ns);
-	v_at[2] = PointerGetDatum(keyb);
-	v_at[3] = Int64GetDatum(fc->lo);
-	sl_exec(&plan_at, kv_at_sql, 4, t_at, v_at, NULL, false, 1);
-
-	if (SPI_processed > 0)
-	{
-		int64		old_lsn = sl_col_int64(0, 1);
-		bool		present = DatumGetChar(sl_col(0, 2, &isnull)) != 'd';
-
-		if (present)
-			remove_stored_item(fc, DatumGetByteaPP(sl_col(0, 3, &isnull)));
-		SPI_freetuptable(SPI_tuptable);
-
-		if (old_lsn > fc->rot_base)
-		{
-			/*
-			 * Written by an earlier pass of this rotation and superseded
-			 * now: drop it, and look below the rotation's base to learn
-			 * whether a deletion still needs a tombstone.
-			 */
-			Oid			t_del[4] = {INT8OID, INT2OID, BYTEAOID, INT8OID};
-			Datum		v_del[4] = {v_at[0], v_at[1], v_at[2], Int64GetDatum(old_lsn)};
-
-			sl_exec(&plan_delete,
-					"DELETE FROM synclog.kv "
-					"WHERE doc_id = $1 AND ns = $2 AND key = $3 AND lsn = $4",
-					4, t_del, v_del, NULL, false, 0);
-			if (val == NULL)
-			{
-				v_at[3] = Int64GetDatum(fc->rot_base);
-				sl_exec(&plan_at, kv_at_sql, 4, t_at, v_at, NULL, false, 1);
-				if (SPI_processed > 0)
-					older_present = DatumGetChar(sl_col(0, 2, &isnull)) != 'd';
-				SPI_freetuptable(SPI_tuptable);
-			}
-		}
-		else
-			older_present = present;
-	}
-	else
-		SPI_freetuptable(SPI_tuptable);
-
-	/* A deletion of a key that no retained state holds needs no row. */
-	if (val != NULL || older_present)
-	{
-		Oid			t_ins[7] = {INT8OID, INT2OID, BYTEAOID, INT8OID, CHAROID, BYTEAOID, BYTEAOID};
-		Datum		v_ins[7] = {v_at[0], v_at[1], v_at[2], Int64GetDatum(lsn),
-								CharGetDatum('d'), (Datum) 0, (Datum) 0};
-		char		n_ins[8] = "     nn";
-
-		if (val != NULL)
-		{
-			uint64		lo,
-						hi;
-			bytea	   *item = palloc(VARHDRSZ + ITEM_HASH_LEN);
-			uint8	   *p = (uint8 *) VARDATA(item);
-
-			slc_item_hash((uint8) ns, key, klen, val, vlen, &lo, &hi);
-			slc_hash_add_item(fc->hash, lo, hi, (uint64) klen + vlen);
-			SET_VARSIZE(item, VARHDRSZ + ITEM_HASH_LEN);
-			put_u64le(p, lo);
-			put_u64le(p + 8, hi);
-			put_u64le(p + 16, (uint64) klen + vlen);
-			v_ins[4] = CharGetDatum('v');
-			v_ins[5] = PointerGetDatum(make_bytea(val, vlen));
-			v_ins[6] = PointerGetDatum(item);
-			n_ins[5] = ' ';
-			n_ins[6] = ' ';
-		}
-		sl_exec(&plan_insert,
-				"INSERT INTO synclog.kv (doc_id, ns, key, lsn, kind, value, item_hash) "
-				"VALUES ($1, $2, $3, $4, $5, $6, $7)",
-				7, t_ins, v_ins, n_ins, false, 0);
-		fc->versions++;
-	}
+	k->ns = ns;
+	k->key = make_bytea(key, klen);
+	k->val = val != NULL ? make_bytea(val, vlen) : NULL;
+	k->lsn = lsn;
+	MemoryContextSwitchTo(old);
+	fc->group_bytes += klen + vlen;
+	if (++fc->ngroup == FOLD_GROUP_KEYS || fc->group_bytes >= FOLD_GROUP_BYTES)
+		fold_group(fc);
 }
 
 /* A change of an entry being folded: only a key's newest write counts. */
@@ -262,8 +393,12 @@ fold_range(FoldCtx *fc, int64 hi)
 	fold_cxt = AllocSetContextCreate(CurrentMemoryContext, "synclog fold",
 									 ALLOCSET_SMALL_SIZES);
 	fc->seen = sl_keyset_new(fold_cxt);
+	fc->group_cxt = AllocSetContextCreate(fold_cxt, "synclog fold group",
+										  ALLOCSET_DEFAULT_SIZES);
 	sl_foreach_entry(fc->doc_id, fc->lo, hi, true, fold_entry, fc);
+	fold_group(fc);
 	MemoryContextDelete(fold_cxt);
+	fc->group_cxt = NULL;
 	fc->seen = NULL;
 	fc->lo = hi;
 }

@@ -33,6 +33,7 @@ int			synclog_naptime_secs = 10;
 int			synclog_max_rotations_per_round = 100;
 int			synclog_max_collections_per_round = 1000;
 bool		synclog_worker_paused = false;
+bool		synclog_vacuum_after_gc = true;
 int			synclog_debug_rotation_delay_ms = 0;
 
 void		_PG_init(void);
@@ -153,6 +154,15 @@ define_settings(void)
 							 NULL,
 							 &synclog_worker_paused,
 							 false,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("synclog.vacuum_after_gc",
+							 "After a round that collected logs, the background worker vacuums synclog.entry and synclog.kv.",
+							 "A plain VACUUM (SKIP_LOCKED), so that the rows collection deleted are reused "
+							 "before the next appends extend the tables, instead of waiting for autovacuum.",
+							 &synclog_vacuum_after_gc,
+							 true,
 							 PGC_SIGHUP, 0,
 							 NULL, NULL, NULL);
 

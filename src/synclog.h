@@ -53,6 +53,7 @@ extern int	synclog_naptime_secs;
 extern int	synclog_max_rotations_per_round;
 extern int	synclog_max_collections_per_round;
 extern bool synclog_worker_paused;
+extern bool synclog_vacuum_after_gc;
 extern int	synclog_debug_rotation_delay_ms;
 
 /* Log states as stored in synclog.log.state. */

@@ -20,6 +20,18 @@
  * max_worker_processes slot besides the launcher whatever the number of
  * databases, and a database without the extension costs one short
  * connection per round.
+ *
+ * Why the worker vacuums: collecting a log DELETEs its entries and old
+ * versions, and their space comes back only when synclog.entry and
+ * synclog.kv are vacuumed.  Autovacuum visits a table at most once per
+ * autovacuum_naptime (a minute by default), and by then the appends of
+ * that minute have piled up behind the dead rows; that pile was most of
+ * the steady-state bloat.  So after a round that collected anything, the
+ * worker runs a plain VACUUM (SKIP_LOCKED) of the two tables itself, as
+ * PgQ's maintenance daemon does for its queue tables
+ * (synclog.vacuum_after_gc).  VACUUM cannot run inside a transaction
+ * block, so it is called the way a top-level command is: in a started
+ * transaction that vacuum() commits and restarts around its own ones.
  */
 #include "postgres.h"
 
@@ -31,7 +43,10 @@
 #include "access/xact.h"
 #include "catalog/pg_database.h"
 #include "commands/extension.h"
+#include "commands/vacuum.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_node.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
@@ -299,12 +314,64 @@ collect_one(void *arg)
 	return collected;
 }
 
+/*
+ * VACUUM (SKIP_LOCKED) synclog.entry, synclog.kv, outside any transaction
+ * block.  ExecVacuum is entered as for a top-level command: inside a
+ * transaction started here, which vacuum() commits before it runs one
+ * transaction per table and restarts before it returns; we commit that
+ * one.  vacuum() keeps its cross-transaction memory under PortalContext,
+ * which a background worker does not have: it gets a context of ours,
+ * deleted afterwards (also after an error).  SKIP_LOCKED: a table that
+ * autovacuum is vacuuming right now is being cleaned already, and waiting
+ * for it would hold up the round (and DROP DATABASE).
+ */
+static void
+vacuum_tables(MemoryContext cxt)
+{
+	MemoryContext vac_cxt = AllocSetContextCreate(cxt, "synclog vacuum",
+												  ALLOCSET_DEFAULT_SIZES);
+
+	PG_TRY();
+	{
+		VacuumStmt *stmt;
+
+		pgstat_report_activity(STATE_RUNNING,
+								"VACUUM (SKIP_LOCKED) synclog.entry, synclog.kv");
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		MemoryContextSwitchTo(vac_cxt);
+		stmt = makeNode(VacuumStmt);
+		stmt->options = list_make1(makeDefElem("skip_locked", NULL, -1));
+		stmt->rels = list_make2(makeVacuumRelation(makeRangeVar("synclog", "entry", -1),
+												   InvalidOid, NIL),
+								makeVacuumRelation(makeRangeVar("synclog", "kv", -1),
+												   InvalidOid, NIL));
+		stmt->is_vacuumcmd = true;
+		PortalContext = vac_cxt;
+		ExecVacuum(make_parsestate(NULL), stmt, true);
+		PortalContext = NULL;
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		PortalContext = NULL;
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	MemoryContextDelete(vac_cxt);
+}
+
 void
 synclog_db_worker_main(Datum main_arg)
 {
 	Oid			dbid = DatumGetObjectId(main_arg);
 	RoundState	rs;
 	ListCell   *lc;
+	int			collected = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -337,7 +404,10 @@ synclog_db_worker_main(Datum main_arg)
 		process_reload();
 		if (synclog_worker_paused || !in_own_transaction(collect_one, NULL, rs.cxt))
 			break;
+		collected++;
 	}
+	if (collected > 0 && synclog_vacuum_after_gc && !synclog_worker_paused)
+		vacuum_tables(rs.cxt);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	proc_exit(0);
 }

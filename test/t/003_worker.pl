@@ -95,6 +95,42 @@ ok( $node->poll_query_until('postgres',
 	'the worker collects a log two generations back');
 ok($node->log_contains(qr/synclog: collected log [0-9a-f]{32} of document "w1"/), 'collections are logged');
 
+# After a round that collected, the worker vacuums synclog.entry and
+# synclog.kv (synclog.vacuum_after_gc, on by default); autovacuum would
+# count in autovacuum_count, not here.
+sub vacuum_counts
+{
+	return $node->safe_psql('postgres', q{
+		SELECT string_agg(relname || ':' || vacuum_count, ' ' ORDER BY relname)
+		  FROM pg_stat_user_tables WHERE schemaname = 'synclog' AND relname IN ('entry', 'kv')});
+}
+ok( $node->poll_query_until('postgres', q{
+		SELECT count(*) = 2 FROM pg_stat_user_tables
+		 WHERE schemaname = 'synclog' AND relname IN ('entry', 'kv') AND vacuum_count > 0}),
+	'after collecting, the worker vacuums synclog.entry and synclog.kv');
+
+# With synclog.vacuum_after_gc off, collections go on and nothing is vacuumed.
+$node->safe_psql('postgres', q{ALTER SYSTEM SET synclog.vacuum_after_gc = off; SELECT pg_reload_conf();});
+sleep 2;
+my $counts_off = vacuum_counts();
+$node->safe_psql('postgres', q{SELECT synclog.create_doc('v1')});
+for my $gen (2 .. 4)
+{
+	append_n('postgres', 'v1', 5);
+	ok($node->poll_query_until('postgres', "SELECT generation = $gen FROM synclog.status WHERE doc = 'v1'"),
+		"v1: generation $gen");
+}
+ok( $node->poll_query_until('postgres',
+		q{SELECT state = 'collected' FROM synclog.log l JOIN synclog.doc d USING (doc_id) WHERE d.name = 'v1' AND l.generation = 2}),
+	'v1: its first two logs are collected');
+sleep 3;
+is(vacuum_counts(), $counts_off, 'with synclog.vacuum_after_gc off the worker does not vacuum');
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET synclog.vacuum_after_gc; SELECT pg_reload_conf();});
+sleep 1;
+append_n('postgres', 'v1', 5);
+ok($node->poll_query_until('postgres', "SELECT vacuum_counts <> '$counts_off' FROM (SELECT string_agg(relname || ':' || vacuum_count, ' ' ORDER BY relname) AS vacuum_counts FROM pg_stat_user_tables WHERE schemaname = 'synclog' AND relname IN ('entry', 'kv')) v"),
+	'switched back on, it vacuums after the next collection');
+
 # A client that acked in a retired log holds it (retention follows clients).
 $node->safe_psql('postgres', q{
 	SELECT synclog.ack('w1', 'slow-client', (SELECT l.log_id FROM synclog.log l JOIN synclog.doc d USING (doc_id)
