@@ -623,6 +623,18 @@ SELECT coalesce(sum(octet_length(e.delta)), 0)::bigint
 EOF
 	pgbench -n -M prepared -c2 -j2 -R "$ST_RATE" -T 100000 -f "$W/steady.sql" "$db" >"$W/pgbench.steady.out" 2>&1 &
 	pid=$!
+	# Warm-up, not counted: the first cycles collect the initial load's log
+	# (the whole state, one entry per key), which stays as the previous log
+	# for a cycle and on disk until VACUUM can truncate the table's tail.
+	local warm=()
+	for ((c = 1; c <= ST_WARMUP; c++)); do
+		sleep "$ST_CYCLE_S"
+		qd "$db" -f "$W/steady_cycle.sql" >/dev/null
+		mapfile -t line < <(qd "$db" -f "$W/steady_size.sql")
+		disk=$(echo "${line[0]}" | tr ' ' '\n' | awk -F= '{ s += $2 } END { print s }')
+		warm+=("$(awk -v d="$disk" -v l="${line[1]}" 'BEGIN { printf "%.2f", d / l }')x")
+	done
+	log "  warm-up cycles: on disk / live ${warm[*]}"
 	t_start=$(now_s)
 	: >"$W/steady.tsv"
 	for ((c = 1; c <= ST_CYCLES; c++)); do
@@ -659,7 +671,7 @@ EOF
 		END { for (t in names) { b = (n[t] * sxy[t] - sx[t] * sy[t]) / (n[t] * sxx[t] - sx[t] * sx[t])
 			split(t, p, ":"); what = (p[2] == "heap") ? "synclog." p[1] " (heap, TOAST)" : "index " p[2] " on synclog." p[1]
 			printf "| %s | %.3f | %.3f | %.3f | %+.1f |\n", what, first[t] / 1048576, mx[t] / 1048576, last[t] / 1048576, b * 25 / 1024 } }' "$W/steady.tsv" | sort)
-	area_note 12 "A database of its own. $ST_DOCS documents of $ST_KEYS keys each, every value $ST_VSIZE + 4 bytes (key 4 bytes), written one key per entry and rotated before the first cycle. Then pgbench appends continuously in the background (-c2 -R $ST_RATE: $ST_RATE appends/s in all, each one key at random with a new value), while every $ST_CYCLE_S s a cycle rotates every document (synclog.compact, one transaction each) and collects with synclog.retention = 0 (synclog.gc()), then runs VACUUM synclog.entry, synclog.kv as a separate statement (what the background worker does after a round that collected, synclog.vacuum_after_gc), then measures. Autovacuum at its defaults (naptime 1 min, scale factor 0.2). $ST_CYCLES cycles, $ST_APPENDS appends in all.
+	area_note 12 "A database of its own. $ST_DOCS documents of $ST_KEYS keys each, every value $ST_VSIZE + 4 bytes (key 4 bytes), written one key per entry and rotated before the first cycle. Then pgbench appends continuously in the background (-c2 -R $ST_RATE: $ST_RATE appends/s in all, each one key at random with a new value), while every $ST_CYCLE_S s a cycle rotates every document (synclog.compact, one transaction each) and collects with synclog.retention = 0 (synclog.gc()), then runs VACUUM synclog.entry, synclog.kv as a separate statement (what the background worker does after a round that collected, synclog.vacuum_after_gc), then measures. Autovacuum at its defaults (naptime 1 min, scale factor 0.2). $ST_WARMUP warm-up cycles first, not counted (they collect the initial load's log, the whole state as $((ST_DOCS * ST_KEYS)) entries, kept one cycle as the previous log and on disk until VACUUM can truncate the table; on disk / live data after each: ${warm[*]}), then $ST_CYCLES measured cycles; $ST_APPENDS appends in all.
 - *on disk*: synclog's tables with their indexes and TOAST (pg_total_relation_size), after each cycle;
 - *live data*: the current snapshots' key + value bytes (synclog.hash_info of each active log's snapshot hash) plus the active logs' delta bytes. Not counted as live, though kept by design: the previous log of each document (never collected: clients that just reached its marker switch over by reading it), $(mib_of "$prev") MiB at the last cycle;
 - *floor*: the same final state in a plain table (doc, key primary key, value): $(mib_of "$ST_FLOOR") MiB for $(mib_of "$ST_FLOOR_LIVE") MiB of keys and values, i.e. $(awk -v a="$ST_FLOOR" -v b="$ST_FLOOR_LIVE" 'BEGIN { printf "%.2f", a / b }')x: what one row per key costs in PostgreSQL before any log or history.

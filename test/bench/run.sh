@@ -61,6 +61,7 @@ smoke)
 	SC_DOCS=3000				# ... and the large one
 	ST_CYCLES=4					# steady state: rotate-and-collect cycles
 	ST_CYCLE_S=1				# ... seconds between cycles
+	ST_WARMUP=2					# ... cycles before them, not counted
 	ST_DOCS=2 ST_KEYS=200 ST_VSIZE=100 ST_RATE=100	# ... documents, keys, value bytes, appends/s
 	;;
 quick)
@@ -81,6 +82,7 @@ quick)
 	SC_DOCS=100000
 	ST_CYCLES=50
 	ST_CYCLE_S=3
+	ST_WARMUP=2
 	ST_DOCS=10 ST_KEYS=2000 ST_VSIZE=1024 ST_RATE=200
 	;;
 full)
@@ -101,6 +103,7 @@ full)
 	SC_DOCS=100000
 	ST_CYCLES=50
 	ST_CYCLE_S=10
+	ST_WARMUP=2
 	ST_DOCS=10 ST_KEYS=10000 ST_VSIZE=1024 ST_RATE=200
 	;;
 *)
