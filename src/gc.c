@@ -113,9 +113,12 @@ flush_keys(GcKeys *g)
 	static SPIPlanPtr plan;
 	Oid			types[5] = {INT8OID, INT2ARRAYOID, BYTEAARRAYOID, INT8OID, INT8OID};
 	Datum		args[5];
+	MemoryContext old;
 
 	if (g->n == 0)
 		return;
+	/* The arrays go with the keys, so gc() collecting many logs stays flat. */
+	old = MemoryContextSwitchTo(g->pending_cxt);
 	args[0] = Int64GetDatum(g->doc_id);
 	args[1] = PointerGetDatum(construct_array(g->ns, g->n, INT2OID, 2, true,
 											  TYPALIGN_SHORT));
@@ -133,6 +136,7 @@ flush_keys(GcKeys *g)
 			5, types, args, NULL, false, 0);
 	g->versions += (int64) SPI_processed;
 	g->n = 0;
+	MemoryContextSwitchTo(old);
 	MemoryContextReset(g->pending_cxt);
 }
 
