@@ -275,15 +275,21 @@ sl_collect_next(bool at_log)
 		 * Older collected rows of the document go unless a client's last
 		 * ack names them (see the header comment).  The scalar subquery is
 		 * run per row through client_pos_log_idx, never as a join that
-		 * could scan every client's position.
+		 * could scan every client's position.  Rows another transaction
+		 * holds are skipped, not waited for: drop_doc locks a document's
+		 * log rows oldest first, and waiting here (we hold a newer one)
+		 * could deadlock with it; a skipped row goes at the next
+		 * collection of the document.
 		 */
 		Oid			t2[2] = {INT8OID, INT4OID};
 		Datum		v2[2] = {Int64GetDatum(doc_id), Int32GetDatum((int32) generation)};
 
 		sl_exec(&plan_forget,
-				"DELETE FROM synclog.log o "
-				"WHERE o.doc_id = $1 AND o.generation < $2 AND o.state = 'collected' "
-				"AND (SELECT 1 FROM synclog.client_pos c WHERE c.log_id = o.log_id LIMIT 1) IS NULL",
+				"DELETE FROM synclog.log WHERE ctid = ANY (ARRAY("
+				"  SELECT o.ctid FROM synclog.log o "
+				"  WHERE o.doc_id = $1 AND o.generation < $2 AND o.state = 'collected' "
+				"    AND (SELECT 1 FROM synclog.client_pos c WHERE c.log_id = o.log_id LIMIT 1) IS NULL "
+				"  FOR UPDATE OF o SKIP LOCKED))",
 				2, t2, v2, NULL, false, 0);
 	}
 	versions = delete_superseded(doc_id, base, end);
