@@ -113,9 +113,12 @@ flush_keys(GcKeys *g)
 	static SPIPlanPtr plan;
 	Oid			types[5] = {INT8OID, INT2ARRAYOID, BYTEAARRAYOID, INT8OID, INT8OID};
 	Datum		args[5];
+	MemoryContext old;
 
 	if (g->n == 0)
 		return;
+	/* The arrays go with the keys, so gc() collecting many logs stays flat. */
+	old = MemoryContextSwitchTo(g->pending_cxt);
 	args[0] = Int64GetDatum(g->doc_id);
 	args[1] = PointerGetDatum(construct_array(g->ns, g->n, INT2OID, 2, true,
 											  TYPALIGN_SHORT));
@@ -133,6 +136,7 @@ flush_keys(GcKeys *g)
 			5, types, args, NULL, false, 0);
 	g->versions += (int64) SPI_processed;
 	g->n = 0;
+	MemoryContextSwitchTo(old);
 	MemoryContextReset(g->pending_cxt);
 }
 
@@ -271,15 +275,21 @@ sl_collect_next(bool at_log)
 		 * Older collected rows of the document go unless a client's last
 		 * ack names them (see the header comment).  The scalar subquery is
 		 * run per row through client_pos_log_idx, never as a join that
-		 * could scan every client's position.
+		 * could scan every client's position.  Rows another transaction
+		 * holds are skipped, not waited for: drop_doc locks a document's
+		 * log rows oldest first, and waiting here (we hold a newer one)
+		 * could deadlock with it; a skipped row goes at the next
+		 * collection of the document.
 		 */
 		Oid			t2[2] = {INT8OID, INT4OID};
 		Datum		v2[2] = {Int64GetDatum(doc_id), Int32GetDatum((int32) generation)};
 
 		sl_exec(&plan_forget,
-				"DELETE FROM synclog.log o "
-				"WHERE o.doc_id = $1 AND o.generation < $2 AND o.state = 'collected' "
-				"AND (SELECT 1 FROM synclog.client_pos c WHERE c.log_id = o.log_id LIMIT 1) IS NULL",
+				"DELETE FROM synclog.log WHERE ctid = ANY (ARRAY("
+				"  SELECT o.ctid FROM synclog.log o "
+				"  WHERE o.doc_id = $1 AND o.generation < $2 AND o.state = 'collected' "
+				"    AND (SELECT 1 FROM synclog.client_pos c WHERE c.log_id = o.log_id LIMIT 1) IS NULL "
+				"  FOR UPDATE OF o SKIP LOCKED))",
 				2, t2, v2, NULL, false, 0);
 	}
 	versions = delete_superseded(doc_id, base, end);
