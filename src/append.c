@@ -61,9 +61,9 @@ duplicate_of(int64 doc_id, int64 active_base, text *client_id, int64 client_seq)
 
 	/*
 	 * The client's newest entry is its watermark when it lies in the active
-	 * log: every watermark a rotation folded is older.  Otherwise the entry
-	 * may be a leftover of a collected log (gc keeps entries that state
-	 * versions point at), and the folded watermark can be newer.
+	 * log: every watermark a rotation folded is older.  Otherwise it is in a
+	 * sealed log, already folded, and the folded watermark (which also
+	 * survives the collection of that log) can be newer.
 	 */
 	sl_exec(&plan_entry,
 			"SELECT client_seq, lsn FROM synclog.entry "
