@@ -345,7 +345,7 @@ query(q{ALTER SYSTEM SET synclog.worker_paused = on; SELECT pg_reload_conf();});
 sleep 2;
 query(q{SELECT synclog.compact(doc) FROM synclog.status WHERE active_entries > 0});
 ok( $node->poll_query_until('postgres', qq{
-		SELECT count(*) = $nclients FROM synclog.client_pos c JOIN synclog.doc d USING (doc_id)
+		SELECT count(*) = $nclients FROM synclog.client_pos c JOIN synclog.doc_head d USING (doc_id)
 		 WHERE c.log_id = d.active_log AND c.lsn = d.head_lsn}),
 	'every client reached the base of its document\'s current log');
 for my $i (sort { $a <=> $b } keys %pid)
