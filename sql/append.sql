@@ -104,3 +104,13 @@ SELECT synclog.create_doc('ap2') IS NOT NULL AS created;
 SELECT synclog.append('ap2', ARRAY['\x01']::bytea[], ARRAY['\x01']::bytea[]);
 SELECT synclog.append('ap2', ARRAY['\x02']::bytea[], ARRAY['\x02']::bytea[]);
 SELECT synclog.drop_doc('ap2');
+
+-- The per-session table of document ids starts afresh past 4,096
+-- documents, in the middle of a statement here; every append still finds
+-- its document and its LSN.
+SELECT count(synclog.create_doc('many_' || i)) FROM generate_series(1, 4200) i;
+SELECT count(*) FILTER (WHERE lsn = j) AS right_lsn, count(*) AS appends FROM (
+	SELECT j, synclog.append('many_' || i, ARRAY[int4send(j)], ARRAY['\x00'::bytea]) AS lsn
+	  FROM generate_series(1, 4200) i, generate_series(1, 2) j ORDER BY i, j) a;
+SELECT count(*) FROM synclog.status WHERE doc LIKE 'many\_%' AND head_lsn = 2;
+SELECT count(synclog.drop_doc('many_' || i)) FROM generate_series(1, 4200) i;

@@ -286,17 +286,45 @@ hot_build(void)
 	hot.valid = true;
 }
 
+static void
+hint_key(text *doc, char *key)
+{
+	int			len = VARSIZE_ANY_EXHDR(doc);
+
+	memset(key, 0, SL_DOC_NAME_MAX + 1);
+	memcpy(key, VARDATA_ANY(doc), Min(len, SL_DOC_NAME_MAX));
+}
+
+/*
+ * The document's hint, entered if new (doc_id 0: unknown).  Past
+ * DOC_HINTS_MAX documents the table starts afresh.
+ */
 static DocHint *
 doc_hint(text *doc, bool *found)
 {
 	char		key[SL_DOC_NAME_MAX + 1];
-	int			len = VARSIZE_ANY_EXHDR(doc);
+	DocHint    *h;
 
 	if (hash_get_num_entries(hot.docs) >= DOC_HINTS_MAX)
 		hot_build();
-	memset(key, 0, sizeof(key));
-	memcpy(key, VARDATA_ANY(doc), Min(len, SL_DOC_NAME_MAX));
-	return (DocHint *) hash_search(hot.docs, key, HASH_ENTER, found);
+	hint_key(doc, key);
+	h = (DocHint *) hash_search(hot.docs, key, HASH_ENTER, found);
+	if (!*found)
+	{
+		h->doc_id = 0;
+		h->last_lsn = 0;
+	}
+	return h;
+}
+
+/* The document's hint if there is one; never enters or rebuilds. */
+static DocHint *
+doc_hint_find(text *doc)
+{
+	char		key[SL_DOC_NAME_MAX + 1];
+
+	hint_key(doc, key);
+	return (DocHint *) hash_search(hot.docs, key, HASH_FIND, NULL);
 }
 
 /* Insert the index entries of a new entry tuple. */
@@ -685,10 +713,9 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 
 	/* The next append of this backend to the document starts its search here. */
 	{
-		bool		found;
-		DocHint    *h = doc_hint(doc, &found);
+		DocHint    *h = doc_hint_find(doc);
 
-		if (found && h->doc_id == doc_id)
+		if (h != NULL && h->doc_id == doc_id)
 			h->last_lsn = lsn;
 	}
 
