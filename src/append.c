@@ -5,8 +5,8 @@
  *
  * Owns: synclog.append and synclog.append_delta, LSN assignment and the
  * per-client idempotence check.
- * Must never: assign an LSN without holding the document lock
- * (sl_lock_document) until commit.  That lock is what makes LSN order equal
+ * Must never: assign an LSN without holding the document's row lock
+ * (FOR NO KEY UPDATE, see sl_lock_document) until commit.  That lock is what makes LSN order equal
  * commit order: the next appender cannot take LSN n+1 before the holder of
  * n has committed and become visible.  Must never look at the log chain
  * either: an entry's log is implied by its LSN, which is what lets a
@@ -30,6 +30,7 @@
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "storage/bufmgr.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/hsearch.h"
@@ -119,15 +120,13 @@ duplicate_of(int64 doc_id, int64 active_base, text *client_id, int64 client_seq)
  * What the hot path looks up by name (relation OIDs, column numbers, index
  * descriptions) is kept per backend until a relcache invalidation touches
  * one of those relations (the extension dropped and created again, an ALTER,
- * an index added).  So is, per document name, the internal id and the last
- * LSN this backend saw: the id lets the document be locked before it is
- * read (one lookup instead of two), the LSN lets the head lookup start near
- * the head.  Both are only hints, checked against the tables every time.
+ * an index added).  So is, per document, the last LSN this backend appended:
+ * the head lookup starts there instead of reading every entry of the
+ * document on the index page.  It is only a hint, checked every time.
  */
 typedef struct DocHint
 {
-	char		name[SL_DOC_NAME_MAX + 1];	/* hash key */
-	int64		doc_id;
+	int64		doc_id;			/* hash key */
 	int64		last_lsn;
 } DocHint;
 
@@ -140,7 +139,6 @@ static struct
 	MemoryContext cxt;
 	Oid			doc,
 				doc_name_key,
-				doc_pkey,
 				entry,
 				entry_pkey,
 				entry_client_idx;
@@ -174,7 +172,6 @@ hot_invalidate(Datum arg, Oid relid)
 	if (!hot.valid)
 		return;
 	if (relid == InvalidOid || relid == hot.doc || relid == hot.doc_name_key ||
-		relid == hot.doc_pkey ||
 		relid == hot.entry || relid == hot.entry_pkey || relid == hot.entry_client_idx)
 		hot.valid = false;
 }
@@ -231,7 +228,6 @@ hot_build(void)
 
 	hot.doc = sl_relid("doc");
 	hot.doc_name_key = sl_relid("doc_name_key");
-	hot.doc_pkey = sl_relid("doc_pkey");
 	hot.entry = sl_relid("entry");
 	hot.entry_pkey = sl_relid("entry_pkey");
 	hot.entry_client_idx = sl_relid("entry_client_idx");
@@ -278,53 +274,38 @@ hot_build(void)
 	table_close(rel, AccessShareLock);
 
 	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = SL_DOC_NAME_MAX + 1;
+	ctl.keysize = sizeof(int64);
 	ctl.entrysize = sizeof(DocHint);
 	ctl.hcxt = hot.cxt;
 	hot.docs = hash_create("synclog document hints", 256, &ctl,
-						   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+						   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	hot.valid = true;
 }
 
-static void
-hint_key(text *doc, char *key)
+/* The last LSN this backend appended to the document, or 0. */
+static int64
+doc_hint(int64 doc_id)
 {
-	int			len = VARSIZE_ANY_EXHDR(doc);
+	DocHint    *h = (DocHint *) hash_search(hot.docs, &doc_id, HASH_FIND, NULL);
 
-	memset(key, 0, SL_DOC_NAME_MAX + 1);
-	memcpy(key, VARDATA_ANY(doc), Min(len, SL_DOC_NAME_MAX));
+	return h != NULL ? h->last_lsn : 0;
 }
 
-/*
- * The document's hint, entered if new (doc_id 0: unknown).  Past
- * DOC_HINTS_MAX documents the table starts afresh.
- */
-static DocHint *
-doc_hint(text *doc, bool *found)
+static void
+set_doc_hint(int64 doc_id, int64 lsn)
 {
-	char		key[SL_DOC_NAME_MAX + 1];
 	DocHint    *h;
 
 	if (hash_get_num_entries(hot.docs) >= DOC_HINTS_MAX)
-		hot_build();
-	hint_key(doc, key);
-	h = (DocHint *) hash_search(hot.docs, key, HASH_ENTER, found);
-	if (!*found)
 	{
-		h->doc_id = 0;
-		h->last_lsn = 0;
+		HASH_SEQ_STATUS seq;
+
+		hash_seq_init(&seq, hot.docs);
+		while ((h = (DocHint *) hash_seq_search(&seq)) != NULL)
+			hash_search(hot.docs, &h->doc_id, HASH_REMOVE, NULL);
 	}
-	return h;
-}
-
-/* The document's hint if there is one; never enters or rebuilds. */
-static DocHint *
-doc_hint_find(text *doc)
-{
-	char		key[SL_DOC_NAME_MAX + 1];
-
-	hint_key(doc, key);
-	return (DocHint *) hash_search(hot.docs, key, HASH_FIND, NULL);
+	h = (DocHint *) hash_search(hot.docs, &doc_id, HASH_ENTER, NULL);
+	h->last_lsn = lsn;
 }
 
 /* Insert the index entries of a new entry tuple. */
@@ -396,22 +377,6 @@ doc_row(Relation docrel, text *doc, Snapshot snap)
 	copy = HeapTupleIsValid(found) ? heap_copytuple(found) : NULL;
 	systable_endscan(scan);
 	return copy;
-}
-
-/* Did the document with this internal id exist in a snapshot? */
-static bool
-doc_exists(Relation docrel, int64 doc_id, Snapshot snap)
-{
-	ScanKeyData key;
-	SysScanDesc scan;
-	bool		found;
-
-	ScanKeyEntryInitialize(&key, 0, hot.d_doc_id, BTEqualStrategyNumber,
-						   InvalidOid, InvalidOid, F_INT8EQ, Int64GetDatum(doc_id));
-	scan = systable_beginscan(docrel, hot.doc_pkey, true, snap, 1, &key);
-	found = HeapTupleIsValid(systable_getnext(scan));
-	systable_endscan(scan);
-	return found;
 }
 
 /*
@@ -498,71 +463,46 @@ mark_doc(int64 doc_id, bool due, bool first)
 }
 
 /*
- * Lock the document and read its row.  The lock waits for whoever holds it
- * (an append, a rotation's seal, a drop), and only a snapshot taken after
- * the wait sees what they committed; the holder committed before its lock
- * went, so the newest snapshot sees its entry: that is what makes LSN order
- * commit order.  Returns the row as the newest snapshot sees it after the
- * lock, with *doc_id and *hint set.
+ * Lock the document's row and return it (a copy).  The lock waits for
+ * whoever holds it (an append, a rotation's seal, a drop), and only a
+ * snapshot taken after the wait sees what they committed; the holder
+ * committed before its lock went, so the newest snapshot sees its entry:
+ * that is what makes LSN order commit order.  If the row changed while we
+ * waited (a rotation, a policy change, an append crossing a threshold), we
+ * lock its new version; if it was deleted, the document we were appending
+ * to is gone, even if one of the same name was created since, as for an
+ * UPDATE.
  */
 static HeapTuple
-lock_and_read(Relation docrel, text *doc, int64 *doc_id, int64 *hint)
+lock_and_read(Relation docrel, text *doc, bool xact_snapshot)
 {
-	bool		cached;
-	DocHint    *h = doc_hint(doc, &cached);
-	HeapTuple	row;
-	Snapshot	before;
-	Snapshot	after;
-	bool		isnull;
-
 	for (;;)
 	{
-		before = RegisterSnapshot(GetLatestSnapshot());
-		if (!cached)
-		{
-			row = doc_row(docrel, doc, before);
-			if (row == NULL)
-			{
-				UnregisterSnapshot(before);
-				hash_search(hot.docs, h->name, HASH_REMOVE, NULL);
-				sl_unknown_doc(doc);
-			}
-			h->doc_id = DatumGetInt64(heap_getattr(row, hot.d_doc_id,
-												   RelationGetDescr(docrel), &isnull));
-			h->last_lsn = 0;
-		}
-		(void) sl_lock_document(h->doc_id);
+		Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
+		HeapTuple	row = doc_row(docrel, doc, snap);
+		HeapTupleData locked;
+		Buffer		buf;
+		TM_FailureData tmfd;
+		TM_Result	res;
 
-		after = RegisterSnapshot(GetLatestSnapshot());
-		row = doc_row(docrel, doc, after);
-		UnregisterSnapshot(after);
-		if (row != NULL &&
-			DatumGetInt64(heap_getattr(row, hot.d_doc_id, RelationGetDescr(docrel),
-									   &isnull)) == h->doc_id)
-		{
-			UnregisterSnapshot(before);
-			*doc_id = h->doc_id;
-			*hint = h->last_lsn;
-			return row;
-		}
-
-		/*
-		 * The document we locked is not the one of that name now.  If it
-		 * existed when we started, it was dropped while we were appending,
-		 * and the append fails even if one of the same name was created
-		 * since, as an UPDATE of a deleted row would.  A remembered id that
-		 * was already stale only means looking the name up (and letting go
-		 * of the useless lock).
-		 */
-		if (!cached || doc_exists(docrel, h->doc_id, before))
-		{
-			UnregisterSnapshot(before);
-			hash_search(hot.docs, h->name, HASH_REMOVE, NULL);
+		UnregisterSnapshot(snap);
+		if (row == NULL)
 			sl_unknown_doc(doc);
-		}
-		UnregisterSnapshot(before);
-		sl_unlock_document(h->doc_id);
-		cached = false;
+		locked.t_self = row->t_self;
+		res = heap_lock_tuple(docrel, &locked, GetCurrentCommandId(true),
+							  LockTupleNoKeyExclusive, LockWaitBlock, false,
+							  &buf, &tmfd);
+		ReleaseBuffer(buf);
+		if (res == TM_Ok)
+			return row;
+		if (res != TM_Updated && res != TM_Deleted)
+			elog(ERROR, "synclog: unexpected result %d locking document \"%s\"",
+				 (int) res, sl_doc_cstring(doc));
+		if (xact_snapshot)
+			serialization_failure();
+		if (res == TM_Deleted)
+			sl_unknown_doc(doc);
+		CHECK_FOR_INTERRUPTS();
 	}
 }
 
@@ -590,6 +530,7 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 				base,
 				bytes;
 	char	   *log_id;
+	bool		isnull;
 
 	/* What the executor would check for an INSERT (also true on a standby). */
 	PreventCommandIfReadOnly("synclog.append()");
@@ -605,12 +546,15 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 	if (!hot.valid)
 		hot_build();
 
-	docrel = table_open(hot.doc, AccessShareLock);
+	/* RowShareLock: the relation lock SELECT ... FOR NO KEY UPDATE takes. */
+	docrel = table_open(hot.doc, RowShareLock);
 	entryrel = table_open(hot.entry, RowExclusiveLock);
 	pkey = index_open(hot.entry_pkey, AccessShareLock);
 	desc = RelationGetDescr(docrel);
 
-	row = lock_and_read(docrel, doc, &doc_id, &hint);
+	row = lock_and_read(docrel, doc, IsolationUsesXactSnapshot());
+	doc_id = DatumGetInt64(heap_getattr(row, hot.d_doc_id, desc, &isnull));
+	hint = doc_hint(doc_id);
 	snap = RegisterSnapshot(GetLatestSnapshot());
 	last_entry(entryrel, pkey, doc_id, snap, hint, &last, &last_bytes);
 	UnregisterSnapshot(snap);
@@ -712,12 +656,7 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 	table_close(docrel, NoLock);
 
 	/* The next append of this backend to the document starts its search here. */
-	{
-		DocHint    *h = doc_hint_find(doc);
-
-		if (h != NULL && h->doc_id == doc_id)
-			h->last_lsn = lsn;
-	}
+	set_doc_hint(doc_id, lsn);
 
 	if (synclog_notify_append)
 		sl_notify_append(VARDATA_ANY(doc), VARSIZE_ANY_EXHDR(doc), log_id, lsn);

@@ -554,8 +554,7 @@ sl_compact_doc(text *doc, const char *new_log, SlRotation *stats)
 	 * and every append after the seal waits for us; the head read after
 	 * the wait (a new statement, so a new snapshot) sees them all.
 	 */
-	sl_lock_document(d.doc_id);
-	if (!current_head(d.doc_id, &seal, &bytes))
+	if (!sl_lock_document(d.doc_id) || !current_head(d.doc_id, &seal, &bytes))
 		sl_unknown_doc(doc);
 	if (IsolationUsesXactSnapshot())
 	{

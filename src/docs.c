@@ -16,8 +16,6 @@
 #include "catalog/pg_type_d.h"
 #include "funcapi.h"
 #include "miscadmin.h"
-#include "storage/lock.h"
-#include "utils/inval.h"
 #include "utils/builtins.h"
 
 #include "synclog.h"
@@ -78,66 +76,25 @@ sl_find_doc(text *doc, SlDoc *out, bool read_only)
 }
 
 /*
- * The lock that orders a document's appends, held until the transaction
- * ends.  Appends, the sealing step of a rotation and drop_doc take it;
- * nothing else does, so readers never wait for it.  It is a lock on an
- * object, not on the document's row, so that taking it writes nothing:
- * pg_locks shows it as locktype 'object' with classid synclog.doc and
- * objid the low 32 bits of doc_id (objsubid the next 16; ids beyond 2^48
- * may share a lock, which only serializes them).  Returns whether it had
- * to wait.
+ * The lock that orders a document's appends: the row lock on its row in
+ * synclog.doc, FOR NO KEY UPDATE, held until the transaction ends.
+ * Appends take it (append.c, below SQL), and so do the sealing step of a
+ * rotation and set_policy/clear_policy through this function; drop_doc's
+ * DELETE takes a stronger one.  Readers never wait for it.  A row lock
+ * rather than a heavyweight lock on the document, because a transaction
+ * may append to any number of documents: row locks live in the rows, not
+ * in the shared lock table.  Returns false if the document is gone.
  */
-static Oid	doc_relid = InvalidOid;
-
-static void
-forget_doc_relid(Datum arg, Oid relid)
-{
-	if (relid == InvalidOid || relid == doc_relid)
-		doc_relid = InvalidOid;
-}
-
-static void
-document_tag(LOCKTAG *tag, int64 doc_id)
-{
-	static bool registered = false;
-
-	/*
-	 * Every backend must lock the same tag: the OID is looked up again
-	 * once a relcache invalidation says synclog.doc may have changed (the
-	 * extension dropped and created again), which is processed at the
-	 * start of every transaction and command.
-	 */
-	if (!registered)
-	{
-		CacheRegisterRelcacheCallback(forget_doc_relid, (Datum) 0);
-		registered = true;
-	}
-	if (!OidIsValid(doc_relid))
-		doc_relid = sl_relid("doc");
-	SET_LOCKTAG_OBJECT(*tag, MyDatabaseId, doc_relid,
-					   (uint32) doc_id, (uint16) ((uint64) doc_id >> 32));
-}
-
 bool
 sl_lock_document(int64 doc_id)
 {
-	LOCKTAG		tag;
+	static SPIPlanPtr plan;
+	Oid			types[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(doc_id)};
 
-	document_tag(&tag, doc_id);
-	if (LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL)
-		return false;
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
-	return true;
-}
-
-/* Only for a lock taken on an id that turned out to be stale (append.c). */
-void
-sl_unlock_document(int64 doc_id)
-{
-	LOCKTAG		tag;
-
-	document_tag(&tag, doc_id);
-	(void) LockRelease(&tag, ExclusiveLock, false);
+	sl_exec(&plan, "SELECT 1 FROM synclog.doc WHERE doc_id = $1 FOR NO KEY UPDATE",
+			1, types, args, NULL, false, 1);
+	return SPI_processed > 0;
 }
 
 void
@@ -228,9 +185,9 @@ synclog_create_doc(PG_FUNCTION_ARGS)
 /*
  * Dropping removes every row of the document at once.  The log rows are
  * locked first, in generation order, because that is the order a rotation
- * takes its locks in (logs, then the document lock): taking the document
- * lock first could deadlock with a rotation that is folding its log.  A
- * concurrent append waits on the document lock and then finds it gone.
+ * takes its locks in (logs, then the document row): taking the document
+ * row first could deadlock with a rotation that is folding its log.  A
+ * concurrent append waits on the document row and then finds it gone.
  */
 Datum
 synclog_drop_doc(PG_FUNCTION_ARGS)
@@ -259,7 +216,6 @@ synclog_drop_doc(PG_FUNCTION_ARGS)
 	sl_exec(&plan_lock_logs,
 			"SELECT 1 FROM synclog.log WHERE doc_id = $1 ORDER BY generation FOR UPDATE",
 			1, t2, v2, NULL, false, 0);
-	sl_lock_document(DatumGetInt64(v2[0]));
 	sl_exec(&plan_doc, "DELETE FROM synclog.doc WHERE doc_id = $1",
 			1, t2, v2, NULL, false, 0);
 	if (SPI_processed == 0)

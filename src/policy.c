@@ -222,7 +222,7 @@ lock_by_name(text *doc, const char *cmdname)
 	/* The lock is refused on a standby; say what SQL would say instead. */
 	PreventCommandIfReadOnly(cmdname);
 	sl_find_doc(doc, &d, false);
-	sl_lock_document(d.doc_id);
+	(void) sl_lock_document(d.doc_id);
 }
 
 /*

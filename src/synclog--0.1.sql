@@ -15,7 +15,7 @@
 /*
  * One row per document.  Appends do not write it: the head of the log is
  * the newest entry (see synclog.doc_head), and what orders appends is a
- * lock on the document (see append.c), not an update of this row.  The
+ * row lock on it (FOR NO KEY UPDATE, see append.c), not an update.  The
  * row changes when a rotation switches logs, when a policy is set, and at
  * most twice per log from an append:
  *  due             - set by the append that crosses the entry or byte

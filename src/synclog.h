@@ -126,9 +126,8 @@ typedef struct SlDoc
 extern void sl_last_entry(int64 doc_id, Snapshot snap, int64 *lsn,
 						  int64 *log_bytes);
 
-/* Taken by appends, a rotation's sealing step and drop_doc; see docs.c. */
+/* The row lock appends, a rotation's sealing step and set_policy take; see docs.c. */
 extern bool sl_lock_document(int64 doc_id);
-extern void sl_unlock_document(int64 doc_id);
 
 typedef struct SlLog
 {
