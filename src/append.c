@@ -6,13 +6,14 @@
  * Owns: synclog.append and synclog.append_delta, LSN assignment and the
  * per-client idempotence check.
  * Must never: assign an LSN without holding the document's row lock
- * (FOR NO KEY UPDATE, see sl_lock_document) until commit.  That lock is what makes LSN order equal
- * commit order: the next appender cannot take LSN n+1 before the holder of
- * n has committed and become visible.  Must never look at the log chain
- * either: an entry's log is implied by its LSN, which is what lets a
- * rotation fold without blocking appends.  And must not write the
- * document row per append: that is a second WAL record and a row lock
- * held through the commit for every append.
+ * (FOR NO KEY UPDATE, see sl_lock_document) until commit.  That lock is
+ * what makes LSN order equal commit order: the next appender cannot take
+ * LSN n+1 before the holder of n has committed and become visible.  Must
+ * never look at the log chain either: an entry's log is implied by its
+ * LSN, which is what lets a rotation fold without blocking appends.  And
+ * must not update the document row per append (a new row version and its
+ * WAL each time): locking it is all the ordering needs, and the head is
+ * the newest entry.
  */
 #include "postgres.h"
 
