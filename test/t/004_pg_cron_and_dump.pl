@@ -27,9 +27,10 @@ $node->safe_psql('postgres', q{
 	SELECT synclog.append('cron-doc', ARRAY[int4send(i)], ARRAY['\x01'::bytea]) FROM generate_series(1, 4) i;
 	SELECT cron.schedule('synclog-compact', '* * * * *', 'SELECT synclog.compact_due(100)');
 	SELECT cron.schedule('synclog-gc', '* * * * *', 'SELECT synclog.gc()');
+	SELECT cron.schedule('synclog-vacuum', '* * * * *', 'VACUUM synclog.entry, synclog.kv');
 });
 is($node->safe_psql('postgres', q{SELECT count(*) FROM cron.job WHERE jobname LIKE 'synclog-%'}),
-	'2', 'both jobs are scheduled');
+	'3', 'the README\'s three jobs are scheduled');
 
 # pg_cron runs at most once a minute: allow for two runs.
 $PostgreSQL::Test::Utils::timeout_default = 200;
@@ -40,6 +41,14 @@ ok( $node->poll_query_until('postgres',
 		q{SELECT count(*) > 0 FROM cron.job_run_details d JOIN cron.job j USING (jobid)
 		   WHERE j.jobname = 'synclog-gc' AND d.status = 'succeeded'}),
 	'the scheduled gc ran and succeeded');
+ok( $node->poll_query_until('postgres',
+		q{SELECT count(*) > 0 FROM cron.job_run_details d JOIN cron.job j USING (jobid)
+		   WHERE j.jobname = 'synclog-vacuum' AND d.status = 'succeeded'}),
+	'the scheduled VACUUM of synclog.entry and synclog.kv ran and succeeded');
+ok( $node->poll_query_until('postgres',
+		q{SELECT bool_and(vacuum_count > 0) FROM pg_stat_user_tables
+		   WHERE schemaname = 'synclog' AND relname IN ('entry', 'kv')}),
+	'both tables show the scheduled VACUUM');
 is( $node->safe_psql('postgres', q{
 		SELECT count(*) FROM cron.job_run_details d JOIN cron.job j USING (jobid)
 		 WHERE j.jobname LIKE 'synclog-%' AND d.status = 'failed'}),
