@@ -105,6 +105,40 @@ SELECT synclog.append('ap2', ARRAY['\x01']::bytea[], ARRAY['\x01']::bytea[]);
 SELECT synclog.append('ap2', ARRAY['\x02']::bytea[], ARRAY['\x02']::bytea[]);
 SELECT synclog.drop_doc('ap2');
 
+-- The append path also remembers where each document's row was, and looks
+-- there before it searches the name index.  A stale place must never
+-- resolve to another document: here the row of 'tid_a' is removed, VACUUM
+-- frees its slot, and a new document takes it (same_slot).  Appends to
+-- 'tid_a' then fail, and the new document gets its own LSNs.  (The first
+-- VACUUM clears what earlier tests left, so that the freed slot is the
+-- first free one.)
+VACUUM synclog.doc;
+SELECT synclog.create_doc('tid_a') IS NOT NULL AS created;
+SELECT ctid AS tid_a_slot FROM synclog.doc WHERE name = 'tid_a' \gset
+SELECT synclog.append('tid_a', ARRAY['\x01']::bytea[], ARRAY['\x01']::bytea[]);
+SELECT synclog.drop_doc('tid_a');
+VACUUM synclog.doc;
+SELECT synclog.create_doc('tid_b') IS NOT NULL AS created;
+SELECT ctid = :'tid_a_slot'::tid AS same_slot FROM synclog.doc WHERE name = 'tid_b';
+SELECT synclog.append('tid_a', ARRAY['\x01']::bytea[], ARRAY['\x01']::bytea[]);
+\echo :LAST_ERROR_SQLSTATE
+SELECT synclog.append('tid_b', ARRAY['\x01']::bytea[], ARRAY['\x01']::bytea[]);
+SELECT synclog.create_doc('tid_a') IS NOT NULL AS created;
+SELECT synclog.append('tid_a', ARRAY['\x01']::bytea[], ARRAY['\x01']::bytea[]);
+-- Rows moved (VACUUM FULL), updated (a rotation, a policy change): the
+-- remembered places are stale and the appends still find their documents.
+VACUUM FULL synclog.doc;
+SELECT synclog.append('tid_a', ARRAY['\x02']::bytea[], ARRAY['\x02']::bytea[]);
+SELECT synclog.compact('tid_b') IS NOT NULL AS rotated;
+SELECT synclog.set_policy('tid_a', rotate_entries => 1000);
+SELECT synclog.append('tid_b', ARRAY['\x02']::bytea[], ARRAY['\x02']::bytea[]);
+SELECT synclog.append('tid_a', ARRAY['\x03']::bytea[], ARRAY['\x03']::bytea[]);
+SELECT synclog.drop_doc('tid_a'), synclog.drop_doc('tid_b');
+
+-- Document ids compare byte by byte, whatever the database's locale.
+SELECT c.collname FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation
+ WHERE a.attrelid = 'synclog.doc'::regclass AND a.attname = 'name';
+
 -- One transaction may append to any number of documents: the lock that
 -- orders a document's appends is a row lock, not an entry in the shared
 -- lock table (which would run out after a few thousand).  The per-session

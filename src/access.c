@@ -102,22 +102,32 @@ load_cache(Oid role)
 }
 
 /*
+ * Whether checking this role needs SQL (its confinement is not cached), so
+ * that the caller must be inside sl_spi_begin/end.  Superusers are never
+ * confined and need nothing.
+ */
+bool
+sl_access_needs_spi(Oid role)
+{
+	return !superuser_arg(role) && !(cache_valid && cache_role == role);
+}
+
+/*
  * A role with no rows in synclog.doc_grant is not confined: EXECUTE on the
  * function is all it needs.  A role with rows may use only documents whose
  * id matches one of its patterns (LIKE), and may write only through a
- * 'write' row.  Superusers are never confined.  Runs inside
- * sl_spi_begin/end.
+ * 'write' row.  Superusers are never confined.  Must run inside
+ * sl_spi_begin/end when sl_access_needs_spi(role) says so.
  */
 void
-sl_require_doc(text *doc, bool write)
+sl_require_doc_as(Oid role, text *doc, bool write)
 {
-	Oid			caller = sl_caller();
 	ListCell   *lc;
 
-	if (superuser_arg(caller))
+	if (superuser_arg(role))
 		return;
-	if (!cache_valid || cache_role != caller)
-		load_cache(caller);
+	if (!cache_valid || cache_role != role)
+		load_cache(role);
 	if (cache_patterns == NIL)
 		return;
 	foreach(lc, cache_patterns)
@@ -133,6 +143,13 @@ sl_require_doc(text *doc, bool write)
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("permission denied for document \"%s\"", sl_doc_cstring(doc))));
+}
+
+/* The same for the role calling the synclog function; runs inside sl_spi_begin/end. */
+void
+sl_require_doc(text *doc, bool write)
+{
+	sl_require_doc_as(sl_caller(), doc, write);
 }
 
 /* Other backends drop their cached confinements when this commits. */

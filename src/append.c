@@ -121,14 +121,20 @@ duplicate_of(int64 doc_id, int64 active_base, text *client_id, int64 client_seq)
  * What the hot path looks up by name (relation OIDs, column numbers, index
  * descriptions) is kept per backend until a relcache invalidation touches
  * one of those relations (the extension dropped and created again, an ALTER,
- * an index added).  So is, per document, the last LSN this backend appended:
- * the head lookup starts there instead of reading every entry of the
- * document on the index page.  It is only a hint, checked every time.
+ * an index added).  So are, per document name, where this backend last found
+ * the document's row and the last LSN it appended: the row is fetched by
+ * its TID instead of through the name index, and the head lookup starts at
+ * that LSN instead of reading every entry of the document on the index
+ * page.  Both are only hints, checked every time: the row must still be the
+ * newest version, visible, and carry the name; the LSN must belong to the
+ * same document (the same id), and an entry must exist at or above it.
  */
 typedef struct DocHint
 {
-	int64		doc_id;			/* hash key */
-	int64		last_lsn;
+	char		name[SL_DOC_NAME_MAX + 1];	/* hash key */
+	int64		doc_id;			/* the document found under that name */
+	ItemPointerData tid;		/* where its row was */
+	int64		last_lsn;		/* last LSN appended to it here, or 0 */
 } DocHint;
 
 /* Documents remembered per backend; past this the table starts afresh. */
@@ -275,44 +281,63 @@ hot_build(void)
 	table_close(rel, AccessShareLock);
 
 	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(int64);
+	ctl.keysize = SL_DOC_NAME_MAX + 1;
 	ctl.entrysize = sizeof(DocHint);
 	ctl.hcxt = hot.cxt;
 	hot.docs = hash_create("synclog document hints", 256, &ctl,
-						   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+						   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	hot.valid = true;
 }
 
-/* The last LSN this backend appended to the document, or 0. */
-static int64
-doc_hint(int64 doc_id)
+/* The hints for a document name (validated: at most SL_DOC_NAME_MAX bytes), or NULL. */
+static DocHint *
+find_hint(const char *name)
 {
-	DocHint    *h = (DocHint *) hash_search(hot.docs, &doc_id, HASH_FIND, NULL);
-
-	return h != NULL ? h->last_lsn : 0;
+	return (DocHint *) hash_search(hot.docs, name, HASH_FIND, NULL);
 }
 
-static void
-set_doc_hint(int64 doc_id, int64 lsn)
+/* Remember where the document's row is; keeps the LSN hint while the id is the same. */
+static DocHint *
+set_hint(const char *name, int64 doc_id, ItemPointer tid)
 {
 	DocHint    *h;
+	bool		found;
 
-	if (hash_get_num_entries(hot.docs) >= DOC_HINTS_MAX)
+	if (hash_get_num_entries(hot.docs) >= DOC_HINTS_MAX &&
+		hash_search(hot.docs, name, HASH_FIND, NULL) == NULL)
 	{
 		HASH_SEQ_STATUS seq;
 
 		hash_seq_init(&seq, hot.docs);
 		while ((h = (DocHint *) hash_seq_search(&seq)) != NULL)
-			hash_search(hot.docs, &h->doc_id, HASH_REMOVE, NULL);
+			hash_search(hot.docs, h->name, HASH_REMOVE, NULL);
 	}
-	h = (DocHint *) hash_search(hot.docs, &doc_id, HASH_ENTER, NULL);
-	h->last_lsn = lsn;
+	h = (DocHint *) hash_search(hot.docs, name, HASH_ENTER, &found);
+	if (!found || h->doc_id != doc_id)
+		h->last_lsn = 0;
+	h->doc_id = doc_id;
+	h->tid = *tid;
+	return h;
+}
+
+/*
+ * An SPI session (sl_spi_begin) costs a few syscache lookups and memory
+ * contexts, more than a tenth of an append's own work; the hot path opens
+ * one only when it runs SQL: a role's first access check, a client's retry
+ * check, the rare update of the document row.
+ */
+static void
+need_spi(bool *open)
+{
+	if (!*open)
+		sl_spi_begin();
+	*open = true;
 }
 
 /* Insert the index entries of a new entry tuple. */
 static void
 insert_index_entries(Relation rel, HeapTuple tup, int64 doc_id, int64 lsn,
-					 text *client_id)
+					 text *client_id, bool *spi)
 {
 	EState	   *estate;
 	ResultRelInfo *rri;
@@ -340,7 +365,12 @@ insert_index_entries(Relation rel, HeapTuple tup, int64 doc_id, int64 lsn,
 		return;
 	}
 
-	/* Someone changed the table's indexes: let the executor handle them. */
+	/*
+	 * Someone changed the table's indexes: let the executor handle them, as
+	 * the extension's owner with the pinned search_path, like all of
+	 * synclog's SQL (an expression index may call functions).
+	 */
+	need_spi(spi);
 	estate = CreateExecutorState();
 	rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(rri, rel, 1, NULL, 0);
@@ -371,12 +401,46 @@ doc_row(Relation docrel, text *doc, Snapshot snap)
 	HeapTuple	copy;
 
 	ScanKeyEntryInitialize(&key, 0, hot.d_name, BTEqualStrategyNumber,
-						   InvalidOid, DEFAULT_COLLATION_OID, F_TEXTEQ,
+						   InvalidOid, C_COLLATION_OID, F_TEXTEQ,
 						   PointerGetDatum(doc));
 	scan = systable_beginscan(docrel, hot.doc_name_key, true, snap, 1, &key);
 	found = systable_getnext(scan);
 	copy = HeapTupleIsValid(found) ? heap_copytuple(found) : NULL;
 	systable_endscan(scan);
+	return copy;
+}
+
+/*
+ * The document's row at a remembered TID, if that is still the version of
+ * the row named doc that the snapshot sees (a copy), or NULL.  Document
+ * names are unique among visible rows, so this finds what doc_row would;
+ * a stale TID (the row updated, deleted, moved by VACUUM FULL, or its page
+ * truncated away) just finds nothing.
+ */
+static HeapTuple
+doc_at(Relation docrel, ItemPointer tid, text *doc, Snapshot snap)
+{
+	HeapTupleData tuple;
+	Buffer		buf;
+	HeapTuple	copy = NULL;
+
+	/* heap_fetch reads the block, which must exist. */
+	if (ItemPointerGetBlockNumber(tid) >= RelationGetNumberOfBlocks(docrel))
+		return NULL;
+	tuple.t_self = *tid;
+	if (heap_fetch(docrel, snap, &tuple, &buf, false))
+	{
+		bool		isnull;
+		text	   *name = DatumGetTextPP(heap_getattr(&tuple, hot.d_name,
+													  RelationGetDescr(docrel),
+													  &isnull));
+
+		if (!isnull &&
+			VARSIZE_ANY_EXHDR(name) == VARSIZE_ANY_EXHDR(doc) &&
+			memcmp(VARDATA_ANY(name), VARDATA_ANY(doc), VARSIZE_ANY_EXHDR(doc)) == 0)
+			copy = heap_copytuple(&tuple);
+		ReleaseBuffer(buf);
+	}
 	return copy;
 }
 
@@ -472,20 +536,25 @@ mark_doc(int64 doc_id, bool due, bool first)
  * waited (a rotation, a policy change, an append crossing a threshold), we
  * lock its new version; if it was deleted, the document we were appending
  * to is gone, even if one of the same name was created since, as for an
- * UPDATE.
+ * UPDATE.  hint, if not NULL, is where the row was last seen.
  */
 static HeapTuple
-lock_and_read(Relation docrel, text *doc, bool xact_snapshot)
+lock_and_read(Relation docrel, text *doc, ItemPointer hint, bool xact_snapshot)
 {
 	for (;;)
 	{
 		Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
-		HeapTuple	row = doc_row(docrel, doc, snap);
+		HeapTuple	row = NULL;
 		HeapTupleData locked;
 		Buffer		buf;
 		TM_FailureData tmfd;
 		TM_Result	res;
 
+		if (hint != NULL)
+			row = doc_at(docrel, hint, doc, snap);
+		if (row == NULL)
+			row = doc_row(docrel, doc, snap);
+		hint = NULL;
 		UnregisterSnapshot(snap);
 		if (row == NULL)
 			sl_unknown_doc(doc);
@@ -507,10 +576,7 @@ lock_and_read(Relation docrel, text *doc, bool xact_snapshot)
 	}
 }
 
-/*
- * Append an already validated delta.  Runs inside sl_spi_begin/end (for
- * the access check and the rare SQL of duplicate_of and mark_doc).
- */
+/* Append an already validated delta. */
 static int64
 append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 {
@@ -531,12 +597,18 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 				base,
 				bytes;
 	char	   *log_id;
+	char		name[SL_DOC_NAME_MAX + 1];
+	DocHint    *h;
 	bool		isnull;
+	bool		spi = false;
+	Oid			caller = GetUserId();
 
 	/* What the executor would check for an INSERT (also true on a standby). */
 	PreventCommandIfReadOnly("synclog.append()");
 	PreventCommandIfParallelMode("synclog.append()");
-	sl_require_doc(doc, true);
+	if (sl_access_needs_spi(caller))
+		need_spi(&spi);
+	sl_require_doc_as(caller, doc, true);
 
 	/*
 	 * Make what this transaction wrote before visible, as a new SQL
@@ -553,9 +625,13 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 	pkey = index_open(hot.entry_pkey, AccessShareLock);
 	desc = RelationGetDescr(docrel);
 
-	row = lock_and_read(docrel, doc, IsolationUsesXactSnapshot());
+	text_to_cstring_buffer(doc, name, sizeof(name));
+	h = find_hint(name);
+	row = lock_and_read(docrel, doc, h != NULL ? &h->tid : NULL,
+						IsolationUsesXactSnapshot());
 	doc_id = DatumGetInt64(heap_getattr(row, hot.d_doc_id, desc, &isnull));
-	hint = doc_hint(doc_id);
+	h = set_hint(name, doc_id, &row->t_self);
+	hint = h->last_lsn;
 	snap = RegisterSnapshot(GetLatestSnapshot());
 	last_entry(entryrel, pkey, doc_id, snap, hint, &last, &last_bytes);
 	UnregisterSnapshot(snap);
@@ -596,13 +672,16 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 		 * A retry racing its original: the original held the lock, so we
 		 * come here after it committed, and find its entry.
 		 */
-		int64		dup = duplicate_of(doc_id, base, client_id, client_seq);
+		int64		dup;
 
+		need_spi(&spi);
+		dup = duplicate_of(doc_id, base, client_id, client_seq);
 		if (dup >= 0)
 		{
 			index_close(pkey, AccessShareLock);
 			table_close(entryrel, NoLock);
 			table_close(docrel, NoLock);
+			sl_spi_end();
 			return dup;
 		}
 	}
@@ -621,7 +700,10 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 								  nulls[hot.d_rotate_bytes - 1],
 								  sl_threshold_bytes(), bytes);
 		if (due || first)
+		{
+			need_spi(&spi);
 			mark_doc(doc_id, due, first);
+		}
 	}
 
 	/* The entry. */
@@ -650,17 +732,24 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 		}
 		etup = heap_form_tuple(edesc, ev, en);
 		simple_heap_insert(entryrel, etup);
-		insert_index_entries(entryrel, etup, doc_id, lsn, client_id);
+		insert_index_entries(entryrel, etup, doc_id, lsn, client_id, &spi);
 	}
 	index_close(pkey, AccessShareLock);
 	table_close(entryrel, NoLock);
 	table_close(docrel, NoLock);
 
-	/* The next append of this backend to the document starts its search here. */
-	set_doc_hint(doc_id, lsn);
+	/*
+	 * The next append of this backend to the document starts its search
+	 * here.  Looked up again: SQL run since (mark_doc) can invalidate the
+	 * cache and with it the hash table.
+	 */
+	if (hot.valid && (h = find_hint(name)) != NULL && h->doc_id == doc_id)
+		h->last_lsn = lsn;
 
 	if (synclog_notify_append)
 		sl_notify_append(VARDATA_ANY(doc), VARSIZE_ANY_EXHDR(doc), log_id, lsn);
+	if (spi)
+		sl_spi_end();
 	return lsn;
 }
 
@@ -681,9 +770,7 @@ synclog_append(PG_FUNCTION_ARGS)
 	sl_check_client(fcinfo, 3, 4, &client_id, &client_seq);
 	delta = sl_build_delta(PG_GETARG_ARRAYTYPE_P(1), PG_GETARG_ARRAYTYPE_P(2));
 
-	sl_spi_begin();
 	lsn = append_encoded(doc, delta, client_id, client_seq);
-	sl_spi_end();
 	PG_RETURN_INT64(lsn);
 }
 
@@ -704,8 +791,6 @@ synclog_append_delta(PG_FUNCTION_ARGS)
 	delta = PG_GETARG_BYTEA_PP(1);
 	sl_validate_delta(delta);
 
-	sl_spi_begin();
 	lsn = append_encoded(doc, delta, client_id, client_seq);
-	sl_spi_end();
 	PG_RETURN_INT64(lsn);
 }

@@ -26,10 +26,14 @@
  * The rotate_* columns are per-document overrides of the synclog.rotate_*
  * settings (NULL: use the setting); auto_rotate = false exempts the
  * document from automatic rotation.
+ * name is compared byte by byte (COLLATE "C"): a document id is an
+ * identifier, not prose, so its uniqueness and order must not depend on the
+ * database's locale, and every append looks it up, which strcoll() in a
+ * linguistic locale would make several times dearer.
  */
 CREATE TABLE synclog.doc (
 	doc_id		bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-	name		text NOT NULL UNIQUE,
+	name		text COLLATE "C" NOT NULL UNIQUE,
 	active_log	text NOT NULL,
 	active_base bigint NOT NULL DEFAULT 0 CHECK (active_base >= 0),
 	active_since timestamptz NOT NULL DEFAULT now(),

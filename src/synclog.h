@@ -99,6 +99,8 @@ extern Oid	sl_caller(void);
 
 /* access.c: the per-document check, inside sl_spi_begin/end. */
 extern void sl_require_doc(text *doc, bool write);
+extern bool sl_access_needs_spi(Oid role);
+extern void sl_require_doc_as(Oid role, text *doc, bool write);
 
 /* args.c: argument checks shared by every SQL function. */
 extern text *sl_arg_doc(FunctionCallInfo fcinfo, int argno);
