@@ -47,69 +47,6 @@ PG_FUNCTION_INFO_V1(synclog_append);
 PG_FUNCTION_INFO_V1(synclog_append_delta);
 
 /*
- * The LSN already recorded for (doc, client) when client_seq is not above
- * the client's watermark, or -1 when the append must go ahead.
- */
-static int64
-duplicate_of(int64 doc_id, int64 active_base, text *client_id, int64 client_seq)
-{
-	static SPIPlanPtr plan_entry;
-	static SPIPlanPtr plan_kv;
-	Oid			t_entry[2] = {INT8OID, TEXTOID};
-	Oid			t_kv[2] = {INT8OID, BYTEAOID};
-	Datum		v[2] = {Int64GetDatum(doc_id), PointerGetDatum(client_id)};
-	int64		seq = -1;
-	int64		lsn = -1;
-
-	/*
-	 * The client's newest entry is its watermark when it lies in the active
-	 * log: every watermark a rotation folded is older.  Otherwise it is in a
-	 * sealed log, already folded, and the folded watermark (which also
-	 * survives the collection of that log) can be newer.
-	 */
-	sl_exec(&plan_entry,
-			"SELECT client_seq, lsn FROM synclog.entry "
-			"WHERE doc_id = $1 AND client_id = $2 ORDER BY lsn DESC LIMIT 1",
-			2, t_entry, v, NULL, false, 1);
-	if (SPI_processed > 0)
-	{
-		seq = sl_col_int64(0, 1);
-		lsn = sl_col_int64(0, 2);
-	}
-	if (lsn <= active_base)
-	{
-		bool		isnull;
-		bytea	   *wm;
-		int64		wseq,
-					wlsn;
-
-		sl_exec(&plan_kv,
-				"SELECT value FROM synclog.kv "
-				"WHERE doc_id = $1 AND ns = 2 AND key = $2 AND kind = 'v' "
-				"ORDER BY lsn DESC LIMIT 1",
-				2, t_kv, v, NULL, false, 1);
-		if (SPI_processed > 0)
-		{
-			wm = DatumGetByteaPP(sl_col(0, 1, &isnull));
-			if (isnull || VARSIZE_ANY_EXHDR(wm) != SLC_WATERMARK_LEN)
-				ereport(ERROR,
-						(errcode(ERRCODE_DATA_CORRUPTED),
-						 errmsg("synclog: malformed watermark stored for a client of document %lld",
-								(long long) doc_id)));
-			slc_watermark_decode((const uint8 *) VARDATA_ANY(wm), &wseq, &wlsn);
-			if (wlsn > lsn)
-			{
-				seq = wseq;
-				lsn = wlsn;
-			}
-		}
-	}
-	if (lsn < 0)
-		return -1;
-	return client_seq <= seq ? lsn : -1;
-}
-
-/*
  * The hot path works on the tables directly (index lookups and a heap
  * insert) instead of through SQL statements: an append is one lock and one
  * row insert, and planning-free executor startup per statement, constraint
@@ -334,6 +271,102 @@ need_spi(bool *open)
 	*open = true;
 }
 
+/*
+ * The client's newest entry in the document, as the snapshot sees it: its
+ * client_seq and LSN, or -1 and -1.
+ */
+static void
+client_newest(Relation entryrel, int64 doc_id, text *client_id, Snapshot snap,
+			  int64 *seq, int64 *lsn)
+{
+	Relation	cidx = index_open(hot.entry_client_idx, AccessShareLock);
+	ScanKeyData key[2];
+	SysScanDesc scan;
+	HeapTuple	found;
+
+	/* Heap column numbers: systable_beginscan_ordered maps them to the index's. */
+	ScanKeyEntryInitialize(&key[0], 0, hot.e_doc_id, BTEqualStrategyNumber,
+						   InvalidOid, InvalidOid, F_INT8EQ, Int64GetDatum(doc_id));
+	ScanKeyEntryInitialize(&key[1], 0, hot.e_client_id, BTEqualStrategyNumber,
+						   InvalidOid, cidx->rd_indcollation[1], F_TEXTEQ,
+						   PointerGetDatum(client_id));
+	scan = systable_beginscan_ordered(entryrel, cidx, snap, 2, key);
+	found = systable_getnext_ordered(scan, BackwardScanDirection);
+	*seq = -1;
+	*lsn = -1;
+	if (HeapTupleIsValid(found))
+	{
+		bool		isnull;
+		TupleDesc	desc = RelationGetDescr(entryrel);
+
+		*seq = DatumGetInt64(heap_getattr(found, hot.e_client_seq, desc, &isnull));
+		*lsn = DatumGetInt64(heap_getattr(found, hot.e_lsn, desc, &isnull));
+	}
+	systable_endscan_ordered(scan);
+	index_close(cidx, AccessShareLock);
+}
+
+/*
+ * The LSN already recorded for (doc, client) when client_seq is not above
+ * the client's watermark, or -1 when the append must go ahead.
+ */
+static int64
+duplicate_of(Relation entryrel, int64 doc_id, int64 active_base,
+			 text *client_id, int64 client_seq, bool *spi)
+{
+	static SPIPlanPtr plan_kv;
+	Oid			t_kv[2] = {INT8OID, BYTEAOID};
+	Datum		v[2] = {Int64GetDatum(doc_id), PointerGetDatum(client_id)};
+	Snapshot	snap;
+	int64		seq,
+				lsn;
+
+	/*
+	 * The client's newest entry is its watermark when it lies in the active
+	 * log: every watermark a rotation folded is older.  Otherwise it is in a
+	 * sealed log, already folded, and the folded watermark (which also
+	 * survives the collection of that log) can be newer.  The snapshot is
+	 * the one a new statement would take: the retry's original committed
+	 * before we got the document's lock.
+	 */
+	snap = RegisterSnapshot(IsolationUsesXactSnapshot() ?
+							GetTransactionSnapshot() : GetLatestSnapshot());
+	client_newest(entryrel, doc_id, client_id, snap, &seq, &lsn);
+	UnregisterSnapshot(snap);
+	if (lsn <= active_base)
+	{
+		bool		isnull;
+		bytea	   *wm;
+		int64		wseq,
+					wlsn;
+
+		need_spi(spi);
+		sl_exec(&plan_kv,
+				"SELECT value FROM synclog.kv "
+				"WHERE doc_id = $1 AND ns = 2 AND key = $2 AND kind = 'v' "
+				"ORDER BY lsn DESC LIMIT 1",
+				2, t_kv, v, NULL, false, 1);
+		if (SPI_processed > 0)
+		{
+			wm = DatumGetByteaPP(sl_col(0, 1, &isnull));
+			if (isnull || VARSIZE_ANY_EXHDR(wm) != SLC_WATERMARK_LEN)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("synclog: malformed watermark stored for a client of document %lld",
+								(long long) doc_id)));
+			slc_watermark_decode((const uint8 *) VARDATA_ANY(wm), &wseq, &wlsn);
+			if (wlsn > lsn)
+			{
+				seq = wseq;
+				lsn = wlsn;
+			}
+		}
+	}
+	if (lsn < 0)
+		return -1;
+	return client_seq <= seq ? lsn : -1;
+}
+
 /* Insert the index entries of a new entry tuple. */
 static void
 insert_index_entries(Relation rel, HeapTuple tup, int64 doc_id, int64 lsn,
@@ -459,10 +492,11 @@ last_entry(Relation entryrel, Relation pkey, int64 doc_id, Snapshot snap,
 	SysScanDesc scan;
 	HeapTuple	found;
 
-	ScanKeyEntryInitialize(&key[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
-						   InvalidOid, F_INT8EQ, Int64GetDatum(doc_id));
-	ScanKeyEntryInitialize(&key[1], 0, 2, BTGreaterEqualStrategyNumber, InvalidOid,
-						   InvalidOid, F_INT8GE, Int64GetDatum(hint));
+	/* Heap column numbers: systable_beginscan_ordered maps them to the index's. */
+	ScanKeyEntryInitialize(&key[0], 0, hot.e_doc_id, BTEqualStrategyNumber,
+						   InvalidOid, InvalidOid, F_INT8EQ, Int64GetDatum(doc_id));
+	ScanKeyEntryInitialize(&key[1], 0, hot.e_lsn, BTGreaterEqualStrategyNumber,
+						   InvalidOid, InvalidOid, F_INT8GE, Int64GetDatum(hint));
 	scan = systable_beginscan_ordered(entryrel, pkey, snap, hint > 0 ? 2 : 1, key);
 	found = systable_getnext_ordered(scan, BackwardScanDirection);
 	*lsn = 0;
@@ -674,14 +708,14 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 		 */
 		int64		dup;
 
-		need_spi(&spi);
-		dup = duplicate_of(doc_id, base, client_id, client_seq);
+		dup = duplicate_of(entryrel, doc_id, base, client_id, client_seq, &spi);
 		if (dup >= 0)
 		{
 			index_close(pkey, AccessShareLock);
 			table_close(entryrel, NoLock);
 			table_close(docrel, NoLock);
-			sl_spi_end();
+			if (spi)
+				sl_spi_end();
 			return dup;
 		}
 	}
