@@ -45,6 +45,7 @@ MODE=${BENCH_MODE:-quick}
 case $MODE in
 smoke)
 	REPS=1
+	REPS_APPEND=1		# runs of each append measurement (areas 1-3)
 	T_APPEND=2			# seconds per pgbench run
 	READ_N=256			# entries of 4 KiB in the log that is read (1 MiB)
 	READ_PASSES=1		# reads of the whole log per measurement
@@ -66,6 +67,7 @@ smoke)
 	;;
 quick)
 	REPS=3
+	REPS_APPEND=5
 	T_APPEND=10
 	READ_N=16384		# 64 MiB
 	READ_PASSES=5
@@ -87,6 +89,7 @@ quick)
 	;;
 full)
 	REPS=5
+	REPS_APPEND=7
 	T_APPEND=30
 	READ_N=16384
 	READ_PASSES=10
@@ -319,6 +322,17 @@ checkpoint() {
 	q -c "CHECKPOINT"
 }
 
+# append_run LABEL PGBENCH-ARGS...: pgbench_tps, right after a checkpoint.
+# Every run of areas 1 and 2 starts in the same state (no checkpoint due,
+# none triggered by an earlier run's WAL half-way through this one), and
+# pays the full-page images of the pages it touches itself.  The appends
+# differ from run to run by up to a tenth on this kind of machine, so these
+# areas take REPS_APPEND runs, more than the others.
+append_run() {
+	checkpoint
+	pgbench_tps "$@"
+}
+
 # 1 and 3: one connection ---------------------------------------------------
 
 bench_append_one() {
@@ -331,16 +345,16 @@ bench_append_one() {
 - PgQ: \`pgq.insert_event('bench_q', 'bench1', encode(int4send(:k) || <the same 100 bytes>, 'hex'))\` (PgQ 3.5 from Debian; ev_data is text, so the bytes travel hex-encoded; no consumer, no ticker)
 - PL/pgSQL: \`bench.pl_append('bench1', ARRAY[int4send(:k)], ARRAY[<the same 100 bytes>])\`: a function that bumps the document's counter row (UPDATE ... RETURNING) and inserts the entry into a table keyed by (document, LSN) (test/bench/setup.sql); it does less than synclog.append (no delta encoding or validation, no byte accounting, no rotation policy, no idempotent retry).
 
-Runs alternate plain / PgQ / PL/pgSQL / synclog / synclog with NOTIFY."
+Runs alternate plain / PgQ / PL/pgSQL / synclog / synclog with NOTIFY, $REPS_APPEND of each, every one right after a CHECKPOINT."
 	area_title 3 "3. Cost of synclog.notify_append"
 	area_note 3 "Area 1's appends again, with PGOPTIONS='-c synclog.notify_append=on' (nobody listening), against the same appends with it off (area 1's runs, interleaved)."
 	q -c "SELECT synclog.create_doc('bench1')" -c "INSERT INTO bench.pl_doc (name) VALUES ('bench1')" >/dev/null
-	for ((r = 1; r <= REPS; r++)); do
-		tp=$(pgbench_tps plain1.$r -c1 -T "$T_APPEND" -f "$W/plain1.sql")
-		tq=$(pgbench_tps pgq1.$r -c1 -T "$T_APPEND" -f "$W/pgq1.sql")
-		tl=$(pgbench_tps pl1.$r -c1 -T "$T_APPEND" -f "$W/pl1.sql")
-		ta=$(pgbench_tps append1.$r -c1 -T "$T_APPEND" -f "$W/append1.sql")
-		tn=$(PGOPTIONS='-c synclog.notify_append=on' pgbench_tps notify1.$r -c1 -T "$T_APPEND" -f "$W/append1.sql")
+	for ((r = 1; r <= REPS_APPEND; r++)); do
+		tp=$(append_run plain1.$r -c1 -T "$T_APPEND" -f "$W/plain1.sql")
+		tq=$(append_run pgq1.$r -c1 -T "$T_APPEND" -f "$W/pgq1.sql")
+		tl=$(append_run pl1.$r -c1 -T "$T_APPEND" -f "$W/pl1.sql")
+		ta=$(append_run append1.$r -c1 -T "$T_APPEND" -f "$W/append1.sql")
+		tn=$(PGOPTIONS='-c synclog.notify_append=on' append_run notify1.$r -c1 -T "$T_APPEND" -f "$W/append1.sql")
 		plain+=("$tp"); pgq+=("$tq"); pl+=("$tl"); app+=("$ta"); notif+=("$tn")
 		log "  run $r: plain $tp, PgQ $tq, PL/pgSQL $tl, append $ta, append+notify $tn tps"
 	done
@@ -359,7 +373,7 @@ Runs alternate plain / PgQ / PL/pgSQL / synclog / synclog with NOTIFY."
 # plainSUFFIX.r, pgqSUFFIX.r, plSUFFIX.r and appendSUFFIX.r.
 wal_rows() {
 	local a=$1 id=$2 sx=$3 r v p=() g=() l=() s=()
-	for ((r = 1; r <= REPS; r++)); do
+	for ((r = 1; r <= REPS_APPEND; r++)); do
 		p+=("$(wal_per_tx "plain$sx.$r")"); g+=("$(wal_per_tx "pgq$sx.$r")")
 		l+=("$(wal_per_tx "pl$sx.$r")"); s+=("$(wal_per_tx "append$sx.$r")")
 	done
@@ -375,14 +389,14 @@ bench_append_many() {
 	local r tp tq tl ta plain=() pgq=() pl=() app=()
 	log "area 2: appends to 100 documents from 8 connections, ${T_APPEND}s per run"
 	area_title 2 "2. Append, 100 documents, 8 connections"
-	area_note 2 "pgbench -n -M prepared -c8 -j2 -T $T_APPEND: each transaction appends one 100-byte value to a document chosen at random from 100 (\`bench2_1\` ... \`bench2_100\`), vs the same bytes INSERTed into one indexed table (doc column chosen the same way), as one PgQ event in one queue (the document as the event type) and through the PL/pgSQL function (100 counter rows). Runs alternate plain / PgQ / PL/pgSQL / synclog."
+	area_note 2 "pgbench -n -M prepared -c8 -j2 -T $T_APPEND: each transaction appends one 100-byte value to a document chosen at random from 100 (\`bench2_1\` ... \`bench2_100\`), vs the same bytes INSERTed into one indexed table (doc column chosen the same way), as one PgQ event in one queue (the document as the event type) and through the PL/pgSQL function (100 counter rows). Runs alternate plain / PgQ / PL/pgSQL / synclog, $REPS_APPEND of each, every one right after a CHECKPOINT."
 	q -c "SELECT count(synclog.create_doc('bench2_' || i)) FROM generate_series(1, 100) i" \
 		-c "INSERT INTO bench.pl_doc (name) SELECT 'bench2_' || i FROM generate_series(1, 100) i" >/dev/null
-	for ((r = 1; r <= REPS; r++)); do
-		tp=$(pgbench_tps plain2.$r -c8 -j2 -T "$T_APPEND" -f "$W/plain2.sql")
-		tq=$(pgbench_tps pgq2.$r -c8 -j2 -T "$T_APPEND" -f "$W/pgq2.sql")
-		tl=$(pgbench_tps pl2.$r -c8 -j2 -T "$T_APPEND" -f "$W/pl2.sql")
-		ta=$(pgbench_tps append2.$r -c8 -j2 -T "$T_APPEND" -f "$W/append2.sql")
+	for ((r = 1; r <= REPS_APPEND; r++)); do
+		tp=$(append_run plain2.$r -c8 -j2 -T "$T_APPEND" -f "$W/plain2.sql")
+		tq=$(append_run pgq2.$r -c8 -j2 -T "$T_APPEND" -f "$W/pgq2.sql")
+		tl=$(append_run pl2.$r -c8 -j2 -T "$T_APPEND" -f "$W/pl2.sql")
+		ta=$(append_run append2.$r -c8 -j2 -T "$T_APPEND" -f "$W/append2.sql")
 		plain+=("$tp"); pgq+=("$tq"); pl+=("$tl"); app+=("$ta")
 		log "  run $r: plain $tp, PgQ $tq, PL/pgSQL $tl, append $ta tps"
 	done
