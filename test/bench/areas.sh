@@ -123,7 +123,7 @@ bench_append_batched() {
 	record 8 b_append "synclog.append of 100 changes vs plain INSERT" "tx/s" subj b_plain - "${app[*]}"
 	record 8 b_append_q "synclog.append of 100 changes vs PgQ" "tx/s" subj b_pgq - "${app[*]}"
 	record 8 b_append_l "synclog.append of 100 changes vs PL/pgSQL" "tx/s" subj b_pl - "${app[*]}"
-	wal_rows 8 b b
+	wal_rows 8 b b "$REPS"
 }
 
 # 9: rotation matrix ------------------------------------------------------------
