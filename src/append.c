@@ -444,6 +444,26 @@ doc_row(Relation docrel, text *doc, Snapshot snap)
 }
 
 /*
+ * Whether the relation has this block, without a system call each time.
+ * smgrnblocks() leaves the size it read in smgr_cached_nblocks (it only
+ * trusts that cache during recovery itself).  The size can only have
+ * shrunk since if the relation was truncated, which needs an
+ * AccessExclusiveLock and sends an invalidation that destroys this
+ * backend's SMgrRelation, cache included, when we take our lock on the
+ * table (before we get here); growth elsewhere only makes the cached size
+ * too small, and a block past it is checked with the real size.
+ */
+static bool
+block_exists(Relation rel, BlockNumber blk)
+{
+	BlockNumber cached = RelationGetSmgr(rel)->smgr_cached_nblocks[MAIN_FORKNUM];
+
+	if (cached != InvalidBlockNumber && blk < cached)
+		return true;
+	return blk < RelationGetNumberOfBlocks(rel);
+}
+
+/*
  * The document's row at a remembered TID, if that is still the version of
  * the row named doc that the snapshot sees (a copy), or NULL.  Document
  * names are unique among visible rows, so this finds what doc_row would;
@@ -458,7 +478,7 @@ doc_at(Relation docrel, ItemPointer tid, text *doc, Snapshot snap)
 	HeapTuple	copy = NULL;
 
 	/* heap_fetch reads the block, which must exist. */
-	if (ItemPointerGetBlockNumber(tid) >= RelationGetNumberOfBlocks(docrel))
+	if (!block_exists(docrel, ItemPointerGetBlockNumber(tid)))
 		return NULL;
 	tuple.t_self = *tid;
 	if (heap_fetch(docrel, snap, &tuple, &buf, false))
