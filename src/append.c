@@ -272,6 +272,30 @@ need_spi(bool *open)
 }
 
 /*
+ * Two bigint columns of the entry that an index scan over keys (heap column
+ * numbers: systable_beginscan_ordered maps them to the index's) returns
+ * last, as the snapshot sees it; false if there is none.
+ */
+static bool
+newest_entry(Relation entryrel, Relation index, Snapshot snap, int nkeys,
+			 ScanKey key, AttrNumber col1, int64 *val1, AttrNumber col2, int64 *val2)
+{
+	SysScanDesc scan = systable_beginscan_ordered(entryrel, index, snap, nkeys, key);
+	HeapTuple	found = systable_getnext_ordered(scan, BackwardScanDirection);
+
+	if (HeapTupleIsValid(found))
+	{
+		bool		isnull;
+		TupleDesc	desc = RelationGetDescr(entryrel);
+
+		*val1 = DatumGetInt64(heap_getattr(found, col1, desc, &isnull));
+		*val2 = DatumGetInt64(heap_getattr(found, col2, desc, &isnull));
+	}
+	systable_endscan_ordered(scan);
+	return HeapTupleIsValid(found);
+}
+
+/*
  * The client's newest entry in the document, as the snapshot sees it: its
  * client_seq and LSN, or -1 and -1.
  */
@@ -281,28 +305,15 @@ client_newest(Relation entryrel, int64 doc_id, text *client_id, Snapshot snap,
 {
 	Relation	cidx = index_open(hot.entry_client_idx, AccessShareLock);
 	ScanKeyData key[2];
-	SysScanDesc scan;
-	HeapTuple	found;
 
-	/* Heap column numbers: systable_beginscan_ordered maps them to the index's. */
 	ScanKeyEntryInitialize(&key[0], 0, hot.e_doc_id, BTEqualStrategyNumber,
 						   InvalidOid, InvalidOid, F_INT8EQ, Int64GetDatum(doc_id));
 	ScanKeyEntryInitialize(&key[1], 0, hot.e_client_id, BTEqualStrategyNumber,
 						   InvalidOid, cidx->rd_indcollation[1], F_TEXTEQ,
 						   PointerGetDatum(client_id));
-	scan = systable_beginscan_ordered(entryrel, cidx, snap, 2, key);
-	found = systable_getnext_ordered(scan, BackwardScanDirection);
-	*seq = -1;
-	*lsn = -1;
-	if (HeapTupleIsValid(found))
-	{
-		bool		isnull;
-		TupleDesc	desc = RelationGetDescr(entryrel);
-
-		*seq = DatumGetInt64(heap_getattr(found, hot.e_client_seq, desc, &isnull));
-		*lsn = DatumGetInt64(heap_getattr(found, hot.e_lsn, desc, &isnull));
-	}
-	systable_endscan_ordered(scan);
+	if (!newest_entry(entryrel, cidx, snap, 2, key,
+					  hot.e_client_seq, seq, hot.e_lsn, lsn))
+		*seq = *lsn = -1;
 	index_close(cidx, AccessShareLock);
 }
 
@@ -509,28 +520,17 @@ last_entry(Relation entryrel, Relation pkey, int64 doc_id, Snapshot snap,
 		   int64 hint, int64 *lsn, int64 *log_bytes)
 {
 	ScanKeyData key[2];
-	SysScanDesc scan;
-	HeapTuple	found;
 
-	/* Heap column numbers: systable_beginscan_ordered maps them to the index's. */
 	ScanKeyEntryInitialize(&key[0], 0, hot.e_doc_id, BTEqualStrategyNumber,
 						   InvalidOid, InvalidOid, F_INT8EQ, Int64GetDatum(doc_id));
 	ScanKeyEntryInitialize(&key[1], 0, hot.e_lsn, BTGreaterEqualStrategyNumber,
 						   InvalidOid, InvalidOid, F_INT8GE, Int64GetDatum(hint));
-	scan = systable_beginscan_ordered(entryrel, pkey, snap, hint > 0 ? 2 : 1, key);
-	found = systable_getnext_ordered(scan, BackwardScanDirection);
+	if (newest_entry(entryrel, pkey, snap, hint > 0 ? 2 : 1, key,
+					 hot.e_lsn, lsn, hot.e_log_bytes, log_bytes))
+		return;
 	*lsn = 0;
 	*log_bytes = 0;
-	if (HeapTupleIsValid(found))
-	{
-		bool		isnull;
-		TupleDesc	desc = RelationGetDescr(entryrel);
-
-		*lsn = DatumGetInt64(heap_getattr(found, hot.e_lsn, desc, &isnull));
-		*log_bytes = DatumGetInt64(heap_getattr(found, hot.e_log_bytes, desc, &isnull));
-	}
-	systable_endscan_ordered(scan);
-	if (*lsn == 0 && hint > 0)
+	if (hint > 0)
 		last_entry(entryrel, pkey, doc_id, snap, 0, lsn, log_bytes);
 }
 
@@ -794,10 +794,10 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 
 	/*
 	 * The next append of this backend to the document starts its search
-	 * here.  Looked up again: SQL run since (mark_doc) can invalidate the
-	 * cache and with it the hash table.
+	 * here.  Unless SQL run since (mark_doc) invalidated the cache, h is
+	 * still this document's entry: only hot_build empties the table.
 	 */
-	if (hot.valid && (h = find_hint(name)) != NULL && h->doc_id == doc_id)
+	if (hot.valid)
 		h->last_lsn = lsn;
 
 	if (synclog_notify_append)
