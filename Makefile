@@ -20,10 +20,11 @@ OBJS = \
 	src/notify.o \
 	src/policy.o \
 	src/worker.o \
-	src/access.o
+	src/access.o \
+	src/version.o
 
 EXTENSION = synclog
-DATA = src/synclog--0.1.sql
+DATA = src/synclog--0.1.sql src/synclog--0.1--0.2.sql
 PGFILEDESC = "synclog - storage logs for rebase-sync clients"
 
 PG_CPPFLAGS = -I$(srcdir)/src -I$(srcdir)/src/core

@@ -46,8 +46,11 @@ static int	saved_sec_context = 0;
 Oid
 sl_relid(const char *name)
 {
-	Oid			relid = get_relname_relid(name, get_namespace_oid("synclog", false));
+	Oid			nsp = get_namespace_oid("synclog", false);
+	Oid			relid;
 
+	sl_check_version(nsp);
+	relid = get_relname_relid(name, nsp);
 	if (!OidIsValid(relid))
 		elog(ERROR, "synclog: relation synclog.%s is missing", name);
 	return relid;
@@ -64,6 +67,7 @@ extension_owner(void)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("extension \"synclog\" is not installed in this database")));
+	sl_check_version(nsp);
 	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "cache lookup failed for schema %u", nsp);

@@ -33,6 +33,12 @@
 #define ERRCODE_SYNCLOG_CLIENT_AHEAD		MAKE_SQLSTATE('S','L','0','0','4')
 #define ERRCODE_SYNCLOG_DOCUMENT_EXISTS		MAKE_SQLSTATE('S','L','0','0','5')
 
+/*
+ * The version of the extension's SQL objects this library implements
+ * (synclog.control's default_version); see version.c.
+ */
+#define SYNCLOG_SQL_VERSION	"0.2"
+
 /* Limits that are part of the protocol, not settings. */
 #define SL_DOC_NAME_MAX		200
 #define SL_CLIENT_ID_MAX	200
@@ -96,6 +102,10 @@ extern int64 sl_col_int64(int row, int col);
 extern char *sl_col_text(int row, int col);
 
 extern Oid	sl_caller(void);
+
+/* version.c: refuse to work on a database whose extension is older. */
+extern char *sl_installed_version(void);
+extern void sl_check_version(Oid nsp);
 
 /* access.c: the per-document check, inside sl_spi_begin/end. */
 extern void sl_require_doc(text *doc, bool write);

@@ -55,6 +55,7 @@
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "commands/dbcommands.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -267,10 +268,23 @@ choose_due(void *arg)
 	RoundState *rs = (RoundState *) arg;
 	List	   *due;
 	ListCell   *lc;
+	char	   *version;
 
 	rs->installed = OidIsValid(get_extension_oid("synclog", true));
 	if (!rs->installed)
 		return false;
+	version = sl_installed_version();
+	if (version == NULL || strcmp(version, SYNCLOG_SQL_VERSION) != 0)
+	{
+		ereport(LOG,
+				(errmsg("synclog: skipping database \"%s\": extension \"synclog\" must be updated to version %s",
+						get_database_name(MyDatabaseId), SYNCLOG_SQL_VERSION),
+				 errdetail("The database has version %s of the extension.",
+						   version ? version : "(none)"),
+				 errhint("Run ALTER EXTENSION synclog UPDATE in that database.")));
+		rs->installed = false;
+		return false;
+	}
 	pgstat_report_activity(STATE_RUNNING, "synclog: choosing due documents");
 	sl_spi_begin();
 	due = sl_select_due(synclog_max_rotations_per_round);
