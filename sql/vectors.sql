@@ -67,8 +67,12 @@ SELECT 'g' AS vector, substr(i.sum, 1, 16) || ':' || substr(i.sum, 17) AS item_h
 	   i.sum AS canonical_digest, i.algorithm, i.item_count, i.item_bytes
   FROM synclog.hash_info(synclog.hash_add_data(synclog.empty_hash(), '\x01', 'hello')) i;
 
--- (h) The NOTIFY channel of the document "notes".
+-- (h) The NOTIFY channel of the document "notes" under the channel key
+-- 00 01 02 ... 1f (a real database has a random key).
+BEGIN;
+UPDATE synclog.channel_key SET key = decode('000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f', 'hex');
 SELECT 'h' AS vector, synclog.channel('notes') AS channel;
+ROLLBACK;
 
 -- (i) The server's fold reaches state (d): three entries, a rotation, and
 -- the end-log marker carries hash (d).  Log ids are random, so only

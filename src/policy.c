@@ -17,7 +17,9 @@
 #include "access/xact.h"
 #include "catalog/pg_type_d.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -50,7 +52,7 @@ sl_threshold_bytes(void)
 	"((coalesce(d.rotate_entries, $1) > 0 AND d.head_lsn - d.active_base >= coalesce(d.rotate_entries, $1)) " \
 	" OR (coalesce(d.rotate_bytes, $2) > 0 AND d.active_bytes >= coalesce(d.rotate_bytes, $2)) " \
 	" OR (coalesce(d.rotate_age, make_interval(secs => $3)) > '0'::interval " \
-	"     AND d.first_append_at <= now() - coalesce(d.rotate_age, make_interval(secs => $3))))"
+	"     AND now() - d.first_append_at >= coalesce(d.rotate_age, make_interval(secs => $3))))"
 
 List *
 sl_select_due(int max_docs)
@@ -67,9 +69,16 @@ sl_select_due(int max_docs)
 	args[3] = Float8GetDatum((double) synclog_rotate_min_interval_secs);
 	args[4] = Int32GetDatum(max_docs);
 
+	/*
+	 * A row an append holds (an open writer transaction) is skipped, not
+	 * waited for: its flag is cleared in a later round.
+	 */
 	sl_exec(&plan_clear,
-			"UPDATE synclog.doc u SET due = false FROM synclog.doc_head d "
-			"WHERE d.doc_id = u.doc_id AND d.due AND NOT (d.auto_rotate AND " DUE_TEST ")",
+			"WITH stale AS ("
+			"  SELECT u.doc_id FROM synclog.doc u JOIN synclog.doc_head d USING (doc_id) "
+			"   WHERE d.due AND NOT (d.auto_rotate AND " DUE_TEST ") "
+			"     FOR NO KEY UPDATE OF u SKIP LOCKED) "
+			"UPDATE synclog.doc u SET due = false FROM stale WHERE u.doc_id = stale.doc_id",
 			3, types, args, NULL, false, 0);
 
 	/*
@@ -87,7 +96,7 @@ sl_select_due(int max_docs)
 			"  UNION "
 			"  SELECT doc_id FROM synclog.doc "
 			"   WHERE first_append_at IS NOT NULL AND rotate_age IS NOT NULL "
-			"     AND first_append_at <= now() - rotate_age) "
+			"     AND now() - first_append_at >= rotate_age) "
 			"SELECT d.doc_id, d.name FROM synclog.doc_head d JOIN c USING (doc_id) "
 			"WHERE d.auto_rotate AND d.head_lsn > d.active_base "
 			"  AND d.active_since <= now() - make_interval(secs => $4) "
@@ -124,6 +133,35 @@ sl_log_rotation(const char *doc, const char *new_log, const SlRotation *r,
 }
 
 /*
+ * Bound lock waits by synclog.rotation_lock_timeout (when it is set and
+ * lock_timeout is not already shorter) until sl_pop_lock_timeout: an
+ * automatic rotation skips a document that a writer holds instead of
+ * waiting for it with every other due document behind.
+ */
+int
+sl_push_lock_timeout(void)
+{
+	int			nest = NewGUCNestLevel();
+
+	if (synclog_rotation_lock_timeout_ms > 0 &&
+		(LockTimeout == 0 || LockTimeout > synclog_rotation_lock_timeout_ms))
+	{
+		char		value[32];
+
+		snprintf(value, sizeof(value), "%d", synclog_rotation_lock_timeout_ms);
+		(void) set_config_option("lock_timeout", value, PGC_SUSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	}
+	return nest;
+}
+
+void
+sl_pop_lock_timeout(int nest)
+{
+	AtEOXact_GUC(true, nest);
+}
+
+/*
  * Rotate one document in a subtransaction.  A document that fails (dropped
  * meanwhile, a serialization failure) is reported and skipped, so that one
  * bad document does not stop a round; cancellation is not swallowed.
@@ -141,10 +179,12 @@ rotate_one_guarded(const char *name)
 	{
 		SlRotation	stats;
 		char	   *new_log = sl_new_log_id();
+		int			nest = sl_push_lock_timeout();
 
 		sl_spi_begin();
 		rotated = sl_compact_doc(cstring_to_text(name), new_log, &stats);
 		sl_spi_end();
+		sl_pop_lock_timeout(nest);
 		if (rotated)
 			sl_log_rotation(name, new_log, &stats, false);
 		ReleaseCurrentSubTransaction();
@@ -184,6 +224,7 @@ synclog_compact_due(PG_FUNCTION_ARGS)
 	int32		rotated = 0;
 
 	sl_spi_begin();
+	sl_require_unconfined(sl_caller(), "rotate documents database-wide");
 	due = sl_select_due(max_docs);
 	sl_spi_end();
 	foreach(lc, due)

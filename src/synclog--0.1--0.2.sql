@@ -11,3 +11,160 @@
 
 -- complain if script is sourced in psql, rather than in ALTER EXTENSION
 \echo Use "ALTER EXTENSION synclog UPDATE TO '0.2'" to load this file. \quit
+
+-- Access (README.md, "Access") ---------------------------------------------
+
+/*
+ * Confinement rows name their role as regrole: pg_dump writes the role's
+ * name, so a restore into another cluster (where the role has another OID)
+ * keeps the confinement.  Rows of roles dropped since are removed; a
+ * pattern's _ is now a literal character (only % is a wildcard, and a
+ * backslash escapes), which can only narrow what an old row allowed.
+ */
+DELETE FROM synclog.doc_grant g
+ WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.oid = g.role_oid);
+ALTER TABLE synclog.doc_grant RENAME COLUMN role_oid TO role;
+ALTER TABLE synclog.doc_grant ALTER COLUMN role TYPE regrole;
+
+CREATE FUNCTION synclog.can_read(doc text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'synclog_can_read'
+LANGUAGE C STABLE PARALLEL SAFE;
+
+-- NOTIFY (notify.c, PROTOCOL.md section 12) ----------------------------------
+
+/*
+ * The database's channel key: channels are an HMAC of the document id under
+ * it.  Not dumped: a restored database makes a key of its own, and clients
+ * ask synclog.channel() after each connect.
+ */
+CREATE TABLE synclog.channel_key (
+	one			boolean PRIMARY KEY DEFAULT true CHECK (one),
+	key			bytea NOT NULL CHECK (length(key) = 32),
+	set_at		timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE FUNCTION synclog.rotate_channel_key()
+RETURNS void
+AS 'MODULE_PATHNAME', 'synclog_rotate_channel_key'
+LANGUAGE C VOLATILE;
+
+SELECT synclog.rotate_channel_key();
+
+-- The channel now depends on the key and on the caller's access.
+ALTER FUNCTION synclog.channel(text) STABLE PARALLEL RESTRICTED;
+
+-- Views show only the documents the caller may read ------------------------
+
+CREATE OR REPLACE VIEW synclog.status AS
+SELECT d.name AS doc,
+	   d.active_log,
+	   a.generation,
+	   d.active_base AS base_lsn,
+	   d.head_lsn,
+	   d.head_lsn - d.active_base AS active_entries,
+	   d.active_bytes,
+	   d.active_since,
+	   p.log_id AS previous_log,
+	   p.sealed_at AS previous_sealed_at,
+	   (SELECT count(*) FROM synclog.log r
+		 WHERE r.doc_id = d.doc_id AND r.state = 'retired') AS retired_logs,
+	   d.due,
+	   d.first_append_at,
+	   d.auto_rotate,
+	   d.rotate_entries,
+	   d.rotate_bytes,
+	   d.rotate_age
+  FROM synclog.doc_head d
+  JOIN synclog.log a ON a.log_id = d.active_log
+  LEFT JOIN synclog.log p ON p.doc_id = d.doc_id AND p.state = 'previous'
+ WHERE synclog.can_read(d.name);
+
+CREATE OR REPLACE VIEW synclog.stats AS
+SELECT d.name AS doc,
+	   coalesce(s.rotations, 0) AS rotations,
+	   coalesce(s.logs_collected, 0) AS logs_collected,
+	   coalesce(s.marker_switches, 0) AS marker_switches,
+	   coalesce(s.downloads, 0) AS downloads,
+	   coalesce(s.cut_off, 0) AS cut_off,
+	   (SELECT count(*) FROM synclog.client_pos c WHERE c.doc_id = d.doc_id) AS clients
+  FROM synclog.doc d
+  LEFT JOIN synclog.doc_stats s USING (doc_id)
+ WHERE synclog.can_read(d.name);
+
+-- Kinds of users: the new functions -----------------------------------------
+
+CREATE OR REPLACE FUNCTION synclog.role_functions(kind text)
+RETURNS SETOF regprocedure
+LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
+	SELECT f::regprocedure FROM unnest(ARRAY[
+		'synclog.read(text,text,bigint,integer,integer)',
+		'synclog.current_log(text)',
+		'synclog.snapshot(text,text,bytea,integer)',
+		'synclog.snapshot_info(text,text)',
+		'synclog.snapshot_clients(text,text)',
+		'synclog.recompute_hash(text,text)',
+		'synclog.ack(text,text,text,bigint)',
+		'synclog.channel(text)',
+		'synclog.can_read(text)',
+		'synclog.encode_delta(bytea[],bytea[])',
+		'synclog.decode_delta(bytea)',
+		'synclog.hash_add_data(bytea,bytea,bytea)',
+		'synclog.hash_add_client(bytea,text,bigint,bigint)',
+		'synclog.hash_combine(bytea,bytea)',
+		'synclog.hash_info(bytea)',
+		'synclog.empty_hash()',
+		'synclog.state_hash(bytea,bytea)',
+		'synclog.state_hash(text,bigint,bigint)']) f
+	 WHERE kind IN ('reader', 'writer', 'admin')
+	UNION ALL
+	SELECT f::regprocedure FROM unnest(ARRAY[
+		'synclog.create_doc(text)',
+		'synclog.append(text,bytea[],bytea[],text,bigint)',
+		'synclog.append_delta(text,bytea,text,bigint)']) f
+	 WHERE kind IN ('writer', 'admin')
+	UNION ALL
+	SELECT f::regprocedure FROM unnest(ARRAY[
+		'synclog.drop_doc(text)',
+		'synclog.compact(text)',
+		'synclog.compact_due(integer)',
+		'synclog.gc()',
+		'synclog.set_policy(text,bigint,bigint,interval,boolean)',
+		'synclog.clear_policy(text)',
+		'synclog.grant_doc(regrole,text,text)',
+		'synclog.revoke_doc(regrole,text)',
+		'synclog.rotate_channel_key()']) f
+	 WHERE kind = 'admin';
+END;
+
+/*
+ * Roles granted a kind under 0.1 get what the kind has gained: those with
+ * EXECUTE on synclog.read (every kind) get can_read, those with EXECUTE on
+ * synclog.drop_doc (admins) get rotate_channel_key.
+ */
+DO $$
+DECLARE
+	r regrole;
+BEGIN
+	FOR r IN SELECT DISTINCT (a).grantee::regrole
+			   FROM (SELECT aclexplode(proacl) a FROM pg_catalog.pg_proc
+					  WHERE oid = 'synclog.read(text,text,bigint,integer,integer)'::regprocedure) x
+			  WHERE (a).grantee <> 0 AND (a).privilege_type = 'EXECUTE'
+				AND (a).grantee <> (SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname = 'synclog')
+	LOOP
+		EXECUTE format('GRANT EXECUTE ON FUNCTION synclog.can_read(text) TO %s', r);
+	END LOOP;
+	FOR r IN SELECT DISTINCT (a).grantee::regrole
+			   FROM (SELECT aclexplode(proacl) a FROM pg_catalog.pg_proc
+					  WHERE oid = 'synclog.drop_doc(text)'::regprocedure) x
+			  WHERE (a).grantee <> 0 AND (a).privilege_type = 'EXECUTE'
+				AND (a).grantee <> (SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname = 'synclog')
+	LOOP
+		EXECUTE format('GRANT EXECUTE ON FUNCTION synclog.rotate_channel_key() TO %s', r);
+	END LOOP;
+END $$;
+
+REVOKE ALL ON synclog.channel_key FROM PUBLIC;
+REVOKE ALL ON FUNCTION synclog.can_read(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION synclog.rotate_channel_key() FROM PUBLIC;

@@ -32,6 +32,7 @@ int			synclog_rotate_min_interval_secs = 60;
 int			synclog_naptime_secs = 10;
 int			synclog_max_rotations_per_round = 100;
 int			synclog_max_collections_per_round = 1000;
+int			synclog_rotation_lock_timeout_ms = 1000;
 bool		synclog_worker_paused = false;
 bool		synclog_vacuum_after_gc = true;
 int			synclog_debug_rotation_delay_ms = 0;
@@ -147,6 +148,17 @@ define_settings(void)
 							&synclog_max_collections_per_round,
 							1000, 1, INT_MAX,
 							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("synclog.rotation_lock_timeout",
+							"Longest wait for a lock by an automatic rotation or collection.",
+							"The background worker and synclog.compact_due() give up on a document "
+							"whose lock they cannot get within this time (a writer holding an open "
+							"transaction, say) and go on with the others; the document is tried "
+							"again in the next round.  0 waits without limit.",
+							&synclog_rotation_lock_timeout_ms,
+							1000, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	DefineCustomBoolVariable("synclog.worker_paused",

@@ -58,6 +58,7 @@ extern int	synclog_rotate_min_interval_secs;
 extern int	synclog_naptime_secs;
 extern int	synclog_max_rotations_per_round;
 extern int	synclog_max_collections_per_round;
+extern int	synclog_rotation_lock_timeout_ms;
 extern bool synclog_worker_paused;
 extern bool synclog_vacuum_after_gc;
 extern int	synclog_debug_rotation_delay_ms;
@@ -111,6 +112,8 @@ extern void sl_check_version(Oid nsp);
 extern void sl_require_doc(text *doc, bool write);
 extern bool sl_access_needs_spi(Oid role);
 extern void sl_require_doc_as(Oid role, text *doc, bool write);
+extern bool sl_role_confined(Oid role);
+extern void sl_require_unconfined(Oid role, const char *what);
 
 /* args.c: argument checks shared by every SQL function. */
 extern text *sl_arg_doc(FunctionCallInfo fcinfo, int argno);
@@ -193,6 +196,8 @@ typedef struct SlDue
 extern int64 sl_threshold_entries(void);
 extern int64 sl_threshold_bytes(void);
 extern List *sl_select_due(int max_docs);
+extern int	sl_push_lock_timeout(void);
+extern void sl_pop_lock_timeout(int nest);
 extern void sl_log_rotation(const char *doc, const char *new_log,
 							const SlRotation *r, bool at_log);
 

@@ -55,6 +55,7 @@
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "commands/dbcommands.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -188,10 +189,16 @@ synclog_launcher_main(Datum main_arg)
 	ereport(LOG,
 			(errmsg("synclog launcher started (naptime %d s)", synclog_naptime_secs)));
 
+	/*
+	 * Everything a round allocates lives in round_cxt, reset after each
+	 * round.  list_databases commits a transaction, after which the current
+	 * context is TopMemoryContext: switch back into ours before going on.
+	 */
 	round_cxt = AllocSetContextCreate(TopMemoryContext, "synclog launcher round",
 									  ALLOCSET_DEFAULT_SIZES);
 	for (;;)
 	{
+		MemoryContextSwitchTo(round_cxt);
 		CHECK_FOR_INTERRUPTS();
 		process_reload();
 		if (!synclog_worker_paused)
@@ -201,6 +208,7 @@ synclog_launcher_main(Datum main_arg)
 
 			pgstat_report_activity(STATE_RUNNING, "listing databases");
 			dbs = list_databases(round_cxt);
+			MemoryContextSwitchTo(round_cxt);
 			foreach(lc, dbs)
 			{
 				CHECK_FOR_INTERRUPTS();
@@ -209,8 +217,9 @@ synclog_launcher_main(Datum main_arg)
 					break;
 				run_database_round((DbEntry *) lfirst(lc));
 			}
-			MemoryContextReset(round_cxt);
 		}
+		MemoryContextSwitchTo(TopMemoryContext);
+		MemoryContextReset(round_cxt);
 		pgstat_report_activity(STATE_IDLE, NULL);
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -397,6 +406,20 @@ synclog_db_worker_main(Datum main_arg)
 	rs.cxt = AllocSetContextCreate(TopMemoryContext, "synclog worker",
 								   ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(rs.cxt);
+
+	/*
+	 * Every lock wait of the round is bounded: a document whose row a
+	 * writer holds in an open transaction costs the round at most this
+	 * long, and the worker goes on with the others (and the launcher with
+	 * the other databases).
+	 */
+	if (synclog_rotation_lock_timeout_ms > 0)
+	{
+		char		value[32];
+
+		snprintf(value, sizeof(value), "%d", synclog_rotation_lock_timeout_ms);
+		SetConfigOption("lock_timeout", value, PGC_SUSET, PGC_S_OVERRIDE);
+	}
 
 	if (!in_own_transaction(choose_due, &rs, rs.cxt) || !rs.installed)
 		proc_exit(0);
