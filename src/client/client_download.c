@@ -303,6 +303,24 @@ dl_start(slcl_client *c, slcl_reason reason, int restart)
 	return slcli_ack_at(c, c->dl_log, c->dl_base);
 }
 
+/*
+ * After a snapshot call failed with sqlstate: if the log being downloaded
+ * went away on the server (collected, or unknown to it), set *restart and
+ * report it, and return 1; otherwise return 0 (the failure stands).
+ */
+static int
+dl_target_gone(slcl_client *c, const char *sqlstate, int *restart)
+{
+	slcl_reason r = slcli_reason_of(sqlstate);
+
+	if (r != SLCL_DL_COLLECTED && r != SLCL_DL_UNKNOWN_LOG)
+		return 0;
+	*restart = 1;
+	slcli_emit_simple(c, SLCL_EV_DOWNLOAD_RESTART, "log=%s went away mid-download (%s): starting over with the current log",
+					  c->dl_log, sqlstate);
+	return 1;
+}
+
 /* Returns SLCL_OK when complete, or an error; *restart set when it must
  * start over with a new target. */
 static slcl_rc
@@ -337,16 +355,7 @@ dl_run(slcl_client *c, int *restart)
 		res = slcli_query(c, "SELECT key, value FROM synclog.snapshot($1, $2, $3::bytea, $4::integer)",
 						  4, vals, lens, fmts, &rc, st);
 		if (res == NULL)
-		{
-			if (slcli_reason_of(st) == SLCL_DL_COLLECTED || slcli_reason_of(st) == SLCL_DL_UNKNOWN_LOG)
-			{
-				*restart = 1;
-				slcli_emit_simple(c, SLCL_EV_DOWNLOAD_RESTART, "log=%s went away mid-download (%s): starting over with the current log",
-								  c->dl_log, st);
-				return SLCL_OK;
-			}
-			return rc;
-		}
+			return dl_target_gone(c, st, restart) ? SLCL_OK : rc;
 		n = PQntuples(res);
 		for (int i = 0; i < n; i++)
 		{
@@ -405,16 +414,7 @@ dl_run(slcl_client *c, int *restart)
 	res = slcli_query(c, "SELECT client_id, client_seq, client_lsn FROM synclog.snapshot_clients($1, $2)",
 					  2, vals, NULL, NULL, &rc, st);
 	if (res == NULL)
-	{
-		if (slcli_reason_of(st) == SLCL_DL_COLLECTED || slcli_reason_of(st) == SLCL_DL_UNKNOWN_LOG)
-		{
-			*restart = 1;
-			slcli_emit_simple(c, SLCL_EV_DOWNLOAD_RESTART, "log=%s went away mid-download (%s): starting over with the current log",
-							  c->dl_log, st);
-			return SLCL_OK;
-		}
-		return rc;
-	}
+		return dl_target_gone(c, st, restart) ? SLCL_OK : rc;
 	for (int i = 0; i < PQntuples(res); i++)
 	{
 		int64_t		seq,
