@@ -67,13 +67,19 @@ CLIENT_CPPFLAGS = -I$(srcdir)/$(CLIENT_DIR) -I$(srcdir)/src/core \
 CLIENT_LIBS = -L$(shell $(PG_CONFIG) --libdir) -lpq -lxxhash
 CLIENT_LIB = $(CLIENT_DIR)/libsynclog_client.a
 CLIENT_BIN = $(CLIENT_DIR)/synclog-follow
-CLIENT_OBJS = $(CLIENT_DIR)/synclog_client.o $(CLIENT_DIR)/synclog_core_client.o
+# The library's files share one private header, client_int.h (see it for
+# which file does what).
+CLIENT_LIB_OBJS = $(addprefix $(CLIENT_DIR)/, client_open.o client_replica.o \
+	client_download.o client_follow.o client_conn.o client_verify.o \
+	client_files.o client_events.o client_util.o)
+CLIENT_OBJS = $(CLIENT_LIB_OBJS) $(CLIENT_DIR)/synclog_core_client.o
 
 .PHONY: client clean-client check-client
 all: client
 client: $(CLIENT_LIB) $(CLIENT_BIN)
 
-$(CLIENT_DIR)/synclog_client.o: $(CLIENT_DIR)/synclog_client.c $(CLIENT_DIR)/synclog_client.h src/core/synclog_core.h
+$(CLIENT_LIB_OBJS): $(CLIENT_DIR)/%.o: $(CLIENT_DIR)/%.c $(CLIENT_DIR)/client_int.h \
+		$(CLIENT_DIR)/synclog_client.h src/core/synclog_core.h
 	$(CLIENT_CC) $(CLIENT_CFLAGS) $(CLIENT_CPPFLAGS) -c -o $@ $<
 # The very same core source as the extension, compiled for the client.
 $(CLIENT_DIR)/synclog_core_client.o: src/core/synclog_core.c src/core/synclog_core.h

@@ -2,10 +2,11 @@
  * test_durability.c - crash-safety tests of the client's local replica,
  * offline (no server).
  *
- * It includes the library source so that it can drive the same internal
- * write paths the protocol code uses (checkpoint, log_append/log_sync,
- * the download file), then damages the files the way a crash or a bad disk
- * would and checks what slcl_open makes of them:
+ * It is built with the library's sources and their private header
+ * (src/client/client_int.h) so that it can drive the same internal write
+ * paths the protocol code uses (slcli_checkpoint, slcli_log_append and
+ * slcli_log_sync, the download file), then damages the files the way a
+ * crash or a bad disk would and checks what slcl_open makes of them:
  *
  *  1. a torn write at every byte offset of the local log: the replica opens
  *     at the last complete record, with the same hash as a reference fold,
@@ -20,9 +21,11 @@
  *  6. leftovers of atomic writes (*.tmp) are removed; a second open of the
  *     same directory is refused while the first holds it.
  */
-#include "../../src/client/synclog_client.c"
+#define _GNU_SOURCE
+#include "client_int.h"
 
 #include <assert.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 static int	failures;
@@ -197,7 +200,7 @@ build(const char *dir)
 	strcpy(c->log_id, "0123456789abcdef0123456789abcdef");
 	c->lsn = 10;
 	c->have_state = 1;
-	CHECK(checkpoint(c, 0) == SLCL_OK, "checkpoint: %s", c->err);
+	CHECK(slcli_checkpoint(c, 0) == SLCL_OK, "checkpoint: %s", c->err);
 
 	ex[0].end = c->log_bytes;
 	ex[0].lsn = c->lsn;
@@ -211,8 +214,8 @@ build(const char *dir)
 			const char *next = "fedcba9876543210fedcba9876543210";
 
 			slc_hash_serialize(slc_state_hash(c->state), h);
-			CHECK(rec_switch(&c->rec, c->lsn, h, c->log_id, next) == 0, "rec_switch");
-			CHECK(log_append(c) == SLCL_OK, "log_append");
+			CHECK(slcli_rec_switch(&c->rec, c->lsn, h, c->log_id, next) == 0, "rec_switch");
+			CHECK(slcli_log_append(c) == SLCL_OK, "log_append");
 			strcpy(c->log_id, next);
 		}
 		else
@@ -223,8 +226,8 @@ build(const char *dir)
 
 			CHECK(slc_state_apply_entry(c->state, delta, dl, lsn, cid, cid ? 6 : 0, r) == SLC_OK, "apply");
 			CHECK(slc_state_apply_entry(ref, delta, dl, lsn, cid, cid ? 6 : 0, r) == SLC_OK, "apply ref");
-			CHECK(rec_entry(&c->rec, lsn, r, cid, cid ? 6 : 0, delta, dl) == 0, "rec_entry");
-			CHECK(log_append(c) == SLCL_OK, "log_append");
+			CHECK(slcli_rec_entry(&c->rec, lsn, r, cid, cid ? 6 : 0, delta, dl) == 0, "rec_entry");
+			CHECK(slcli_log_append(c) == SLCL_OK, "log_append");
 			c->lsn = lsn;
 		}
 		ex[r].end = c->log_bytes;
@@ -232,7 +235,7 @@ build(const char *dir)
 		strcpy(ex[r].log_id, c->log_id);
 		slc_hash_serialize(slc_state_hash(ref), ex[r].hash);
 	}
-	CHECK(log_sync(c) == SLCL_OK, "log_sync");
+	CHECK(slcli_log_sync(c) == SLCL_OK, "log_sync");
 	CHECK(file_size(dir, "log") == ex[NREC].end, "log size %lld, expected %lld",
 		  (long long) file_size(dir, "log"), (long long) ex[NREC].end);
 	slcl_close(c);
@@ -337,7 +340,7 @@ test_stale_log(void)
 	/* checkpoint at the end, then put the old log back: as if we crashed
 	 * after renaming the new state and before replacing the log */
 	c = open_dir(dir);
-	CHECK(checkpoint(c, 0) == SLCL_OK, "checkpoint");
+	CHECK(slcli_checkpoint(c, 0) == SLCL_OK, "checkpoint");
 	slcl_close(c);
 	spit(dir, "log", old, len);
 	c = open_dir(dir);
@@ -415,7 +418,7 @@ test_download(void)
 	CHECK(buf_u8(&b, 'D') == 0 && buf_u64(&b, id) == 0 && buf_u64(&b, 77) == 0 &&
 		  buf_put(&b, hash, SLC_HASH_LEN) == 0 && buf_u8(&b, SLCL_DL_COLLECTED) == 0 &&
 		  buf_lp(&b, log, strlen(log)) == 0 && buf_lp(&b, "tdoc", 4) == 0, "D record");
-	c->dlf = create_framed(c, "download", MAGIC_DOWNLOAD, &b);
+	c->dlf = slcli_create_framed(c, "download", MAGIC_DOWNLOAD, &b);
 	CHECK(c->dlf != NULL, "create download");
 	ends[0] = MAGIC_LEN + FRAME_HDR + (int64_t) b.len;
 	for (int i = 1; i <= 10; i++)
@@ -425,11 +428,11 @@ test_download(void)
 
 		snprintf(k, sizeof(k), "key%02d", i);
 		snprintf(v, sizeof(v), "value number %d", i);
-		CHECK(rec_item(&c->rec, SLC_NS_DATA, (uint8_t *) k, strlen(k), (uint8_t *) v, strlen(v)) == 0 &&
-			  rec_write(c->dlf, &c->rec) == 0, "item");
+		CHECK(slcli_rec_item(&c->rec, SLC_NS_DATA, (uint8_t *) k, strlen(k), (uint8_t *) v, strlen(v)) == 0 &&
+			  slcli_rec_write(c->dlf, &c->rec) == 0, "item");
 		ends[i] = ends[i - 1] + FRAME_HDR + (int64_t) c->rec.len;
 	}
-	CHECK(flush_sync(c->dlf) == 0, "sync");
+	CHECK(slcli_flush_sync(c->dlf) == 0, "sync");
 	slcl_close(c);
 	full = slurp(dir, "download", &len);
 	CHECK((int64_t) len == ends[10], "download size");
@@ -476,7 +479,7 @@ test_download(void)
 	c->downloading = 0;
 	fclose(c->dlf);
 	c->dlf = NULL;
-	CHECK(checkpoint(c, id) == SLCL_OK, "checkpoint with origin");
+	CHECK(slcli_checkpoint(c, id) == SLCL_OK, "checkpoint with origin");
 	c->have_state = 0;
 	slcl_close(c);
 	spit(dir, "download", full, len);	/* still there, as after a crash */
