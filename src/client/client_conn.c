@@ -58,7 +58,41 @@ slcli_ensure_conn(slcl_client *c)
 		return SLCL_ERR_CONN;
 	}
 	PQsetNoticeProcessor(c->conn, on_notice, c);
-	/* PROTOCOL.md section 12: the channel is a plain lowercase identifier. */
+
+	/*
+	 * PROTOCOL.md section 12: the channel is the server's to say (it
+	 * depends on a key of the database that can change), asked on every
+	 * connect; it is a plain lowercase identifier, checked before it
+	 * reaches the LISTEN.
+	 */
+	{
+		const char *vals[1] = {c->doc};
+		const char *ch;
+		size_t		len;
+
+		res = PQexecParams(c->conn, "SELECT synclog.channel($1)", 1, NULL, vals,
+						   NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+		{
+			slcli_fail(c, SLCL_ERR_CONN, "could not get the document's channel: %s",
+					   PQerrorMessage(c->conn));
+			PQclear(res);
+			slcli_drop_conn(c);
+			return SLCL_ERR_CONN;
+		}
+		ch = PQgetvalue(res, 0, 0);
+		len = strlen(ch);
+		if (len == 0 || len >= sizeof(c->channel) ||
+			strspn(ch, "abcdefghijklmnopqrstuvwxyz0123456789_") != len)
+		{
+			slcli_fail(c, SLCL_ERR_SERVER, "the server gave an invalid channel name");
+			PQclear(res);
+			slcli_drop_conn(c);
+			return SLCL_ERR_SERVER;
+		}
+		memcpy(c->channel, ch, len + 1);
+		PQclear(res);
+	}
 	snprintf(sql, sizeof(sql), "LISTEN %s", c->channel);
 	res = PQexec(c->conn, sql);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)

@@ -23,7 +23,6 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include <xxhash.h>
 
 static char open_error[1024];
 
@@ -298,8 +297,7 @@ slcl_open(const slcl_options *o, slcl_client **out)
 	}
 	c->opt.dsn = c->opt.doc = c->opt.dir = c->opt.client_id = c->opt.debug_point = NULL;
 	c->doclen = strlen(c->doc);
-	snprintf(c->channel, sizeof(c->channel), "synclog_%016llx",
-			 (unsigned long long) XXH3_64bits(c->doc, c->doclen));
+	c->channel[0] = '\0';		/* asked from the server on connect */
 	rc = open_local(c);
 	if (rc != SLCL_OK)
 	{
