@@ -98,3 +98,23 @@ clean-client:
 	rm -f $(CLIENT_OBJS) $(CLIENT_LIB) $(CLIENT_BIN)
 	-$(MAKE) -C test/client clean
 # --- end of reference client -------------------------------------------------
+
+# --- Debian packages (debian/) -----------------------------------------------
+# `make deb` builds postgresql-15-synclog and synclog-client with
+# dpkg-buildpackage from a clean export of the tree (the committed files
+# plus uncommitted changes to them; no build products, no untracked files)
+# in a temporary directory, and leaves the .deb files in $(DEB_OUT).
+DEB_OUT ?= build/deb
+
+.PHONY: deb
+deb:
+	@set -e; \
+	git rev-parse --git-dir >/dev/null 2>&1 || \
+		{ echo "make deb: needs a git checkout" >&2; exit 1; }; \
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	rev=$$(git -c user.name="make deb" -c user.email=make-deb@localhost stash create); \
+	git archive --prefix=synclog/ "$${rev:-HEAD}" | tar -x -C "$$tmp"; \
+	(cd "$$tmp/synclog" && dpkg-buildpackage -us -uc -b -j2); \
+	mkdir -p "$(DEB_OUT)"; rm -f "$(DEB_OUT)"/*.deb; \
+	cp "$$tmp"/*.deb "$(DEB_OUT)/"; \
+	ls -l "$(DEB_OUT)"/*.deb
