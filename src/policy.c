@@ -215,6 +215,19 @@ rotate_one_guarded(const char *name)
 	return rotated;
 }
 
+/*
+ * synclog.compact_due(max_docs integer DEFAULT 100) returns integer
+ *
+ * Rotates up to max_docs documents that the policy says are due, each in a
+ * subtransaction of its own (a document that fails is reported with a
+ * WARNING and skipped), and returns how many it rotated.  Refused (42501)
+ * to a confined caller.
+ *
+ * Locks: the due flags it clears are updated under FOR NO KEY UPDATE row
+ * locks taken with SKIP LOCKED; each rotation takes what synclog.compact
+ * takes (see compact.c), its lock waits bounded by
+ * synclog.rotation_lock_timeout.
+ */
 Datum
 synclog_compact_due(PG_FUNCTION_ARGS)
 {
@@ -267,8 +280,16 @@ lock_by_name(text *doc, const char *cmdname)
 }
 
 /*
- * Overrides take effect at once: the due flag is recomputed under the new
- * thresholds in the same statement.
+ * synclog.set_policy(doc text, rotate_entries bigint, rotate_bytes bigint,
+ *                    rotate_age interval, auto_rotate boolean) returns void
+ *
+ * Sets the document's rotation thresholds (NULL: follow the setting, 0:
+ * off) and whether the worker rotates it.  Overrides take effect at once:
+ * the due flag is recomputed under the new thresholds in the same
+ * statement.
+ *
+ * Locks the document's row (FOR NO KEY UPDATE, the lock appends take) and
+ * updates it; RowExclusiveLock on synclog.doc.
  */
 Datum
 synclog_set_policy(PG_FUNCTION_ARGS)
@@ -319,6 +340,14 @@ synclog_set_policy(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/*
+ * synclog.clear_policy(doc text) returns void
+ *
+ * Drops the document's overrides: it follows the settings again and is
+ * rotated automatically.
+ *
+ * Locks and updates the document's row as set_policy does.
+ */
 Datum
 synclog_clear_policy(PG_FUNCTION_ARGS)
 {
@@ -346,10 +375,17 @@ synclog_clear_policy(PG_FUNCTION_ARGS)
 }
 
 /*
+ * synclog.ack(doc text, client_id text, log_id text, lsn bigint) returns void
+ *
  * A client reports its position.  Moving to another log counts as a switch
  * by marker when the client came from that log's direct predecessor while
  * it was still served, and as a download otherwise (including a new client
  * that starts from a snapshot).
+ *
+ * Locks: KEY SHARE on the log's row and the document's row until commit
+ * (so gc passes over the log and drop_doc waits); the client's
+ * synclog.client_pos row FOR UPDATE, then upserted; the document's
+ * synclog.doc_stats row is upserted when the client moved.
  */
 Datum
 synclog_ack(PG_FUNCTION_ARGS)

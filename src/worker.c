@@ -174,6 +174,12 @@ run_database_round(const DbEntry *db)
 	pfree(handle);
 }
 
+/*
+ * Entry point of the launcher (registered by _PG_init when preloaded).
+ * Every synclog.naptime it lists the databases and runs one short-lived
+ * worker per database in turn, waiting for each to exit.  Connects to no
+ * database; reads pg_database under AccessShareLock.
+ */
 void
 synclog_launcher_main(Datum main_arg)
 {
@@ -388,6 +394,14 @@ vacuum_tables(MemoryContext cxt)
 	MemoryContextDelete(vac_cxt);
 }
 
+/*
+ * Entry point of a per-database worker (main_arg: the database's OID).
+ * Skips a database without the extension or with an older version of it;
+ * otherwise rotates the due documents and collects what retention
+ * releases, each in a transaction of its own with lock waits bounded by
+ * synclog.rotation_lock_timeout, then vacuums if it collected, and exits.
+ * Takes the locks of synclog.compact and synclog.gc (compact.c, gc.c).
+ */
 void
 synclog_db_worker_main(Datum main_arg)
 {
