@@ -145,23 +145,20 @@ END;
  */
 DO $$
 DECLARE
-	r regrole;
+	g record;
 BEGIN
-	FOR r IN SELECT DISTINCT (a).grantee::regrole
-			   FROM (SELECT aclexplode(proacl) a FROM pg_catalog.pg_proc
-					  WHERE oid = 'synclog.read(text,text,bigint,integer,integer)'::regprocedure) x
+	FOR g IN SELECT DISTINCT (a).grantee::regrole AS role, n.fn
+			   FROM (VALUES ('synclog.read(text,text,bigint,integer,integer)'::regprocedure,
+							 'synclog.can_read(text)'::regprocedure),
+							('synclog.drop_doc(text)'::regprocedure,
+							 'synclog.rotate_channel_key()'::regprocedure)) n(marker, fn),
+					LATERAL (SELECT aclexplode(proacl) a FROM pg_catalog.pg_proc
+							  WHERE oid = n.marker) x
 			  WHERE (a).grantee <> 0 AND (a).privilege_type = 'EXECUTE'
-				AND (a).grantee <> (SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname = 'synclog')
+				AND (a).grantee <> (SELECT nspowner FROM pg_catalog.pg_namespace
+									 WHERE nspname = 'synclog')
 	LOOP
-		EXECUTE format('GRANT EXECUTE ON FUNCTION synclog.can_read(text) TO %s', r);
-	END LOOP;
-	FOR r IN SELECT DISTINCT (a).grantee::regrole
-			   FROM (SELECT aclexplode(proacl) a FROM pg_catalog.pg_proc
-					  WHERE oid = 'synclog.drop_doc(text)'::regprocedure) x
-			  WHERE (a).grantee <> 0 AND (a).privilege_type = 'EXECUTE'
-				AND (a).grantee <> (SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname = 'synclog')
-	LOOP
-		EXECUTE format('GRANT EXECUTE ON FUNCTION synclog.rotate_channel_key() TO %s', r);
+		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', g.fn, g.role);
 	END LOOP;
 END $$;
 
