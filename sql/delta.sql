@@ -62,3 +62,28 @@ SET synclog.max_delta_size = '1kB';
 SELECT synclog.encode_delta(ARRAY['\x01']::bytea[], ARRAY[decode(repeat('00', 1100), 'hex')]);
 \echo :LAST_ERROR_SQLSTATE
 RESET synclog.max_delta_size;
+
+-- A huge announced count costs memory only in proportion to the delta's
+-- bytes (issue 14): five bytes announcing 10 million changes used to
+-- allocate 300 MB before the decoder found them missing.  The backend's
+-- peak resident size (Linux) must not grow by more than a few MB.
+SET synclog.max_delta_changes = 10000000;
+SELECT (regexp_match(pg_read_file('/proc/self/status'), 'VmHWM:\s+(\d+) kB'))[1]::bigint AS hwm_before \gset
+SELECT * FROM synclog.decode_delta('\x0180969800');
+\echo :LAST_ERROR_SQLSTATE
+-- ... and with one smallest change there, the error is still the truncation.
+SELECT * FROM synclog.decode_delta('\x018096980000000000ffffffff');
+\echo :LAST_ERROR_SQLSTATE
+SELECT (regexp_match(pg_read_file('/proc/self/status'), 'VmHWM:\s+(\d+) kB'))[1]::bigint
+	- :hwm_before < 16384 AS peak_memory_bounded;
+RESET synclog.max_delta_changes;
+
+-- synclog.max_delta_size stops at 256 MB, so that any accepted delta can be
+-- read back in text format (hex, twice its size, under the 1 GB limit).
+SET synclog.max_delta_size = '256MB';
+SHOW synclog.max_delta_size;
+SET synclog.max_delta_size = '262145kB';
+\echo :LAST_ERROR_SQLSTATE
+SET synclog.max_delta_size = '1GB';
+\echo :LAST_ERROR_SQLSTATE
+RESET synclog.max_delta_size;

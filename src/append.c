@@ -110,6 +110,7 @@ static struct
 	HTAB	   *docs;
 } hot;
 
+/* Relcache callback: forget the cache when one of its relations changes. */
 static void
 hot_invalidate(Datum arg, Oid relid)
 {
@@ -120,6 +121,7 @@ hot_invalidate(Datum arg, Oid relid)
 		hot.valid = false;
 }
 
+/* The attribute number of column name of rel; the column must exist. */
 static AttrNumber
 column(Relation rel, const char *name)
 {
@@ -132,7 +134,8 @@ column(Relation rel, const char *name)
 		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
 			return att->attnum;
 	}
-	elog(ERROR, "synclog: column %s.%s is missing", RelationGetRelationName(rel), name);
+	elog(ERROR, "column \"%s\" of relation \"%s\" does not exist",
+		 name, RelationGetRelationName(rel));
 	return InvalidAttrNumber;	/* keep compiler quiet */
 }
 
@@ -149,6 +152,12 @@ index_is(IndexInfo *ii, int natts, const AttrNumber *attrs, bool partial)
 	return true;
 }
 
+/*
+ * Fill the cache: the relations' OIDs, the columns' numbers, the index
+ * descriptions, whether the entry table's indexes are still the two the
+ * extension created (then the hot path inserts into them directly), and an
+ * empty table of document hints.
+ */
 static void
 hot_build(void)
 {
@@ -359,12 +368,17 @@ duplicate_of(Relation entryrel, int64 doc_id, int64 active_base,
 				2, t_kv, v, NULL, false, 1);
 		if (SPI_processed > 0)
 		{
-			wm = DatumGetByteaPP(sl_col(0, 1, &isnull));
-			if (isnull || VARSIZE_ANY_EXHDR(wm) != SLC_WATERMARK_LEN)
+			Datum		d = sl_col(0, 1, &isnull);
+
+			wm = isnull ? NULL : DatumGetByteaPP(d);
+			if (wm == NULL || VARSIZE_ANY_EXHDR(wm) != SLC_WATERMARK_LEN)
 				ereport(ERROR,
 						(errcode(ERRCODE_DATA_CORRUPTED),
-						 errmsg("synclog: malformed watermark stored for a client of document %lld",
-								(long long) doc_id)));
+						 errmsg("malformed client watermark in synclog.kv"),
+						 errdetail("A watermark of the document with internal id %lld is %d bytes; watermarks are %d bytes.",
+								   (long long) doc_id,
+								   wm == NULL ? 0 : (int) VARSIZE_ANY_EXHDR(wm),
+								   SLC_WATERMARK_LEN)));
 			slc_watermark_decode((const uint8 *) VARDATA_ANY(wm), &wseq, &wlsn);
 			if (wlsn > lsn)
 			{
@@ -427,6 +441,10 @@ insert_index_entries(Relation rel, HeapTuple tup, int64 doc_id, int64 lsn,
 	FreeExecutorState(estate);
 }
 
+/*
+ * Whether value reached a rotation threshold: the document's override
+ * unless it is NULL, else the setting; 0 turns the threshold off.
+ */
 static bool
 threshold_reached(Datum override, bool override_null, int64 setting, int64 value)
 {
@@ -550,6 +568,7 @@ sl_last_entry(int64 doc_id, Snapshot snap, int64 *lsn, int64 *log_bytes)
 	table_close(entryrel, AccessShareLock);
 }
 
+/* What an UPDATE of a concurrently changed row raises in REPEATABLE READ. */
 static void
 serialization_failure(void)
 {
@@ -620,8 +639,7 @@ lock_and_read(Relation docrel, text *doc, ItemPointer hint, bool xact_snapshot)
 		if (res == TM_Ok)
 			return row;
 		if (res != TM_Updated && res != TM_Deleted)
-			elog(ERROR, "synclog: unexpected result %d locking document \"%s\"",
-				 (int) res, sl_doc_cstring(doc));
+			elog(ERROR, "unrecognized heap_lock_tuple status: %u", (unsigned int) res);
 		if (xact_snapshot)
 			serialization_failure();
 		if (res == TM_Deleted)
@@ -807,6 +825,30 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 	return lsn;
 }
 
+/*
+ * synclog.append(doc text, keys bytea[], vals bytea[], client_id text, client_seq bigint) returns bigint
+ *
+ * Encodes keys[i] -> vals[i] (a NULL value deletes the key) as a delta,
+ * as synclog.encode_delta does, and appends it to the document; returns
+ * its LSN.  With client_id and client_seq, a client_seq at or below the
+ * client's last one is a retry: nothing is appended, and the LSN already
+ * recorded for the client is returned.
+ *
+ * Takes RowShareLock on synclog.doc (the lock SELECT ... FOR NO KEY UPDATE
+ * takes), and RowExclusiveLock when the append writes the document's row
+ * (the first append of a log, or the one that crosses a rotation
+ * threshold); RowExclusiveLock on synclog.entry; AccessShareLock on
+ * synclog.kv when a client_id is given and the client has no entry in the
+ * active log (its watermark is then in the state), and on
+ * synclog.doc_grant when the caller is a role whose confinement this
+ * backend has not cached yet (and, on a backend's first append or
+ * after a change to these tables, briefly on synclog.doc and synclog.entry
+ * to read their layout).  Row lock: FOR NO KEY UPDATE on the document's
+ * row, held until the transaction ends, also by a retry: it orders the
+ * document's appends and makes LSN order commit order.  With
+ * "synclog.notify_append" on, the NOTIFY takes at commit the lock that
+ * orders notifying commits.
+ */
 Datum
 synclog_append(PG_FUNCTION_ARGS)
 {
@@ -828,6 +870,14 @@ synclog_append(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(lsn);
 }
 
+/*
+ * synclog.append_delta(doc text, delta bytea, client_id text, client_seq bigint) returns bigint
+ *
+ * Appends a delta the client encoded, after checking it as
+ * synclog.decode_delta does; otherwise as synclog.append.
+ *
+ * Takes the same locks as synclog.append.
+ */
 Datum
 synclog_append_delta(PG_FUNCTION_ARGS)
 {

@@ -15,6 +15,7 @@
 
 #include "synclog.h"
 
+/* A document id argument: not NULL, 1 to SL_DOC_NAME_MAX bytes. */
 text *
 sl_arg_doc(FunctionCallInfo fcinfo, int argno)
 {
@@ -34,11 +35,16 @@ sl_arg_doc(FunctionCallInfo fcinfo, int argno)
 	if (len > SL_DOC_NAME_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("document id is %d bytes long, the limit is %d",
-						len, SL_DOC_NAME_MAX)));
+				 errmsg("document id is too long"),
+				 errdetail("Document ids are at most %d bytes; this one is %d bytes.",
+						   SL_DOC_NAME_MAX, len)));
 	return t;
 }
 
+/*
+ * A log id argument: not NULL.  Any other text is simply not found, which
+ * the lookup reports (SL002).
+ */
 text *
 sl_arg_log_id(FunctionCallInfo fcinfo, int argno)
 {
@@ -49,6 +55,7 @@ sl_arg_log_id(FunctionCallInfo fcinfo, int argno)
 	return PG_GETARG_TEXT_PP(argno);
 }
 
+/* An LSN argument named what: not NULL, not negative. */
 int64
 sl_arg_lsn(FunctionCallInfo fcinfo, int argno, const char *what)
 {
@@ -57,15 +64,17 @@ sl_arg_lsn(FunctionCallInfo fcinfo, int argno, const char *what)
 	if (PG_ARGISNULL(argno))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be NULL", what)));
+				 errmsg("\"%s\" must not be NULL", what)));
 	v = PG_GETARG_INT64(argno);
 	if (v < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must not be negative, got " INT64_FORMAT, what, v)));
+				 errmsg("\"%s\" must not be negative", what),
+				 errdetail("The value given was " INT64_FORMAT ".", v)));
 	return v;
 }
 
+/* A count or size argument named what: not NULL, greater than zero. */
 int32
 sl_arg_positive_int(FunctionCallInfo fcinfo, int argno, const char *what)
 {
@@ -74,12 +83,13 @@ sl_arg_positive_int(FunctionCallInfo fcinfo, int argno, const char *what)
 	if (PG_ARGISNULL(argno))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be NULL", what)));
+				 errmsg("\"%s\" must not be NULL", what)));
 	v = PG_GETARG_INT32(argno);
 	if (v <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be positive, got %d", what, v)));
+				 errmsg("\"%s\" must be greater than zero", what),
+				 errdetail("The value given was %d.", v)));
 	return v;
 }
 
@@ -107,17 +117,22 @@ sl_check_client(FunctionCallInfo fcinfo, int id_argno, int seq_argno,
 				 errhint("Pass both to make the append idempotent, or neither.")));
 	*client_id = PG_GETARG_TEXT_PP(id_argno);
 	len = VARSIZE_ANY_EXHDR(*client_id);
-	if (len == 0 || len > SL_CLIENT_ID_MAX)
+	if (len == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("client_id must be 1 to %d bytes long, got %d",
-						SL_CLIENT_ID_MAX, len)));
+				 errmsg("client_id must not be empty")));
+	if (len > SL_CLIENT_ID_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("client_id is too long"),
+				 errdetail("Client ids are at most %d bytes; this one is %d bytes.",
+						   SL_CLIENT_ID_MAX, len)));
 	*client_seq = PG_GETARG_INT64(seq_argno);
 	if (*client_seq < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("client_seq must not be negative, got " INT64_FORMAT,
-						*client_seq)));
+				 errmsg("\"%s\" must not be negative", "client_seq"),
+				 errdetail("The value given was " INT64_FORMAT ".", *client_seq)));
 }
 
 /*
@@ -146,10 +161,9 @@ sl_raise_core_error(slc_status st, size_t offset)
 	}
 	ereport(ERROR,
 			(errcode(code),
-			 errmsg("malformed delta: %s at byte %zu",
-					slc_status_message(st), offset),
-			 errdetail("The delta encoding is defined in PROTOCOL.md; version %d is the only one this server reads.",
-					   SLC_DELTA_VERSION)));
+			 errmsg("malformed delta: %s", slc_status_message(st)),
+			 errdetail("The problem is at byte %zu. The delta encoding is defined in PROTOCOL.md; this server reads version %d only.",
+					   offset, SLC_DELTA_VERSION)));
 }
 
 /* The one wording of "no such document", so every function says the same. */

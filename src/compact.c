@@ -106,6 +106,7 @@ make_bytea(const uint8 *data, size_t len)
 /* The 24 bytes of synclog.kv.item_hash: u64le lo, u64le hi, u64le size. */
 #define ITEM_HASH_LEN 24
 
+/* Little-endian u64, the byte order of item_hash. */
 static void
 put_u64le(uint8 *p, uint64 v)
 {
@@ -132,19 +133,14 @@ remove_stored_item(FoldCtx *fc, bytea *item)
 	if (VARSIZE_ANY_EXHDR(item) != ITEM_HASH_LEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("synclog: malformed item hash stored for document %lld",
-						(long long) fc->doc_id)));
+				 errmsg("malformed item hash in synclog.kv"),
+				 errdetail("An item hash of the document with internal id %lld is %d bytes; item hashes are %d bytes.",
+						   (long long) fc->doc_id, (int) VARSIZE_ANY_EXHDR(item),
+						   ITEM_HASH_LEN)));
 	slc_hash_remove_item(fc->hash, get_u64le(p), get_u64le(p + 8), get_u64le(p + 16));
 }
 
-/*
- * Make the newest writes of a group of keys (val NULL = deleted) part of
- * the state, and move the hash from each key's value at lo to its new
- * value.  The old values are never read: their item hashes are stored with
- * their versions.  The keys of a group are distinct (each is the first
- * sighting of its key in the pass), so their lookups and inserts do not
- * depend on each other.
- */
+/* The newest version of one key at or below an LSN. */
 static const char *const kv_at_sql =
 "SELECT lsn, kind, item_hash FROM synclog.kv "
 "WHERE doc_id = $1 AND ns = $2 AND key = $3 AND lsn <= $4 "
@@ -183,6 +179,14 @@ drop_superseded(FoldCtx *fc, const FoldKey *k, int64 old_lsn)
 	return older_present;
 }
 
+/*
+ * Make the newest writes of a group of keys (val NULL = deleted) part of
+ * the state, and move the hash from each key's value at lo to its new
+ * value.  The old values are never read: their item hashes are stored with
+ * their versions.  The keys of a group are distinct (each is the first
+ * sighting of its key in the pass), so their lookups and inserts do not
+ * depend on each other.
+ */
 static void
 fold_group(FoldCtx *fc)
 {
@@ -349,6 +353,7 @@ typedef struct FoldEntry
 	int64		lsn;
 } FoldEntry;
 
+/* sl_change_fn of the fold: queue the change if its key is new to the pass. */
 static void
 fold_change(void *arg, const uint8 *key, uint32 klen, const uint8 *val,
 			uint32 vlen)
@@ -359,6 +364,11 @@ fold_change(void *arg, const uint8 *key, uint32 klen, const uint8 *val,
 		fold_item(fe->fc, SLC_NS_DATA, key, klen, val, vlen, fe->lsn);
 }
 
+/*
+ * sl_entry_fn of the fold: the entry's client watermark and its changes,
+ * each only if this pass has not seen the key yet (entries come newest
+ * first).
+ */
 static void
 fold_entry(void *arg, int64 lsn, bytea *delta, text *client_id,
 		   int64 client_seq)
@@ -456,6 +466,12 @@ current_head(int64 doc_id, int64 *head, int64 *bytes)
 	return true;
 }
 
+/*
+ * The switch, under the document's lock: the previous log retires, the
+ * active one is sealed at seal_lsn with its end-log marker (next log, end
+ * hash), the new log starts there with the snapshot hash, and the
+ * document row points at it.
+ */
 static void
 switch_logs(const SlDoc *d, int32 generation, const char *new_log,
 			int64 seal_lsn, bytea *hash)
@@ -531,8 +547,9 @@ sl_compact_doc(text *doc, const char *new_log, SlRotation *stats)
 		if (++attempt >= 3)
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("document \"%s\" kept rotating while a rotation was being prepared",
-							sl_doc_cstring(doc))));
+					 errmsg("could not serialize access due to concurrent update"),
+					 errdetail("Other rotations of document \"%s\" committed %d times while this one was being prepared.",
+							   sl_doc_cstring(doc), attempt)));
 	}
 
 	memset(&fc, 0, sizeof(fc));
@@ -605,6 +622,27 @@ sl_compact_doc(text *doc, const char *new_log, SlRotation *stats)
 	return true;
 }
 
+/*
+ * synclog.compact(doc text) returns text
+ *
+ * Rotates the document: folds its active log into the versioned state,
+ * seals the log with an end-log marker and starts a new log whose snapshot
+ * is the state at the seal.  Returns the new log's id, or NULL, changing
+ * nothing, when the active log holds no entries.
+ *
+ * Takes AccessShareLock on synclog.entry; RowShareLock and then
+ * RowExclusiveLock on synclog.log and synclog.doc; RowExclusiveLock on
+ * synclog.kv and synclog.doc_stats; and AccessShareLock on
+ * synclog.doc_grant when the caller is a role whose confinement this
+ * backend has not cached yet.  Row locks, all held until the transaction
+ * ends: FOR NO KEY UPDATE on the document's active and previous log rows
+ * (in generation order) from the start; FOR NO KEY UPDATE on the
+ * document's row only for the last phase (the short tail of the fold and
+ * the switch), which makes appends to the document wait from then on; and
+ * the rows it updates or deletes (those log rows, the document's row, its
+ * counters, the state versions a later write superseded).  At commit, the
+ * rotation's NOTIFY takes the lock that orders notifying commits.
+ */
 Datum
 synclog_compact(PG_FUNCTION_ARGS)
 {

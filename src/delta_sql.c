@@ -39,6 +39,7 @@ key_for_message(const uint8 *key, uint32 klen)
 	return s.data;
 }
 
+/* Reject a delta whose changes[0..n) repeat a key (22023). */
 static void
 check_duplicates(const slc_change *changes, uint32 n)
 {
@@ -51,32 +52,37 @@ check_duplicates(const slc_change *changes, uint32 n)
 	if (slc_delta_find_duplicate(changes, n, scratch, &dup) != SLC_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("duplicate key %s in delta",
-						key_for_message(changes[dup].key, changes[dup].klen)),
-				 errdetail("Keys must be unique within one delta.")));
+				 errmsg("duplicate key in delta"),
+				 errdetail("Key %s appears more than once; keys must be unique within one delta.",
+						   key_for_message(changes[dup].key, changes[dup].klen))));
 	pfree(scratch);
 }
 
+/* The "synclog.max_delta_changes" limit (54000). */
 static void
 check_change_count(int64 n)
 {
 	if (n > synclog_max_delta_changes)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("delta has " INT64_FORMAT " changes, more than synclog.max_delta_changes (%d)",
-						n, synclog_max_delta_changes)));
+				 errmsg("delta has too many changes"),
+				 errdetail("The delta has " INT64_FORMAT " changes; \"synclog.max_delta_changes\" is %d.",
+						   n, synclog_max_delta_changes)));
 }
 
+/* The "synclog.max_delta_size" limit on the encoded size (54000). */
 static void
 check_delta_size(int64 len)
 {
 	if (len > (int64) synclog_max_delta_kb * 1024)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("delta is " INT64_FORMAT " bytes, more than synclog.max_delta_size (%d kB)",
-						len, synclog_max_delta_kb)));
+				 errmsg("delta is too large"),
+				 errdetail("The delta is " INT64_FORMAT " bytes; \"synclog.max_delta_size\" is %d kB.",
+						   len, synclog_max_delta_kb)));
 }
 
+/* The elements of a bytea[] argument; only one-dimensional arrays are taken. */
 static void
 deconstruct_bytea_array(ArrayType *arr, const char *name,
 						Datum **elems, bool **nulls, int *n)
@@ -84,10 +90,11 @@ deconstruct_bytea_array(ArrayType *arr, const char *name,
 	if (ARR_NDIM(arr) > 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("%s must be a one-dimensional array", name)));
+				 errmsg("\"%s\" must be a one-dimensional array", name)));
 	deconstruct_array(arr, BYTEAOID, -1, false, TYPALIGN_INT, elems, nulls, n);
 }
 
+/* Encode keys[] and vals[] as a delta, raising the SQL errors of an append. */
 bytea *
 sl_build_delta(ArrayType *keys, ArrayType *vals)
 {
@@ -106,8 +113,11 @@ sl_build_delta(ArrayType *keys, ArrayType *vals)
 	if (nk != nv)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("keys has %d elements but vals has %d", nk, nv),
-				 errdetail("Each key needs exactly one value; a NULL value deletes the key.")));
+				 errmsg("keys and vals must have the same number of elements"),
+				 errdetail_plural("The keys array has %d element and the vals array has %d.",
+								  "The keys array has %d elements and the vals array has %d.",
+								  nk, nk, nv),
+				 errhint("Each key needs exactly one value; a NULL value deletes the key.")));
 	check_change_count(nk);
 
 	changes = palloc0(sizeof(slc_change) * Max(nk, 1));
@@ -118,13 +128,15 @@ sl_build_delta(ArrayType *keys, ArrayType *vals)
 		if (kn[i])
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("keys[%d] is NULL", i + 1)));
+					 errmsg("keys must not contain nulls"),
+					 errdetail("Element %d of keys is NULL.", i + 1)));
 		k = DatumGetByteaPP(kd[i]);
 		if (VARSIZE_ANY_EXHDR(k) > SLC_KEY_MAX)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("keys[%d] is %d bytes long, the limit is %d",
-							i + 1, (int) VARSIZE_ANY_EXHDR(k), SLC_KEY_MAX)));
+					 errmsg("key is too long"),
+					 errdetail("Element %d of keys is %d bytes; keys are at most %d bytes.",
+							   i + 1, (int) VARSIZE_ANY_EXHDR(k), SLC_KEY_MAX)));
 		changes[i].key = (const uint8 *) VARDATA_ANY(k);
 		changes[i].klen = VARSIZE_ANY_EXHDR(k);
 		if (vn[i])
@@ -150,6 +162,13 @@ sl_build_delta(ArrayType *keys, ArrayType *vals)
 /*
  * Full check of a client-encoded delta: size, structure, change count and
  * key uniqueness.  On return the delta is safe to store and to fold.
+ *
+ * The array of changes is sized by the reader's room, not by the count the
+ * header announces: the count is the sender's word, and a 5-byte delta
+ * announcing 10 million changes would otherwise cost 300 MB before the
+ * decoder finds it truncated.  The room is the count capped by the bytes
+ * that remain (each change takes at least SLC_CHANGE_MIN_LEN), so memory
+ * follows the delta's size; the reader returns no more changes than that.
  */
 static slc_change *
 parse_delta(bytea *delta, uint32 *n_out)
@@ -171,7 +190,7 @@ parse_delta(bytea *delta, uint32 *n_out)
 	if (st != SLC_OK)
 		sl_raise_core_error(st, 0);
 
-	changes = palloc0(sizeof(slc_change) * Max(r.count, 1));
+	changes = palloc0(sizeof(slc_change) * Max(slc_delta_reader_room(&r), 1));
 	for (;;)
 	{
 		st = slc_delta_next(&r, &changes[n], &more, &off);
@@ -186,6 +205,7 @@ parse_delta(bytea *delta, uint32 *n_out)
 	return changes;
 }
 
+/* Check a client-encoded delta before it is stored (see parse_delta). */
 void
 sl_validate_delta(bytea *delta)
 {
@@ -194,6 +214,16 @@ sl_validate_delta(bytea *delta)
 	pfree(parse_delta(delta, &n));
 }
 
+/*
+ * synclog.encode_delta(keys bytea[], vals bytea[]) returns bytea
+ *
+ * Encodes keys[i] -> vals[i] (a NULL value deletes the key) as one binary
+ * delta, in array order, under the same checks an append makes: key
+ * length, unique keys, "synclog.max_delta_changes" and
+ * "synclog.max_delta_size".
+ *
+ * Touches no table and takes no locks.
+ */
 Datum
 synclog_encode_delta(PG_FUNCTION_ARGS)
 {
@@ -205,6 +235,14 @@ synclog_encode_delta(PG_FUNCTION_ARGS)
 									 PG_GETARG_ARRAYTYPE_P(1)));
 }
 
+/*
+ * synclog.decode_delta(delta bytea, OUT key bytea, OUT value bytea) returns setof record
+ *
+ * Checks a binary delta as synclog.append_delta would and returns its
+ * changes in encoded order, one row per key (value NULL for a deletion).
+ *
+ * Touches no table and takes no locks.
+ */
 Datum
 synclog_decode_delta(PG_FUNCTION_ARGS)
 {

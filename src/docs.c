@@ -54,6 +54,7 @@ sl_new_log_id(void)
 	return out;
 }
 
+/* The document named doc with its head (synclog.doc_head); SL001 if none. */
 void
 sl_find_doc(text *doc, SlDoc *out, bool read_only)
 {
@@ -96,6 +97,10 @@ sl_lock_document(int64 doc_id)
 	return SPI_processed > 0;
 }
 
+/*
+ * Log log_id of document d; SL002 if the document has no such log, SL003
+ * if it was collected (unless allow_collected).
+ */
 void
 sl_find_log(text *doc, const SlDoc *d, text *log_id, SlLog *out,
 			bool allow_collected, bool read_only)
@@ -137,6 +142,19 @@ sl_find_log(text *doc, const SlDoc *d, text *log_id, SlLog *out,
 				 errhint("Drop the local log and download the snapshot of synclog.current_log().")));
 }
 
+/*
+ * synclog.create_doc(doc text) returns text
+ *
+ * Creates document doc with its first, empty log (generation 1, base LSN
+ * 0, the empty snapshot) and returns that log's id; SL005 if a document of
+ * that name exists.
+ *
+ * Takes RowExclusiveLock on synclog.doc and synclog.log, and
+ * AccessShareLock on synclog.doc_grant when the caller is a role whose
+ * confinement this backend has not cached yet.  Locks no existing row; a
+ * concurrent create_doc of the same name waits for this transaction to end
+ * (on the unique index of the name), and then fails if this one committed.
+ */
 Datum
 synclog_create_doc(PG_FUNCTION_ARGS)
 {
@@ -182,8 +200,21 @@ synclog_create_doc(PG_FUNCTION_ARGS)
 }
 
 /*
- * Dropping removes every row of the document at once.  The log rows are
- * locked first, in generation order, because that is the order a rotation
+ * synclog.drop_doc(doc text) returns void
+ *
+ * Removes the document and all its rows: logs, entries, state versions,
+ * client positions and counters.
+ *
+ * Takes RowShareLock and then RowExclusiveLock on synclog.log,
+ * RowExclusiveLock on synclog.doc, synclog.entry, synclog.kv,
+ * synclog.client_pos and synclog.doc_stats, and AccessShareLock on
+ * synclog.doc_grant when the caller is a role whose confinement this
+ * backend has not cached yet.  Row locks: FOR UPDATE on every log row of
+ * the document, in generation order, then the document's row (the DELETE
+ * locks it, so it waits for appends and rotations holding it), then every
+ * row it deletes.
+ *
+ * The log rows are locked first, in generation order, because that is the order a rotation
  * takes its locks in (logs, then the document row): taking the document
  * row first could deadlock with a rotation that is folding its log.  A
  * concurrent append waits on the document row and then finds it gone.
@@ -233,6 +264,19 @@ synclog_drop_doc(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/*
+ * synclog.current_log(doc text)
+ *   returns setof (log_id text, base_lsn bigint, head_lsn bigint, snapshot_hash bytea)
+ *
+ * The document's active log: its id, its base LSN, the newest LSN (the
+ * base while the log is empty) and the hash of its snapshot; one row, read
+ * in the caller's snapshot.
+ *
+ * Takes AccessShareLock on synclog.doc, synclog.entry (through the view
+ * synclog.doc_head) and synclog.log, and on synclog.doc_grant when the
+ * caller is a role whose confinement this backend has not cached yet; no
+ * row locks.
+ */
 Datum
 synclog_current_log(PG_FUNCTION_ARGS)
 {

@@ -21,13 +21,15 @@
 #define ENTRY_COLUMNS "SELECT lsn, delta, client_id, client_seq FROM synclog.entry " \
 	"WHERE doc_id = $1 AND lsn > $2 AND lsn <= $3 "
 
+/* A gap in a range that must be gapless: corruption (XX001). */
 static void
 missing_entry(int64 doc_id, int64 lsn)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_DATA_CORRUPTED),
-			 errmsg("document %lld has no entry at LSN " INT64_FORMAT,
-					(long long) doc_id, lsn)));
+			 errmsg("missing log entry"),
+			 errdetail("The document with internal id %lld has no entry at LSN " INT64_FORMAT ".",
+					   (long long) doc_id, lsn)));
 }
 
 /*
@@ -122,6 +124,7 @@ sl_foreach_change(int64 doc_id, int64 lsn, bytea *delta,
 	if (st != SLC_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("stored entry at LSN " INT64_FORMAT " of document %lld is not a valid delta: %s",
-						lsn, (long long) doc_id, slc_status_message(st))));
+				 errmsg("malformed stored delta: %s", slc_status_message(st)),
+				 errdetail("The entry is at LSN " INT64_FORMAT " of the document with internal id %lld.",
+						   lsn, (long long) doc_id)));
 }

@@ -78,6 +78,7 @@
 
 PG_FUNCTION_INFO_V1(synclog_gc);
 
+/* The transaction's start time less secs seconds: a retention cut-off. */
 static TimestampTz
 ago(int secs)
 {
@@ -140,6 +141,10 @@ flush_keys(GcKeys *g)
 	MemoryContextReset(g->pending_cxt);
 }
 
+/*
+ * Queue one key the collected log changed for the next DELETE, once per
+ * collection whatever the number of entries that changed it.
+ */
 static void
 queue_key(GcKeys *g, uint8 ns, const uint8 *key, size_t klen)
 {
@@ -157,6 +162,7 @@ queue_key(GcKeys *g, uint8 ns, const uint8 *key, size_t klen)
 		flush_keys(g);
 }
 
+/* sl_change_fn of the collection: every data key the log changed. */
 static void
 gc_change(void *arg, const uint8 *key, uint32 klen, const uint8 *val,
 		  uint32 vlen)
@@ -164,6 +170,7 @@ gc_change(void *arg, const uint8 *key, uint32 klen, const uint8 *val,
 	queue_key((GcKeys *) arg, SLC_NS_DATA, key, klen);
 }
 
+/* sl_entry_fn of the collection: the entry's client id (ns 2) and its keys. */
 static void
 gc_entry(void *arg, int64 lsn, bytea *delta, text *client_id,
 		 int64 client_seq)
@@ -203,6 +210,10 @@ delete_superseded(int64 doc_id, int64 base, int64 end)
 	return versions;
 }
 
+/*
+ * Collect the oldest log that retention no longer protects (see the header
+ * comment and synclog.h); false when there is none.
+ */
 bool
 sl_collect_next(bool at_log)
 {
@@ -322,16 +333,40 @@ sl_collect_next(bool at_log)
 	}
 
 	if (at_log)
-		ereport(LOG,
-				(errmsg("synclog: collected log %s of document \"%s\": LSNs " INT64_FORMAT "..." INT64_FORMAT ", " INT64_FORMAT " entries, " INT64_FORMAT " old versions, %.1f ms",
-						log_id, doc, base + 1, end, entries, versions,
-						(double) (GetCurrentTimestamp() - start) / 1000.0),
-				 cut_off > 0 ?
-				 errdetail("%lld client(s) were still in this log and must download a snapshot.",
-						   (long long) cut_off) : 0));
+	{
+		double		ms = (double) (GetCurrentTimestamp() - start) / 1000.0;
+
+		if (cut_off == 0)
+			ereport(LOG,
+					(errmsg("synclog: collected log %s of document \"%s\"", log_id, doc),
+					 errdetail("LSNs " INT64_FORMAT " to " INT64_FORMAT "; entries removed: " INT64_FORMAT "; old versions removed: " INT64_FORMAT "; elapsed: %.1f ms.",
+							   base + 1, end, entries, versions, ms)));
+		else
+			ereport(LOG,
+					(errmsg("synclog: collected log %s of document \"%s\"", log_id, doc),
+					 errdetail_plural("LSNs " INT64_FORMAT " to " INT64_FORMAT "; entries removed: " INT64_FORMAT "; old versions removed: " INT64_FORMAT "; elapsed: %.1f ms. " INT64_FORMAT " client was still in this log and must download a snapshot.",
+									  "LSNs " INT64_FORMAT " to " INT64_FORMAT "; entries removed: " INT64_FORMAT "; old versions removed: " INT64_FORMAT "; elapsed: %.1f ms. " INT64_FORMAT " clients were still in this log and must download a snapshot.",
+									  (unsigned long) cut_off,
+									  base + 1, end, entries, versions, ms, cut_off)));
+	}
 	return true;
 }
 
+/*
+ * synclog.gc() returns bigint
+ *
+ * Collects, in one transaction, every sealed log that retention no longer
+ * protects (oldest first per document) and returns how many it collected.
+ * Logs that another transaction holds (a concurrent gc, a drop_doc) are
+ * skipped, not waited for.
+ *
+ * Takes RowShareLock and then RowExclusiveLock on synclog.log;
+ * RowExclusiveLock on synclog.entry, synclog.kv and synclog.doc_stats;
+ * AccessShareLock on synclog.doc and synclog.client_pos.  Row locks, held
+ * until the transaction ends: FOR UPDATE (SKIP LOCKED) on each log row it
+ * collects and on the older collected log rows it deletes; the entries and
+ * state versions it deletes; the documents' counter rows.
+ */
 Datum
 synclog_gc(PG_FUNCTION_ARGS)
 {

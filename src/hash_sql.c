@@ -22,6 +22,7 @@ PG_FUNCTION_INFO_V1(synclog_hash_add_client);
 PG_FUNCTION_INFO_V1(synclog_hash_combine);
 PG_FUNCTION_INFO_V1(synclog_hash_info);
 
+/* The 33-byte serialized form of a hash, as a bytea. */
 bytea *
 sl_hash_to_bytea(const slc_hash *h)
 {
@@ -32,15 +33,26 @@ sl_hash_to_bytea(const slc_hash *h)
 	return b;
 }
 
+/* Parse a serialized hash; anything but 33 bytes of algorithm 1 is 22P03. */
 void
 sl_bytea_to_hash(bytea *b, slc_hash *h)
 {
-	if (slc_hash_parse((const uint8 *) VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b), h) != SLC_OK)
+	int			len = (int) VARSIZE_ANY_EXHDR(b);
+
+	if (slc_hash_parse((const uint8 *) VARDATA_ANY(b), len, h) == SLC_OK)
+		return;
+	if (len != SLC_HASH_LEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-				 errmsg("not a synclog snapshot hash: expected %d bytes starting with algorithm id %d, got %d bytes",
-						SLC_HASH_LEN, SLC_HASH_ALGO_XXH3SUM,
-						(int) VARSIZE_ANY_EXHDR(b))));
+				 errmsg("invalid snapshot hash"),
+				 errdetail_plural("A snapshot hash is %d bytes long; this one is %d byte.",
+								  "A snapshot hash is %d bytes long; this one is %d bytes.",
+								  len, SLC_HASH_LEN, len)));
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+			 errmsg("invalid snapshot hash"),
+			 errdetail("Its first byte is algorithm id %d; this server supports algorithm %d only.",
+					   *(const uint8 *) VARDATA_ANY(b), SLC_HASH_ALGO_XXH3SUM)));
 }
 
 /*
@@ -64,6 +76,16 @@ transition_state(FunctionCallInfo fcinfo, slc_hash *h)
 	return state;
 }
 
+/*
+ * synclog.hash_add_data(state bytea, key bytea, value bytea) returns bytea
+ *
+ * Transition function of the aggregate synclog.state_hash(key, value):
+ * adds the data item key -> value to the hash state (a NULL value is an
+ * absent key and adds nothing).  Inside an aggregate the state is updated
+ * in place.
+ *
+ * Touches no table and takes no locks.
+ */
 Datum
 synclog_hash_add_data(PG_FUNCTION_ARGS)
 {
@@ -88,6 +110,15 @@ synclog_hash_add_data(PG_FUNCTION_ARGS)
 	PG_RETURN_BYTEA_P(state);
 }
 
+/*
+ * synclog.hash_add_client(state bytea, client_id text, client_seq bigint, client_lsn bigint) returns bytea
+ *
+ * Transition function of the aggregate synclog.state_hash(client_id,
+ * client_seq, client_lsn): adds the watermark of one client to the hash
+ * state, as a rotation does.
+ *
+ * Touches no table and takes no locks.
+ */
 Datum
 synclog_hash_add_client(PG_FUNCTION_ARGS)
 {
@@ -108,6 +139,14 @@ synclog_hash_add_client(PG_FUNCTION_ARGS)
 	PG_RETURN_BYTEA_P(state);
 }
 
+/*
+ * synclog.hash_combine(a bytea, b bytea) returns bytea
+ *
+ * The hash of the union of two disjoint sets of items; also the combine
+ * function of both state_hash aggregates.
+ *
+ * Touches no table and takes no locks.
+ */
 Datum
 synclog_hash_combine(PG_FUNCTION_ARGS)
 {
@@ -124,6 +163,14 @@ synclog_hash_combine(PG_FUNCTION_ARGS)
 	PG_RETURN_BYTEA_P(sl_hash_to_bytea(&a));
 }
 
+/*
+ * synclog.hash_info(hash bytea, OUT algorithm integer, OUT sum text, OUT item_count bigint, OUT item_bytes bigint) returns record
+ *
+ * The fields of a serialized hash: its algorithm, the 128-bit sum in hex
+ * (high half first) and the count and total size of the items hashed.
+ *
+ * Touches no table and takes no locks.
+ */
 Datum
 synclog_hash_info(PG_FUNCTION_ARGS)
 {
@@ -139,7 +186,7 @@ synclog_hash_info(PG_FUNCTION_ARGS)
 				 errmsg("hash must not be NULL")));
 	sl_bytea_to_hash(PG_GETARG_BYTEA_PP(0), &h);
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "hash_info must be called in a context that accepts a record");
+		elog(ERROR, "return type must be a row type");
 	snprintf(sum, sizeof(sum), "%016llx%016llx",
 			 (unsigned long long) h.sum_hi, (unsigned long long) h.sum_lo);
 	values[0] = Int32GetDatum(SLC_HASH_ALGO_XXH3SUM);

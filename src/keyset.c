@@ -15,6 +15,7 @@
 
 #include "synclog.h"
 
+/* Reset callback of the set's memory context: the core's memory goes too. */
 static void
 free_keyset(void *arg)
 {
@@ -34,7 +35,8 @@ sl_keyset_new(MemoryContext cxt)
 	if (set == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory for a set of keys")));
+				 errmsg("out of memory"),
+				 errdetail("Could not allocate a set of keys.")));
 	cb = MemoryContextAlloc(cxt, sizeof(MemoryContextCallback));
 	cb->func = free_keyset;
 	cb->arg = set;
@@ -54,6 +56,7 @@ sl_keyset_add(slc_state *set, uint8 ns, const uint8 *key, size_t klen)
 	if (slc_state_put(set, ns, key, klen, (const uint8 *) "", 0) != SLC_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory for a set of keys")));
+				 errmsg("out of memory"),
+				 errdetail("Could not allocate a set of keys.")));
 	return true;
 }

@@ -23,6 +23,21 @@ PG_FUNCTION_INFO_V1(synclog_read);
 
 #define READ_NCOLS 7
 
+/*
+ * synclog.read(doc text, log_id text, after_lsn bigint, max_entries integer, max_bytes integer)
+ *   returns setof (lsn bigint, kind text, delta bytea, client_id text, client_seq bigint,
+ *                  next_log_id text, snapshot_hash bytea)
+ *
+ * Returns the entries of log log_id after after_lsn, oldest first, at most
+ * max_entries of them and no more than max_bytes of deltas (but always at
+ * least one), followed by the end-log marker (kind 'end', with the next
+ * log's id and the hash of its snapshot) once the page reaches the end of
+ * a sealed log.  Every lookup runs in the caller's snapshot.
+ *
+ * Takes AccessShareLock on synclog.doc, synclog.log and synclog.entry, and
+ * on synclog.doc_grant when the caller is a role whose confinement this
+ * backend has not cached yet (see access.c); no row locks.
+ */
 Datum
 synclog_read(PG_FUNCTION_ARGS)
 {
@@ -52,15 +67,16 @@ synclog_read(PG_FUNCTION_ARGS)
 	if (after < l.base_lsn)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("after_lsn " INT64_FORMAT " is before the start of log \"%s\" (base LSN " INT64_FORMAT ")",
-						after, l.log_id, l.base_lsn),
+				 errmsg("after_lsn is before the start of log \"%s\"", l.log_id),
+				 errdetail("The log starts after LSN " INT64_FORMAT "; after_lsn is " INT64_FORMAT ".",
+						   l.base_lsn, after),
 				 errhint("A client in this log holds its base state, so it reads from base_lsn or later.")));
 	if (after > end)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYNCLOG_CLIENT_AHEAD),
-				 errmsg("after_lsn " INT64_FORMAT " is beyond the end of log \"%s\" (last LSN " INT64_FORMAT ")",
-						after, l.log_id, end),
-				 errdetail("The client has seen entries this server does not have, for example after the server was restored from a backup."),
+				 errmsg("after_lsn is beyond the end of log \"%s\"", l.log_id),
+				 errdetail("The log ends at LSN " INT64_FORMAT "; after_lsn is " INT64_FORMAT ". The client has seen entries this server does not have, for example after the server was restored from a backup.",
+						   end, after),
 				 errhint("Drop the local log and download the snapshot of synclog.current_log().")));
 
 	if (after < end)
@@ -99,8 +115,8 @@ synclog_read(PG_FUNCTION_ARGS)
 				if (DatumGetInt64(values[0]) != last + 1)
 					ereport(ERROR,
 							(errcode(ERRCODE_DATA_CORRUPTED),
-							 errmsg("log \"%s\" has no entry at LSN " INT64_FORMAT,
-									l.log_id, last + 1)));
+							 errmsg("missing entry in log \"%s\"", l.log_id),
+							 errdetail("The log has no entry at LSN " INT64_FORMAT ".", last + 1)));
 				values[2] = sl_col(i, 2, &nulls[2]);
 				size = toast_raw_datum_size(values[2]);
 				/* Always make progress: the first entry goes out whatever its size. */

@@ -70,6 +70,21 @@ find_snapshot(FunctionCallInfo fcinfo, SlDoc *d, SlLog *l)
 	sl_find_log(doc, d, log_id, l, false, true);
 }
 
+/*
+ * synclog.snapshot(doc text, log_id text, after_key bytea, max_rows integer)
+ *   returns setof (key bytea, value bytea)
+ *
+ * One page of the document's state at the base LSN of log log_id (which
+ * must not be collected): the data keys after after_key (from the first
+ * when it is NULL) in byte order of the key, at most max_rows of them.
+ * Runs in the caller's snapshot, so a client pages through one state even
+ * while rotations and collections go on.
+ *
+ * Takes AccessShareLock on synclog.doc, synclog.entry (through the view
+ * synclog.doc_head), synclog.log and synclog.kv, and on synclog.doc_grant
+ * when the caller is a role whose confinement this backend has not cached
+ * yet; no row locks.
+ */
 Datum
 synclog_snapshot(PG_FUNCTION_ARGS)
 {
@@ -166,8 +181,10 @@ foreach_watermark(int64 doc_id, int64 lsn, watermark_fn fn, void *arg)
 			if (VARSIZE_ANY_EXHDR(v) != SLC_WATERMARK_LEN)
 				ereport(ERROR,
 						(errcode(ERRCODE_DATA_CORRUPTED),
-						 errmsg("synclog: malformed watermark stored for document %lld",
-								(long long) doc_id)));
+						 errmsg("malformed client watermark in synclog.kv"),
+						 errdetail("A watermark of the document with internal id %lld is %d bytes; watermarks are %d bytes.",
+								   (long long) doc_id, (int) VARSIZE_ANY_EXHDR(v),
+								   SLC_WATERMARK_LEN)));
 			slc_watermark_decode((const uint8 *) VARDATA_ANY(v), &seq, &wlsn);
 			fn(arg, VARDATA_ANY(k), VARSIZE_ANY_EXHDR(k), seq, wlsn);
 			if (i == n - 1)
@@ -186,6 +203,7 @@ typedef struct InfoAcc
 	int64		client_bytes;
 } InfoAcc;
 
+/* watermark_fn of snapshot_info: one member of the clients object, and the counts. */
 static void
 info_add(void *arg, const char *id, int idlen, int64 seq, int64 lsn)
 {
@@ -201,6 +219,20 @@ info_add(void *arg, const char *id, int idlen, int64 seq, int64 lsn)
 	pfree(s);
 }
 
+/*
+ * synclog.snapshot_info(doc text, log_id text)
+ *   returns setof (log_id text, base_lsn bigint, snapshot_hash bytea, key_count bigint,
+ *                  key_bytes bigint, client_count bigint, clients jsonb)
+ *
+ * The summary of the snapshot of log log_id: its hash, the number and size
+ * of its data keys (from the hash, less the watermarks) and its client
+ * watermarks as a JSON object client_id -> {seq, lsn}.
+ *
+ * Takes AccessShareLock on synclog.doc, synclog.entry (through the view
+ * synclog.doc_head), synclog.log and synclog.kv, and on synclog.doc_grant
+ * when the caller is a role whose confinement this backend has not cached
+ * yet; no row locks.
+ */
 Datum
 synclog_snapshot_info(PG_FUNCTION_ARGS)
 {
@@ -241,6 +273,7 @@ typedef struct ClientRows
 	ReturnSetInfo *rsinfo;
 } ClientRows;
 
+/* watermark_fn of snapshot_clients: one result row. */
 static void
 client_row(void *arg, const char *id, int idlen, int64 seq, int64 lsn)
 {
@@ -254,6 +287,17 @@ client_row(void *arg, const char *id, int idlen, int64 seq, int64 lsn)
 	tuplestore_putvalues(c->rsinfo->setResult, c->rsinfo->setDesc, values, nulls);
 }
 
+/*
+ * synclog.snapshot_clients(doc text, log_id text)
+ *   returns setof (client_id text, client_seq bigint, client_lsn bigint)
+ *
+ * The client watermarks of the snapshot of log log_id, in client_id order.
+ *
+ * Takes AccessShareLock on synclog.doc, synclog.entry (through the view
+ * synclog.doc_head), synclog.log and synclog.kv, and on synclog.doc_grant
+ * when the caller is a role whose confinement this backend has not cached
+ * yet; no row locks.
+ */
 Datum
 synclog_snapshot_clients(PG_FUNCTION_ARGS)
 {

@@ -14,6 +14,7 @@
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 
 #include "synclog.h"
 
@@ -39,6 +40,21 @@ int			synclog_debug_rotation_delay_ms = 0;
 
 void		_PG_init(void);
 
+/*
+ * The largest "synclog.max_delta_size" allowed, in kB: 256 MB.  Every
+ * accepted delta must come back through synclog.read in text format too,
+ * where a bytea is sent as hex, 2n + 2 bytes, and the whole row must stay
+ * under MaxAllocSize (1 GB - 1): a delta near 1 GB was accepted, and every
+ * text-format read of it then failed with "invalid memory alloc request
+ * size".  At 256 MB the hex is 512 MB, which leaves the row message
+ * room for its other columns.
+ */
+#define MAX_DELTA_SIZE_LIMIT_KB	(256 * 1024)
+
+StaticAssertDecl((int64) MAX_DELTA_SIZE_LIMIT_KB * 1024 * 2 + 2 < MaxAllocSize,
+				 "a delta of the largest allowed size must fit MaxAllocSize as hex");
+
+/* Every synclog.* setting, with its default, range and unit. */
 static void
 define_settings(void)
 {
@@ -80,9 +96,10 @@ define_settings(void)
 
 	DefineCustomIntVariable("synclog.max_delta_size",
 							"Largest encoded delta accepted by one append.",
-							NULL,
+							"At most 256 MB, so that every stored delta can be read back "
+							"in text format, where it takes twice its size as hex.",
 							&synclog_max_delta_kb,
-							16384, 1, 1024 * 1024,
+							16384, 1, MAX_DELTA_SIZE_LIMIT_KB,
 							PGC_SUSET, GUC_UNIT_KB,
 							NULL, NULL, NULL);
 

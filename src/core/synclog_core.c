@@ -100,7 +100,7 @@ slc_status_message(slc_status st)
 		case SLC_ERR_EMPTY:
 			return "delta is empty";
 		case SLC_ERR_VERSION:
-			return "unknown delta version";
+			return "unrecognized delta version";
 		case SLC_ERR_TRUNCATED:
 			return "delta ends inside a header or length field";
 		case SLC_ERR_LENGTH:
@@ -121,7 +121,7 @@ slc_status_message(slc_status st)
 			return "out of memory";
 	}
 	/* a value outside the enum, e.g. from a newer peer */
-	return "unknown error";
+	return "unrecognized status";
 }
 
 /* ---------------------------------------------------------------------
@@ -155,6 +155,17 @@ slc_delta_reader_init(slc_delta_reader *r, const uint8_t *buf, size_t len,
 	r->count = get_u32le(buf + 1);
 	r->pos = SLC_DELTA_HEADER_LEN;
 	return SLC_OK;
+}
+
+/* See synclog_core.h: the announced changes left, capped by the bytes left. */
+uint32_t
+slc_delta_reader_room(const slc_delta_reader *r)
+{
+	/* pos <= len and done <= count always hold */
+	size_t		fit = (r->len - r->pos) / SLC_CHANGE_MIN_LEN;
+	uint32_t	left = r->count - r->done;
+
+	return fit < left ? (uint32_t) fit : left;
 }
 
 /*
@@ -502,6 +513,7 @@ slc_item_hash(uint8_t ns, const uint8_t *key, size_t klen,
 	*hi = d.high64;
 }
 
+/* sum += (hi:lo) modulo 2^128, carrying from the low half into the high. */
 static void
 hash_add128(slc_hash *h, uint64_t lo, uint64_t hi)
 {
@@ -509,6 +521,7 @@ hash_add128(slc_hash *h, uint64_t lo, uint64_t hi)
 	h->sum_hi += hi + (h->sum_lo < lo);
 }
 
+/* sum -= (hi:lo) modulo 2^128, borrowing from the high half. */
 static void
 hash_sub128(slc_hash *h, uint64_t lo, uint64_t hi)
 {
@@ -621,6 +634,7 @@ slc_watermark_encode(int64_t seq, int64_t lsn, uint8_t out[SLC_WATERMARK_LEN])
 	put_u64le(out + 8, (uint64_t) lsn);
 }
 
+/* Two's complement reading of a u64, without implementation-defined casts. */
 static int64_t
 u64_to_i64(uint64_t u)
 {
@@ -675,6 +689,7 @@ key_hash(uint8_t ns, const uint8_t *key, size_t klen)
 	return XXH3_64bits_withSeed(key, klen, ns);
 }
 
+/* One malloc'd item holding copies of key and value; NULL on overflow or OOM. */
 static slc_item *
 item_new(uint8_t ns, const uint8_t *key, size_t klen,
 		 const uint8_t *val, size_t vlen)
@@ -695,6 +710,7 @@ item_new(uint8_t ns, const uint8_t *key, size_t klen,
 	return it;
 }
 
+/* Whether the item is (ns, key). */
 static int
 item_matches(const slc_item *it, uint8_t ns, const uint8_t *key, size_t klen)
 {
@@ -933,8 +949,8 @@ slc_state_apply_entry(slc_state *s, const uint8_t *delta, size_t delta_len,
 		return st;
 
 	/*
-	 * A valid delta spends at least 8 bytes per change, so n + 1 cannot
-	 * wrap a size_t; calloc checks the multiplications.
+	 * A valid delta spends at least SLC_CHANGE_MIN_LEN bytes per change, so
+	 * n + 1 cannot wrap a size_t; calloc checks the multiplications.
 	 */
 	nfresh = (size_t) n + 1;
 	changes = calloc(nfresh, sizeof(slc_change));

@@ -35,6 +35,8 @@ extern "C"
 #define SLC_VALUE_MAX			UINT32_C(0x3FFFFFFF)
 /* Fixed header: version byte + u32 change count. */
 #define SLC_DELTA_HEADER_LEN	5
+/* Smallest encoded change: u32 klen + u32 vlen (empty key, empty or deleted value). */
+#define SLC_CHANGE_MIN_LEN		8
 
 /* Namespaces of state items, also the first byte hashed for each item. */
 #define SLC_NS_DATA				1	/* key -> value written by deltas */
@@ -99,6 +101,16 @@ typedef struct slc_delta_reader
  */
 slc_status	slc_delta_reader_init(slc_delta_reader *r, const uint8_t *buf,
 								  size_t len, uint32_t max_changes);
+
+/*
+ * The most changes the reader can still return: those announced and not
+ * read yet, but never more than the bytes left can hold, since every change
+ * takes at least SLC_CHANGE_MIN_LEN bytes.  Size an array of changes by
+ * this, never by r->count: the count is untrusted, and a 5-byte delta may
+ * announce four billion changes.  It only bounds: whether the changes are
+ * really there is for slc_delta_next to find out.
+ */
+uint32_t	slc_delta_reader_room(const slc_delta_reader *r);
 
 /*
  * Return the next change.  *has_more is set to 0 (and SLC_OK returned) when

@@ -486,6 +486,116 @@ test_delta_error_is_sticky(void)
 }
 
 /*
+ * Read a delta into an array of exactly slc_delta_reader_room() changes,
+ * malloc'd at that size (as the extension's decode_delta does): the
+ * sanitizer and valgrind builds fail if the reader returns more changes
+ * than the room promised.  Also checks that the room never grows and
+ * shrinks with every change read.  Returns the status of the last read and
+ * the changes read in *got.
+ */
+static slc_status
+read_into_room(const uint8_t *buf, size_t len, uint32_t *room, uint32_t *got)
+{
+	slc_delta_reader r;
+	slc_change *slots;
+	slc_status	st;
+	int			more = 1;
+	size_t		off = 0;
+
+	*got = 0;
+	*room = 0;
+	st = slc_delta_reader_init(&r, buf, len, UINT32_MAX);
+	if (st != SLC_OK)
+	{
+		CHECK(slc_delta_reader_room(&r) == 0);
+		return st;
+	}
+	*room = slc_delta_reader_room(&r);
+	CHECK(*room <= r.count);
+	CHECK(*room <= (len - SLC_DELTA_HEADER_LEN) / SLC_CHANGE_MIN_LEN);
+	/* one slot even for no room: slc_delta_next never writes past the last change */
+	slots = malloc(sizeof(slc_change) * (*room > 0 ? *room : 1));
+	if (slots == NULL)
+		return SLC_ERR_NOMEM;
+	for (;;)
+	{
+		uint32_t	before = slc_delta_reader_room(&r);
+
+		st = slc_delta_next(&r, &slots[*got < *room ? *got : 0], &more, &off);
+		if (st != SLC_OK || !more)
+			break;
+		CHECK(*got < *room);
+		CHECK(slc_delta_reader_room(&r) < before);
+		(*got)++;
+	}
+	free(slots);
+	return st;
+}
+
+/*
+ * A huge announced count costs nothing: the room is bounded by the bytes
+ * of the delta (issue 14: a 5-byte delta announcing 10 million changes
+ * made decode_delta allocate 300 MB before finding it truncated), and the
+ * error is the one the changes themselves give, as before.
+ */
+static void
+test_delta_room(void)
+{
+	static const struct
+	{
+		const char *hex;
+		uint32_t	room;		/* right after init */
+		uint32_t	got;		/* changes read before the end or an error */
+		slc_status	st;
+		size_t		off;
+	}			cases[] =
+	{
+		/* 10 million changes announced, none there */
+		{"0180969800", 0, 0, SLC_ERR_TRUNCATED, 5},
+		{"01ffffffff", 0, 0, SLC_ERR_TRUNCATED, 5},
+		/* 10 million announced, one smallest change (empty key, deleted) there */
+		{"018096980000000000ffffffff", 1, 1, SLC_ERR_TRUNCATED, 13},
+		/* four billion announced, two empty-key empty-value changes, 3 bytes more */
+		{"01ffffffff00000000000000000000000000000000000000", 2, 2, SLC_ERR_TRUNCATED, 21},
+		/* 7 bytes cannot hold a change: the value length is cut */
+		{"0102000000000000000000ff", 0, 0, SLC_ERR_TRUNCATED, 9},
+		/* the count bounds the room when the bytes would allow more */
+		{"010100000000000000000000000000000000000000", 1, 1, SLC_ERR_TRAILING, 13},
+		/* exactly the announced changes: ("a", "b"), ("c", delete) */
+		{"0102000000010000006101000000620100000063ffffffff", 2, 2, SLC_OK, 0},
+		/* no changes */
+		{"0100000000", 0, 0, SLC_OK, 0},
+	};
+	size_t		i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+	{
+		size_t		len = 0;
+		uint8_t    *buf = hex_decode(cases[i].hex, &len);
+		uint32_t	room;
+		uint32_t	got;
+		uint32_t	n;
+		size_t		off = 0;
+		slc_status	st;
+
+		REQUIRE(buf != NULL);
+		st = read_into_room(buf, len, &room, &got);
+		if (room != cases[i].room || got != cases[i].got || st != cases[i].st)
+		{
+			fprintf(stderr, "    case %zu (%s): room %u, read %u, %s; want room %u, read %u, %s\n",
+					i, cases[i].hex, room, got, slc_status_message(st),
+					cases[i].room, cases[i].got, slc_status_message(cases[i].st));
+			test_failures++;
+		}
+		/* validation reports the same error at the same offset */
+		CHECK(slc_delta_validate(buf, len, UINT32_MAX, &n, &off) == cases[i].st);
+		if (cases[i].st != SLC_OK)
+			CHECK_EQ_U64(off, cases[i].off);
+		free(buf);
+	}
+}
+
+/*
  * Every prefix of a valid delta is rejected, and random corruptions never
  * crash or read outside the (exact-length) buffer.
  */
@@ -1932,6 +2042,7 @@ static const struct
 	{"delta_errors", test_delta_errors},
 	{"delta_limits", test_delta_limits},
 	{"delta_error_is_sticky", test_delta_error_is_sticky},
+	{"delta_room", test_delta_room},
 	{"delta_fuzz", test_delta_fuzz},
 	{"status_messages", test_status_messages},
 	{"duplicates", test_duplicates},

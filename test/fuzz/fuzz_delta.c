@@ -13,6 +13,9 @@
  *    slc_delta_next) must agree with on status, error offset and every
  *    change (pointers included); errors are sticky, the end is stable;
  *  - the max_changes limit (n passes, n - 1 gives SLC_ERR_TOO_MANY);
+ *  - slc_delta_reader_room: the announced count capped by the bytes after
+ *    the header (8 per change), shrinking with every change read, so the
+ *    reader never returns more changes than it promised room for;
  *  - slc_delta_find_duplicate on the decoded changes, forwards and
  *    reversed, against a hash-set and (for small n) a pairwise check;
  *  - re-encoding: a delta that validates re-encodes to the same bytes;
@@ -263,6 +266,7 @@ check_reader(const uint8_t *buf, size_t len, const ref_result *ref)
 	int			more = 7;
 	size_t		off;
 	uint32_t	got = 0;
+	uint32_t	room;
 	slc_status	st;
 
 	st = slc_delta_reader_init(&r, buf, len, UINT32_MAX);
@@ -270,6 +274,7 @@ check_reader(const uint8_t *buf, size_t len, const ref_result *ref)
 	{
 		/* only header problems are reported by init */
 		ASSERT(st == ref->st);
+		ASSERT(slc_delta_reader_room(&r) == 0);
 		ASSERT(st == SLC_ERR_EMPTY || st == SLC_ERR_VERSION ||
 			   st == SLC_ERR_TRUNCATED);
 		/* a caller ignoring the error gets no change */
@@ -282,11 +287,23 @@ check_reader(const uint8_t *buf, size_t len, const ref_result *ref)
 		return;
 	}
 	ASSERT(r.count == ref->count);
+	/*
+	 * The room, which callers size their arrays by, is the announced count
+	 * capped by the bytes after the header; every change read takes at
+	 * least one unit of it, so no change can land beyond it.
+	 */
+	{
+		size_t		fit = (len - 5) / 8;
+
+		room = slc_delta_reader_room(&r);
+		ASSERT(room == (fit < ref->count ? (uint32_t) fit : ref->count));
+	}
 
 	for (;;)
 	{
 		size_t		pos_before = r.pos;
 		uint32_t	done_before = r.done;
+		uint32_t	room_before = slc_delta_reader_room(&r);
 
 		memset(&canary, 0x5A, sizeof(canary));
 		c = canary;
@@ -303,6 +320,7 @@ check_reader(const uint8_t *buf, size_t len, const ref_result *ref)
 			ASSERT(more == 0);
 			ASSERT(memcmp(&c, &canary, sizeof(c)) == 0);
 			ASSERT(r.pos == pos_before && r.done == done_before);
+			ASSERT(slc_delta_reader_room(&r) == room_before);
 			/* sticky: the same error again, nothing moves */
 			for (k = 0; k < 2; k++)
 			{
@@ -326,6 +344,8 @@ check_reader(const uint8_t *buf, size_t len, const ref_result *ref)
 		ASSERT(c.is_delete ? (c.val == NULL && c.vlen == 0) :
 			   (c.val != NULL && c.val >= buf && c.val + c.vlen <= buf + len));
 		ASSERT(r.pos > pos_before && r.pos <= len);
+		ASSERT(got < room);
+		ASSERT(slc_delta_reader_room(&r) < room_before);
 		got++;
 	}
 	ASSERT(memcmp(&c, &canary, sizeof(c)) == 0);

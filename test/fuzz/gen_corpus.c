@@ -283,6 +283,10 @@ gen_delta(void)
 	raw_file("delta", "bad-version-2", "\x02\x00\x00\x00\x00", 5);
 	raw_file("delta", "bad-truncated-header", "\x01\x01\x00", 3);
 	raw_file("delta", "bad-huge-count", "\x01\xff\xff\xff\xff", 5);
+	/* 10 million changes announced, two there (issue 14: room, not count) */
+	raw_file("delta", "bad-count-beyond-bytes",
+			 "\x01\x80\x96\x98\x00" "\x00\x00\x00\x00\xff\xff\xff\xff"
+			 "\x01\x00\x00\x00" "a" "\x00\x00\x00\x00", 22);
 	raw_file("delta", "bad-count-no-changes", "\x01\x01\x00\x00\x00", 5);
 	raw_file("delta", "bad-trailing", "\x01\x00\x00\x00\x00\x00", 6);
 	raw_file("delta", "bad-truncated-klen", "\x01\x01\x00\x00\x00\x01\x00", 7);
