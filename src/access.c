@@ -298,16 +298,6 @@ may_use(Oid role, text *doc, bool write)
 }
 
 /*
- * Kept for callers that open SPI around the check: the check reads the
- * grants directly and never needs SQL.
- */
-bool
-sl_access_needs_spi(Oid role)
-{
-	return false;
-}
-
-/*
  * Raise 42501 unless role (and the session user) may use the document, for
  * writing if write.  The refusal is worded the same whether or not the
  * document exists.

@@ -95,7 +95,8 @@ static struct
 				d_first_append_at,
 				d_rotate_entries,
 				d_rotate_bytes,
-				d_auto_rotate;
+				d_auto_rotate,
+				d_clients;
 	/* synclog.entry */
 	AttrNumber	e_doc_id,
 				e_lsn,
@@ -195,6 +196,7 @@ hot_build(void)
 	hot.d_rotate_entries = column(rel, "rotate_entries");
 	hot.d_rotate_bytes = column(rel, "rotate_bytes");
 	hot.d_auto_rotate = column(rel, "auto_rotate");
+	hot.d_clients = column(rel, "clients");
 	table_close(rel, AccessShareLock);
 
 	rel = table_open(hot.entry, AccessShareLock);
@@ -269,8 +271,8 @@ set_hint(const char *name, int64 doc_id, ItemPointer tid)
 /*
  * An SPI session (sl_spi_begin) costs a few syscache lookups and memory
  * contexts, more than a tenth of an append's own work; the hot path opens
- * one only when it runs SQL: a role's first access check, a client's retry
- * check, the rare update of the document row.
+ * one only when it runs SQL: a client's retry check, the rare update of
+ * the document row.
  */
 static void
 need_spi(bool *open)
@@ -328,11 +330,12 @@ client_newest(Relation entryrel, int64 doc_id, text *client_id, Snapshot snap,
 
 /*
  * The LSN already recorded for (doc, client) when client_seq is not above
- * the client's watermark, or -1 when the append must go ahead.
+ * the client's watermark, or -1 when the append must go ahead; *new_client
+ * says whether the document has no watermark of this client yet.
  */
 static int64
 duplicate_of(Relation entryrel, int64 doc_id, int64 active_base,
-			 text *client_id, int64 client_seq, bool *spi)
+			 text *client_id, int64 client_seq, bool *spi, bool *new_client)
 {
 	static SPIPlanPtr plan_kv;
 	Oid			t_kv[2] = {INT8OID, BYTEAOID};
@@ -387,6 +390,7 @@ duplicate_of(Relation entryrel, int64 doc_id, int64 active_base,
 			}
 		}
 	}
+	*new_client = lsn < 0;
 	if (lsn < 0)
 		return -1;
 	return client_seq <= seq ? lsn : -1;
@@ -580,24 +584,27 @@ serialization_failure(void)
 /*
  * Record what the policy needs from this append in the document row: the
  * due flag when a threshold was crossed, the time of the log's first
- * append.  Each happens at most once per log, so appends almost never
- * write the row.
+ * append, one more client when the append is a client's first.  The first
+ * two happen at most once per log and the third once per client, so
+ * appends almost never write the row.
  */
 static void
-mark_doc(int64 doc_id, bool due, bool first)
+mark_doc(int64 doc_id, bool due, bool first, bool new_client)
 {
 	static SPIPlanPtr plan;
-	Oid			types[3] = {INT8OID, BOOLOID, TIMESTAMPTZOID};
-	Datum		args[3] = {Int64GetDatum(doc_id), BoolGetDatum(due),
-						   TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())};
-	char		nulls[4] = "   ";
+	Oid			types[4] = {INT8OID, BOOLOID, TIMESTAMPTZOID, INT8OID};
+	Datum		args[4] = {Int64GetDatum(doc_id), BoolGetDatum(due),
+						   TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
+						   Int64GetDatum(new_client ? 1 : 0)};
+	char		nulls[5] = "    ";
 
 	if (!first)
 		nulls[2] = 'n';
 	sl_exec(&plan,
 			"UPDATE synclog.doc SET due = due OR $2, "
-			"first_append_at = coalesce(first_append_at, $3) WHERE doc_id = $1",
-			3, types, args, nulls, false, 0);
+			"first_append_at = coalesce(first_append_at, $3), "
+			"clients = clients + $4 WHERE doc_id = $1",
+			4, types, args, nulls, false, 0);
 }
 
 /*
@@ -668,18 +675,16 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 				lsn,
 				base,
 				bytes;
-	char	   *log_id;
 	char		name[SL_DOC_NAME_MAX + 1];
 	DocHint    *h;
 	bool		isnull;
+	bool		new_client = false;
 	bool		spi = false;
 	Oid			caller = GetUserId();
 
 	/* What the executor would check for an INSERT (also true on a standby). */
 	PreventCommandIfReadOnly("synclog.append()");
 	PreventCommandIfParallelMode("synclog.append()");
-	if (sl_access_needs_spi(caller))
-		need_spi(&spi);
 	sl_require_doc_as(caller, doc, true);
 
 	/*
@@ -734,7 +739,6 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 	nulls = palloc(sizeof(bool) * desc->natts);
 	heap_deform_tuple(row, desc, values, nulls);
 	base = DatumGetInt64(values[hot.d_active_base - 1]);
-	log_id = TextDatumGetCString(values[hot.d_active_log - 1]);
 	lsn = Max(last, base) + 1;
 	bytes = (last > base ? last_bytes : 0) + size;
 
@@ -746,7 +750,8 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 		 */
 		int64		dup;
 
-		dup = duplicate_of(entryrel, doc_id, base, client_id, client_seq, &spi);
+		dup = duplicate_of(entryrel, doc_id, base, client_id, client_seq, &spi,
+						   &new_client);
 		if (dup >= 0)
 		{
 			index_close(pkey, AccessShareLock);
@@ -771,10 +776,22 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 				threshold_reached(values[hot.d_rotate_bytes - 1],
 								  nulls[hot.d_rotate_bytes - 1],
 								  sl_threshold_bytes(), bytes);
-		if (due || first)
+		if (new_client)
+		{
+			int64		clients = DatumGetInt64(values[hot.d_clients - 1]);
+
+			if (clients >= synclog_max_clients_per_doc)
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("too many clients for document \"%s\"", name),
+						 errdetail("The document has watermarks of %lld clients; \"synclog.max_clients_per_doc\" is %d.",
+								   (long long) clients, synclog_max_clients_per_doc),
+						 errhint("Append with a client id the document already has, or without one.")));
+		}
+		if (due || first || new_client)
 		{
 			need_spi(&spi);
-			mark_doc(doc_id, due, first);
+			mark_doc(doc_id, due, first, new_client);
 		}
 	}
 
@@ -819,7 +836,7 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 		h->last_lsn = lsn;
 
 	if (synclog_notify_append)
-		sl_notify_append(VARDATA_ANY(doc), VARSIZE_ANY_EXHDR(doc), log_id, lsn);
+		sl_notify(VARDATA_ANY(doc), VARSIZE_ANY_EXHDR(doc), SL_EVENT_APPEND);
 	if (spi)
 		sl_spi_end();
 	return lsn;

@@ -608,8 +608,7 @@ sl_compact_doc(text *doc, const char *new_log, SlRotation *stats)
 	SET_VARSIZE(hash_b, VARHDRSZ + SLC_HASH_LEN);
 	memcpy(VARDATA(hash_b), serialized, SLC_HASH_LEN);
 	switch_logs(&d, generation, new_log, seal, hash_b);
-	sl_notify_rotation(VARDATA_ANY(doc), VARSIZE_ANY_EXHDR(doc),
-					   d.active_log, new_log, seal, serialized);
+	sl_notify(VARDATA_ANY(doc), VARSIZE_ANY_EXHDR(doc), SL_EVENT_ROTATE);
 
 	strlcpy(stats->old_log, d.active_log, sizeof(stats->old_log));
 	stats->log_bytes = bytes;

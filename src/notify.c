@@ -126,27 +126,18 @@ sl_channel_name(const char *doc, int len)
 	return name;
 }
 
-static void
-notify(const char *doc, int doclen, const char *payload)
+/*
+ * Announce an event on the document's channel, at commit.  The payload is
+ * the event's name alone: what happened is read from the log.
+ */
+void
+sl_notify(const char *doc, int doclen, SlEvent event)
 {
 	char	   *channel = sl_channel_name(doc, doclen);
 
 	if (channel != NULL)
-		Async_Notify(channel, payload);
-}
-
-/* The rotation's details are in the log (its end marker), not in the payload. */
-void
-sl_notify_rotation(const char *doc, int doclen, const char *old_log,
-				   const char *new_log, int64 snapshot_lsn, const uint8 *hash)
-{
-	notify(doc, doclen, "{\"event\":\"rotate\"}");
-}
-
-void
-sl_notify_append(const char *doc, int doclen, const char *log_id, int64 lsn)
-{
-	notify(doc, doclen, "{\"event\":\"append\"}");
+		Async_Notify(channel, event == SL_EVENT_ROTATE ?
+					 "{\"event\":\"rotate\"}" : "{\"event\":\"append\"}");
 }
 
 /*

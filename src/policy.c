@@ -18,6 +18,7 @@
 #include "catalog/pg_type_d.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
@@ -375,9 +376,37 @@ synclog_clear_policy(PG_FUNCTION_ARGS)
 }
 
 /*
+ * A new client position must fit under synclog.max_clients_per_doc.  Two
+ * first acks racing each other can both pass, so the bound holds up to the
+ * number of concurrent sessions.
+ */
+static void
+check_client_room(int64 doc_id, text *doc)
+{
+	static SPIPlanPtr plan;
+	Oid			t[2] = {INT8OID, INT4OID};
+	Datum		v[2] = {Int64GetDatum(doc_id), Int32GetDatum(synclog_max_clients_per_doc)};
+
+	sl_exec(&plan,
+			"SELECT count(*) FROM (SELECT 1 FROM synclog.client_pos "
+			"WHERE doc_id = $1 LIMIT $2) c",
+			2, t, v, NULL, false, 0);
+	if (sl_col_int64(0, 1) >= synclog_max_clients_per_doc)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many clients for document \"%s\"", sl_doc_cstring(doc)),
+				 errdetail("The document has positions of %d or more clients, the most \"synclog.max_clients_per_doc\" allows.",
+						   synclog_max_clients_per_doc),
+				 errhint("Ack with a client id the document already has.")));
+}
+
+/*
  * synclog.ack(doc text, client_id text, log_id text, lsn bigint) returns void
  *
- * A client reports its position.  Moving to another log counts as a switch
+ * A client reports its position.  The role that first records a client's
+ * position owns it: another role (not a member of it) gets 42501, so no
+ * role can move another's client, pin logs through it or bump the counters
+ * with it; a new client beyond synclog.max_clients_per_doc gets 54000.  Moving to another log counts as a switch
  * by marker when the client came from that log's direct predecessor while
  * it was still served, and as a download otherwise (including a new client
  * that starts from a snapshot).
@@ -474,17 +503,29 @@ synclog_ack(PG_FUNCTION_ARGS)
 		Datum		v[2] = {Int64GetDatum(d.doc_id), PointerGetDatum(client_id)};
 
 		sl_exec(&plan_prev,
-				"SELECT c.log_id, p.next_log_id, p.state FROM synclog.client_pos c "
+				"SELECT c.log_id, p.next_log_id, p.state, c.owner FROM synclog.client_pos c "
 				"LEFT JOIN synclog.log p ON p.log_id = c.log_id "
 				"WHERE c.doc_id = $1 AND c.client_id = $2 FOR UPDATE OF c",
 				2, t, v, NULL, false, 0);
 		if (SPI_processed == 0)
+		{
+			check_client_room(d.doc_id, doc);
 			moved = l.base_lsn > 0;
+		}
 		else
 		{
+			bool		isnull;
+			Datum		owner = sl_col(0, 4, &isnull);
 			char	   *prev = sl_col_text(0, 1);
 			char	   *prev_next = sl_col_text(0, 2);
 			char	   *prev_state = sl_col_text(0, 3);
+
+			if (!isnull && !has_privs_of_role(sl_caller(), DatumGetObjectId(owner)))
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("permission denied for client \"%s\" of document \"%s\"",
+								text_to_cstring(client_id), sl_doc_cstring(doc)),
+						 errdetail("Another role recorded this client's position.")));
 
 			moved = strcmp(prev, l.log_id) != 0;
 			by_marker = moved && prev_next != NULL &&
@@ -493,15 +534,17 @@ synclog_ack(PG_FUNCTION_ARGS)
 		}
 	}
 	{
-		Oid			t[4] = {INT8OID, TEXTOID, TEXTOID, INT8OID};
-		Datum		v[4] = {Int64GetDatum(d.doc_id), PointerGetDatum(client_id),
-							CStringGetTextDatum(l.log_id), Int64GetDatum(lsn)};
+		Oid			t[5] = {INT8OID, TEXTOID, TEXTOID, INT8OID, OIDOID};
+		Datum		v[5] = {Int64GetDatum(d.doc_id), PointerGetDatum(client_id),
+							CStringGetTextDatum(l.log_id), Int64GetDatum(lsn),
+							ObjectIdGetDatum(sl_caller())};
 
 		sl_exec(&plan_upsert,
-				"INSERT INTO synclog.client_pos (doc_id, client_id, log_id, lsn) "
-				"VALUES ($1, $2, $3, $4) ON CONFLICT (doc_id, client_id) DO UPDATE "
-				"SET log_id = excluded.log_id, lsn = excluded.lsn, acked_at = now()",
-				4, t, v, NULL, false, 0);
+				"INSERT INTO synclog.client_pos (doc_id, client_id, log_id, lsn, owner) "
+				"VALUES ($1, $2, $3, $4, $5::regrole) ON CONFLICT (doc_id, client_id) DO UPDATE "
+				"SET log_id = excluded.log_id, lsn = excluded.lsn, acked_at = now(), "
+				"owner = coalesce(synclog.client_pos.owner, excluded.owner)",
+				5, t, v, NULL, false, 0);
 	}
 	if (moved)
 	{

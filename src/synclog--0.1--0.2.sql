@@ -165,3 +165,57 @@ END $$;
 REVOKE ALL ON synclog.channel_key FROM PUBLIC;
 REVOKE ALL ON FUNCTION synclog.can_read(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION synclog.rotate_channel_key() FROM PUBLIC;
+
+-- Clients per document (synclog.max_clients_per_doc) -----------------------
+
+/*
+ * How many clients the document keeps a watermark for: raised by the
+ * append that is a client's first in the document (under the document's
+ * row lock), so that the limit costs appends nothing else.  A 0.1 database
+ * gets its count from its data: the clients of the active log's entries and
+ * those whose watermark the state holds.
+ */
+ALTER TABLE synclog.doc ADD COLUMN clients bigint NOT NULL DEFAULT 0
+	CHECK (clients >= 0);
+UPDATE synclog.doc d SET clients = c.n
+  FROM (SELECT doc_id, count(*) AS n FROM (
+		  SELECT e.doc_id,
+				 convert_to(e.client_id, pg_catalog.getdatabaseencoding()) AS client
+			FROM synclog.entry e WHERE e.client_id IS NOT NULL
+		  UNION
+		  SELECT k.doc_id, k.key FROM synclog.kv k
+		   WHERE k.ns = 2 AND k.kind = 'v') x
+		 GROUP BY doc_id) c
+ WHERE c.doc_id = d.doc_id;
+
+/*
+ * The role that recorded a client's position: only it may move the
+ * position (and with it retention and the counters).  NULL for positions
+ * recorded by 0.1, claimed by the next role that acks them.
+ */
+ALTER TABLE synclog.client_pos ADD COLUMN owner regrole;
+
+-- grant_role: messages in PostgreSQL's style --------------------------------
+
+CREATE OR REPLACE FUNCTION synclog.grant_role(role regrole, kind text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	f regprocedure;
+BEGIN
+	IF role IS NULL OR kind IS NULL THEN
+		RAISE EXCEPTION 'role and kind must not be NULL' USING ERRCODE = '22004';
+	END IF;
+	IF kind NOT IN ('reader', 'writer', 'admin') THEN
+		RAISE EXCEPTION 'unrecognized kind of user: "%"', kind
+			USING ERRCODE = '22023', HINT = 'Use "reader", "writer" or "admin".';
+	END IF;
+	EXECUTE format('GRANT USAGE ON SCHEMA synclog TO %s', role);
+	FOR f IN SELECT * FROM synclog.role_functions(kind) LOOP
+		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', f, role);
+	END LOOP;
+	IF kind = 'admin' THEN
+		EXECUTE format('GRANT SELECT ON synclog.status, synclog.stats, synclog.stats_total TO %s', role);
+	END IF;
+END $$;

@@ -34,6 +34,7 @@ int			synclog_naptime_secs = 10;
 int			synclog_max_rotations_per_round = 100;
 int			synclog_max_collections_per_round = 1000;
 int			synclog_rotation_lock_timeout_ms = 1000;
+int			synclog_max_clients_per_doc = 10000;
 bool		synclog_worker_paused = false;
 bool		synclog_vacuum_after_gc = true;
 int			synclog_debug_rotation_delay_ms = 0;
@@ -165,6 +166,16 @@ define_settings(void)
 							&synclog_max_collections_per_round,
 							1000, 1, INT_MAX,
 							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("synclog.max_clients_per_doc",
+							"Most clients a document keeps watermarks and positions for.",
+							"An append whose client id is new to the document, and an ack that "
+							"would record a new client, fail beyond it; appends without a "
+							"client id are not affected.",
+							&synclog_max_clients_per_doc,
+							10000, 1, 1000000,
+							PGC_SUSET, 0,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("synclog.rotation_lock_timeout",

@@ -59,6 +59,7 @@ extern int	synclog_naptime_secs;
 extern int	synclog_max_rotations_per_round;
 extern int	synclog_max_collections_per_round;
 extern int	synclog_rotation_lock_timeout_ms;
+extern int	synclog_max_clients_per_doc;
 extern bool synclog_worker_paused;
 extern bool synclog_vacuum_after_gc;
 extern int	synclog_debug_rotation_delay_ms;
@@ -110,7 +111,6 @@ extern void sl_check_version(Oid nsp);
 
 /* access.c: the per-document check, inside sl_spi_begin/end. */
 extern void sl_require_doc(text *doc, bool write);
-extern bool sl_access_needs_spi(Oid role);
 extern void sl_require_doc_as(Oid role, text *doc, bool write);
 extern bool sl_role_confined(Oid role);
 extern void sl_require_unconfined(Oid role, const char *what);
@@ -226,11 +226,14 @@ extern bool sl_keyset_add(slc_state *set, uint8 ns, const uint8 *key,
 
 /* notify.c */
 extern char *sl_channel_name(const char *doc, int len);
-extern void sl_notify_rotation(const char *doc, int doclen,
-							   const char *old_log, const char *new_log,
-							   int64 snapshot_lsn, const uint8 *hash);
-extern void sl_notify_append(const char *doc, int doclen, const char *log_id,
-							 int64 lsn);
+/* The events a document's channel announces (PROTOCOL.md section 12). */
+typedef enum SlEvent
+{
+	SL_EVENT_ROTATE,
+	SL_EVENT_APPEND
+} SlEvent;
+
+extern void sl_notify(const char *doc, int doclen, SlEvent event);
 
 /* worker.c */
 extern void sl_register_launcher(void);

@@ -159,6 +159,12 @@ is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'synclog'}), '0.2',
 	'ALTER EXTENSION synclog UPDATE reached 0.2');
 is(sql(q{SELECT string_agg(format('%s %s %s %s %s', doc, rotations, logs_collected, marker_switches, downloads), ';' ORDER BY doc) FROM synclog.stats}),
 	$counters_before, 'counters survived the update');
+is(sql(q{SELECT string_agg(name || ':' || clients, ';' ORDER BY name) FROM synclog.doc}),
+	'w/1:3;w/2:3;x/1:3', 'each document counts the clients it has watermarks of');
+is(sql(q{SELECT string_agg(role::text || ' ' || pattern || ' ' || privilege, ';' ORDER BY role::text) FROM synclog.doc_grant}),
+	'up_reader w/% read;up_writer w/% write', 'confinements name their roles');
+is(sql(q{SELECT count(*) FILTER (WHERE owner IS NOT NULL) || ' ' || (count(*) > 0) FROM synclog.client_pos}), '0 true',
+	'positions recorded under 0.1 have no owner yet');
 is(sql(q{SELECT count(*) FROM synclog.log l JOIN synclog.doc d USING (doc_id)
 		WHERE l.state <> 'collected'
 		  AND synclog.recompute_hash(d.name, l.log_id) IS DISTINCT FROM l.snapshot_hash}),
@@ -187,6 +193,8 @@ is(sql(q{SELECT count(*) FROM synclog.log l JOIN synclog.doc d USING (doc_id)
 $out = run_or_die('0.1 client after the update',
 	"'$old_client' --dsn '$dsn' --doc w/1 --dir '$cdir' --once --verify --quiet");
 like($out, qr/downloads=0 /, 'the 0.1 client continues after the update without a download');
+is(sql(q{SELECT owner::text FROM synclog.client_pos ORDER BY acked_at DESC LIMIT 1}), 'postgres',
+	'its next ack claimed the position it acked');
 fill(8);
 sql(q{SELECT synclog.compact('w/1')});
 $out = run_or_die('new client in the 0.1 directory',
