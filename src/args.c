@@ -93,6 +93,32 @@ sl_arg_positive_int(FunctionCallInfo fcinfo, int argno, const char *what)
 	return v;
 }
 
+/* A client id: not NULL (22004), 1 to SL_CLIENT_ID_MAX bytes (22023). */
+text *
+sl_arg_client_id(FunctionCallInfo fcinfo, int argno)
+{
+	text	   *id;
+	int			len;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("client_id must not be NULL")));
+	id = PG_GETARG_TEXT_PP(argno);
+	len = VARSIZE_ANY_EXHDR(id);
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("client_id must not be empty")));
+	if (len > SL_CLIENT_ID_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("client_id is too long"),
+				 errdetail("Client ids are at most %d bytes; this one is %d bytes.",
+						   SL_CLIENT_ID_MAX, len)));
+	return id;
+}
+
 /*
  * client_id and client_seq come as a pair: a sequence number means nothing
  * without the client it counts for, and an id without a number cannot be
@@ -104,7 +130,6 @@ sl_check_client(FunctionCallInfo fcinfo, int id_argno, int seq_argno,
 {
 	bool		has_id = !PG_ARGISNULL(id_argno);
 	bool		has_seq = !PG_ARGISNULL(seq_argno);
-	int			len;
 
 	*client_id = NULL;
 	*client_seq = 0;
@@ -115,18 +140,7 @@ sl_check_client(FunctionCallInfo fcinfo, int id_argno, int seq_argno,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("client_id and client_seq must be given together"),
 				 errhint("Pass both to make the append idempotent, or neither.")));
-	*client_id = PG_GETARG_TEXT_PP(id_argno);
-	len = VARSIZE_ANY_EXHDR(*client_id);
-	if (len == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("client_id must not be empty")));
-	if (len > SL_CLIENT_ID_MAX)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("client_id is too long"),
-				 errdetail("Client ids are at most %d bytes; this one is %d bytes.",
-						   SL_CLIENT_ID_MAX, len)));
+	*client_id = sl_arg_client_id(fcinfo, id_argno);
 	*client_seq = PG_GETARG_INT64(seq_argno);
 	if (*client_seq < 0)
 		ereport(ERROR,

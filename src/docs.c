@@ -304,3 +304,28 @@ synclog_current_log(PG_FUNCTION_ARGS)
 	sl_spi_end();
 	return (Datum) 0;
 }
+
+/*
+ * A client position (lsn, the argument named what) must lie in log l,
+ * which ends at end: at or after its base (22023 before it) and not past
+ * its last entry (SL004: the client has seen entries this server does not
+ * have).
+ */
+void
+sl_check_position(const SlLog *l, int64 end, int64 lsn, const char *what)
+{
+	if (lsn < l->base_lsn)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s is before the start of log \"%s\"", what, l->log_id),
+				 errdetail("The log starts after LSN " INT64_FORMAT "; %s is " INT64_FORMAT ".",
+						   l->base_lsn, what, lsn),
+				 errhint("A client in this log holds its base state, so its position is base_lsn or later.")));
+	if (lsn > end)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNCLOG_CLIENT_AHEAD),
+				 errmsg("%s is beyond the end of log \"%s\"", what, l->log_id),
+				 errdetail("The log ends at LSN " INT64_FORMAT "; %s is " INT64_FORMAT ". The client has seen entries this server does not have, for example after the server was restored from a backup.",
+						   end, what, lsn),
+				 errhint("Drop the local log and download the snapshot of synclog.current_log().")));
+}

@@ -430,21 +430,10 @@ synclog_ack(PG_FUNCTION_ARGS)
 	SlDoc		d;
 	SlLog		l;
 	int64		end;
-	int			len;
 	bool		moved = false;
 	bool		by_marker = false;
 
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("client_id must not be NULL")));
-	client_id = PG_GETARG_TEXT_PP(1);
-	len = VARSIZE_ANY_EXHDR(client_id);
-	if (len == 0 || len > SL_CLIENT_ID_MAX)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("client_id must be 1 to %d bytes long, got %d",
-						SL_CLIENT_ID_MAX, len)));
+	client_id = sl_arg_client_id(fcinfo, 1);
 	log_id = sl_arg_log_id(fcinfo, 2);
 	lsn = sl_arg_lsn(fcinfo, 3, "lsn");
 
@@ -486,17 +475,7 @@ synclog_ack(PG_FUNCTION_ARGS)
 					 errhint("Drop the local log and download the snapshot of synclog.current_log().")));
 	}
 	end = l.end_lsn >= 0 ? l.end_lsn : d.head_lsn;
-	if (lsn < l.base_lsn)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("lsn " INT64_FORMAT " is before the start of log \"%s\" (base LSN " INT64_FORMAT ")",
-						lsn, l.log_id, l.base_lsn)));
-	if (lsn > end)
-		ereport(ERROR,
-				(errcode(ERRCODE_SYNCLOG_CLIENT_AHEAD),
-				 errmsg("lsn " INT64_FORMAT " is beyond the end of log \"%s\" (last LSN " INT64_FORMAT ")",
-						lsn, l.log_id, end),
-				 errhint("Drop the local log and download the snapshot of synclog.current_log().")));
+	sl_check_position(&l, end, lsn, "lsn");
 
 	{
 		Oid			t[2] = {INT8OID, TEXTOID};

@@ -64,20 +64,7 @@ synclog_read(PG_FUNCTION_ARGS)
 	sealed = l.end_lsn >= 0;
 	end = sealed ? l.end_lsn : d.head_lsn;
 
-	if (after < l.base_lsn)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("after_lsn is before the start of log \"%s\"", l.log_id),
-				 errdetail("The log starts after LSN " INT64_FORMAT "; after_lsn is " INT64_FORMAT ".",
-						   l.base_lsn, after),
-				 errhint("A client in this log holds its base state, so it reads from base_lsn or later.")));
-	if (after > end)
-		ereport(ERROR,
-				(errcode(ERRCODE_SYNCLOG_CLIENT_AHEAD),
-				 errmsg("after_lsn is beyond the end of log \"%s\"", l.log_id),
-				 errdetail("The log ends at LSN " INT64_FORMAT "; after_lsn is " INT64_FORMAT ". The client has seen entries this server does not have, for example after the server was restored from a backup.",
-						   end, after),
-				 errhint("Drop the local log and download the snapshot of synclog.current_log().")));
+	sl_check_position(&l, end, after, "after_lsn");
 
 	if (after < end)
 	{

@@ -121,6 +121,7 @@ extern text *sl_arg_log_id(FunctionCallInfo fcinfo, int argno);
 extern int64 sl_arg_lsn(FunctionCallInfo fcinfo, int argno, const char *what);
 extern int32 sl_arg_positive_int(FunctionCallInfo fcinfo, int argno,
 								 const char *what);
+extern text *sl_arg_client_id(FunctionCallInfo fcinfo, int argno);
 extern void sl_check_client(FunctionCallInfo fcinfo, int id_argno,
 							int seq_argno, text **client_id,
 							int64 *client_seq);
@@ -164,6 +165,8 @@ extern void sl_find_doc(text *doc, SlDoc *out, bool read_only);
 extern void sl_find_log(text *doc, const SlDoc *d, text *log_id, SlLog *out,
 						bool allow_collected, bool read_only);
 extern char *sl_new_log_id(void);
+extern void sl_check_position(const SlLog *l, int64 end, int64 lsn,
+							  const char *what);
 extern const char *sl_doc_cstring(text *doc);
 
 /* delta_sql.c: build or check an encoded delta, raising SQL errors. */
