@@ -125,12 +125,18 @@ void
 sl_log_rotation(const char *doc, const char *new_log, const SlRotation *r,
 				bool at_log)
 {
+	int64		entries = r->seal_lsn - r->base_lsn;
+
 	ereport(at_log ? LOG : DEBUG1,
-			(errmsg("synclog: rotated document \"%s\": sealed log %s at LSN " INT64_FORMAT " (" INT64_FORMAT " entries, " INT64_FORMAT " bytes), new log %s, snapshot of %llu items and %llu bytes, %.1f ms",
-					doc, r->old_log, r->seal_lsn, r->seal_lsn - r->base_lsn,
-					r->log_bytes, new_log,
-					(unsigned long long) r->state_items,
-					(unsigned long long) r->state_bytes, r->elapsed_ms)));
+			(errmsg("rotated document \"%s\"", doc),
+			 errdetail_plural("Sealed log %s at LSN " INT64_FORMAT " after " INT64_FORMAT " entry (" INT64_FORMAT " bytes). New log: %s. Snapshot items: %llu (%llu bytes). Time: %.1f ms.",
+							  "Sealed log %s at LSN " INT64_FORMAT " after " INT64_FORMAT " entries (" INT64_FORMAT " bytes). New log: %s. Snapshot items: %llu (%llu bytes). Time: %.1f ms.",
+							  (unsigned long) entries,
+							  r->old_log, r->seal_lsn, entries, r->log_bytes,
+							  new_log,
+							  (unsigned long long) r->state_items,
+							  (unsigned long long) r->state_bytes,
+							  r->elapsed_ms)));
 }
 
 /*
@@ -205,10 +211,12 @@ rotate_one_guarded(const char *name)
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcontext);
 		CurrentResourceOwner = oldowner;
+		/* The cause goes into the detail, as postgres_fdw reports libpq's. */
 		ereport(WARNING,
 				(errcode(edata->sqlerrcode),
-				 errmsg("synclog: could not rotate document \"%s\": %s",
-						name, edata->message)));
+				 errmsg("could not rotate document \"%s\"", name),
+				 errdetail_internal("%s", edata->message),
+				 edata->hint ? errhint("%s", edata->hint) : 0));
 		FreeErrorData(edata);
 		rotated = false;
 	}
@@ -258,8 +266,9 @@ check_override(FunctionCallInfo fcinfo, int argno, const char *what)
 	if (!PG_ARGISNULL(argno) && PG_GETARG_INT64(argno) < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must not be negative, got " INT64_FORMAT, what,
-						PG_GETARG_INT64(argno)),
+				 errmsg("\"%s\" must not be negative", what),
+				 errdetail("The value given was " INT64_FORMAT ".",
+						   PG_GETARG_INT64(argno)),
 				 errhint("Use 0 to turn this threshold off for the document, NULL to follow the setting.")));
 }
 

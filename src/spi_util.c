@@ -52,7 +52,7 @@ sl_relid(const char *name)
 	sl_check_version(nsp);
 	relid = get_relname_relid(name, nsp);
 	if (!OidIsValid(relid))
-		elog(ERROR, "synclog: relation synclog.%s is missing", name);
+		elog(ERROR, "relation \"synclog.%s\" of extension \"synclog\" is missing", name);
 	return relid;
 }
 
@@ -117,10 +117,16 @@ sl_plan(SPIPlanPtr *plan, const char *sql, int nargs, const Oid *argtypes)
 		SPIPlanPtr	p = SPI_prepare(sql, nargs, (Oid *) argtypes);
 
 		if (p == NULL)
-			elog(ERROR, "synclog: could not prepare \"%s\": %s",
-				 sql, SPI_result_code_string(SPI_result));
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg_internal("SPI_prepare failed: %s",
+									 SPI_result_code_string(SPI_result)),
+					 errdetail_internal("The statement was: %s", sql)));
 		if (SPI_keepplan(p) != 0)
-			elog(ERROR, "synclog: could not keep plan for \"%s\"", sql);
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg_internal("SPI_keepplan failed"),
+					 errdetail_internal("The statement was: %s", sql)));
 		*plan = p;
 	}
 	return *plan;
@@ -143,8 +149,11 @@ sl_exec(SPIPlanPtr *plan, const char *sql, int nargs, const Oid *argtypes,
 	 */
 	MemoryContextSwitchTo(caller);
 	if (rc < 0)
-		elog(ERROR, "synclog: \"%s\" failed: %s", sql,
-			 SPI_result_code_string(rc));
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg_internal("SPI_execute_plan failed: %s",
+								 SPI_result_code_string(rc)),
+				 errdetail_internal("The statement was: %s", sql)));
 	return rc;
 }
 

@@ -133,14 +133,19 @@ list_databases(MemoryContext cxt)
 	return dbs;
 }
 
-/* Run one database's round in a worker of its own and wait for it. */
-static void
+/*
+ * Run one database's round in a worker of its own and wait for it; false
+ * if no worker could be started.  Allocates only the worker's handle, in
+ * the current context (the launcher's round context).
+ */
+static bool
 run_database_round(const DbEntry *db)
 {
 	BackgroundWorker w;
 	BackgroundWorkerHandle *handle;
 	BgwHandleStatus status;
 	pid_t		pid;
+	char		activity[NAMEDATALEN + 64];
 
 	memset(&w, 0, sizeof(w));
 	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -157,33 +162,40 @@ run_database_round(const DbEntry *db)
 	{
 		ereport(WARNING,
 				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-				 errmsg("synclog: could not start a worker for database \"%s\"",
+				 errmsg("could not start a synclog worker for database \"%s\"",
 						db->name),
-				 errhint("Raise max_worker_processes; synclog needs one slot besides its launcher.")));
-		return;
+				 errdetail("Each round needs one background worker slot besides the launcher's."),
+				 errhint("You might need to increase \"max_worker_processes\".")));
+		return false;
 	}
 	status = WaitForBackgroundWorkerStartup(handle, &pid);
 	if (status == BGWH_POSTMASTER_DIED)
 		proc_exit(1);
 	if (status != BGWH_STARTED)
-		return;
-	pgstat_report_activity(STATE_RUNNING, psprintf("waiting for the worker in database %s", db->name));
+		return false;
+	snprintf(activity, sizeof(activity), "waiting for the worker in database %s", db->name);
+	pgstat_report_activity(STATE_RUNNING, activity);
 	status = WaitForBackgroundWorkerShutdown(handle);
 	if (status == BGWH_POSTMASTER_DIED)
 		proc_exit(1);
 	pfree(handle);
+	return true;
 }
 
 /*
  * Entry point of the launcher (registered by _PG_init when preloaded).
- * Every synclog.naptime it lists the databases and runs one short-lived
- * worker per database in turn, waiting for each to exit.  Connects to no
- * database; reads pg_database under AccessShareLock.
+ * Every synclog.naptime, and at once on a SIGHUP (the handler sets the
+ * latch it waits on), it lists the databases and runs one short-lived
+ * worker per database in turn, waiting for each to exit.  Between rounds
+ * it shows in pg_stat_activity, as idle, how many rounds it has finished
+ * and how many databases the last one visited.  Connects to no database;
+ * reads pg_database under AccessShareLock.
  */
 void
 synclog_launcher_main(Datum main_arg)
 {
 	MemoryContext round_cxt;
+	uint64		rounds = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -193,17 +205,26 @@ synclog_launcher_main(Datum main_arg)
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	pgstat_report_appname("synclog launcher");
 	ereport(LOG,
-			(errmsg("synclog launcher started (naptime %d s)", synclog_naptime_secs)));
+			(errmsg("synclog launcher started"),
+			 errdetail_plural("A round starts every %d second (\"synclog.naptime\") and on each configuration reload.",
+							  "A round starts every %d seconds (\"synclog.naptime\") and on each configuration reload.",
+							  synclog_naptime_secs, synclog_naptime_secs)));
 
 	/*
 	 * Everything a round allocates lives in round_cxt, reset after each
 	 * round.  list_databases commits a transaction, after which the current
 	 * context is TopMemoryContext: switch back into ours before going on.
+	 * Between rounds nothing is allocated at all (the activity text is
+	 * built on the stack), so the launcher's memory stays flat however
+	 * long it runs (test/t/008_launcher_memory.pl).
 	 */
 	round_cxt = AllocSetContextCreate(TopMemoryContext, "synclog launcher round",
 									  ALLOCSET_DEFAULT_SIZES);
 	for (;;)
 	{
+		char		activity[128];
+		int			visited = 0;
+
 		MemoryContextSwitchTo(round_cxt);
 		CHECK_FOR_INTERRUPTS();
 		process_reload();
@@ -221,12 +242,23 @@ synclog_launcher_main(Datum main_arg)
 				process_reload();
 				if (synclog_worker_paused)
 					break;
-				run_database_round((DbEntry *) lfirst(lc));
+				if (run_database_round((DbEntry *) lfirst(lc)))
+					visited++;
 			}
 		}
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(round_cxt);
-		pgstat_report_activity(STATE_IDLE, NULL);
+
+		/*
+		 * Reported only once the round's waits are over, so that whoever
+		 * reads it and then reloads the configuration gets a new round: a
+		 * SIGHUP during a round may be absorbed by the waits for its workers.
+		 */
+		rounds++;
+		snprintf(activity, sizeof(activity),
+				 "idle after round " UINT64_FORMAT ", databases visited: %d",
+				 rounds, visited);
+		pgstat_report_activity(STATE_IDLE, activity);
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 (long) synclog_naptime_secs * 1000L,
@@ -292,10 +324,10 @@ choose_due(void *arg)
 	if (version == NULL || strcmp(version, SYNCLOG_SQL_VERSION) != 0)
 	{
 		ereport(LOG,
-				(errmsg("synclog: skipping database \"%s\": extension \"synclog\" must be updated to version %s",
-						get_database_name(MyDatabaseId), SYNCLOG_SQL_VERSION),
-				 errdetail("The database has version %s of the extension.",
-						   version ? version : "(none)"),
+				(errmsg("skipping database \"%s\": extension \"synclog\" must be updated",
+						get_database_name(MyDatabaseId)),
+				 errdetail("The database has version %s of the extension; this server's library needs version %s.",
+						   version ? version : "(none)", SYNCLOG_SQL_VERSION),
 				 errhint("Run ALTER EXTENSION synclog UPDATE in that database.")));
 		rs->installed = false;
 		return false;

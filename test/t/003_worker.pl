@@ -83,7 +83,9 @@ is(generation('postgres', 'w1'), '1', 'a document under the threshold is left al
 append_n('postgres', 'w1', 1);
 ok($node->poll_query_until('postgres', q{SELECT generation = 2 FROM synclog.status WHERE doc = 'w1'}),
 	'... and rotated once it crosses it, in the other database too');
-ok($node->log_contains(qr/synclog: rotated document "w2": sealed log [0-9a-f]{32} at LSN 6 \(6 entries, \d+ bytes\)/),
+ok( $node->log_contains(
+		qr/LOG:  rotated document "w2"\n[^\n]*DETAIL:  Sealed log [0-9a-f]{32} at LSN 6 after 6 entries \(\d+ bytes\)\. New log: [0-9a-f]{32}\. Snapshot items: 6 \(\d+ bytes\)\. Time: [0-9.]+ ms\./
+	),
 	'rotations are logged with the document and the log sizes');
 
 # Collection by itself: two more generations make the first log retired.
