@@ -338,12 +338,12 @@ sl_collect_next(bool at_log)
 
 		if (cut_off == 0)
 			ereport(LOG,
-					(errmsg("synclog: collected log %s of document \"%s\"", log_id, doc),
+					(errmsg("collected log %s of document \"%s\"", log_id, doc),
 					 errdetail("LSNs " INT64_FORMAT " to " INT64_FORMAT "; entries removed: " INT64_FORMAT "; old versions removed: " INT64_FORMAT "; elapsed: %.1f ms.",
 							   base + 1, end, entries, versions, ms)));
 		else
 			ereport(LOG,
-					(errmsg("synclog: collected log %s of document \"%s\"", log_id, doc),
+					(errmsg("collected log %s of document \"%s\"", log_id, doc),
 					 errdetail_plural("LSNs " INT64_FORMAT " to " INT64_FORMAT "; entries removed: " INT64_FORMAT "; old versions removed: " INT64_FORMAT "; elapsed: %.1f ms. " INT64_FORMAT " client was still in this log and must download a snapshot.",
 									  "LSNs " INT64_FORMAT " to " INT64_FORMAT "; entries removed: " INT64_FORMAT "; old versions removed: " INT64_FORMAT "; elapsed: %.1f ms. " INT64_FORMAT " clients were still in this log and must download a snapshot.",
 									  (unsigned long) cut_off,

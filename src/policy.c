@@ -317,11 +317,12 @@ synclog_set_policy(PG_FUNCTION_ARGS)
 										 PointerGetDatum(palloc0(sizeof(Interval))))))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("rotate_age must not be negative")));
+				 errmsg("\"%s\" must not be negative", "rotate_age"),
+				 errhint("Use 0 to turn this threshold off for the document, NULL to follow the setting.")));
 	if (PG_ARGISNULL(4))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("auto_rotate must not be NULL")));
+				 errmsg("\"%s\" must not be NULL", "auto_rotate")));
 
 	args[0] = PointerGetDatum(doc);
 	for (int i = 1; i <= 3; i++)

@@ -95,7 +95,7 @@ ok($node->poll_query_until('postgres', q{SELECT generation = 3 FROM synclog.stat
 ok( $node->poll_query_until('postgres',
 		q{SELECT state = 'collected' FROM synclog.log l JOIN synclog.doc d USING (doc_id) WHERE d.name = 'w1' AND l.generation = 1}),
 	'the worker collects a log two generations back');
-ok($node->log_contains(qr/synclog: collected log [0-9a-f]{32} of document "w1"/), 'collections are logged');
+ok($node->log_contains(qr/collected log [0-9a-f]{32} of document "w1"/), 'collections are logged');
 
 # After a round that collected, the worker vacuums synclog.entry and
 # synclog.kv (synclog.vacuum_after_gc, on by default); autovacuum would

@@ -63,7 +63,7 @@ unlink glob("$extdir/synclog*"), "$pkglib/synclog.so";
 my $old = "$tmp/synclog-0.1";
 make_path($old);
 run_or_die("git archive $v01 (the test needs the repository's history)",
-	"git -C '$top' archive '$v01' | tar -x -C '$old'");
+	"git -c safe.directory='*' -C '$top' archive '$v01' | tar -x -C '$old'");
 run_or_die('building 0.1', "make -C '$old' -s -j2 PG_CONFIG='$pgc' install");
 ok(-f "$pkglib/synclog.so" && !-e "$extdir/synclog--0.1--0.2.sql",
 	'0.1 built and installed into a private copy of PostgreSQL');
