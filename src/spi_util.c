@@ -42,38 +42,39 @@
 static Oid	saved_user = InvalidOid;
 static int	saved_sec_context = 0;
 
-/* A relation of schema synclog, for the code that works below SQL. */
-Oid
-sl_relid(const char *name)
-{
-	Oid			nsp = get_namespace_oid("synclog", false);
-	Oid			relid;
-
-	sl_check_version(nsp);
-	relid = get_relname_relid(name, nsp);
-	if (!OidIsValid(relid))
-		elog(ERROR, "relation \"synclog.%s\" of extension \"synclog\" is missing", name);
-	return relid;
-}
-
+/*
+ * The schema synclog and its owner, checked against the extension
+ * (version.c): the owner is the role synclog's queries run as.
+ */
 static Oid
-extension_owner(void)
+checked_schema(Oid *owner)
 {
 	Oid			nsp = get_namespace_oid("synclog", true);
 	HeapTuple	tup;
-	Oid			owner;
 
 	if (!OidIsValid(nsp))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("extension \"synclog\" is not installed in this database")));
-	sl_check_version(nsp);
 	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "cache lookup failed for schema %u", nsp);
-	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+	*owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
 	ReleaseSysCache(tup);
-	return owner;
+	sl_check_version(nsp, *owner);
+	return nsp;
+}
+
+/* A relation of schema synclog, for the code that works below SQL. */
+Oid
+sl_relid(const char *name)
+{
+	Oid			owner;
+	Oid			relid = get_relname_relid(name, checked_schema(&owner));
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "relation \"synclog.%s\" of extension \"synclog\" is missing", name);
+	return relid;
 }
 
 void
@@ -83,7 +84,7 @@ sl_spi_begin(void)
 	Oid			owner;
 
 	GetUserIdAndSecContext(&saved_user, &saved_sec_context);
-	owner = extension_owner();
+	(void) checked_schema(&owner);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	SetUserIdAndSecContext(owner, saved_sec_context | SECURITY_LOCAL_USERID_CHANGE);

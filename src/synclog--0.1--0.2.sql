@@ -12,6 +12,24 @@
 -- complain if script is sourced in psql, rather than in ALTER EXTENSION
 \echo Use "ALTER EXTENSION synclog UPDATE TO '0.2'" to load this file. \quit
 
+/*
+ * synclog's functions reach its tables as the owner of schema synclog.  A
+ * schema that existed before CREATE EXTENSION and belongs to another role
+ * would make that role the one every query runs as, and let it drop or
+ * replace the extension's objects: refuse it.
+ */
+DO $$
+DECLARE
+	owner regrole;
+BEGIN
+	SELECT nspowner::regrole INTO owner FROM pg_catalog.pg_namespace WHERE nspname = 'synclog';
+	IF owner::oid <> (SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'synclog') THEN
+		RAISE EXCEPTION 'schema "synclog" is owned by role %, not by the owner of extension "synclog"', owner
+			USING ERRCODE = '42501',
+				  HINT = 'Drop or rename the existing schema "synclog" before CREATE EXTENSION, or make the installing role its owner.';
+	END IF;
+END $$;
+
 -- Access (README.md, "Access") ---------------------------------------------
 
 /*

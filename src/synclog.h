@@ -107,7 +107,7 @@ extern Oid	sl_caller(void);
 
 /* version.c: refuse to work on a database whose extension is older. */
 extern char *sl_installed_version(void);
-extern void sl_check_version(Oid nsp);
+extern void sl_check_version(Oid nsp, Oid nsp_owner);
 
 /* access.c: the per-document check, inside sl_spi_begin/end. */
 extern void sl_require_doc(text *doc, bool write);

@@ -22,6 +22,7 @@
 #include "access/table.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_extension.h"
+#include "miscadmin.h"
 #include "commands/extension.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -30,12 +31,16 @@
 #include "synclog.h"
 
 /*
- * The schema whose extension was last seen at SYNCLOG_SQL_VERSION.  A
- * version never goes back in place (there are no downgrade scripts), so a
- * match stays true until the extension is dropped and created again, which
- * gives the schema a new OID.
+ * The schema (and its owner) whose extension was last seen at
+ * SYNCLOG_SQL_VERSION, owning its schema.  A version never goes back in
+ * place (there are no downgrade scripts), so a match stays true until the
+ * extension is dropped and created again, which gives the schema a new OID,
+ * or the schema changes hands, which the owner shows.
  */
 static Oid	checked_nsp = InvalidOid;
+static Oid	checked_owner = InvalidOid;
+
+static char *installed(Oid *owner);
 
 /*
  * The installed version of extension synclog, palloc'd, or NULL when it is
@@ -43,6 +48,13 @@ static Oid	checked_nsp = InvalidOid;
  */
 char *
 sl_installed_version(void)
+{
+	return installed(NULL);
+}
+
+/* The installed version (palloc'd, or NULL) and, if owner, the extension's owner. */
+static char *
+installed(Oid *owner)
 {
 	Relation	rel;
 	SysScanDesc scan;
@@ -63,6 +75,8 @@ sl_installed_version(void)
 
 		if (!isnull)
 			version = TextDatumGetCString(d);
+		if (owner)
+			*owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
@@ -70,17 +84,24 @@ sl_installed_version(void)
 }
 
 /*
- * Raise an error unless the extension in schema nsp is at the version this
- * library implements.
+ * Raise an error unless the extension in schema nsp (owned by nsp_owner) is
+ * at the version this library implements and owns its schema.
  */
 void
-sl_check_version(Oid nsp)
+sl_check_version(Oid nsp, Oid nsp_owner)
 {
 	char	   *version;
+	Oid			owner = InvalidOid;
 
-	if (nsp == checked_nsp || creating_extension)
+	if ((nsp == checked_nsp && nsp_owner == checked_owner) || creating_extension)
 		return;
-	version = sl_installed_version();
+	version = installed(&owner);
+	if (version != NULL && owner != nsp_owner)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("schema \"synclog\" is not owned by the owner of extension \"synclog\""),
+				 errdetail("synclog reaches its tables as the schema's owner, so a schema of another role would run its queries as that role."),
+				 errhint("Make the extension's owner the owner of schema \"synclog\" again.")));
 	if (version != NULL && strcmp(version, SYNCLOG_SQL_VERSION) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -90,5 +111,8 @@ sl_check_version(Oid nsp)
 						   version, SYNCLOG_SQL_VERSION),
 				 errhint("Run ALTER EXTENSION synclog UPDATE in this database.")));
 	if (version != NULL)
+	{
 		checked_nsp = nsp;
+		checked_owner = nsp_owner;
+	}
 }

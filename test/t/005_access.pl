@@ -72,5 +72,28 @@ $node->safe_psql('postgres', q{SELECT synclog.revoke_role('app_writer')});
 ($ret, $out, $err) = as('app_writer', q{SELECT head_lsn FROM synclog.current_log('a/1')});
 like($err, qr/permission denied for schema synclog/, 'revoke_role takes everything back');
 
+# A schema "synclog" that another role owned before the extension came
+# would make synclog run its queries as that role: CREATE EXTENSION refuses
+# it, and so does every function if the schema changes hands later.
+$node->safe_psql('postgres', q{
+	CREATE DATABASE squat;
+	CREATE ROLE squatter LOGIN;
+});
+$node->safe_psql('squat', 'CREATE SCHEMA synclog AUTHORIZATION squatter');
+($ret, $out, $err) = $node->psql('squat', 'CREATE EXTENSION synclog');
+like($err, qr/schema "synclog" is owned by role squatter, not by the owner of extension "synclog"/,
+	'CREATE EXTENSION refuses a schema of another role');
+is($node->safe_psql('squat', q{SELECT count(*) FROM pg_extension WHERE extname = 'synclog'}), '0',
+	'and installs nothing');
+$node->safe_psql('squat', 'DROP SCHEMA synclog; CREATE EXTENSION synclog');
+$node->safe_psql('squat', q{SELECT synclog.create_doc('s/1')});
+$node->safe_psql('squat', 'ALTER SCHEMA synclog OWNER TO squatter');
+($ret, $out, $err) = $node->psql('squat', q{SELECT * FROM synclog.current_log('s/1')});
+like($err, qr/schema "synclog" is not owned by the owner of extension "synclog"/,
+	'a schema handed to another role later is refused by every function');
+($ret, $out, $err) = $node->psql('squat',
+	q{SELECT synclog.append('s/1', ARRAY['\x01']::bytea[], ARRAY['\x01']::bytea[])});
+like($err, qr/schema "synclog" is not owned by the owner of extension "synclog"/, 'appends too');
+
 $node->stop;
 done_testing();
