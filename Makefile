@@ -21,13 +21,20 @@ OBJS = \
 	src/policy.o \
 	src/worker.o \
 	src/access.o \
-	src/version.o
+	src/version.o \
+	src/drop_guard.o
 
 EXTENSION = synclog
 DATA = src/synclog--0.1.sql src/synclog--0.1--0.2.sql
 PGFILEDESC = "synclog - storage logs for rebase-sync clients"
 
 PG_CPPFLAGS = -I$(srcdir)/src -I$(srcdir)/src/core
+# `make SYNCLOG_TEST_HOOKS=1`: a test build, with the settings that only
+# tests use (synclog.debug_rotation_delay).  CI, the walkthrough and the
+# benchmarks build this way; the Debian packages do not.
+ifdef SYNCLOG_TEST_HOOKS
+PG_CPPFLAGS += -DSYNCLOG_TEST_HOOKS
+endif
 # PostgreSQL's own headers have unused parameters in inline functions.
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter
 SHLIB_LINK = -lxxhash

@@ -114,5 +114,23 @@ SELECT l.generation, l.state, l.snapshot_hash = synclog.recompute_hash('gc-many'
    AND l.state <> 'collected' ORDER BY generation;
 SELECT synclog.drop_doc('gc-many');
 
+-- A call collects at most synclog.gc_max_logs logs; the next call goes on.
+SELECT synclog.create_doc('gc-batch') IS NOT NULL AS created;
+SELECT count(synclog.compact('gc-batch'))
+  FROM generate_series(1, 6) i,
+       LATERAL (SELECT synclog.append('gc-batch', ARRAY[int4send(i)], ARRAY['\x01'::bytea])) a;
+SELECT count(*) FILTER (WHERE state = 'retired') AS retired
+  FROM synclog.log WHERE doc_id = (SELECT doc_id FROM synclog.doc WHERE name = 'gc-batch');
+SET synclog.gc_max_logs = 2;
+SELECT synclog.gc() AS first_call;
+SELECT synclog.gc() AS second_call;
+SET synclog.gc_max_logs = 0;
+SELECT synclog.gc() AS the_rest;
+SELECT synclog.gc() AS nothing_left;
+RESET synclog.gc_max_logs;
+SET synclog.gc_max_logs = -1;
+\echo :LAST_ERROR_SQLSTATE
+SELECT synclog.drop_doc('gc-batch');
+
 RESET synclog.retention;
 SELECT synclog.drop_doc('gc');

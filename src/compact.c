@@ -594,6 +594,7 @@ sl_compact_doc(text *doc, const char *new_log, SlRotation *stats)
 	stats->tail_entries = seal - fc.lo;
 	fold_range(&fc, seal);
 
+#ifdef SYNCLOG_TEST_HOOKS
 	/* Test hook: hold the rotation here so a crash test can kill it. */
 	for (int waited = 0; waited < synclog_debug_rotation_delay_ms; waited += 10)
 	{
@@ -602,6 +603,7 @@ sl_compact_doc(text *doc, const char *new_log, SlRotation *stats)
 			proc_exit(1);
 		pg_usleep(10000L);
 	}
+#endif
 
 	slc_hash_serialize(&hash, serialized);
 	hash_b = palloc(VARHDRSZ + SLC_HASH_LEN);

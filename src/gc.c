@@ -355,8 +355,10 @@ sl_collect_next(bool at_log)
 /*
  * synclog.gc() returns bigint
  *
- * Collects, in one transaction, every sealed log that retention no longer
- * protects (oldest first per document) and returns how many it collected.
+ * Collects, in one transaction, the sealed logs that retention no longer
+ * protects (oldest first per document), at most "synclog.gc_max_logs" of
+ * them (0: all), and returns how many it collected: a caller that gets the
+ * limit back calls again, each call a transaction of bounded length.
  * Logs that another transaction holds (a concurrent gc, a drop_doc) are
  * skipped, not waited for.
  *
@@ -373,7 +375,8 @@ synclog_gc(PG_FUNCTION_ARGS)
 	int64		collected = 0;
 
 	sl_spi_begin();
-	while (sl_collect_next(false))
+	while ((synclog_gc_max_logs == 0 || collected < synclog_gc_max_logs) &&
+		   sl_collect_next(false))
 	{
 		CHECK_FOR_INTERRUPTS();
 		collected++;

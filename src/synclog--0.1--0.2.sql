@@ -237,3 +237,15 @@ BEGIN
 		EXECUTE format('GRANT SELECT ON synclog.status, synclog.stats, synclog.stats_total TO %s', role);
 	END IF;
 END $$;
+
+-- DROP EXTENSION with documents in it takes CASCADE (drop_guard.c) ------------
+
+CREATE FUNCTION synclog.drop_guard()
+RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'synclog_drop_guard'
+LANGUAGE C;
+REVOKE ALL ON FUNCTION synclog.drop_guard() FROM PUBLIC;
+
+CREATE EVENT TRIGGER synclog_drop_guard ON ddl_command_start
+	WHEN TAG IN ('DROP EXTENSION')
+	EXECUTE FUNCTION synclog.drop_guard();

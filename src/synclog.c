@@ -35,6 +35,7 @@ int			synclog_max_rotations_per_round = 100;
 int			synclog_max_collections_per_round = 1000;
 int			synclog_rotation_lock_timeout_ms = 1000;
 int			synclog_max_clients_per_doc = 10000;
+int			synclog_gc_max_logs = 100;
 bool		synclog_worker_paused = false;
 bool		synclog_vacuum_after_gc = true;
 int			synclog_debug_rotation_delay_ms = 0;
@@ -168,6 +169,15 @@ define_settings(void)
 							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("synclog.gc_max_logs",
+							"Most logs one call of synclog.gc() collects.",
+							"Bounds the length of the transaction a call runs; a call that "
+							"returns this many leaves more to collect.  0 collects all.",
+							&synclog_gc_max_logs,
+							100, 0, INT_MAX,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
 	DefineCustomIntVariable("synclog.max_clients_per_doc",
 							"Most clients a document keeps watermarks and positions for.",
 							"An append whose client id is new to the document, and an ack that "
@@ -206,6 +216,8 @@ define_settings(void)
 							 PGC_SIGHUP, 0,
 							 NULL, NULL, NULL);
 
+#ifdef SYNCLOG_TEST_HOOKS
+	/* Only in test builds (make SYNCLOG_TEST_HOOKS=1), never in packages. */
 	DefineCustomIntVariable("synclog.debug_rotation_delay",
 							"Testing only: sleep this long inside a rotation, after the fold and before the switch.",
 							"Lets crash tests kill a server in the middle of a rotation.",
@@ -213,6 +225,7 @@ define_settings(void)
 							0, 0, 3600 * 1000,
 							PGC_SUSET, GUC_UNIT_MS | GUC_NOT_IN_SAMPLE,
 							NULL, NULL, NULL);
+#endif
 
 	MarkGUCPrefixReserved("synclog");
 }

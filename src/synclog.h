@@ -60,6 +60,7 @@ extern int	synclog_max_rotations_per_round;
 extern int	synclog_max_collections_per_round;
 extern int	synclog_rotation_lock_timeout_ms;
 extern int	synclog_max_clients_per_doc;
+extern int	synclog_gc_max_logs;
 extern bool synclog_worker_paused;
 extern bool synclog_vacuum_after_gc;
 extern int	synclog_debug_rotation_delay_ms;

@@ -426,6 +426,16 @@ vacuum_tables(MemoryContext cxt)
 	MemoryContextDelete(vac_cxt);
 }
 
+/* The database of this per-database worker, for its log lines. */
+static char worker_db[NAMEDATALEN];
+static ErrorContextCallback db_context;
+
+static void
+say_database(void *arg)
+{
+	errcontext("synclog worker for database \"%s\"", worker_db);
+}
+
 /*
  * Entry point of a per-database worker (main_arg: the database's OID).
  * Skips a database without the extension or with an older version of it;
@@ -452,6 +462,20 @@ synclog_db_worker_main(Datum main_arg)
 	rs.cxt = AllocSetContextCreate(TopMemoryContext, "synclog worker",
 								   ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(rs.cxt);
+
+	/*
+	 * A background worker's log lines carry no database name (log_line_prefix
+	 * shows %d only for client sessions): every line of this worker says it
+	 * in its CONTEXT.
+	 */
+	StartTransactionCommand();
+	strlcpy(worker_db, get_database_name(MyDatabaseId), sizeof(worker_db));
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(rs.cxt);
+	db_context.callback = say_database;
+	db_context.arg = NULL;
+	db_context.previous = error_context_stack;
+	error_context_stack = &db_context;
 
 	/*
 	 * Every lock wait of the round is bounded: a document whose row a

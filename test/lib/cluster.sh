@@ -28,10 +28,11 @@ sl_install_deps() {
 	fi
 }
 
+# A test build (test hooks on); the Debian packages are built without them.
 sl_build_install() {
 	make -s clean >/dev/null
-	make -s -j2
-	make -s install
+	make -s -j2 SYNCLOG_TEST_HOOKS=1
+	make -s install SYNCLOG_TEST_HOOKS=1
 }
 
 sl_free_port() {

@@ -23,6 +23,10 @@ synclog.retention_max = 0
 synclog.client_activity_window = '1h'
 });
 $node->start;
+# The rotation hook (synclog.debug_rotation_delay) exists only in test builds.
+is($node->safe_psql('postgres', q{LOAD 'synclog'; SELECT count(*) FROM pg_settings WHERE name = 'synclog.debug_rotation_delay'}),
+	'1', 'synclog is a test build')
+  or BAIL_OUT('this test needs a test build: make SYNCLOG_TEST_HOOKS=1 install');
 
 sub generation
 {
@@ -87,6 +91,9 @@ ok( $node->log_contains(
 		qr/LOG:  rotated document "w2"\n[^\n]*DETAIL:  Sealed log [0-9a-f]{32} at LSN 6 after 6 entries \(\d+ bytes\)\. New log: [0-9a-f]{32}\. Snapshot items: 6 \(\d+ bytes\)\. Time: [0-9.]+ ms\./
 	),
 	'rotations are logged with the document and the log sizes');
+ok( $node->log_contains(
+		qr/LOG:  rotated document "w2"\n[^\n]*DETAIL:  [^\n]*\n[^\n]*CONTEXT:  synclog worker for database "app2"/),
+	'the log line says which database');
 
 # Collection by itself: two more generations make the first log retired.
 append_n('postgres', 'w1', 5);
@@ -181,7 +188,7 @@ ok($node->poll_query_until('app3', q{SELECT generation = 2 FROM synclog.status W
 	'a database where the extension was just created gets served');
 
 # DROP EXTENSION: the worker leaves that database alone, without errors.
-$node->safe_psql('app3', q{DROP EXTENSION synclog});
+$node->safe_psql('app3', q{DROP EXTENSION synclog CASCADE});
 my $log_offset = -s $node->logfile;
 sleep 3;
 my $log_tail = slurp_file($node->logfile, $log_offset);

@@ -44,6 +44,10 @@ synclog.retention_max = 0
 synclog.client_activity_window = '1d'
 });
 $node->start;
+# The rotation hook (synclog.debug_rotation_delay) exists only in test builds.
+is($node->safe_psql('postgres', q{LOAD 'synclog'; SELECT count(*) FROM pg_settings WHERE name = 'synclog.debug_rotation_delay'}),
+	'1', 'synclog is a test build')
+  or BAIL_OUT('this test needs a test build: make SYNCLOG_TEST_HOOKS=1 install');
 
 # writer => document; d1 has two writers and gets the held rotation, d2
 # and d3 are rotated in a loop, d3 is never collected.
