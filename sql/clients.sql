@@ -69,6 +69,26 @@ RESET ROLE;
 RESET synclog.max_clients_per_doc;
 SELECT downloads FROM synclog.stats WHERE doc = 'cl/doc';
 
+-- Monitoring: where each client is, and a kind that only reads the views.
+SELECT synclog.append('cl/doc', ARRAY['\x08']::bytea[], ARRAY['\x0808']::bytea[]) > 0 AS appended;
+SELECT doc, client_id, owner, log_state, lag_entries, lag_bytes, in_retired_log
+  FROM synclog.clients ORDER BY client_id;
+SELECT synclog.compact('cl/doc') IS NOT NULL AS rotated;
+SELECT synclog.append('cl/doc', ARRAY['\x09']::bytea[], ARRAY['\x09']::bytea[]) > 0 AS appended;
+SELECT client_id, log_state, lag_entries, lag_bytes FROM synclog.clients ORDER BY client_id;
+CREATE ROLE regress_cl_mon;
+SELECT synclog.grant_role('regress_cl_mon', 'monitor');
+SET ROLE regress_cl_mon;
+SELECT count(*) AS positions FROM synclog.clients;
+SELECT doc, active_entries FROM synclog.status WHERE doc = 'cl/doc';
+SELECT count(*) FROM synclog.read('cl/doc', :'cl_log', 0);
+\echo :LAST_ERROR_SQLSTATE
+SELECT synclog.ack('cl/doc', 'phone-m', :'cl_log', :cl_lsn);
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT synclog.revoke_role('regress_cl_mon');
+DROP ROLE regress_cl_mon;
+
 SELECT synclog.revoke_role('regress_cl_a');
 SELECT synclog.revoke_role('regress_cl_b');
 SELECT synclog.drop_doc('cl/doc');

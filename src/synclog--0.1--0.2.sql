@@ -125,7 +125,6 @@ BEGIN ATOMIC
 		'synclog.recompute_hash(text,text)',
 		'synclog.ack(text,text,text,bigint)',
 		'synclog.channel(text)',
-		'synclog.can_read(text)',
 		'synclog.encode_delta(bytea[],bytea[])',
 		'synclog.decode_delta(bytea)',
 		'synclog.hash_add_data(bytea,bytea,bytea)',
@@ -136,6 +135,9 @@ BEGIN ATOMIC
 		'synclog.state_hash(bytea,bytea)',
 		'synclog.state_hash(text,bigint,bigint)']) f
 	 WHERE kind IN ('reader', 'writer', 'admin')
+	UNION ALL
+	SELECT 'synclog.can_read(text)'::regprocedure
+	 WHERE kind IN ('reader', 'writer', 'admin', 'monitor')
 	UNION ALL
 	SELECT f::regprocedure FROM unnest(ARRAY[
 		'synclog.create_doc(text)',
@@ -213,6 +215,44 @@ UPDATE synclog.doc d SET clients = c.n
  */
 ALTER TABLE synclog.client_pos ADD COLUMN owner regrole;
 
+-- Monitoring: where each client is ------------------------------------------
+
+/*
+ * One row per client position (synclog.ack) of a document the caller may
+ * read: its log and LSN, how far behind the head it is in entries and in
+ * delta bytes, and whether it sits in a retired log (where, while it acks
+ * within synclog.client_activity_window, it keeps the log from being
+ * collected until synclog.retention_max).  Bytes come from the running
+ * byte counts the entries carry: two index probes per log behind.
+ */
+CREATE VIEW synclog.clients AS
+SELECT d.name AS doc,
+	   c.client_id,
+	   c.owner,
+	   c.log_id,
+	   l.state AS log_state,
+	   c.lsn,
+	   c.acked_at,
+	   h.head_lsn - c.lsn AS lag_entries,
+	   (SELECT coalesce(sum(f.log_bytes), 0)
+		  FROM synclog.log l2
+		  CROSS JOIN LATERAL (SELECT e.log_bytes FROM synclog.entry e
+							   WHERE e.doc_id = l2.doc_id
+								 AND e.lsn = coalesce(l2.end_lsn, h.head_lsn)
+								 AND e.lsn > l2.base_lsn) f
+		 WHERE l2.doc_id = c.doc_id AND l2.generation >= l.generation)
+	   - coalesce((SELECT e.log_bytes FROM synclog.entry e
+					WHERE e.doc_id = c.doc_id AND e.lsn = c.lsn AND c.lsn > l.base_lsn), 0)
+		 AS lag_bytes,
+	   l.state = 'retired' AS in_retired_log
+  FROM synclog.client_pos c
+  JOIN synclog.doc_head h ON h.doc_id = c.doc_id
+  JOIN synclog.doc d ON d.doc_id = c.doc_id
+  LEFT JOIN synclog.log l ON l.log_id = c.log_id
+ WHERE synclog.can_read(d.name);
+
+REVOKE ALL ON synclog.clients FROM PUBLIC;
+
 -- grant_role: messages in PostgreSQL's style --------------------------------
 
 CREATE OR REPLACE FUNCTION synclog.grant_role(role regrole, kind text)
@@ -225,17 +265,36 @@ BEGIN
 	IF role IS NULL OR kind IS NULL THEN
 		RAISE EXCEPTION 'role and kind must not be NULL' USING ERRCODE = '22004';
 	END IF;
-	IF kind NOT IN ('reader', 'writer', 'admin') THEN
+	IF kind NOT IN ('reader', 'writer', 'admin', 'monitor') THEN
 		RAISE EXCEPTION 'unrecognized kind of user: "%"', kind
-			USING ERRCODE = '22023', HINT = 'Use "reader", "writer" or "admin".';
+			USING ERRCODE = '22023', HINT = 'Use "reader", "writer", "admin" or "monitor".';
 	END IF;
 	EXECUTE format('GRANT USAGE ON SCHEMA synclog TO %s', role);
 	FOR f IN SELECT * FROM synclog.role_functions(kind) LOOP
 		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', f, role);
 	END LOOP;
-	IF kind = 'admin' THEN
-		EXECUTE format('GRANT SELECT ON synclog.status, synclog.stats, synclog.stats_total TO %s', role);
+	IF kind IN ('admin', 'monitor') THEN
+		EXECUTE format('GRANT SELECT ON synclog.status, synclog.stats, synclog.stats_total, synclog.clients TO %s', role);
 	END IF;
+END $$;
+
+-- Take back everything grant_role gave (and any document confinement).
+CREATE OR REPLACE FUNCTION synclog.revoke_role(role regrole)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	f regprocedure;
+BEGIN
+	IF role IS NULL THEN
+		RAISE EXCEPTION 'role must not be NULL' USING ERRCODE = '22004';
+	END IF;
+	FOR f IN SELECT * FROM synclog.role_functions('admin') LOOP
+		EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM %s', f, role);
+	END LOOP;
+	EXECUTE format('REVOKE SELECT ON synclog.status, synclog.stats, synclog.stats_total, synclog.clients FROM %s', role);
+	EXECUTE format('REVOKE USAGE ON SCHEMA synclog FROM %s', role);
+	PERFORM synclog.revoke_doc(role);
 END $$;
 
 -- DROP EXTENSION with documents in it takes CASCADE (drop_guard.c) ------------
@@ -249,3 +308,19 @@ REVOKE ALL ON FUNCTION synclog.drop_guard() FROM PUBLIC;
 CREATE EVENT TRIGGER synclog_drop_guard ON ddl_command_start
 	WHEN TAG IN ('DROP EXTENSION')
 	EXECUTE FUNCTION synclog.drop_guard();
+
+-- Roles that read the status views under 0.1 (admins) read the new one too.
+DO $$
+DECLARE
+	r regrole;
+BEGIN
+	FOR r IN SELECT DISTINCT (a).grantee::regrole
+			   FROM (SELECT aclexplode(relacl) a FROM pg_catalog.pg_class
+					  WHERE oid = 'synclog.status'::regclass) x
+			  WHERE (a).grantee <> 0 AND (a).privilege_type = 'SELECT'
+				AND (a).grantee <> (SELECT nspowner FROM pg_catalog.pg_namespace
+									 WHERE nspname = 'synclog')
+	LOOP
+		EXECUTE format('GRANT SELECT ON synclog.clients TO %s', r);
+	END LOOP;
+END $$;
