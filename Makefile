@@ -4,6 +4,7 @@
 MODULE_big = synclog
 OBJS = \
 	src/core/synclog_core.o \
+	src/core/synclog_chain.o \
 	src/synclog.o \
 	src/args.o \
 	src/spi_util.o \
@@ -79,7 +80,8 @@ CLIENT_BIN = $(CLIENT_DIR)/synclog-follow
 CLIENT_LIB_OBJS = $(addprefix $(CLIENT_DIR)/, client_open.o client_replica.o \
 	client_download.o client_follow.o client_conn.o client_verify.o \
 	client_files.o client_events.o client_util.o)
-CLIENT_OBJS = $(CLIENT_LIB_OBJS) $(CLIENT_DIR)/synclog_core_client.o
+CLIENT_OBJS = $(CLIENT_LIB_OBJS) $(CLIENT_DIR)/synclog_core_client.o \
+	$(CLIENT_DIR)/synclog_chain_client.o
 
 .PHONY: client clean-client check-client
 all: client
@@ -90,6 +92,8 @@ $(CLIENT_LIB_OBJS): $(CLIENT_DIR)/%.o: $(CLIENT_DIR)/%.c $(CLIENT_DIR)/client_in
 	$(CLIENT_CC) $(CLIENT_CFLAGS) $(CLIENT_CPPFLAGS) -c -o $@ $<
 # The very same core source as the extension, compiled for the client.
 $(CLIENT_DIR)/synclog_core_client.o: src/core/synclog_core.c src/core/synclog_core.h
+	$(CLIENT_CC) $(CLIENT_CFLAGS) $(CLIENT_CPPFLAGS) -c -o $@ $<
+$(CLIENT_DIR)/synclog_chain_client.o: src/core/synclog_chain.c src/core/synclog_core.h
 	$(CLIENT_CC) $(CLIENT_CFLAGS) $(CLIENT_CPPFLAGS) -c -o $@ $<
 $(CLIENT_LIB): $(CLIENT_OBJS)
 	rm -f $@

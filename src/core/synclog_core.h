@@ -214,6 +214,26 @@ void		slc_watermark_decode(const uint8_t in[SLC_WATERMARK_LEN],
 								 int64_t *seq, int64_t *lsn);
 
 /* ---------------------------------------------------------------------
+ * Entry chain values (synclog_chain.c; PROTOCOL.md section 4a)
+ *
+ * chain(lsn) = XXH3_128bits(chain(lsn - 1) || i64le(lsn)
+ *                           || u32le(len(delta)) || delta
+ *                           || u32le(len(client_id)) || client_id
+ *                           || i64le(client_seq)),
+ * serialized low64 then high64, little-endian; an entry without a client
+ * hashes length 0 and client_seq -1.  delta is the version 1 encoding.
+ * The chain before a document's first entry is 16 zero bytes.
+ * ---------------------------------------------------------------------
+ */
+#define SLC_CHAIN_LEN			16
+
+void		slc_chain_zero(uint8_t out[SLC_CHAIN_LEN]);
+void		slc_chain_next(const uint8_t prev[SLC_CHAIN_LEN], int64_t lsn,
+						   const uint8_t *delta, size_t delta_len,
+						   const char *client_id, size_t client_id_len,
+						   int64_t client_seq, uint8_t out[SLC_CHAIN_LEN]);
+
+/* ---------------------------------------------------------------------
  * In-memory state (reference client, tests, fuzzing)
  *
  * A map (ns, key) -> value that keeps its slc_hash current as changes are

@@ -1881,6 +1881,10 @@ static const struct
 	"0102000000020000006b31020000007631020000006b32ffffffff"},
 	{"f2_delta_empty",
 	"0100000000"},
+	{"g1_chain_entry_1",
+	"9d00a2f9ee3d9e7b55179678517826ff"},
+	{"g2_chain_entry_2",
+	"ce173f79fe3ceca9a4bc61cc1c55c01f"},
 };
 
 static void
@@ -2030,6 +2034,83 @@ test_vectors_independent(void)
  * Runner
  * ---------------------------------------------------------------------
  */
+/*
+ * The chain step against the formula of PROTOCOL.md section 4a written out
+ * as one buffer and hashed in one shot, and the properties a position
+ * needs: any change of the previous chain, the LSN, the delta, the client
+ * or its sequence number changes the value.
+ */
+static void
+chain_by_hand(const uint8_t prev[16], int64_t lsn, const uint8_t *delta,
+			  uint32_t dlen, const char *cid, uint32_t clen, int64_t seq,
+			  uint8_t out[16])
+{
+	uint8_t		buf[256];
+	size_t		n = 0;
+	XXH128_hash_t d;
+	int			b;
+
+	memcpy(buf, prev, 16);
+	n = 16;
+	for (b = 0; b < 8; b++)
+		buf[n++] = (uint8_t) ((uint64_t) lsn >> (8 * b));
+	for (b = 0; b < 4; b++)
+		buf[n++] = (uint8_t) (dlen >> (8 * b));
+	memcpy(buf + n, delta, dlen);
+	n += dlen;
+	for (b = 0; b < 4; b++)
+		buf[n++] = (uint8_t) (clen >> (8 * b));
+	memcpy(buf + n, cid, clen);
+	n += clen;
+	for (b = 0; b < 8; b++)
+		buf[n++] = (uint8_t) ((uint64_t) seq >> (8 * b));
+	d = XXH3_128bits(buf, n);
+	for (b = 0; b < 8; b++)
+	{
+		out[b] = (uint8_t) (d.low64 >> (8 * b));
+		out[8 + b] = (uint8_t) (d.high64 >> (8 * b));
+	}
+}
+
+static void
+test_chain(void)
+{
+	static const uint8_t delta[] = {0x01, 0x01, 0x00, 0x00, 0x00,
+	0x01, 0x00, 0x00, 0x00, 'k', 0x01, 0x00, 0x00, 0x00, 'v'};
+	uint8_t		prev[16];
+	uint8_t		a[16],
+				b[16],
+				c[16];
+	int			i;
+
+	for (i = 0; i < 16; i++)
+		prev[i] = (uint8_t) (i * 17);
+	slc_chain_next(prev, 42, delta, sizeof(delta), "cl", 2, 9, a);
+	chain_by_hand(prev, 42, delta, sizeof(delta), "cl", 2, 9, b);
+	CHECK(memcmp(a, b, 16) == 0);
+	slc_chain_next(prev, 42, delta, sizeof(delta), NULL, 0, 9, a);
+	chain_by_hand(prev, 42, delta, sizeof(delta), "", 0, -1, b);
+	CHECK(memcmp(a, b, 16) == 0);
+
+	slc_chain_next(prev, 42, delta, sizeof(delta), "cl", 2, 9, a);
+	slc_chain_next(prev, 43, delta, sizeof(delta), "cl", 2, 9, c);
+	CHECK(memcmp(a, c, 16) != 0);
+	slc_chain_next(prev, 42, delta, sizeof(delta) - 1, "cl", 2, 9, c);
+	CHECK(memcmp(a, c, 16) != 0);
+	slc_chain_next(prev, 42, delta, sizeof(delta), "cl", 2, 10, c);
+	CHECK(memcmp(a, c, 16) != 0);
+	slc_chain_next(prev, 42, delta, sizeof(delta), "cm", 2, 9, c);
+	CHECK(memcmp(a, c, 16) != 0);
+	slc_chain_next(prev, 42, delta, sizeof(delta), NULL, 0, 0, c);
+	CHECK(memcmp(a, c, 16) != 0);
+	prev[15] ^= 1;
+	slc_chain_next(prev, 42, delta, sizeof(delta), "cl", 2, 9, c);
+	CHECK(memcmp(a, c, 16) != 0);
+	slc_chain_zero(c);
+	for (i = 0; i < 16; i++)
+		CHECK(c[i] == 0);
+}
+
 static const struct
 {
 	const char *name;
@@ -2064,6 +2145,7 @@ static const struct
 	{"property_random_log", test_property_random_log},
 	{"vectors_pinned", test_vectors_pinned},
 	{"vectors_independent", test_vectors_independent},
+	{"chain", test_chain},
 };
 
 int

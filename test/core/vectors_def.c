@@ -170,6 +170,44 @@ vec_f2(char *hex)
 	return delta_hex(NULL, 0, hex);
 }
 
+
+/* The chain value after entry 1 (delta f1, no client) from a new document. */
+static int
+chain1(uint8_t out[SLC_CHAIN_LEN])
+{
+	static const uint8_t f1[] = {0x01, 0x02, 0x00, 0x00, 0x00,
+		0x02, 0x00, 0x00, 0x00, 'k', '1', 0x02, 0x00, 0x00, 0x00, 'v', '1',
+	0x02, 0x00, 0x00, 0x00, 'k', '2', 0xff, 0xff, 0xff, 0xff};
+	uint8_t		zero[SLC_CHAIN_LEN];
+
+	slc_chain_zero(zero);
+	slc_chain_next(zero, 1, f1, sizeof(f1), NULL, 0, 0, out);
+	return 0;
+}
+
+static int
+vec_g1(char *hex)
+{
+	uint8_t		c[SLC_CHAIN_LEN];
+
+	chain1(c);
+	vec_to_hex(c, sizeof(c), hex);
+	return 0;
+}
+
+static int
+vec_g2(char *hex)
+{
+	static const uint8_t empty[] = {0x01, 0x00, 0x00, 0x00, 0x00};
+	uint8_t		c1[SLC_CHAIN_LEN];
+	uint8_t		c2[SLC_CHAIN_LEN];
+
+	chain1(c1);
+	slc_chain_next(c1, 2, empty, sizeof(empty), "client-a", 8, 7, c2);
+	vec_to_hex(c2, sizeof(c2), hex);
+	return 0;
+}
+
 static const struct
 {
 	const char *name;
@@ -187,6 +225,9 @@ static const struct
 	{"e2_b_to_a_hash", "state {ns 1: \"b\" -> \"a\"}", vec_e2},
 	{"f1_delta_set_and_delete", "delta [(\"k1\", \"v1\"), (\"k2\", delete)]", vec_f1},
 	{"f2_delta_empty", "delta []", vec_f2},
+	{"g1_chain_entry_1", "chain(0) = 16 x 00; entry lsn 1, delta f1, no client", vec_g1},
+	{"g2_chain_entry_2",
+	 "chain g1; entry lsn 2, delta f2, client \"client-a\" seq 7", vec_g2},
 };
 
 size_t
