@@ -13,6 +13,8 @@ OBJS = \
 	src/hash_sql.o \
 	src/append.o \
 	src/read.o \
+	src/chain_sql.o \
+	src/pause.o \
 	src/snapshot.o \
 	src/compact.o \
 	src/keyset.o \
@@ -39,6 +41,9 @@ endif
 # PostgreSQL's own headers have unused parameters in inline functions.
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter
 SHLIB_LINK = -lxxhash
+
+# PGXS tracks no header dependencies: every object depends on the shared headers.
+$(OBJS): src/synclog.h src/core/synclog_core.h
 
 REGRESS = delta hash vectors docs append read compact snapshot gc policy retention access access_confine clients
 REGRESS_OPTS = --load-extension=synclog

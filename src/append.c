@@ -17,6 +17,7 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
 #include "access/genam.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
@@ -103,7 +104,9 @@ static struct
 				e_log_bytes,
 				e_delta,
 				e_client_id,
-				e_client_seq;
+				e_client_seq,
+				e_chain,
+				e_group_lsn;
 	/* The entry table has just its two indexes, as created: insert directly. */
 	bool		direct_index;
 	IndexInfo  *pkey_info;
@@ -206,6 +209,8 @@ hot_build(void)
 	hot.e_delta = column(rel, "delta");
 	hot.e_client_id = column(rel, "client_id");
 	hot.e_client_seq = column(rel, "client_seq");
+	hot.e_chain = column(rel, "chain");
+	hot.e_group_lsn = column(rel, "group_lsn");
 	indexes = RelationGetIndexList(rel);
 	old = MemoryContextSwitchTo(hot.cxt);
 	{
@@ -530,30 +535,92 @@ doc_at(Relation docrel, ItemPointer tid, text *doc, Snapshot snap)
 	return copy;
 }
 
+/* What an append needs to know of the document's newest entry. */
+typedef struct LastEntry
+{
+	int64		lsn;			/* 0 if the document has no entry */
+	int64		log_bytes;
+	int64		group_lsn;
+	bool		mine;			/* written by this transaction */
+	uint8		chain[SLC_CHAIN_LEN];
+} LastEntry;
+
 /*
- * The document's newest entry as one snapshot sees it: its LSN and
- * log_bytes (0 and 0 when there is none).  With a hint (an LSN at or below
- * the head) the index scan starts there instead of reading every entry of
- * the document on the last index page; a hint above the head (a rolled
- * back append) finds nothing, and the scan is repeated without it.
+ * The document's newest entry as one snapshot sees it (all zero when there
+ * is none).  With a hint (an LSN at or below the head) the index scan
+ * starts there instead of reading every entry of the document on the last
+ * index page; a hint above the head (a rolled back append) finds nothing,
+ * and the scan is repeated without it.
  */
 static void
 last_entry(Relation entryrel, Relation pkey, int64 doc_id, Snapshot snap,
-		   int64 hint, int64 *lsn, int64 *log_bytes)
+		   int64 hint, LastEntry *out)
 {
 	ScanKeyData key[2];
+	SysScanDesc scan;
+	HeapTuple	found;
 
 	ScanKeyEntryInitialize(&key[0], 0, hot.e_doc_id, BTEqualStrategyNumber,
 						   InvalidOid, InvalidOid, F_INT8EQ, Int64GetDatum(doc_id));
 	ScanKeyEntryInitialize(&key[1], 0, hot.e_lsn, BTGreaterEqualStrategyNumber,
 						   InvalidOid, InvalidOid, F_INT8GE, Int64GetDatum(hint));
-	if (newest_entry(entryrel, pkey, snap, hint > 0 ? 2 : 1, key,
-					 hot.e_lsn, lsn, hot.e_log_bytes, log_bytes))
-		return;
-	*lsn = 0;
-	*log_bytes = 0;
-	if (hint > 0)
-		last_entry(entryrel, pkey, doc_id, snap, 0, lsn, log_bytes);
+	scan = systable_beginscan_ordered(entryrel, pkey, snap, hint > 0 ? 2 : 1, key);
+	found = systable_getnext_ordered(scan, BackwardScanDirection);
+	memset(out, 0, sizeof(*out));
+	if (HeapTupleIsValid(found))
+	{
+		TupleDesc	desc = RelationGetDescr(entryrel);
+		bool		isnull;
+		bytea	   *chain;
+
+		out->lsn = DatumGetInt64(heap_getattr(found, hot.e_lsn, desc, &isnull));
+		out->log_bytes = DatumGetInt64(heap_getattr(found, hot.e_log_bytes, desc, &isnull));
+		out->group_lsn = DatumGetInt64(heap_getattr(found, hot.e_group_lsn, desc, &isnull));
+		out->mine = TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(found->t_data));
+		chain = DatumGetByteaPP(heap_getattr(found, hot.e_chain, desc, &isnull));
+		if (isnull || VARSIZE_ANY_EXHDR(chain) != SLC_CHAIN_LEN)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("malformed chain value in synclog.entry"),
+					 errdetail("The entry at LSN " INT64_FORMAT " of the document with internal id %lld does not hold a %d-byte chain value.",
+							   out->lsn, (long long) doc_id, SLC_CHAIN_LEN)));
+		memcpy(out->chain, VARDATA_ANY(chain), SLC_CHAIN_LEN);
+	}
+	systable_endscan_ordered(scan);
+	if (!HeapTupleIsValid(found) && hint > 0)
+		last_entry(entryrel, pkey, doc_id, snap, 0, out);
+}
+
+/*
+ * The log bytes before the entry at lsn (its log_bytes less its own
+ * delta's): where a group that starts there started.
+ */
+static int64
+bytes_before(Relation entryrel, Relation pkey, int64 doc_id, int64 lsn, Snapshot snap)
+{
+	ScanKeyData key[2];
+	SysScanDesc scan;
+	HeapTuple	found;
+	int64		result;
+	TupleDesc	desc = RelationGetDescr(entryrel);
+	bool		isnull;
+
+	ScanKeyEntryInitialize(&key[0], 0, hot.e_doc_id, BTEqualStrategyNumber,
+						   InvalidOid, InvalidOid, F_INT8EQ, Int64GetDatum(doc_id));
+	ScanKeyEntryInitialize(&key[1], 0, hot.e_lsn, BTEqualStrategyNumber,
+						   InvalidOid, InvalidOid, F_INT8EQ, Int64GetDatum(lsn));
+	scan = systable_beginscan_ordered(entryrel, pkey, snap, 2, key);
+	found = systable_getnext_ordered(scan, ForwardScanDirection);
+	if (!HeapTupleIsValid(found))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("missing entry in synclog.entry"),
+				 errdetail("The document with internal id %lld has no entry at LSN " INT64_FORMAT ", where a group starts.",
+						   (long long) doc_id, lsn)));
+	result = DatumGetInt64(heap_getattr(found, hot.e_log_bytes, desc, &isnull)) -
+		(int64) toast_raw_datum_size(heap_getattr(found, hot.e_delta, desc, &isnull));
+	systable_endscan_ordered(scan);
+	return result;
 }
 
 /* The same for callers without the relations at hand (compact.c). */
@@ -562,14 +629,49 @@ sl_last_entry(int64 doc_id, Snapshot snap, int64 *lsn, int64 *log_bytes)
 {
 	Relation	entryrel;
 	Relation	pkey;
+	LastEntry	le;
 
 	if (!hot.valid)
 		hot_build();
 	entryrel = table_open(hot.entry, AccessShareLock);
 	pkey = index_open(hot.entry_pkey, AccessShareLock);
-	last_entry(entryrel, pkey, doc_id, snap, 0, lsn, log_bytes);
+	last_entry(entryrel, pkey, doc_id, snap, 0, &le);
+	*lsn = le.lsn;
+	*log_bytes = le.log_bytes;
 	index_close(pkey, AccessShareLock);
 	table_close(entryrel, AccessShareLock);
+}
+
+/*
+ * The chain value at the base of the document's active log (SPI must be
+ * connected); the row is the document's, which the caller has locked.
+ */
+static void
+active_base_chain(int64 doc_id, uint8 out[SLC_CHAIN_LEN])
+{
+	static SPIPlanPtr plan;
+	Oid			types[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(doc_id)};
+	bool		isnull;
+	bytea	   *chain;
+
+	sl_exec(&plan,
+			"SELECT l.base_chain FROM synclog.doc d "
+			"JOIN synclog.log l ON l.log_id = d.active_log WHERE d.doc_id = $1",
+			1, types, args, NULL, false, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("active log of the document with internal id %lld is missing",
+						(long long) doc_id)));
+	chain = DatumGetByteaPP(sl_col(0, 1, &isnull));
+	if (VARSIZE_ANY_EXHDR(chain) != SLC_CHAIN_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("malformed chain value in synclog.log"),
+				 errdetail("The active log of the document with internal id %lld has a base chain value of %d bytes.",
+						   (long long) doc_id, (int) VARSIZE_ANY_EXHDR(chain))));
+	memcpy(out, VARDATA_ANY(chain), SLC_CHAIN_LEN);
 }
 
 /* What an UPDATE of a concurrently changed row raises in REPEATABLE READ. */
@@ -670,11 +772,12 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 	Snapshot	snap;
 	int64		doc_id,
 				hint,
-				last,
-				last_bytes,
 				lsn,
 				base,
-				bytes;
+				bytes,
+				group_lsn;
+	LastEntry	last;
+	uint8		prev_chain[SLC_CHAIN_LEN];
 	char		name[SL_DOC_NAME_MAX + 1];
 	DocHint    *h;
 	bool		isnull;
@@ -710,7 +813,7 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 	h = set_hint(name, doc_id, &row->t_self);
 	hint = h->last_lsn;
 	snap = RegisterSnapshot(GetLatestSnapshot());
-	last_entry(entryrel, pkey, doc_id, snap, hint, &last, &last_bytes);
+	last_entry(entryrel, pkey, doc_id, snap, hint, &last);
 	UnregisterSnapshot(snap);
 
 	/*
@@ -723,15 +826,14 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 	if (IsolationUsesXactSnapshot())
 	{
 		HeapTuple	seen;
-		int64		seen_last,
-					seen_bytes;
+		LastEntry	seen_last;
 
 		snap = GetTransactionSnapshot();
 		seen = doc_row(docrel, doc, snap);
 		if (seen == NULL || !ItemPointerEquals(&seen->t_self, &row->t_self))
 			serialization_failure();
-		last_entry(entryrel, pkey, doc_id, snap, last, &seen_last, &seen_bytes);
-		if (seen_last != last)
+		last_entry(entryrel, pkey, doc_id, snap, last.lsn, &seen_last);
+		if (seen_last.lsn != last.lsn)
 			serialization_failure();
 	}
 
@@ -739,8 +841,8 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 	nulls = palloc(sizeof(bool) * desc->natts);
 	heap_deform_tuple(row, desc, values, nulls);
 	base = DatumGetInt64(values[hot.d_active_base - 1]);
-	lsn = Max(last, base) + 1;
-	bytes = (last > base ? last_bytes : 0) + size;
+	lsn = Max(last.lsn, base) + 1;
+	bytes = (last.lsn > base ? last.log_bytes : 0) + size;
 
 	if (client_id != NULL)
 	{
@@ -761,6 +863,37 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 				sl_spi_end();
 			return dup;
 		}
+	}
+
+	/*
+	 * The chain value continues from the entry before; only when that one
+	 * is gone (the active log is empty and the sealed log before it was
+	 * collected) does it come from the active log's base.  The group goes
+	 * on while this transaction appends (never across a rotation).
+	 */
+	if (last.lsn == lsn - 1 && last.lsn > 0)
+		memcpy(prev_chain, last.chain, SLC_CHAIN_LEN);
+	else
+	{
+		need_spi(&spi);
+		active_base_chain(doc_id, prev_chain);
+	}
+	group_lsn = lsn;
+	if (last.lsn > base && last.mine)
+	{
+		int64		group_bytes;
+
+		group_lsn = last.group_lsn;
+		snap = RegisterSnapshot(GetLatestSnapshot());
+		group_bytes = bytes - bytes_before(entryrel, pkey, doc_id, group_lsn, snap);
+		UnregisterSnapshot(snap);
+		if (group_bytes > (int64) synclog_max_group_kb * 1024)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("transaction's entries to document \"%s\" exceed \"synclog.max_group_size\"", name),
+					 errdetail("Its entries from LSN " INT64_FORMAT " on hold " INT64_FORMAT " bytes of deltas; the limit is %d kB.",
+							   group_lsn, group_bytes, synclog_max_group_kb),
+					 errhint("Split the write over several transactions, or have a superuser raise the setting.")));
 	}
 
 	/* The policy's flags (see policy.c). */
@@ -801,6 +934,7 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 		Datum	   *ev = palloc0(sizeof(Datum) * edesc->natts);
 		bool	   *en = palloc(sizeof(bool) * edesc->natts);
 		HeapTuple	etup;
+		bytea	   *chain;
 
 		for (int i = 0; i < edesc->natts; i++)
 			en[i] = true;
@@ -819,6 +953,17 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 			ev[hot.e_client_seq - 1] = Int64GetDatum(client_seq);
 			en[hot.e_client_seq - 1] = false;
 		}
+		chain = palloc(VARHDRSZ + SLC_CHAIN_LEN);
+		SET_VARSIZE(chain, VARHDRSZ + SLC_CHAIN_LEN);
+		slc_chain_next(prev_chain, lsn,
+					   (const uint8 *) VARDATA_ANY(delta), VARSIZE_ANY_EXHDR(delta),
+					   client_id ? VARDATA_ANY(client_id) : NULL,
+					   client_id ? VARSIZE_ANY_EXHDR(client_id) : 0,
+					   client_seq, (uint8 *) VARDATA(chain));
+		ev[hot.e_chain - 1] = PointerGetDatum(chain);
+		en[hot.e_chain - 1] = false;
+		ev[hot.e_group_lsn - 1] = Int64GetDatum(group_lsn);
+		en[hot.e_group_lsn - 1] = false;
 		etup = heap_form_tuple(edesc, ev, en);
 		simple_heap_insert(entryrel, etup);
 		insert_index_entries(entryrel, etup, doc_id, lsn, client_id, &spi);

@@ -469,8 +469,9 @@ current_head(int64 doc_id, int64 *head, int64 *bytes)
 /*
  * The switch, under the document's lock: the previous log retires, the
  * active one is sealed at seal_lsn with its end-log marker (next log, end
- * hash), the new log starts there with the snapshot hash, and the
- * document row points at it.
+ * hash, the chain value of the entry at seal_lsn), the new log starts
+ * there with the snapshot hash and that chain value, and the document row
+ * points at it.
  */
 static void
 switch_logs(const SlDoc *d, int32 generation, const char *new_log,
@@ -500,13 +501,23 @@ switch_logs(const SlDoc *d, int32 generation, const char *new_log,
 			1, t1, v1, NULL, false, 0);
 	sl_exec(&plan_seal,
 			"UPDATE synclog.log SET state = 'previous', end_lsn = $2, "
-			"next_log_id = $3, end_hash = $4, sealed_at = now() "
+			"next_log_id = $3, end_hash = $4, sealed_at = now(), "
+			"end_chain = (SELECT chain FROM synclog.entry "
+			"WHERE doc_id = synclog.log.doc_id AND lsn = $2) "
 			"WHERE log_id = $1",
 			4, t2, v2, NULL, false, 0);
 	sl_exec(&plan_new,
 			"INSERT INTO synclog.log (log_id, doc_id, generation, state, "
-			"base_lsn, snapshot_hash) VALUES ($1, $2, $3, 'active', $4, $5)",
+			"base_lsn, snapshot_hash, base_chain) "
+			"SELECT $1, $2, $3, 'active', $4, $5, chain FROM synclog.entry "
+			"WHERE doc_id = $2 AND lsn = $4",
 			5, t3, v3, NULL, false, 0);
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("missing entry in log \"%s\"", d->active_log),
+				 errdetail("The log has no entry at LSN " INT64_FORMAT ", where it is being sealed.",
+						   seal_lsn)));
 	sl_exec(&plan_doc,
 			"UPDATE synclog.doc SET active_log = $2, active_base = $3, "
 			"active_since = now(), due = false, "
@@ -654,6 +665,7 @@ synclog_compact(PG_FUNCTION_ARGS)
 
 	sl_spi_begin();
 	sl_require_doc(doc, true);
+	sl_require_not_paused("rotate a document");
 	rotated = sl_compact_doc(doc, new_log, &stats);
 	sl_spi_end();
 	if (!rotated)

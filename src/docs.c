@@ -113,7 +113,7 @@ sl_find_log(text *doc, const SlDoc *d, text *log_id, SlLog *out,
 
 	sl_exec(&plan,
 			"SELECT log_id, generation, state, base_lsn, end_lsn, "
-			"snapshot_hash, next_log_id, end_hash "
+			"snapshot_hash, next_log_id, end_hash, base_chain, end_chain "
 			"FROM synclog.log WHERE log_id = $1 AND doc_id = $2",
 			2, types, vals, NULL, read_only, 1);
 	if (SPI_processed == 0)
@@ -133,6 +133,10 @@ sl_find_log(text *doc, const SlDoc *d, text *log_id, SlLog *out,
 	out->next_log_id = sl_col_text(0, 7);
 	v = sl_col(0, 8, &isnull);
 	out->end_hash = isnull ? NULL : DatumGetByteaPP(v);
+	v = sl_col(0, 9, &isnull);
+	out->base_chain = DatumGetByteaPP(v);
+	v = sl_col(0, 10, &isnull);
+	out->end_chain = isnull ? NULL : DatumGetByteaPP(v);
 
 	if (!allow_collected && strcmp(out->state, SL_LOG_COLLECTED) == 0)
 		ereport(ERROR,

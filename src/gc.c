@@ -375,6 +375,7 @@ synclog_gc(PG_FUNCTION_ARGS)
 	int64		collected = 0;
 
 	sl_spi_begin();
+	sl_require_not_paused("collect logs");
 	while ((synclog_gc_max_logs == 0 || collected < synclog_gc_max_logs) &&
 		   sl_collect_next(false))
 	{

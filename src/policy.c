@@ -230,7 +230,9 @@ rotate_one_guarded(const char *name)
  * Rotates up to max_docs documents that the policy says are due, each in a
  * subtransaction of its own (a document that fails is reported with a
  * WARNING and skipped), and returns how many it rotated.  Refused (42501)
- * to a confined caller.
+ * to a confined caller.  While synclog is paused in the database (a
+ * restore, see pause.c) it rotates nothing, returns 0 and says why in a
+ * NOTICE.
  *
  * Locks: the due flags it clears are updated under FOR NO KEY UPDATE row
  * locks taken with SKIP LOCKED; each rotation takes what synclog.compact
@@ -244,9 +246,19 @@ synclog_compact_due(PG_FUNCTION_ARGS)
 	List	   *due;
 	ListCell   *lc;
 	int32		rotated = 0;
+	const char *why;
 
 	sl_spi_begin();
 	sl_require_unconfined(sl_caller(), "rotate documents database-wide");
+	why = sl_compaction_blocked();
+	if (why != NULL)
+	{
+		ereport(NOTICE,
+				(errmsg("synclog is paused in this database: no documents rotated"),
+				 errdetail("Rotations and collections are paused: %s.", why)));
+		sl_spi_end();
+		PG_RETURN_INT32(0);
+	}
 	due = sl_select_due(max_docs);
 	sl_spi_end();
 	foreach(lc, due)
@@ -412,6 +424,7 @@ check_client_room(int64 doc_id, text *doc)
 
 /*
  * synclog.ack(doc text, client_id text, log_id text, lsn bigint) returns void
+ * synclog.ack2(doc text, client_id text, log_id text, lsn bigint, chain bytea) returns void
  *
  * A client reports its position.  The role that first records a client's
  * position owns it: another role (not a member of it) gets 42501, so no
@@ -419,7 +432,8 @@ check_client_room(int64 doc_id, text *doc)
  * with it; a new client beyond synclog.max_clients_per_doc gets 54000.  Moving to another log counts as a switch
  * by marker when the client came from that log's direct predecessor while
  * it was still served, and as a download otherwise (including a new client
- * that starts from a snapshot).
+ * that starts from a snapshot).  ack2 first checks the position's chain
+ * value (SL006 if it is not this server's, see chain_sql.c).
  *
  * Locks: KEY SHARE on the log's row and the document's row until commit
  * (so gc passes over the log and drop_doc waits); the client's
@@ -442,10 +456,13 @@ synclog_ack(PG_FUNCTION_ARGS)
 	int64		end;
 	bool		moved = false;
 	bool		by_marker = false;
+	bytea	   *chain;
 
 	client_id = sl_arg_client_id(fcinfo, 1);
 	log_id = sl_arg_log_id(fcinfo, 2);
 	lsn = sl_arg_lsn(fcinfo, 3, "lsn");
+	/* synclog.ack2: the position comes with its chain value */
+	chain = PG_NARGS() > 4 ? sl_arg_chain(fcinfo, 4) : NULL;
 
 	sl_spi_begin();
 	sl_require_doc(doc, false);
@@ -486,6 +503,8 @@ synclog_ack(PG_FUNCTION_ARGS)
 	}
 	end = l.end_lsn >= 0 ? l.end_lsn : d.head_lsn;
 	sl_check_position(&l, end, lsn, "lsn");
+	if (chain != NULL)
+		sl_check_chain(doc, d.doc_id, &l, lsn, chain, false);
 
 	{
 		Oid			t[2] = {INT8OID, TEXTOID};

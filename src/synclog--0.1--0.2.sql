@@ -324,3 +324,208 @@ BEGIN
 		EXECUTE format('GRANT SELECT ON synclog.clients TO %s', r);
 	END LOOP;
 END $$;
+
+-- Protocol version 2: positions that identify history (PROTOCOL.md 4a) and
+-- atomic groups (PROTOCOL.md 3a) ------------------------------------------------
+
+CREATE FUNCTION synclog.protocol_version()
+RETURNS integer
+AS 'MODULE_PATHNAME', 'synclog_protocol_version'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+CREATE FUNCTION synclog.chain_next(prev bytea, lsn bigint, delta bytea,
+	client_id text DEFAULT NULL, client_seq bigint DEFAULT NULL)
+RETURNS bytea
+AS 'MODULE_PATHNAME', 'synclog_chain_next'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+/*
+ * Every entry carries its chain value and the LSN of its group's first
+ * entry.  Entries written before 0.2 get their chain values here, in LSN
+ * order per document, starting from 16 zero bytes before the oldest entry
+ * still stored (the older ones were collected; no client can stand there
+ * any more), and form one group each: which transaction wrote them is not
+ * known any longer.
+ */
+CREATE AGGREGATE synclog.chain_fill(bigint, bytea, text, bigint) (
+	SFUNC = synclog.chain_next,
+	STYPE = bytea,
+	INITCOND = '\x00000000000000000000000000000000'
+);
+
+ALTER TABLE synclog.entry ADD COLUMN chain bytea, ADD COLUMN group_lsn bigint;
+UPDATE synclog.entry e SET chain = c.chain, group_lsn = e.lsn
+  FROM (SELECT doc_id, lsn,
+			   synclog.chain_fill(lsn, delta, client_id, client_seq)
+				 OVER (PARTITION BY doc_id ORDER BY lsn) AS chain
+		  FROM synclog.entry) c
+ WHERE e.doc_id = c.doc_id AND e.lsn = c.lsn;
+ALTER TABLE synclog.entry
+	ALTER chain SET NOT NULL,
+	ALTER group_lsn SET NOT NULL,
+	ADD CHECK (octet_length(chain) = 16),
+	ADD CHECK (group_lsn > 0 AND group_lsn <= lsn);
+
+/*
+ * A log's base_chain is the chain value at its base LSN (where a client
+ * that downloaded its snapshot stands); end_chain, once it is sealed, the
+ * value at its end LSN (carried by its end-log marker).
+ */
+ALTER TABLE synclog.log
+	ADD COLUMN base_chain bytea NOT NULL
+		DEFAULT '\x00000000000000000000000000000000'
+		CHECK (octet_length(base_chain) = 16),
+	ADD COLUMN end_chain bytea CHECK (octet_length(end_chain) = 16);
+UPDATE synclog.log l SET
+	base_chain = coalesce((SELECT e.chain FROM synclog.entry e
+							WHERE e.doc_id = l.doc_id AND e.lsn <= l.base_lsn
+							ORDER BY e.lsn DESC LIMIT 1), l.base_chain),
+	end_chain = CASE WHEN l.end_lsn IS NOT NULL THEN
+		coalesce((SELECT e.chain FROM synclog.entry e
+				   WHERE e.doc_id = l.doc_id AND e.lsn <= l.end_lsn
+				   ORDER BY e.lsn DESC LIMIT 1),
+				 '\x00000000000000000000000000000000') END;
+DROP AGGREGATE synclog.chain_fill(bigint, bytea, text, bigint);
+
+CREATE FUNCTION synclog.read2(doc text, log_id text, after_lsn bigint,
+	after_chain bytea, max_entries integer DEFAULT 1000,
+	max_bytes integer DEFAULT 8388608,
+	OUT lsn bigint, OUT kind text, OUT delta bytea, OUT client_id text,
+	OUT client_seq bigint, OUT chain bytea, OUT group_lsn bigint,
+	OUT group_end boolean, OUT next_log_id text, OUT snapshot_hash bytea)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'synclog_read2'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION synclog.base_chain(doc text, log_id text)
+RETURNS bytea
+AS 'MODULE_PATHNAME', 'synclog_base_chain'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION synclog.ack2(doc text, client_id text, log_id text, lsn bigint,
+	chain bytea)
+RETURNS void
+AS 'MODULE_PATHNAME', 'synclog_ack'
+LANGUAGE C VOLATILE;
+
+-- Pausing compaction while a restore loads the tables (pause.c) ----------------
+
+/*
+ * Not marked for pg_dump: a pause belongs to the database it was set in,
+ * not to its copies.
+ */
+CREATE TABLE synclog.pause (
+	one			boolean PRIMARY KEY DEFAULT true CHECK (one),
+	paused_at	timestamptz NOT NULL DEFAULT now(),
+	paused_by	regrole NOT NULL,
+	reason		text
+);
+REVOKE ALL ON synclog.pause FROM PUBLIC;
+
+CREATE FUNCTION synclog.pause(reason text DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'synclog_pause'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION synclog.resume()
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'synclog_resume'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION synclog.paused(OUT paused boolean, OUT reason text,
+	OUT since timestamptz)
+RETURNS record
+AS 'MODULE_PATHNAME', 'synclog_paused'
+LANGUAGE C STABLE;
+
+REVOKE ALL ON FUNCTION synclog.protocol_version(), synclog.chain_next(bytea,bigint,bytea,text,bigint),
+	synclog.read2(text,text,bigint,bytea,integer,integer),
+	synclog.base_chain(text,text), synclog.ack2(text,text,text,bigint,bytea),
+	synclog.pause(text), synclog.resume(), synclog.paused() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION synclog.role_functions(kind text)
+RETURNS SETOF regprocedure
+LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
+	SELECT f::regprocedure FROM unnest(ARRAY[
+		'synclog.read(text,text,bigint,integer,integer)',
+		'synclog.read2(text,text,bigint,bytea,integer,integer)',
+		'synclog.current_log(text)',
+		'synclog.snapshot(text,text,bytea,integer)',
+		'synclog.snapshot_info(text,text)',
+		'synclog.snapshot_clients(text,text)',
+		'synclog.base_chain(text,text)',
+		'synclog.recompute_hash(text,text)',
+		'synclog.ack(text,text,text,bigint)',
+		'synclog.ack2(text,text,text,bigint,bytea)',
+		'synclog.channel(text)',
+		'synclog.protocol_version()',
+		'synclog.encode_delta(bytea[],bytea[])',
+		'synclog.decode_delta(bytea)',
+		'synclog.chain_next(bytea,bigint,bytea,text,bigint)',
+		'synclog.hash_add_data(bytea,bytea,bytea)',
+		'synclog.hash_add_client(bytea,text,bigint,bigint)',
+		'synclog.hash_combine(bytea,bytea)',
+		'synclog.hash_info(bytea)',
+		'synclog.empty_hash()',
+		'synclog.state_hash(bytea,bytea)',
+		'synclog.state_hash(text,bigint,bigint)']) f
+	 WHERE kind IN ('reader', 'writer', 'admin')
+	UNION ALL
+	SELECT f::regprocedure FROM unnest(ARRAY[
+		'synclog.can_read(text)',
+		'synclog.paused()']) f
+	 WHERE kind IN ('reader', 'writer', 'admin', 'monitor')
+	UNION ALL
+	SELECT f::regprocedure FROM unnest(ARRAY[
+		'synclog.create_doc(text)',
+		'synclog.append(text,bytea[],bytea[],text,bigint)',
+		'synclog.append_delta(text,bytea,text,bigint)']) f
+	 WHERE kind IN ('writer', 'admin')
+	UNION ALL
+	SELECT f::regprocedure FROM unnest(ARRAY[
+		'synclog.drop_doc(text)',
+		'synclog.compact(text)',
+		'synclog.compact_due(integer)',
+		'synclog.gc()',
+		'synclog.set_policy(text,bigint,bigint,interval,boolean)',
+		'synclog.clear_policy(text)',
+		'synclog.grant_doc(regrole,text,text)',
+		'synclog.revoke_doc(regrole,text)',
+		'synclog.rotate_channel_key()',
+		'synclog.pause(text)',
+		'synclog.resume()']) f
+	 WHERE kind = 'admin';
+END;
+
+/*
+ * Roles granted a kind before this point get what the kind has gained:
+ * those with EXECUTE on synclog.read (every kind but monitor) the version 2
+ * reads, those with EXECUTE on synclog.can_read (every kind) paused(),
+ * those with EXECUTE on synclog.drop_doc (admins) pause and resume.
+ */
+DO $$
+DECLARE
+	g record;
+BEGIN
+	FOR g IN SELECT DISTINCT (a).grantee::regrole AS role, n2.fn
+			   FROM (VALUES ('synclog.read(text,text,bigint,integer,integer)'::regprocedure,
+							 ARRAY['synclog.read2(text,text,bigint,bytea,integer,integer)',
+								   'synclog.base_chain(text,text)',
+								   'synclog.ack2(text,text,text,bigint,bytea)',
+								   'synclog.protocol_version()',
+								   'synclog.chain_next(bytea,bigint,bytea,text,bigint)']),
+							('synclog.can_read(text)'::regprocedure,
+							 ARRAY['synclog.paused()']),
+							('synclog.drop_doc(text)'::regprocedure,
+							 ARRAY['synclog.pause(text)', 'synclog.resume()'])) n(marker, fns),
+					LATERAL unnest(n.fns) AS n2(fn),
+					LATERAL (SELECT aclexplode(proacl) a FROM pg_catalog.pg_proc
+							  WHERE oid = n.marker) x
+			  WHERE (a).grantee <> 0 AND (a).privilege_type = 'EXECUTE'
+				AND (a).grantee <> (SELECT nspowner FROM pg_catalog.pg_namespace
+									 WHERE nspname = 'synclog')
+	LOOP
+		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', g.fn::regprocedure, g.role);
+	END LOOP;
+END $$;

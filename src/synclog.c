@@ -39,6 +39,7 @@ int			synclog_gc_max_logs = 100;
 bool		synclog_worker_paused = false;
 bool		synclog_vacuum_after_gc = true;
 int			synclog_debug_rotation_delay_ms = 0;
+int			synclog_max_group_kb = 256 * 1024;
 
 void		_PG_init(void);
 
@@ -215,6 +216,16 @@ define_settings(void)
 							 true,
 							 PGC_SIGHUP, 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("synclog.max_group_size",
+							"Largest total of deltas one transaction may append to one document.",
+							"The entries one transaction appends to a document form a group that "
+							"readers apply all at once, and a page of synclog.read2 never ends "
+							"inside a group, so this bounds a page.",
+							&synclog_max_group_kb,
+							256 * 1024, 1, 1024 * 1024,
+							PGC_SUSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
 
 #ifdef SYNCLOG_TEST_HOOKS
 	/* Only in test builds (make SYNCLOG_TEST_HOOKS=1), never in packages. */

@@ -32,6 +32,10 @@
 #define ERRCODE_SYNCLOG_LOG_COLLECTED		MAKE_SQLSTATE('S','L','0','0','3')
 #define ERRCODE_SYNCLOG_CLIENT_AHEAD		MAKE_SQLSTATE('S','L','0','0','4')
 #define ERRCODE_SYNCLOG_DOCUMENT_EXISTS		MAKE_SQLSTATE('S','L','0','0','5')
+#define ERRCODE_SYNCLOG_HISTORY_CHANGED		MAKE_SQLSTATE('S','L','0','0','6')
+
+/* The highest client protocol version this library serves (PROTOCOL.md). */
+#define SYNCLOG_PROTOCOL_VERSION	2
 
 /*
  * The version of the extension's SQL objects this library implements
@@ -64,6 +68,7 @@ extern int	synclog_gc_max_logs;
 extern bool synclog_worker_paused;
 extern bool synclog_vacuum_after_gc;
 extern int	synclog_debug_rotation_delay_ms;
+extern int	synclog_max_group_kb;
 
 /* Log states as stored in synclog.log.state. */
 #define SL_LOG_ACTIVE		"active"
@@ -156,6 +161,8 @@ typedef struct SlLog
 	bytea	   *snapshot_hash;
 	char	   *next_log_id;	/* NULL while active */
 	bytea	   *end_hash;		/* NULL while active */
+	bytea	   *base_chain;		/* chain value at base_lsn */
+	bytea	   *end_chain;		/* chain value at end_lsn; NULL while active */
 } SlLog;
 
 /*
@@ -169,6 +176,15 @@ extern char *sl_new_log_id(void);
 extern void sl_check_position(const SlLog *l, int64 end, int64 lsn,
 							  const char *what);
 extern const char *sl_doc_cstring(text *doc);
+
+/* chain_sql.c: checking a client's chain value at its position. */
+extern bytea *sl_arg_chain(FunctionCallInfo fcinfo, int argno);
+extern void sl_check_chain(text *doc, int64 doc_id, const SlLog *l, int64 lsn,
+						   bytea *chain, bool read_only);
+
+/* pause.c: whether compaction must leave the database alone (a restore). */
+extern const char *sl_compaction_blocked(void);
+extern void sl_require_not_paused(const char *what);
 
 /* delta_sql.c: build or check an encoded delta, raising SQL errors. */
 extern bytea *sl_build_delta(ArrayType *keys, ArrayType *vals);

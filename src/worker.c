@@ -334,6 +334,21 @@ choose_due(void *arg)
 	}
 	pgstat_report_activity(STATE_RUNNING, "synclog: choosing due documents");
 	sl_spi_begin();
+	{
+		const char *why = sl_compaction_blocked();
+
+		if (why != NULL)
+		{
+			/* Skips the collections as well: see pause.c. */
+			ereport(LOG,
+					(errmsg("skipping database \"%s\": synclog is paused",
+							get_database_name(MyDatabaseId)),
+					 errdetail("Rotations and collections are paused: %s.", why)));
+			sl_spi_end();
+			rs->installed = false;
+			return false;
+		}
+	}
 	due = sl_select_due(synclog_max_rotations_per_round);
 	sl_spi_end();
 	/* The list must outlive this transaction: build it in the round's context. */
