@@ -48,7 +48,7 @@ $(OBJS): src/synclog.h src/core/synclog_core.h
 REGRESS = delta hash vectors docs append read compact snapshot gc policy retention access access_confine clients protocol2
 REGRESS_OPTS = --load-extension=synclog
 
-ISOLATION = append_rotate rotate_rotate retry_race append_rotate_more append_drop append_rr gc_read ack_gc compact_due_race policy_append gc_forget append_truncate grant_stale rotate_fairness
+ISOLATION = append_rotate rotate_rotate retry_race append_rotate_more append_drop append_rr gc_read ack_gc compact_due_race policy_append gc_forget append_truncate grant_stale rotate_fairness read2_groups
 ISOLATION_OPTS = --load-extension=synclog --inputdir=test/isolation --outputdir=test/isolation
 
 TAP_TESTS = 1
