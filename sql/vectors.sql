@@ -94,4 +94,16 @@ SELECT 'i' AS vector, base_lsn, encode(snapshot_hash, 'hex') AS snapshot_hash,
 SELECT 'i' AS vector, convert_from(key, 'UTF8') AS client_id, encode(value, 'hex') AS watermark
   FROM synclog.kv
  WHERE ns = 2 AND doc_id = (SELECT doc_id FROM synclog.doc WHERE name = 'vectors');
+-- (j) Chain values (PROTOCOL.md section 4a) of the three entries of (i):
+-- the server's stored values, as read2 serves them with their groups and
+-- as the end-log marker carries the last; then the two core vectors g1, g2
+-- (entry 1: delta f1, no client; entry 2: delta f2, client "client-a",
+-- seq 7) through synclog.chain_next.
+SELECT 'j' AS vector, lsn, kind, encode(chain, 'hex') AS chain, group_lsn, group_end
+  FROM synclog.read2('vectors', :'log1', 0, '\x00000000000000000000000000000000');
+SELECT 'j' AS vector, encode(synclog.base_chain('vectors', :'log2'), 'hex') AS log2_base_chain;
+SELECT 'j' AS vector, encode(g1, 'hex') AS g1_chain,
+	   encode(synclog.chain_next(g1, 2, '\x0100000000', 'client-a', 7), 'hex') AS g2_chain
+  FROM (SELECT synclog.chain_next('\x00000000000000000000000000000000', 1,
+			   '\x0102000000020000006b31020000007631020000006b32ffffffff') AS g1) g;
 SELECT synclog.drop_doc('vectors');

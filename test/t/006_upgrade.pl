@@ -172,6 +172,34 @@ is(sql(q{SELECT count(*) FROM synclog.log l JOIN synclog.doc d USING (doc_id)
 is(sql(q{SELECT count(*) FROM synclog.log WHERE state <> 'collected'}) > 6 ? 1 : 0, 1,
 	'several logs per document were checked');
 
+# Chain values given to the entries stored under 0.1: per document, each is
+# chain_next of the one before, from zero before the oldest stored entry;
+# every log's base_chain (and a sealed log's end_chain) is the value at its
+# base (end), or zero where that entry was collected; each entry is a group.
+is(sql(q{WITH RECURSIVE e AS (
+			SELECT doc_id, lsn, delta, client_id, client_seq, chain, group_lsn,
+				   row_number() OVER (PARTITION BY doc_id ORDER BY lsn) AS n
+			  FROM synclog.entry),
+		c AS (SELECT doc_id, n, lsn, synclog.chain_next('\x00000000000000000000000000000000',
+						 lsn, delta, client_id, client_seq) AS want, chain, group_lsn
+				FROM e WHERE n = 1
+			  UNION ALL
+			  SELECT e.doc_id, e.n, e.lsn,
+					 synclog.chain_next(c.want, e.lsn, e.delta, e.client_id, e.client_seq),
+					 e.chain, e.group_lsn
+				FROM c JOIN e ON e.doc_id = c.doc_id AND e.n = c.n + 1)
+		SELECT count(*) > 100 AND bool_and(want = chain AND group_lsn = lsn) FROM c}),
+	't', 'the entries stored under 0.1 got consistent chain values, one group each');
+is(sql(q{SELECT count(*) FROM synclog.log l
+		WHERE l.state <> 'collected' AND (
+			l.base_chain IS DISTINCT FROM coalesce((SELECT chain FROM synclog.entry e
+				WHERE e.doc_id = l.doc_id AND e.lsn <= l.base_lsn ORDER BY lsn DESC LIMIT 1),
+				'\x00000000000000000000000000000000')
+			OR (l.end_lsn IS NULL) <> (l.end_chain IS NULL)
+			OR l.end_chain IS DISTINCT FROM (SELECT chain FROM synclog.entry e
+				WHERE e.doc_id = l.doc_id AND e.lsn = l.end_lsn))}),
+	'0', 'every log\'s base and end chain values match its entries');
+
 my $w2_rotations = sql(q{SELECT rotations FROM synclog.stats WHERE doc = 'w/2'});
 
 # Appends (also an idempotent retry of a 0.1 client seq), rotation, gc.
@@ -189,6 +217,32 @@ is(sql(q{SELECT count(*) FROM synclog.log l JOIN synclog.doc d USING (doc_id)
 		WHERE l.state <> 'collected'
 		  AND synclog.recompute_hash(d.name, l.log_id) IS DISTINCT FROM l.snapshot_hash}),
 	'0', 'hashes still hold after rotations and gc');
+# A version 2 reader from the base of the oldest log left reads every log
+# to its head, each position verified.
+is(sql(q{DO $$
+		DECLARE
+			l record; r record; pos bigint; ch bytea; log text; n int := 0;
+		BEGIN
+			SELECT log_id, base_lsn INTO l FROM synclog.log JOIN synclog.doc d USING (doc_id)
+			 WHERE d.name = 'w/1' AND state <> 'collected' ORDER BY generation LIMIT 1;
+			log := l.log_id; pos := l.base_lsn; ch := synclog.base_chain('w/1', log);
+			LOOP
+				n := 0;
+				FOR r IN SELECT * FROM synclog.read2('w/1', log, pos, ch, 7) LOOP
+					n := n + 1;
+					IF r.kind = 'end' THEN log := r.next_log_id; EXIT; END IF;
+					IF synclog.chain_next(ch, r.lsn, r.delta, r.client_id, r.client_seq) <> r.chain THEN
+						RAISE EXCEPTION 'chain mismatch at %', r.lsn;
+					END IF;
+					pos := r.lsn; ch := r.chain;
+				END LOOP;
+				EXIT WHEN n = 0;
+			END LOOP;
+			IF pos <> (SELECT head_lsn FROM synclog.current_log('w/1')) THEN
+				RAISE EXCEPTION 'stopped at %', pos;
+			END IF;
+		END $$; SELECT 'read'}),
+	'read', 'a version 2 reader crosses every log left, verifying each chain value');
 # The 0.1 client continues, then the new client takes over its directory.
 $out = run_or_die('0.1 client after the update',
 	"'$old_client' --dsn '$dsn' --doc w/1 --dir '$cdir' --once --verify --quiet");
@@ -231,13 +285,15 @@ SELECT string_agg(line, E'\n' ORDER BY line) FROM (
   SELECT 'index ' || pg_get_indexdef(indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
    WHERE c.relnamespace = 'synclog'::regnamespace
   UNION ALL
-  SELECT format('relation %s %s %s', c.oid::regclass, c.relkind, coalesce(c.relacl::text, ''))
+  SELECT format('relation %s %s %s', c.oid::regclass, c.relkind,
+				(SELECT coalesce(string_agg(a::text, ',' ORDER BY a::text), '') FROM unnest(c.relacl) a))
     FROM pg_class c WHERE c.relnamespace = 'synclog'::regnamespace
   UNION ALL
   SELECT format('view %s %s', c.oid::regclass, pg_get_viewdef(c.oid))
     FROM pg_class c WHERE c.relnamespace = 'synclog'::regnamespace AND c.relkind = 'v'
   UNION ALL
-  SELECT format('function %s %s %s', p.oid::regprocedure, coalesce(p.proacl::text, ''),
+  SELECT format('function %s %s %s', p.oid::regprocedure,
+				(SELECT coalesce(string_agg(a::text, ',' ORDER BY a::text), '') FROM unnest(p.proacl) a),
          CASE WHEN p.prokind = 'a' THEN '' ELSE pg_get_functiondef(p.oid) END)
     FROM pg_proc p WHERE p.pronamespace = 'synclog'::regnamespace
   UNION ALL
