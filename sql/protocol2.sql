@@ -127,6 +127,21 @@ SELECT synclog.resume();
 SELECT paused FROM synclog.paused();
 SELECT synclog.compact('p2') IS NOT NULL AS rotated;
 
+-- A rotation refuses a snapshot whose state versions are not there (the
+-- kv table of a restore not loaded yet).
+SELECT synclog.create_doc('p2-kv') IS NOT NULL AS created;
+SELECT synclog.append('p2-kv', ARRAY['\x01'::bytea], ARRAY['a'::bytea]);
+SELECT synclog.compact('p2-kv') IS NOT NULL AS rotated;
+SELECT synclog.append('p2-kv', ARRAY['\x02'::bytea], ARRAY['b'::bytea]);
+BEGIN;
+DELETE FROM synclog.kv WHERE doc_id = (SELECT doc_id FROM synclog.doc WHERE name = 'p2-kv');
+\set VERBOSITY terse
+SELECT synclog.compact('p2-kv');
+\set VERBOSITY default
+ROLLBACK;
+SELECT synclog.compact('p2-kv') IS NOT NULL AS rotated;
+SELECT synclog.drop_doc('p2-kv');
+
 -- Roles: readers get the version 2 reads, only unconfined admins pause.
 CREATE ROLE regress_p2_reader;
 CREATE ROLE regress_p2_admin;

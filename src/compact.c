@@ -448,6 +448,36 @@ lock_chain(const SlDoc *d, int32 *generation, slc_hash *hash)
 	return found;
 }
 
+/*
+ * Refuse to rotate onto a base state that is not there: a snapshot with
+ * items, but no state version of the document in synclog.kv.  A logical
+ * restore loads each table in one transaction, so a restore that has
+ * loaded the logs and the entries but not yet synclog.kv looks exactly
+ * like this, and folding the entries onto the missing state would seal a
+ * wrong state under a right-looking hash.  (pause.c keeps the worker away
+ * from a restore it recognizes; this catches the loaders it does not.)
+ */
+static void
+require_base_state(text *doc, const SlDoc *d, const slc_hash *base)
+{
+	static SPIPlanPtr plan;
+	Oid			types[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(d->doc_id)};
+
+	if (base->count == 0)
+		return;
+	sl_exec(&plan, "SELECT 1 FROM synclog.kv WHERE doc_id = $1 LIMIT 1",
+			1, types, args, NULL, false, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot rotate document \"%s\": its state is not loaded",
+						sl_doc_cstring(doc)),
+				 errdetail("The snapshot of log \"%s\" has " UINT64_FORMAT " items, but synclog.kv holds no state of the document.",
+						   d->active_log, (uint64) base->count),
+				 errhint("A restore may still be loading synclog.kv: wait for it to finish, and pause synclog (synclog.pause()) during restores that pg_restore does not run.")));
+}
+
 /* The document's head LSN and its active log's bytes; false if it is gone. */
 static bool
 current_head(int64 doc_id, int64 *head, int64 *bytes)
@@ -562,6 +592,8 @@ sl_compact_doc(text *doc, const char *new_log, SlRotation *stats)
 					 errdetail("Other rotations of document \"%s\" committed %d times while this one was being prepared.",
 							   sl_doc_cstring(doc), attempt)));
 	}
+
+	require_base_state(doc, &d, &hash);
 
 	memset(&fc, 0, sizeof(fc));
 	fc.doc_id = d.doc_id;
