@@ -110,6 +110,19 @@ ROLLBACK;
 SELECT synclog.append('p2', ARRAY['\x12'::bytea], ARRAY[decode(repeat('00', 2000), 'hex')]) > 0 AS appended;
 RESET synclog.max_group_size;
 
+-- A 64 MB write with the default settings: four appends of 16 000 000 bytes
+-- in one transaction (each under max_delta_size), read as one group even
+-- by a reader that asks for one entry of one byte.
+SELECT synclog.create_doc('p2-big') AS big_log \gset
+BEGIN;
+SELECT sum(synclog.append('p2-big', ARRAY[int4send(i)],
+		   ARRAY[convert_to(repeat(chr(64 + i), 16000000), 'UTF8')])) AS lsn_sum
+  FROM generate_series(1, 4) i;
+COMMIT;
+SELECT lsn, length(delta) AS delta_bytes, group_lsn, group_end
+  FROM synclog.read2('p2-big', :'big_log', 0, :'zero', 1, 1);
+SELECT synclog.drop_doc('p2-big');
+
 -- Pausing: explicit rotations and collections fail, compact_due skips.
 SELECT paused FROM synclog.paused();
 SELECT synclog.pause('loading a dump');
