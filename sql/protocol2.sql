@@ -97,7 +97,7 @@ SELECT synclog.append('p2', ARRAY['\x09'::bytea], ARRAY['i'::bytea]);
 SELECT synclog.compact('p2') AS log3 \gset
 SELECT synclog.append('p2', ARRAY['\x0a'::bytea], ARRAY['j'::bytea]);
 COMMIT;
-SELECT lsn, group_lsn FROM synclog.entry
+SELECT lsn, coalesce(group_lsn, lsn) AS group_lsn FROM synclog.entry
  WHERE doc_id = (SELECT doc_id FROM synclog.doc WHERE name = 'p2') AND lsn >= 8 ORDER BY lsn;
 
 -- A transaction's entries to one document are bounded by max_group_size.

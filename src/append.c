@@ -575,7 +575,10 @@ last_entry(Relation entryrel, Relation pkey, int64 doc_id, Snapshot snap,
 
 		out->lsn = DatumGetInt64(heap_getattr(found, hot.e_lsn, desc, &isnull));
 		out->log_bytes = DatumGetInt64(heap_getattr(found, hot.e_log_bytes, desc, &isnull));
+		/* NULL: the entry starts its group (most do; it saves 8 bytes a row) */
 		out->group_lsn = DatumGetInt64(heap_getattr(found, hot.e_group_lsn, desc, &isnull));
+		if (isnull)
+			out->group_lsn = out->lsn;
 		out->mine = TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(found->t_data));
 		chain = DatumGetByteaPP(heap_getattr(found, hot.e_chain, desc, &isnull));
 		if (isnull || VARSIZE_ANY_EXHDR(chain) != SLC_CHAIN_LEN)
@@ -962,8 +965,11 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 					   client_seq, (uint8 *) VARDATA(chain));
 		ev[hot.e_chain - 1] = PointerGetDatum(chain);
 		en[hot.e_chain - 1] = false;
-		ev[hot.e_group_lsn - 1] = Int64GetDatum(group_lsn);
-		en[hot.e_group_lsn - 1] = false;
+		if (group_lsn != lsn)
+		{
+			ev[hot.e_group_lsn - 1] = Int64GetDatum(group_lsn);
+			en[hot.e_group_lsn - 1] = false;
+		}
 		etup = heap_form_tuple(edesc, ev, en);
 		simple_heap_insert(entryrel, etup);
 		insert_index_entries(entryrel, etup, doc_id, lsn, client_id, &spi);

@@ -102,7 +102,8 @@ put_entries(ReadPage *pg, int64 doc_id, const SlLog *l, int64 after, int64 end,
 	 */
 	if (pg->v2)
 		portal = sl_cursor(&plan_v2,
-						   "SELECT lsn, delta, client_id, client_seq, chain, group_lsn "
+						   "SELECT lsn, delta, client_id, client_seq, chain, "
+						   "coalesce(group_lsn, lsn) "
 						   "FROM synclog.entry "
 						   "WHERE doc_id = $1 AND lsn > $2 AND lsn <= $3 ORDER BY lsn",
 						   3, types, args, NULL, true);

@@ -340,12 +340,13 @@ AS 'MODULE_PATHNAME', 'synclog_chain_next'
 LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
 /*
- * Every entry carries its chain value and the LSN of its group's first
- * entry.  Entries written before 0.2 get their chain values here, in LSN
- * order per document, starting from 16 zero bytes before the oldest entry
- * still stored (the older ones were collected; no client can stand there
- * any more), and form one group each: which transaction wrote them is not
- * known any longer.
+ * Every entry carries its chain value, and the LSN of its group's first
+ * entry unless it is that entry itself (NULL: most entries start their
+ * group, and the NULL costs no space).  Entries written before 0.2 get
+ * their chain values here, in LSN order per document, starting from 16
+ * zero bytes before the oldest entry still stored (the older ones were
+ * collected; no client can stand there any more), and form one group each:
+ * which transaction wrote them is not known any longer.
  */
 CREATE AGGREGATE synclog.chain_fill(bigint, bytea, text, bigint) (
 	SFUNC = synclog.chain_next,
@@ -354,7 +355,7 @@ CREATE AGGREGATE synclog.chain_fill(bigint, bytea, text, bigint) (
 );
 
 ALTER TABLE synclog.entry ADD COLUMN chain bytea, ADD COLUMN group_lsn bigint;
-UPDATE synclog.entry e SET chain = c.chain, group_lsn = e.lsn
+UPDATE synclog.entry e SET chain = c.chain
   FROM (SELECT doc_id, lsn,
 			   synclog.chain_fill(lsn, delta, client_id, client_seq)
 				 OVER (PARTITION BY doc_id ORDER BY lsn) AS chain
@@ -362,9 +363,8 @@ UPDATE synclog.entry e SET chain = c.chain, group_lsn = e.lsn
  WHERE e.doc_id = c.doc_id AND e.lsn = c.lsn;
 ALTER TABLE synclog.entry
 	ALTER chain SET NOT NULL,
-	ALTER group_lsn SET NOT NULL,
 	ADD CHECK (octet_length(chain) = 16),
-	ADD CHECK (group_lsn > 0 AND group_lsn <= lsn);
+	ADD CHECK (group_lsn > 0 AND group_lsn < lsn);
 
 /*
  * A log's base_chain is the chain value at its base LSN (where a client
