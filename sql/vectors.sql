@@ -94,4 +94,25 @@ SELECT 'i' AS vector, base_lsn, encode(snapshot_hash, 'hex') AS snapshot_hash,
 SELECT 'i' AS vector, convert_from(key, 'UTF8') AS client_id, encode(value, 'hex') AS watermark
   FROM synclog.kv
  WHERE ns = 2 AND doc_id = (SELECT doc_id FROM synclog.doc WHERE name = 'vectors');
+
+-- (j) Retiring a watermark: forget_client appends the retire entry of
+-- client-a at LSN 4; the next marker carries hash (b) again (j1).  The
+-- client id is then new: client_seq 1 (below its retired 7) appends at
+-- LSN 5, and the marker after it carries hash (j2).
+SELECT synclog.forget_client('vectors', 'client-a') AS retire_lsn;
+SELECT synclog.compact('vectors') AS log3 \gset
+SELECT 'j1' AS vector, lsn, kind, encode(delta, 'hex') AS delta, client_id, client_seq
+  FROM synclog.read('vectors', :'log2', 3) WHERE kind = 'delta';
+SELECT 'j1' AS vector, lsn, kind, encode(snapshot_hash, 'hex') AS marker_hash
+  FROM synclog.read('vectors', :'log2', 4);
+SELECT synclog.append_delta('vectors', '\x0100000000', 'client-a', 1);
+SELECT synclog.compact('vectors') IS NOT NULL AS rotated;
+SELECT 'j2' AS vector, lsn, kind, encode(snapshot_hash, 'hex') AS marker_hash
+  FROM synclog.read('vectors', :'log3', 5);
+SELECT 'j2' AS vector, substr(w.sum, 1, 16) || ':' || substr(w.sum, 17) AS watermark_item_hash,
+	   substr(m.sum, 1, 16) || ':' || substr(m.sum, 17) AS sum_hi_lo, m.item_count, m.item_bytes
+  FROM synclog.hash_info(synclog.hash_add_client(synclog.empty_hash(), 'client-a', 1, 5)) w,
+	   synclog.read('vectors', :'log3', 5) r, synclog.hash_info(r.snapshot_hash) m;
+SELECT 'j2' AS vector, base_lsn, snapshot_hash = synclog.recompute_hash('vectors', log_id) AS recomputed
+  FROM synclog.current_log('vectors');
 SELECT synclog.drop_doc('vectors');

@@ -154,7 +154,8 @@ BEGIN ATOMIC
 		'synclog.clear_policy(text)',
 		'synclog.grant_doc(regrole,text,text)',
 		'synclog.revoke_doc(regrole,text)',
-		'synclog.rotate_channel_key()']) f
+		'synclog.rotate_channel_key()',
+		'synclog.forget_client(text,text)']) f	-- created at the end of this script
 	 WHERE kind = 'admin';
 END;
 
@@ -322,5 +323,37 @@ BEGIN
 									 WHERE nspname = 'synclog')
 	LOOP
 		EXECUTE format('GRANT SELECT ON synclog.clients TO %s', r);
+	END LOOP;
+END $$;
+
+-- Forgetting clients: retire entries (issues 14 and 18; forget.c) -----------
+
+/*
+ * A retire entry (client_seq -1, the empty delta; PROTOCOL.md section 4)
+ * removes a client's watermark from the state, after which its id is new
+ * to the document.  Only the server writes them: forget_client for an
+ * administrator, and the background worker for clients idle longer than
+ * synclog.client_retention.  Appends keep refusing a negative client_seq.
+ */
+CREATE FUNCTION synclog.forget_client(doc text, client_id text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'synclog_forget_client'
+LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION synclog.forget_client(text, text) FROM PUBLIC;
+-- synclog.role_functions('admin') lists it (above, under "Kinds of users").
+
+-- Admins (roles with EXECUTE on synclog.drop_doc) may forget clients.
+DO $$
+DECLARE
+	r regrole;
+BEGIN
+	FOR r IN SELECT DISTINCT (a).grantee::regrole
+			   FROM (SELECT aclexplode(proacl) a FROM pg_catalog.pg_proc
+					  WHERE oid = 'synclog.drop_doc(text)'::regprocedure) x
+			  WHERE (a).grantee <> 0 AND (a).privilege_type = 'EXECUTE'
+				AND (a).grantee <> (SELECT nspowner FROM pg_catalog.pg_namespace
+									 WHERE nspname = 'synclog')
+	LOOP
+		EXECUTE format('GRANT EXECUTE ON FUNCTION synclog.forget_client(text, text) TO %s', r);
 	END LOOP;
 END $$;

@@ -23,6 +23,7 @@ PG_MODULE_MAGIC;
 int			synclog_retention_secs = 86400;
 int			synclog_retention_max_secs = 7 * 86400;
 int			synclog_client_window_secs = 86400;
+int			synclog_client_retention_secs = 0;
 bool		synclog_notify_append = false;
 int			synclog_max_delta_kb = 16384;
 int			synclog_max_delta_changes = 100000;
@@ -84,6 +85,17 @@ define_settings(void)
 							NULL,
 							&synclog_client_window_secs,
 							86400, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("synclog.client_retention",
+							"How long an idle client keeps its watermark and its position.",
+							"The background worker retires the watermark of a client whose newest entry "
+							"is older than this (a retire entry; the client id is then new to the "
+							"document) unless it acked since, and removes client positions not acked "
+							"for this long.  0 keeps them forever.",
+							&synclog_client_retention_secs,
+							0, 0, INT_MAX,
 							PGC_SUSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
 

@@ -48,6 +48,7 @@
 extern int	synclog_retention_secs;
 extern int	synclog_retention_max_secs;
 extern int	synclog_client_window_secs;
+extern int	synclog_client_retention_secs;
 extern bool synclog_notify_append;
 extern int	synclog_max_delta_kb;
 extern int	synclog_max_delta_changes;
@@ -142,6 +143,8 @@ typedef struct SlDoc
 /* append.c: the newest entry of a document as a snapshot sees it. */
 extern void sl_last_entry(int64 doc_id, Snapshot snap, int64 *lsn,
 						  int64 *log_bytes);
+/* append.c: append a retire entry (outside sl_spi_begin/end); -1 if none. */
+extern int64 sl_append_retire(text *doc, text *client_id);
 
 /* The row lock appends, a rotation's sealing step and set_policy take; see docs.c. */
 extern bool sl_lock_document(int64 doc_id);
@@ -212,6 +215,18 @@ extern void sl_log_rotation(const char *doc, const char *new_log,
  * When at_log is set the collection is logged at LOG.
  */
 extern bool sl_collect_next(bool at_log);
+
+/* forget.c: forgetting clients (synclog.client_retention, forget_client). */
+typedef struct SlIdleClient
+{
+	int64		doc_id;
+	char	   *doc;
+	char	   *client_id;
+} SlIdleClient;
+
+extern List *sl_idle_clients(int max_clients, MemoryContext cxt);
+extern int64 sl_retire_idle_client(const SlIdleClient *c);
+extern int64 sl_expire_positions(int max_rows);
 
 /* entries.c: walking stored entries and their changes. */
 typedef void (*sl_entry_fn) (void *arg, int64 lsn, bytea *delta,

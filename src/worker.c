@@ -299,6 +299,14 @@ in_own_transaction(bool (*fn) (void *arg), void *arg, MemoryContext cxt)
 	return result;
 }
 
+/*
+ * Most idle clients retired, and most positions removed, per round and
+ * database (synclog.client_retention): bounds the round's length after
+ * the setting is first turned on over a large backlog; the rest follows in
+ * later rounds.
+ */
+#define CLIENTS_PER_ROUND	1000
+
 typedef struct RoundState
 {
 	MemoryContext cxt;
@@ -307,6 +315,10 @@ typedef struct RoundState
 	const char *doc;			/* the document being rotated */
 	SlRotation	stats;
 	char		new_log[SL_LOG_ID_LEN + 1];
+	List	   *idle;			/* SlIdleClient, in cxt */
+	const SlIdleClient *client; /* the client being retired */
+	int64		retired_lsn;
+	int64		expired;		/* positions removed by the last call */
 } RoundState;
 
 static bool
@@ -361,6 +373,79 @@ rotate_doc(void *arg)
 	sl_spi_end();
 	strlcpy(rs->new_log, new_log, sizeof(rs->new_log));
 	return rotated;
+}
+
+/* The clients that synclog.client_retention lets go, into rs->idle. */
+static bool
+choose_idle(void *arg)
+{
+	RoundState *rs = (RoundState *) arg;
+
+	pgstat_report_activity(STATE_RUNNING, "synclog: finding idle clients");
+	sl_spi_begin();
+	rs->idle = sl_idle_clients(CLIENTS_PER_ROUND, rs->cxt);
+	sl_spi_end();
+	return true;
+}
+
+static bool
+retire_client(void *arg)
+{
+	RoundState *rs = (RoundState *) arg;
+
+	pgstat_report_activity(STATE_RUNNING,
+							psprintf("synclog: retiring client %s of document %s",
+									 rs->client->client_id, rs->client->doc));
+	rs->retired_lsn = sl_retire_idle_client(rs->client);
+	return rs->retired_lsn >= 0;
+}
+
+static bool
+expire_positions(void *arg)
+{
+	RoundState *rs = (RoundState *) arg;
+
+	pgstat_report_activity(STATE_RUNNING, "synclog: removing old client positions");
+	sl_spi_begin();
+	rs->expired = sl_expire_positions(CLIENTS_PER_ROUND);
+	sl_spi_end();
+	return rs->expired > 0;
+}
+
+/*
+ * Retire the idle clients' watermarks and remove old positions
+ * (synclog.client_retention; forget.c), each retirement in a transaction
+ * of its own; before collecting, so that the logs those positions held
+ * can go in the same round.
+ */
+static void
+forget_idle_clients(RoundState *rs)
+{
+	ListCell   *lc;
+
+	if (synclog_client_retention_secs <= 0 ||
+		!in_own_transaction(choose_idle, rs, rs->cxt))
+		return;
+	foreach(lc, rs->idle)
+	{
+		CHECK_FOR_INTERRUPTS();
+		process_reload();
+		if (synclog_worker_paused)
+			return;
+		rs->client = (const SlIdleClient *) lfirst(lc);
+		if (in_own_transaction(retire_client, rs, rs->cxt))
+			ereport(LOG,
+					(errmsg("retired client \"%s\" of document \"%s\"",
+							rs->client->client_id, rs->client->doc),
+					 errdetail("Its newest entry is older than \"synclog.client_retention\" and it did not ack since; retire entry at LSN " INT64_FORMAT ".",
+							   rs->retired_lsn)));
+	}
+	if (in_own_transaction(expire_positions, rs, rs->cxt))
+		ereport(LOG,
+				(errmsg("removed old client positions"),
+				 errdetail_plural(INT64_FORMAT " position was not acknowledged within \"synclog.client_retention\".",
+								  INT64_FORMAT " positions were not acknowledged within \"synclog.client_retention\".",
+								  (unsigned long) rs->expired, rs->expired)));
 }
 
 static bool
@@ -439,10 +524,12 @@ say_database(void *arg)
 /*
  * Entry point of a per-database worker (main_arg: the database's OID).
  * Skips a database without the extension or with an older version of it;
- * otherwise rotates the due documents and collects what retention
- * releases, each in a transaction of its own with lock waits bounded by
+ * otherwise rotates the due documents, retires idle clients
+ * (synclog.client_retention) and collects what retention releases, each in
+ * a transaction of its own with lock waits bounded by
  * synclog.rotation_lock_timeout, then vacuums if it collected, and exits.
- * Takes the locks of synclog.compact and synclog.gc (compact.c, gc.c).
+ * Takes the locks of synclog.compact, synclog.forget_client and synclog.gc
+ * (compact.c, forget.c, gc.c).
  */
 void
 synclog_db_worker_main(Datum main_arg)
@@ -504,6 +591,8 @@ synclog_db_worker_main(Datum main_arg)
 		if (in_own_transaction(rotate_doc, &rs, rs.cxt))
 			sl_log_rotation(rs.doc, rs.new_log, &rs.stats, true);
 	}
+	if (!synclog_worker_paused)
+		forget_idle_clients(&rs);
 
 	for (int i = 0; i < synclog_max_collections_per_round; i++)
 	{
