@@ -23,7 +23,8 @@ OBJS = \
 	src/access.o \
 	src/version.o \
 	src/drop_guard.o \
-	src/forget.o
+	src/forget.o \
+	src/worker_state.o
 
 EXTENSION = synclog
 DATA = src/synclog--0.1.sql src/synclog--0.1--0.2.sql
@@ -40,7 +41,7 @@ endif
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter
 SHLIB_LINK = -lxxhash
 
-REGRESS = delta hash vectors docs append read compact snapshot gc policy retention access access_confine clients forget
+REGRESS = delta hash vectors docs append read compact snapshot gc policy retention access access_confine clients forget monitor
 REGRESS_OPTS = --load-extension=synclog
 
 ISOLATION = append_rotate rotate_rotate retry_race append_rotate_more append_drop append_rr gc_read ack_gc compact_due_race policy_append gc_forget append_truncate grant_stale rotate_fairness forget_append

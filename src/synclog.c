@@ -40,6 +40,7 @@ int			synclog_gc_max_logs = 100;
 bool		synclog_worker_paused = false;
 bool		synclog_vacuum_after_gc = true;
 int			synclog_debug_rotation_delay_ms = 0;
+bool		synclog_debug_fail_vacuum = false;
 
 void		_PG_init(void);
 
@@ -237,6 +238,14 @@ define_settings(void)
 							0, 0, 3600 * 1000,
 							PGC_SUSET, GUC_UNIT_MS | GUC_NOT_IN_SAMPLE,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("synclog.debug_fail_vacuum",
+							 "Testing only: the background worker's VACUUM fails with an error.",
+							 "Lets tests check how the worker counts and reports a failed VACUUM.",
+							 &synclog_debug_fail_vacuum,
+							 false,
+							 PGC_SIGHUP, GUC_NOT_IN_SAMPLE,
+							 NULL, NULL, NULL);
 #endif
 
 	MarkGUCPrefixReserved("synclog");

@@ -65,6 +65,7 @@ extern int	synclog_gc_max_logs;
 extern bool synclog_worker_paused;
 extern bool synclog_vacuum_after_gc;
 extern int	synclog_debug_rotation_delay_ms;
+extern bool synclog_debug_fail_vacuum;
 
 /* Log states as stored in synclog.log.state. */
 #define SL_LOG_ACTIVE		"active"
@@ -256,6 +257,41 @@ extern void sl_notify(const char *doc, int doclen, SlEvent event);
 
 /* worker.c */
 extern void sl_register_launcher(void);
+
+/*
+ * worker_state.c: what a per-database worker records in
+ * synclog.worker_state (columns of the same names, in this order).
+ */
+typedef enum SlCounter
+{
+	SL_ROTATIONS,
+	SL_ROTATIONS_FAILED,
+	SL_COLLECTIONS,
+	SL_COLLECTIONS_FAILED,
+	SL_VACUUMS,
+	SL_VACUUMS_FAILED,
+	SL_CLIENTS_RETIRED,
+	SL_POSITIONS_EXPIRED,
+	SL_CLIENTS_FAILED,
+	SL_NUM_COUNTERS
+} SlCounter;
+
+typedef struct SlWorkerReport
+{
+	int64		counts[SL_NUM_COUNTERS];	/* since the last write */
+	bool		starting;		/* a round starts */
+	bool		finishing;		/* the round ended */
+	bool		clients_checked;	/* a pass over idle clients completed */
+	/* the last failure since the last write; error_task NULL if none */
+	const char *error_task;
+	char	   *error_doc;		/* the document it was about, or NULL */
+	int			error_code;
+	char	   *error_message;
+	TimestampTz error_at;
+} SlWorkerReport;
+
+extern void sl_write_worker_state(const SlWorkerReport *r);
+extern bool sl_clients_check_due(void);
 
 /* hash helpers (hash_sql.c) */
 extern bytea *sl_hash_to_bytea(const slc_hash *h);
