@@ -28,6 +28,15 @@ RESET synclog.rotate_entries;
 RESET synclog.rotate_size;
 RESET synclog.rotate_age;
 
+-- settings(): the settings typed, as the session sees them.
+SET synclog.retention = '2d';
+SET synclog.client_retention = '90min';
+SET synclog.rotate_size = '1MB';
+SELECT * FROM synclog.settings();
+RESET synclog.retention;
+RESET synclog.client_retention;
+RESET synclog.rotate_size;
+
 -- status.due counts the age threshold too, and agrees with compact_due.
 SELECT synclog.create_doc(d) IS NOT NULL AS created
   FROM unnest(ARRAY['mon/aged', 'mon/young', 'mon/full']) d;
@@ -46,14 +55,17 @@ SELECT synclog.compact_due() AS rotated;
 RESET synclog.rotate_min_interval;
 SELECT doc, generation, due FROM synclog.status WHERE doc LIKE 'mon/%' ORDER BY doc;
 
--- Retired logs: how many, since when, and the delta bytes they hold.
+-- Retired logs: how many, since when, and the delta bytes they hold; and
+-- the clients with a watermark.
+SELECT synclog.append('mon/young', ARRAY['\x05']::bytea[], ARRAY['\x05']::bytea[], c, 1) > 0 AS appended
+  FROM unnest(ARRAY['c1', 'c2']) c;
 SELECT synclog.append('mon/young', ARRAY['\x02']::bytea[], ARRAY['\x0202']::bytea[]) > 0 AS appended;
 SELECT synclog.compact('mon/young') IS NOT NULL AS rotated;
 SELECT synclog.append('mon/young', ARRAY['\x03']::bytea[], ARRAY['\x030303']::bytea[]) > 0 AS appended;
 SELECT synclog.compact('mon/young') IS NOT NULL AS rotated;
 SELECT synclog.append('mon/young', ARRAY['\x04']::bytea[], ARRAY['\x04']::bytea[]) > 0 AS appended;
 SELECT synclog.compact('mon/young') IS NOT NULL AS rotated;
-SELECT doc, generation, retired_logs, retired_bytes,
+SELECT doc, generation, retired_logs, retired_bytes, watermarks,
 	   oldest_retired_sealed_at = (SELECT min(l.sealed_at) FROM synclog.log l
 								   JOIN synclog.doc d USING (doc_id)
 								   WHERE d.name = 'mon/young' AND l.state = 'retired') AS oldest,
@@ -72,6 +84,7 @@ SELECT synclog.grant_role('regress_mon_reader', 'reader');
 SET ROLE regress_mon_monitor;
 SELECT state FROM synclog.worker_status;
 SELECT count(*) AS docs FROM synclog.status WHERE doc LIKE 'mon/%' AND due IS NOT NULL;
+SELECT max_clients_per_doc FROM synclog.settings();
 SELECT count(*) FROM synclog.worker_state;
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;

@@ -117,7 +117,8 @@ BEGIN ATOMIC
 	SELECT f::regprocedure FROM unnest(ARRAY[
 		'synclog.can_read(text)',
 		-- created at the end of this script
-		'synclog.rotation_due(bigint,bigint,timestamptz,bigint,bigint,interval,boolean)']) f
+		'synclog.rotation_due(bigint,bigint,timestamptz,bigint,bigint,interval,boolean)',
+		'synclog.settings()']) f
 	 WHERE kind IN ('reader', 'writer', 'admin', 'monitor')
 	UNION ALL
 	SELECT f::regprocedure FROM unnest(ARRAY[
@@ -341,6 +342,20 @@ REVOKE ALL ON FUNCTION synclog.rotation_due(bigint, bigint, timestamptz, bigint,
 	bigint, interval, boolean) FROM PUBLIC;
 
 /*
+ * synclog's settings, typed (synclog.c): what monitoring queries compare
+ * the views with.  Unlike current_setting('synclog.retention'), it works
+ * in a session that has not loaded the library yet.
+ */
+CREATE FUNCTION synclog.settings(OUT retention interval, OUT retention_max interval,
+	OUT client_activity_window interval, OUT client_retention interval,
+	OUT max_clients_per_doc integer, OUT naptime interval, OUT worker_paused boolean,
+	OUT rotate_entries bigint, OUT rotate_bytes bigint, OUT rotate_age interval)
+RETURNS record
+AS 'MODULE_PATHNAME', 'synclog_settings'
+LANGUAGE C STABLE PARALLEL SAFE;
+REVOKE ALL ON FUNCTION synclog.settings() FROM PUBLIC;
+
+/*
  * The background worker's state in this database (worker_state.c): one
  * row, written by the per-database worker when a round starts, after each
  * task that fails, and when the round ends.  The counters only grow.  Not
@@ -381,7 +396,7 @@ INSERT INTO synclog.worker_state DEFAULT VALUES;
  */
 CREATE VIEW synclog.worker_status AS
 SELECT w.state,
-	   current_setting('synclog.worker_paused', true)::boolean AS paused,
+	   (SELECT s.worker_paused FROM synclog.settings() s) AS paused,
 	   w.pid,
 	   w.round_started_at,
 	   w.round_finished_at,
@@ -411,7 +426,8 @@ REVOKE ALL ON synclog.worker_status FROM PUBLIC;
  * status shows only documents the caller may read; due honours all three
  * thresholds (in 0.1 it was the flag appends set, which knows entries and
  * bytes only); and per document the oldest retired log's sealing time and
- * age and the delta bytes the retired logs hold.
+ * age, the delta bytes the retired logs hold, and the clients with a
+ * watermark (doc.clients; doc_head's d.* predates that column).
  */
 CREATE OR REPLACE VIEW synclog.status AS
 SELECT d.name AS doc,
@@ -435,7 +451,8 @@ SELECT d.name AS doc,
 	   d.rotate_age,
 	   r.oldest_sealed_at AS oldest_retired_sealed_at,
 	   now() - r.oldest_sealed_at AS oldest_retired_age,
-	   r.bytes AS retired_bytes
+	   r.bytes AS retired_bytes,
+	   (SELECT c.clients FROM synclog.doc c WHERE c.doc_id = d.doc_id) AS watermarks
   FROM synclog.doc_head d
   JOIN synclog.log a ON a.log_id = d.active_log
   LEFT JOIN synclog.log p ON p.doc_id = d.doc_id AND p.state = 'previous'
@@ -450,8 +467,8 @@ SELECT d.name AS doc,
 /*
  * Roles granted a kind before this point get what it gained above: admins
  * (EXECUTE on synclog.drop_doc) forget_client, every kind (EXECUTE on
- * synclog.can_read) rotation_due, readers of synclog.status (admins and
- * monitors) the view worker_status.
+ * synclog.can_read) rotation_due and settings, readers of synclog.status
+ * (admins and monitors) the view worker_status.
  */
 DO $$
 DECLARE
@@ -462,6 +479,8 @@ BEGIN
 							 'FUNCTION synclog.forget_client(text, text)'),
 							('synclog.can_read(text)'::regprocedure::oid, 'pg_proc'::regclass,
 							 'FUNCTION synclog.rotation_due(bigint, bigint, timestamptz, bigint, bigint, interval, boolean)'),
+							('synclog.can_read(text)'::regprocedure::oid, 'pg_proc'::regclass,
+							 'FUNCTION synclog.settings()'),
 							('synclog.status'::regclass::oid, 'pg_class'::regclass,
 							 'synclog.worker_status')) n(marker, catalog, what),
 					LATERAL (SELECT aclexplode(proacl) a FROM pg_catalog.pg_proc
