@@ -25,7 +25,9 @@ OBJS = \
 	src/worker.o \
 	src/access.o \
 	src/version.o \
-	src/drop_guard.o
+	src/drop_guard.o \
+	src/forget.o \
+	src/worker_state.o
 
 EXTENSION = synclog
 DATA = src/synclog--0.1.sql src/synclog--0.1--0.2.sql
@@ -45,10 +47,10 @@ SHLIB_LINK = -lxxhash
 # PGXS tracks no header dependencies: every object depends on the shared headers.
 $(OBJS): src/synclog.h src/core/synclog_core.h
 
-REGRESS = delta hash vectors docs append read compact snapshot gc policy retention access access_confine clients protocol2
+REGRESS = delta hash vectors docs append read compact snapshot gc policy retention access access_confine clients protocol2 forget monitor
 REGRESS_OPTS = --load-extension=synclog
 
-ISOLATION = append_rotate rotate_rotate retry_race append_rotate_more append_drop append_rr gc_read ack_gc compact_due_race policy_append gc_forget append_truncate grant_stale rotate_fairness read2_groups
+ISOLATION = append_rotate rotate_rotate retry_race append_rotate_more append_drop append_rr gc_read ack_gc compact_due_race policy_append gc_forget append_truncate grant_stale rotate_fairness read2_groups forget_append
 ISOLATION_OPTS = --load-extension=synclog --inputdir=test/isolation --outputdir=test/isolation
 
 TAP_TESTS = 1

@@ -94,16 +94,38 @@ SELECT 'i' AS vector, base_lsn, encode(snapshot_hash, 'hex') AS snapshot_hash,
 SELECT 'i' AS vector, convert_from(key, 'UTF8') AS client_id, encode(value, 'hex') AS watermark
   FROM synclog.kv
  WHERE ns = 2 AND doc_id = (SELECT doc_id FROM synclog.doc WHERE name = 'vectors');
--- (j) Chain values (PROTOCOL.md section 4a) of the three entries of (i):
+
+-- (j) Retiring a watermark: forget_client appends the retire entry of
+-- client-a at LSN 4; the next marker carries hash (b) again (j1).  The
+-- client id is then new: client_seq 1 (below its retired 7) appends at
+-- LSN 5, and the marker after it carries hash (j2).
+SELECT synclog.forget_client('vectors', 'client-a') AS retire_lsn;
+SELECT synclog.compact('vectors') AS log3 \gset
+SELECT 'j1' AS vector, lsn, kind, encode(delta, 'hex') AS delta, client_id, client_seq
+  FROM synclog.read('vectors', :'log2', 3) WHERE kind = 'delta';
+SELECT 'j1' AS vector, lsn, kind, encode(snapshot_hash, 'hex') AS marker_hash
+  FROM synclog.read('vectors', :'log2', 4);
+SELECT synclog.append_delta('vectors', '\x0100000000', 'client-a', 1);
+SELECT synclog.compact('vectors') IS NOT NULL AS rotated;
+SELECT 'j2' AS vector, lsn, kind, encode(snapshot_hash, 'hex') AS marker_hash
+  FROM synclog.read('vectors', :'log3', 5);
+SELECT 'j2' AS vector, substr(w.sum, 1, 16) || ':' || substr(w.sum, 17) AS watermark_item_hash,
+	   substr(m.sum, 1, 16) || ':' || substr(m.sum, 17) AS sum_hi_lo, m.item_count, m.item_bytes
+  FROM synclog.hash_info(synclog.hash_add_client(synclog.empty_hash(), 'client-a', 1, 5)) w,
+	   synclog.read('vectors', :'log3', 5) r, synclog.hash_info(r.snapshot_hash) m;
+SELECT 'j2' AS vector, base_lsn, snapshot_hash = synclog.recompute_hash('vectors', log_id) AS recomputed
+  FROM synclog.current_log('vectors');
+
+-- (k) Chain values (PROTOCOL.md section 4a) of the three entries of (i):
 -- the server's stored values, as read2 serves them with their groups and
--- as the end-log marker carries the last; then the two core vectors g1, g2
+-- as the end-log marker carries the last; then the two core vectors k1, k2
 -- (entry 1: delta f1, no client; entry 2: delta f2, client "client-a",
 -- seq 7) through synclog.chain_next.
-SELECT 'j' AS vector, lsn, kind, encode(chain, 'hex') AS chain, group_lsn, group_end
+SELECT 'k' AS vector, lsn, kind, encode(chain, 'hex') AS chain, group_lsn, group_end
   FROM synclog.read2('vectors', :'log1', 0, '\x00000000000000000000000000000000');
-SELECT 'j' AS vector, encode(synclog.base_chain('vectors', :'log2'), 'hex') AS log2_base_chain;
-SELECT 'j' AS vector, encode(g1, 'hex') AS g1_chain,
-	   encode(synclog.chain_next(g1, 2, '\x0100000000', 'client-a', 7), 'hex') AS g2_chain
+SELECT 'k' AS vector, encode(synclog.base_chain('vectors', :'log2'), 'hex') AS log2_base_chain;
+SELECT 'k' AS vector, encode(k1, 'hex') AS k1_chain,
+	   encode(synclog.chain_next(k1, 2, '\x0100000000', 'client-a', 7), 'hex') AS k2_chain
   FROM (SELECT synclog.chain_next('\x00000000000000000000000000000000', 1,
-			   '\x0102000000020000006b31020000007631020000006b32ffffffff') AS g1) g;
+			   '\x0102000000020000006b31020000007631020000006b32ffffffff') AS k1) k;
 SELECT synclog.drop_doc('vectors');

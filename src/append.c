@@ -3,8 +3,9 @@
  *
  * Appending entries to a document's storage log: the hot path.
  *
- * Owns: synclog.append and synclog.append_delta, LSN assignment and the
- * per-client idempotence check.
+ * Owns: synclog.append and synclog.append_delta, LSN assignment, the
+ * per-client idempotence check, and writing retire entries
+ * (sl_append_retire).
  * Must never: assign an LSN without holding the document's row lock
  * (FOR NO KEY UPDATE, see sl_lock_document) until commit.  That lock is
  * what makes LSN order equal commit order: the next appender cannot take
@@ -336,7 +337,9 @@ client_newest(Relation entryrel, int64 doc_id, text *client_id, Snapshot snap,
 /*
  * The LSN already recorded for (doc, client) when client_seq is not above
  * the client's watermark, or -1 when the append must go ahead; *new_client
- * says whether the document has no watermark of this client yet.
+ * says whether the document has no watermark of this client: none yet, or
+ * its newest entry or state version is a retire entry's (PROTOCOL.md
+ * section 4), after which the client id is new again.
  */
 static int64
 duplicate_of(Relation entryrel, int64 doc_id, int64 active_base,
@@ -370,11 +373,22 @@ duplicate_of(Relation entryrel, int64 doc_id, int64 active_base,
 
 		need_spi(spi);
 		sl_exec(&plan_kv,
-				"SELECT value FROM synclog.kv "
-				"WHERE doc_id = $1 AND ns = 2 AND key = $2 AND kind = 'v' "
+				"SELECT value, kind, lsn FROM synclog.kv "
+				"WHERE doc_id = $1 AND ns = 2 AND key = $2 "
 				"ORDER BY lsn DESC LIMIT 1",
 				2, t_kv, v, NULL, false, 1);
-		if (SPI_processed > 0)
+		if (SPI_processed > 0 && DatumGetChar(sl_col(0, 2, &isnull)) == 'd')
+		{
+			/* a retire entry folded by a rotation */
+			wseq = SLC_RETIRE_SEQ;
+			wlsn = sl_col_int64(0, 3);
+			if (wlsn > lsn)
+			{
+				seq = wseq;
+				lsn = wlsn;
+			}
+		}
+		else if (SPI_processed > 0)
 		{
 			Datum		d = sl_col(0, 1, &isnull);
 
@@ -395,8 +409,8 @@ duplicate_of(Relation entryrel, int64 doc_id, int64 active_base,
 			}
 		}
 	}
-	*new_client = lsn < 0;
-	if (lsn < 0)
+	*new_client = lsn < 0 || seq == SLC_RETIRE_SEQ;
+	if (*new_client)
 		return -1;
 	return client_seq <= seq ? lsn : -1;
 }
@@ -689,18 +703,19 @@ serialization_failure(void)
 /*
  * Record what the policy needs from this append in the document row: the
  * due flag when a threshold was crossed, the time of the log's first
- * append, one more client when the append is a client's first.  The first
- * two happen at most once per log and the third once per client, so
- * appends almost never write the row.
+ * append, one more client when the append is a client's first (clients = 1)
+ * and one less for a retire entry (clients = -1).  The first two happen at
+ * most once per log and the others once per client, so appends almost
+ * never write the row.
  */
 static void
-mark_doc(int64 doc_id, bool due, bool first, bool new_client)
+mark_doc(int64 doc_id, bool due, bool first, int clients)
 {
 	static SPIPlanPtr plan;
 	Oid			types[4] = {INT8OID, BOOLOID, TIMESTAMPTZOID, INT8OID};
 	Datum		args[4] = {Int64GetDatum(doc_id), BoolGetDatum(due),
 						   TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
-						   Int64GetDatum(new_client ? 1 : 0)};
+						   Int64GetDatum(clients)};
 	char		nulls[5] = "    ";
 
 	if (!first)
@@ -708,7 +723,7 @@ mark_doc(int64 doc_id, bool due, bool first, bool new_client)
 	sl_exec(&plan,
 			"UPDATE synclog.doc SET due = due OR $2, "
 			"first_append_at = coalesce(first_append_at, $3), "
-			"clients = clients + $4 WHERE doc_id = $1",
+			"clients = greatest(clients + $4, 0) WHERE doc_id = $1",
 			4, types, args, nulls, false, 0);
 }
 
@@ -760,7 +775,11 @@ lock_and_read(Relation docrel, text *doc, ItemPointer hint, bool xact_snapshot)
 	}
 }
 
-/* Append an already validated delta. */
+/*
+ * Append an already validated delta.  client_seq SLC_RETIRE_SEQ (only from
+ * sl_append_retire) appends a retire entry if the client has a watermark,
+ * and returns -1, appending nothing, if it has none.
+ */
 static int64
 append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 {
@@ -785,6 +804,7 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 	DocHint    *h;
 	bool		isnull;
 	bool		new_client = false;
+	bool		retire = client_id != NULL && client_seq == SLC_RETIRE_SEQ;
 	bool		spi = false;
 	Oid			caller = GetUserId();
 
@@ -857,14 +877,14 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 
 		dup = duplicate_of(entryrel, doc_id, base, client_id, client_seq, &spi,
 						   &new_client);
-		if (dup >= 0)
+		if (retire ? new_client : dup >= 0)
 		{
 			index_close(pkey, AccessShareLock);
 			table_close(entryrel, NoLock);
 			table_close(docrel, NoLock);
 			if (spi)
 				sl_spi_end();
-			return dup;
+			return retire ? -1 : dup;
 		}
 	}
 
@@ -924,10 +944,10 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 								   (long long) clients, synclog_max_clients_per_doc),
 						 errhint("Append with a client id the document already has, or without one.")));
 		}
-		if (due || first || new_client)
+		if (due || first || new_client || retire)
 		{
 			need_spi(&spi);
-			mark_doc(doc_id, due, first, new_client);
+			mark_doc(doc_id, due, first, retire ? -1 : new_client ? 1 : 0);
 		}
 	}
 
@@ -991,6 +1011,25 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 	if (spi)
 		sl_spi_end();
 	return lsn;
+}
+
+/*
+ * Append a retire entry of client_id to the document (PROTOCOL.md section
+ * 4: the client's id, client_seq -1, the empty delta), through the same
+ * path, checks and locks as any append; the caller must be allowed to
+ * write the document.  Returns its LSN, or -1, appending nothing, when the
+ * client has no watermark in the document.  Must be called outside
+ * sl_spi_begin/end.
+ */
+int64
+sl_append_retire(text *doc, text *client_id)
+{
+	bytea	   *delta = palloc(VARHDRSZ + SLC_DELTA_HEADER_LEN);
+
+	SET_VARSIZE(delta, VARHDRSZ + SLC_DELTA_HEADER_LEN);
+	memset(VARDATA(delta), 0, SLC_DELTA_HEADER_LEN);
+	*(uint8 *) VARDATA(delta) = SLC_DELTA_VERSION;
+	return append_encoded(doc, delta, client_id, SLC_RETIRE_SEQ);
 }
 
 /*

@@ -127,7 +127,7 @@ synclog_protocol_version(PG_FUNCTION_ARGS)
  * The chain value of an entry (PROTOCOL.md section 4a) from the previous
  * entry's: for clients that check their arithmetic, and tests.  The delta
  * must be a valid version 1 delta; client_id and client_seq are both NULL
- * or both given.
+ * or both given (client_seq -1 for a retire entry).
  */
 Datum
 synclog_chain_next(PG_FUNCTION_ARGS)
@@ -145,7 +145,14 @@ synclog_chain_next(PG_FUNCTION_ARGS)
 				 errmsg("delta must not be NULL")));
 	delta = PG_GETARG_BYTEA_PP(2);
 	sl_validate_delta(delta);
-	sl_check_client(fcinfo, 3, 4, &client_id, &client_seq);
+	if (!PG_ARGISNULL(3) && !PG_ARGISNULL(4) && PG_GETARG_INT64(4) == SLC_RETIRE_SEQ)
+	{
+		/* a retire entry (PROTOCOL.md section 4): client_seq -1 */
+		client_id = sl_arg_client_id(fcinfo, 3);
+		client_seq = SLC_RETIRE_SEQ;
+	}
+	else
+		sl_check_client(fcinfo, 3, 4, &client_id, &client_seq);
 
 	out = palloc(VARHDRSZ + SLC_CHAIN_LEN);
 	SET_VARSIZE(out, VARHDRSZ + SLC_CHAIN_LEN);

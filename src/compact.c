@@ -367,7 +367,8 @@ fold_change(void *arg, const uint8 *key, uint32 klen, const uint8 *val,
 /*
  * sl_entry_fn of the fold: the entry's client watermark and its changes,
  * each only if this pass has not seen the key yet (entries come newest
- * first).
+ * first).  A retire entry (client_seq SLC_RETIRE_SEQ, PROTOCOL.md section
+ * 4) folds as a deletion of the watermark: a 'd' version in synclog.kv.
  */
 static void
 fold_entry(void *arg, int64 lsn, bytea *delta, text *client_id,
@@ -384,7 +385,8 @@ fold_entry(void *arg, int64 lsn, bytea *delta, text *client_id,
 
 		slc_watermark_encode(client_seq, lsn, wm);
 		fold_item(fc, SLC_NS_CLIENT, (const uint8 *) VARDATA_ANY(client_id),
-				  VARSIZE_ANY_EXHDR(client_id), wm, SLC_WATERMARK_LEN, lsn);
+				  VARSIZE_ANY_EXHDR(client_id),
+				  client_seq == SLC_RETIRE_SEQ ? NULL : wm, SLC_WATERMARK_LEN, lsn);
 	}
 	sl_foreach_change(fc->doc_id, lsn, delta, fold_change, &fe);
 }

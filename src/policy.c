@@ -31,6 +31,7 @@ PG_FUNCTION_INFO_V1(synclog_compact_due);
 PG_FUNCTION_INFO_V1(synclog_set_policy);
 PG_FUNCTION_INFO_V1(synclog_clear_policy);
 PG_FUNCTION_INFO_V1(synclog_ack);
+PG_FUNCTION_INFO_V1(synclog_rotation_due);
 
 int64
 sl_threshold_entries(void)
@@ -119,6 +120,55 @@ sl_select_due(int max_docs)
 		MemoryContextSwitchTo(old);
 	}
 	return due;
+}
+
+/*
+ * synclog.rotation_due(active_entries bigint, active_bytes bigint,
+ *                      first_append_at timestamptz, rotate_entries bigint,
+ *                      rotate_bytes bigint, rotate_age interval,
+ *                      auto_rotate boolean) returns boolean
+ *
+ * Whether a document whose active log has these figures, with these
+ * overrides (NULL: follow the setting), is due for automatic rotation now:
+ * DUE_TEST above, all three thresholds, for synclog.status.  (The worker
+ * also waits synclog.rotate_min_interval after a rotation.)  NULL figures
+ * count as none.  Reads the settings; takes no locks.
+ */
+Datum
+synclog_rotation_due(PG_FUNCTION_ARGS)
+{
+	int64		entries = PG_ARGISNULL(0) ? 0 : PG_GETARG_INT64(0);
+	int64		bytes = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1);
+	int64		max_entries = PG_ARGISNULL(3) ? sl_threshold_entries() : PG_GETARG_INT64(3);
+	int64		max_bytes = PG_ARGISNULL(4) ? sl_threshold_bytes() : PG_GETARG_INT64(4);
+	Interval   *max_age;
+	Interval	setting;
+	Interval	zero;
+
+	if (PG_ARGISNULL(6) || !PG_GETARG_BOOL(6))
+		PG_RETURN_BOOL(false);
+	if ((max_entries > 0 && entries >= max_entries) ||
+		(max_bytes > 0 && bytes >= max_bytes))
+		PG_RETURN_BOOL(true);
+	if (PG_ARGISNULL(2))
+		PG_RETURN_BOOL(false);
+
+	/*
+	 * As DUE_TEST: the age against the threshold (the setting as
+	 * make_interval(secs => ...) gives it), never a timestamp sum.
+	 */
+	memset(&zero, 0, sizeof(zero));
+	setting = zero;
+	setting.time = (int64) synclog_rotate_age_secs * USECS_PER_SEC;
+	max_age = PG_ARGISNULL(5) ? &setting : PG_GETARG_INTERVAL_P(5);
+	if (!DatumGetBool(DirectFunctionCall2(interval_gt, IntervalPGetDatum(max_age),
+										  IntervalPGetDatum(&zero))))
+		PG_RETURN_BOOL(false);
+	PG_RETURN_DATUM(DirectFunctionCall2(interval_ge,
+										DirectFunctionCall2(timestamp_mi,
+															TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
+															PG_GETARG_DATUM(2)),
+										IntervalPGetDatum(max_age)));
 }
 
 void

@@ -74,29 +74,7 @@ ALTER FUNCTION synclog.channel(text) STABLE PARALLEL RESTRICTED;
 
 -- Views show only the documents the caller may read ------------------------
 
-CREATE OR REPLACE VIEW synclog.status AS
-SELECT d.name AS doc,
-	   d.active_log,
-	   a.generation,
-	   d.active_base AS base_lsn,
-	   d.head_lsn,
-	   d.head_lsn - d.active_base AS active_entries,
-	   d.active_bytes,
-	   d.active_since,
-	   p.log_id AS previous_log,
-	   p.sealed_at AS previous_sealed_at,
-	   (SELECT count(*) FROM synclog.log r
-		 WHERE r.doc_id = d.doc_id AND r.state = 'retired') AS retired_logs,
-	   d.due,
-	   d.first_append_at,
-	   d.auto_rotate,
-	   d.rotate_entries,
-	   d.rotate_bytes,
-	   d.rotate_age
-  FROM synclog.doc_head d
-  JOIN synclog.log a ON a.log_id = d.active_log
-  LEFT JOIN synclog.log p ON p.doc_id = d.doc_id AND p.state = 'previous'
- WHERE synclog.can_read(d.name);
+-- synclog.status: see "Monitoring" at the end of this script.
 
 CREATE OR REPLACE VIEW synclog.stats AS
 SELECT d.name AS doc,
@@ -118,6 +96,12 @@ LANGUAGE sql IMMUTABLE
 BEGIN ATOMIC
 	SELECT f::regprocedure FROM unnest(ARRAY[
 		'synclog.read(text,text,bigint,integer,integer)',
+		-- created further down in this script (protocol version 2)
+		'synclog.read2(text,text,bigint,bytea,integer,integer)',
+		'synclog.base_chain(text,text)',
+		'synclog.ack2(text,text,text,bigint,bytea)',
+		'synclog.protocol_version()',
+		'synclog.chain_next(bytea,bigint,bytea,text,bigint)',
 		'synclog.current_log(text)',
 		'synclog.snapshot(text,text,bytea,integer)',
 		'synclog.snapshot_info(text,text)',
@@ -136,7 +120,12 @@ BEGIN ATOMIC
 		'synclog.state_hash(text,bigint,bigint)']) f
 	 WHERE kind IN ('reader', 'writer', 'admin')
 	UNION ALL
-	SELECT 'synclog.can_read(text)'::regprocedure
+	SELECT f::regprocedure FROM unnest(ARRAY[
+		'synclog.can_read(text)',
+		-- created at the end of this script
+		'synclog.rotation_due(bigint,bigint,timestamptz,bigint,bigint,interval,boolean)',
+		'synclog.settings()',
+		'synclog.paused()']) f
 	 WHERE kind IN ('reader', 'writer', 'admin', 'monitor')
 	UNION ALL
 	SELECT f::regprocedure FROM unnest(ARRAY[
@@ -154,7 +143,11 @@ BEGIN ATOMIC
 		'synclog.clear_policy(text)',
 		'synclog.grant_doc(regrole,text,text)',
 		'synclog.revoke_doc(regrole,text)',
-		'synclog.rotate_channel_key()']) f
+		'synclog.rotate_channel_key()',
+		-- created at the end of this script
+		'synclog.forget_client(text,text)',
+		'synclog.pause(text)',
+		'synclog.resume()']) f
 	 WHERE kind = 'admin';
 END;
 
@@ -274,7 +267,7 @@ BEGIN
 		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', f, role);
 	END LOOP;
 	IF kind IN ('admin', 'monitor') THEN
-		EXECUTE format('GRANT SELECT ON synclog.status, synclog.stats, synclog.stats_total, synclog.clients TO %s', role);
+		EXECUTE format('GRANT SELECT ON synclog.status, synclog.stats, synclog.stats_total, synclog.clients, synclog.worker_status TO %s', role);
 	END IF;
 END $$;
 
@@ -292,7 +285,7 @@ BEGIN
 	FOR f IN SELECT * FROM synclog.role_functions('admin') LOOP
 		EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM %s', f, role);
 	END LOOP;
-	EXECUTE format('REVOKE SELECT ON synclog.status, synclog.stats, synclog.stats_total, synclog.clients FROM %s', role);
+	EXECUTE format('REVOKE SELECT ON synclog.status, synclog.stats, synclog.stats_total, synclog.clients, synclog.worker_status FROM %s', role);
 	EXECUTE format('REVOKE USAGE ON SCHEMA synclog FROM %s', role);
 	PERFORM synclog.revoke_doc(role);
 END $$;
@@ -443,61 +436,6 @@ REVOKE ALL ON FUNCTION synclog.protocol_version(), synclog.chain_next(bytea,bigi
 	synclog.base_chain(text,text), synclog.ack2(text,text,text,bigint,bytea),
 	synclog.pause(text), synclog.resume(), synclog.paused() FROM PUBLIC;
 
-CREATE OR REPLACE FUNCTION synclog.role_functions(kind text)
-RETURNS SETOF regprocedure
-LANGUAGE sql IMMUTABLE
-BEGIN ATOMIC
-	SELECT f::regprocedure FROM unnest(ARRAY[
-		'synclog.read(text,text,bigint,integer,integer)',
-		'synclog.read2(text,text,bigint,bytea,integer,integer)',
-		'synclog.current_log(text)',
-		'synclog.snapshot(text,text,bytea,integer)',
-		'synclog.snapshot_info(text,text)',
-		'synclog.snapshot_clients(text,text)',
-		'synclog.base_chain(text,text)',
-		'synclog.recompute_hash(text,text)',
-		'synclog.ack(text,text,text,bigint)',
-		'synclog.ack2(text,text,text,bigint,bytea)',
-		'synclog.channel(text)',
-		'synclog.protocol_version()',
-		'synclog.encode_delta(bytea[],bytea[])',
-		'synclog.decode_delta(bytea)',
-		'synclog.chain_next(bytea,bigint,bytea,text,bigint)',
-		'synclog.hash_add_data(bytea,bytea,bytea)',
-		'synclog.hash_add_client(bytea,text,bigint,bigint)',
-		'synclog.hash_combine(bytea,bytea)',
-		'synclog.hash_info(bytea)',
-		'synclog.empty_hash()',
-		'synclog.state_hash(bytea,bytea)',
-		'synclog.state_hash(text,bigint,bigint)']) f
-	 WHERE kind IN ('reader', 'writer', 'admin')
-	UNION ALL
-	SELECT f::regprocedure FROM unnest(ARRAY[
-		'synclog.can_read(text)',
-		'synclog.paused()']) f
-	 WHERE kind IN ('reader', 'writer', 'admin', 'monitor')
-	UNION ALL
-	SELECT f::regprocedure FROM unnest(ARRAY[
-		'synclog.create_doc(text)',
-		'synclog.append(text,bytea[],bytea[],text,bigint)',
-		'synclog.append_delta(text,bytea,text,bigint)']) f
-	 WHERE kind IN ('writer', 'admin')
-	UNION ALL
-	SELECT f::regprocedure FROM unnest(ARRAY[
-		'synclog.drop_doc(text)',
-		'synclog.compact(text)',
-		'synclog.compact_due(integer)',
-		'synclog.gc()',
-		'synclog.set_policy(text,bigint,bigint,interval,boolean)',
-		'synclog.clear_policy(text)',
-		'synclog.grant_doc(regrole,text,text)',
-		'synclog.revoke_doc(regrole,text)',
-		'synclog.rotate_channel_key()',
-		'synclog.pause(text)',
-		'synclog.resume()']) f
-	 WHERE kind = 'admin';
-END;
-
 /*
  * Roles granted a kind before this point get what the kind has gained:
  * those with EXECUTE on synclog.read (every kind but monitor) the version 2
@@ -527,5 +465,195 @@ BEGIN
 									 WHERE nspname = 'synclog')
 	LOOP
 		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', g.fn::regprocedure, g.role);
+	END LOOP;
+END $$;
+
+-- Forgetting clients: retire entries (issues 14 and 18; forget.c) -----------
+
+/*
+ * A retire entry (client_seq -1, the empty delta; PROTOCOL.md section 4)
+ * removes a client's watermark from the state, after which its id is new
+ * to the document.  Only the server writes them: forget_client for an
+ * administrator, and the background worker for clients idle longer than
+ * synclog.client_retention.  Appends keep refusing a negative client_seq.
+ */
+CREATE FUNCTION synclog.forget_client(doc text, client_id text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'synclog_forget_client'
+LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION synclog.forget_client(text, text) FROM PUBLIC;
+-- synclog.role_functions('admin') lists it (above, under "Kinds of users").
+
+-- Monitoring: the worker's state, due documents, retired logs (issue 18) -----
+
+/*
+ * Whether a document is due for automatic rotation under the current
+ * settings (policy.c): what synclog.status shows as due, with the age
+ * threshold (rotate_age) as well as the entry and byte thresholds.
+ */
+CREATE FUNCTION synclog.rotation_due(active_entries bigint, active_bytes bigint,
+	first_append_at timestamptz, rotate_entries bigint, rotate_bytes bigint,
+	rotate_age interval, auto_rotate boolean)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'synclog_rotation_due'
+LANGUAGE C STABLE PARALLEL SAFE;
+REVOKE ALL ON FUNCTION synclog.rotation_due(bigint, bigint, timestamptz, bigint,
+	bigint, interval, boolean) FROM PUBLIC;
+
+/*
+ * synclog's settings, typed (synclog.c): what monitoring queries compare
+ * the views with.  Unlike current_setting('synclog.retention'), it works
+ * in a session that has not loaded the library yet.
+ */
+CREATE FUNCTION synclog.settings(OUT retention interval, OUT retention_max interval,
+	OUT client_activity_window interval, OUT client_retention interval,
+	OUT max_clients_per_doc integer, OUT naptime interval, OUT worker_paused boolean,
+	OUT rotate_entries bigint, OUT rotate_bytes bigint, OUT rotate_age interval)
+RETURNS record
+AS 'MODULE_PATHNAME', 'synclog_settings'
+LANGUAGE C STABLE PARALLEL SAFE;
+REVOKE ALL ON FUNCTION synclog.settings() FROM PUBLIC;
+
+/*
+ * The background worker's state in this database (worker_state.c): one
+ * row, written by the per-database worker when a round starts, after each
+ * task that fails, and when the round ends.  The counters only grow.  Not
+ * dumped: it describes this database's worker, and a restored database
+ * starts afresh (with the row below).
+ */
+CREATE TABLE synclog.worker_state (
+	one			boolean PRIMARY KEY DEFAULT true CHECK (one),
+	state		text NOT NULL DEFAULT 'never run'
+		CHECK (state IN ('never run', 'running', 'idle')),
+	pid			integer,
+	round_started_at timestamptz,
+	round_finished_at timestamptz,
+	rounds		bigint NOT NULL DEFAULT 0,
+	rotations	bigint NOT NULL DEFAULT 0,
+	rotations_failed bigint NOT NULL DEFAULT 0,
+	collections bigint NOT NULL DEFAULT 0,
+	collections_failed bigint NOT NULL DEFAULT 0,
+	vacuums		bigint NOT NULL DEFAULT 0,
+	vacuums_failed bigint NOT NULL DEFAULT 0,
+	clients_retired bigint NOT NULL DEFAULT 0,
+	positions_expired bigint NOT NULL DEFAULT 0,
+	clients_failed bigint NOT NULL DEFAULT 0,
+	clients_checked_at timestamptz,
+	last_error_at timestamptz,
+	last_error_task text,
+	last_error_doc text,
+	last_error_sqlstate text,
+	last_error	text
+);
+INSERT INTO synclog.worker_state DEFAULT VALUES;
+
+/*
+ * What a monitoring role reads (README.md, "Monitoring"): the state, the
+ * time since the last finished round, the counters and the last failure.
+ * The last failure's document and message show only to roles that may
+ * read that document.
+ */
+CREATE VIEW synclog.worker_status AS
+SELECT w.state,
+	   (SELECT s.worker_paused FROM synclog.settings() s) AS paused,
+	   w.pid,
+	   w.round_started_at,
+	   w.round_finished_at,
+	   now() - w.round_finished_at AS since_last_round,
+	   w.rounds,
+	   w.rotations,
+	   w.rotations_failed,
+	   w.collections,
+	   w.collections_failed,
+	   w.vacuums,
+	   w.vacuums_failed,
+	   w.clients_retired,
+	   w.positions_expired,
+	   w.clients_failed,
+	   w.clients_checked_at,
+	   w.last_error_at,
+	   w.last_error_task,
+	   w.last_error_sqlstate,
+	   CASE WHEN w.last_error_doc IS NULL OR synclog.can_read(w.last_error_doc)
+			THEN w.last_error_doc END AS last_error_doc,
+	   CASE WHEN w.last_error_doc IS NULL OR synclog.can_read(w.last_error_doc)
+			THEN w.last_error END AS last_error
+  FROM synclog.worker_state w;
+REVOKE ALL ON synclog.worker_status FROM PUBLIC;
+
+/*
+ * status shows only documents the caller may read; due honours all three
+ * thresholds (in 0.1 it was the flag appends set, which knows entries and
+ * bytes only); and per document the oldest retired log's sealing time and
+ * age, the delta bytes the retired logs hold, and the clients with a
+ * watermark (doc.clients; doc_head's d.* predates that column).
+ */
+CREATE OR REPLACE VIEW synclog.status AS
+SELECT d.name AS doc,
+	   d.active_log,
+	   a.generation,
+	   d.active_base AS base_lsn,
+	   d.head_lsn,
+	   d.head_lsn - d.active_base AS active_entries,
+	   d.active_bytes,
+	   d.active_since,
+	   p.log_id AS previous_log,
+	   p.sealed_at AS previous_sealed_at,
+	   r.logs AS retired_logs,
+	   synclog.rotation_due(d.head_lsn - d.active_base, d.active_bytes,
+			d.first_append_at, d.rotate_entries, d.rotate_bytes, d.rotate_age,
+			d.auto_rotate) AS due,
+	   d.first_append_at,
+	   d.auto_rotate,
+	   d.rotate_entries,
+	   d.rotate_bytes,
+	   d.rotate_age,
+	   r.oldest_sealed_at AS oldest_retired_sealed_at,
+	   now() - r.oldest_sealed_at AS oldest_retired_age,
+	   r.bytes AS retired_bytes,
+	   (SELECT c.clients FROM synclog.doc c WHERE c.doc_id = d.doc_id) AS watermarks
+  FROM synclog.doc_head d
+  JOIN synclog.log a ON a.log_id = d.active_log
+  LEFT JOIN synclog.log p ON p.doc_id = d.doc_id AND p.state = 'previous'
+  CROSS JOIN LATERAL (
+	SELECT count(*) AS logs, min(l.sealed_at) AS oldest_sealed_at,
+		   coalesce(sum(e.log_bytes), 0)::bigint AS bytes
+	  FROM synclog.log l
+	  LEFT JOIN synclog.entry e ON e.doc_id = l.doc_id AND e.lsn = l.end_lsn
+	 WHERE l.doc_id = d.doc_id AND l.state = 'retired') r
+ WHERE synclog.can_read(d.name);
+
+/*
+ * Roles granted a kind before this point get what it gained above: admins
+ * (EXECUTE on synclog.drop_doc) forget_client, every kind (EXECUTE on
+ * synclog.can_read) rotation_due and settings, readers of synclog.status
+ * (admins and monitors) the view worker_status.
+ */
+DO $$
+DECLARE
+	g record;
+BEGIN
+	FOR g IN SELECT DISTINCT (a).grantee::regrole AS role, n.what
+			   FROM (VALUES ('synclog.drop_doc(text)'::regprocedure::oid, 'pg_proc'::regclass,
+							 'FUNCTION synclog.forget_client(text, text)'),
+							('synclog.can_read(text)'::regprocedure::oid, 'pg_proc'::regclass,
+							 'FUNCTION synclog.rotation_due(bigint, bigint, timestamptz, bigint, bigint, interval, boolean)'),
+							('synclog.can_read(text)'::regprocedure::oid, 'pg_proc'::regclass,
+							 'FUNCTION synclog.settings()'),
+							('synclog.status'::regclass::oid, 'pg_class'::regclass,
+							 'synclog.worker_status')) n(marker, catalog, what),
+					LATERAL (SELECT aclexplode(proacl) a FROM pg_catalog.pg_proc
+							  WHERE n.catalog = 'pg_proc'::regclass AND oid = n.marker
+							 UNION ALL
+							 SELECT aclexplode(relacl) FROM pg_catalog.pg_class
+							  WHERE n.catalog = 'pg_class'::regclass AND oid = n.marker) x
+			  WHERE (a).grantee <> 0
+				AND (a).privilege_type IN ('EXECUTE', 'SELECT')
+				AND (a).grantee <> (SELECT nspowner FROM pg_catalog.pg_namespace
+									 WHERE nspname = 'synclog')
+	LOOP
+		EXECUTE format('GRANT %s ON %s TO %s',
+					   CASE WHEN g.what LIKE 'FUNCTION %' THEN 'EXECUTE' ELSE 'SELECT' END,
+					   g.what, g.role);
 	END LOOP;
 END $$;

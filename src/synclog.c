@@ -5,24 +5,31 @@
  * and, when loaded through shared_preload_libraries, the registration of
  * the background worker's launcher.
  *
- * Owns: GUC definitions and their documented defaults and ranges.
+ * Owns: GUC definitions and their documented defaults and ranges, and
+ * synclog.settings(), which shows them typed.
  * Must never: touch the database at load time; _PG_init runs in every
  * backend that loads the library, including ones with no transaction.
  */
 #include "postgres.h"
 
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "synclog.h"
 
 PG_MODULE_MAGIC;
 
+PG_FUNCTION_INFO_V1(synclog_settings);
+
 int			synclog_retention_secs = 86400;
 int			synclog_retention_max_secs = 7 * 86400;
 int			synclog_client_window_secs = 86400;
+int			synclog_client_retention_secs = 0;
 bool		synclog_notify_append = false;
 int			synclog_max_delta_kb = 16384;
 int			synclog_max_delta_changes = 100000;
@@ -40,6 +47,7 @@ bool		synclog_worker_paused = false;
 bool		synclog_vacuum_after_gc = true;
 int			synclog_debug_rotation_delay_ms = 0;
 int			synclog_max_group_kb = 256 * 1024;
+bool		synclog_debug_fail_vacuum = false;
 
 void		_PG_init(void);
 
@@ -74,7 +82,8 @@ define_settings(void)
 							"Longest time a sealed log is kept for clients that still read it.",
 							"Past synclog.retention, a log that an active client (see "
 							"synclog.client_activity_window) still sits in is kept until this "
-							"much time after it was sealed.  0 keeps it as long as such a client exists.",
+							"much time after it was sealed.  0 turns the maximum off: such a log is kept "
+							"as long as such a client exists.",
 							&synclog_retention_max_secs,
 							7 * 86400, 0, INT_MAX,
 							PGC_SUSET, GUC_UNIT_S,
@@ -85,6 +94,17 @@ define_settings(void)
 							NULL,
 							&synclog_client_window_secs,
 							86400, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("synclog.client_retention",
+							"How long an idle client keeps its watermark and its position.",
+							"The background worker retires the watermark of a client whose newest entry "
+							"is older than this (a retire entry; the client id is then new to the "
+							"document) unless it acked since, and removes client positions not acked "
+							"for this long.  0 turns this off: they are kept forever.",
+							&synclog_client_retention_secs,
+							0, 0, INT_MAX,
 							PGC_SUSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
 
@@ -236,9 +256,60 @@ define_settings(void)
 							0, 0, 3600 * 1000,
 							PGC_SUSET, GUC_UNIT_MS | GUC_NOT_IN_SAMPLE,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("synclog.debug_fail_vacuum",
+							 "Testing only: the background worker's VACUUM fails with an error.",
+							 "Lets tests check how the worker counts and reports a failed VACUUM.",
+							 &synclog_debug_fail_vacuum,
+							 false,
+							 PGC_SIGHUP, GUC_NOT_IN_SAMPLE,
+							 NULL, NULL, NULL);
 #endif
 
 	MarkGUCPrefixReserved("synclog");
+}
+
+/* A number of seconds as an interval, days counted as days. */
+static Datum
+seconds_interval(int secs)
+{
+	Interval   *i = palloc0(sizeof(Interval));
+
+	i->time = (int64) secs * USECS_PER_SEC;
+	return DirectFunctionCall1(interval_justify_hours, IntervalPGetDatum(i));
+}
+
+/*
+ * synclog.settings() returns record
+ *
+ * The settings a DBA compares the views with, typed, as this session sees
+ * them: retention, retention_max, client_activity_window and
+ * client_retention (intervals; 0 = off where README.md says so),
+ * max_clients_per_doc, naptime, worker_paused, and the rotation thresholds
+ * rotate_entries, rotate_bytes, rotate_age.  Being a function of this
+ * library, it also works in a session that has not loaded the library
+ * yet, where current_setting('synclog...') fails.  Takes no locks.
+ */
+Datum
+synclog_settings(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	Datum		v[10];
+	bool		n[10] = {false};
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	v[0] = seconds_interval(synclog_retention_secs);
+	v[1] = seconds_interval(synclog_retention_max_secs);
+	v[2] = seconds_interval(synclog_client_window_secs);
+	v[3] = seconds_interval(synclog_client_retention_secs);
+	v[4] = Int32GetDatum(synclog_max_clients_per_doc);
+	v[5] = seconds_interval(synclog_naptime_secs);
+	v[6] = BoolGetDatum(synclog_worker_paused);
+	v[7] = Int64GetDatum(sl_threshold_entries());
+	v[8] = Int64GetDatum(sl_threshold_bytes());
+	v[9] = seconds_interval(synclog_rotate_age_secs);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), v, n)));
 }
 
 void

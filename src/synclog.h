@@ -52,6 +52,7 @@
 extern int	synclog_retention_secs;
 extern int	synclog_retention_max_secs;
 extern int	synclog_client_window_secs;
+extern int	synclog_client_retention_secs;
 extern bool synclog_notify_append;
 extern int	synclog_max_delta_kb;
 extern int	synclog_max_delta_changes;
@@ -69,6 +70,7 @@ extern bool synclog_worker_paused;
 extern bool synclog_vacuum_after_gc;
 extern int	synclog_debug_rotation_delay_ms;
 extern int	synclog_max_group_kb;
+extern bool synclog_debug_fail_vacuum;
 
 /* Log states as stored in synclog.log.state. */
 #define SL_LOG_ACTIVE		"active"
@@ -147,6 +149,8 @@ typedef struct SlDoc
 /* append.c: the newest entry of a document as a snapshot sees it. */
 extern void sl_last_entry(int64 doc_id, Snapshot snap, int64 *lsn,
 						  int64 *log_bytes);
+/* append.c: append a retire entry (outside sl_spi_begin/end); -1 if none. */
+extern int64 sl_append_retire(text *doc, text *client_id);
 
 /* The row lock appends, a rotation's sealing step and set_policy take; see docs.c. */
 extern bool sl_lock_document(int64 doc_id);
@@ -229,6 +233,18 @@ extern void sl_log_rotation(const char *doc, const char *new_log,
  */
 extern bool sl_collect_next(bool at_log);
 
+/* forget.c: forgetting clients (synclog.client_retention, forget_client). */
+typedef struct SlIdleClient
+{
+	int64		doc_id;
+	char	   *doc;
+	char	   *client_id;
+} SlIdleClient;
+
+extern List *sl_idle_clients(int max_clients, MemoryContext cxt);
+extern int64 sl_retire_idle_client(const SlIdleClient *c);
+extern int64 sl_expire_positions(int max_rows);
+
 /* entries.c: walking stored entries and their changes. */
 typedef void (*sl_entry_fn) (void *arg, int64 lsn, bytea *delta,
 							 text *client_id, int64 client_seq);
@@ -257,6 +273,41 @@ extern void sl_notify(const char *doc, int doclen, SlEvent event);
 
 /* worker.c */
 extern void sl_register_launcher(void);
+
+/*
+ * worker_state.c: what a per-database worker records in
+ * synclog.worker_state (columns of the same names, in this order).
+ */
+typedef enum SlCounter
+{
+	SL_ROTATIONS,
+	SL_ROTATIONS_FAILED,
+	SL_COLLECTIONS,
+	SL_COLLECTIONS_FAILED,
+	SL_VACUUMS,
+	SL_VACUUMS_FAILED,
+	SL_CLIENTS_RETIRED,
+	SL_POSITIONS_EXPIRED,
+	SL_CLIENTS_FAILED,
+	SL_NUM_COUNTERS
+} SlCounter;
+
+typedef struct SlWorkerReport
+{
+	int64		counts[SL_NUM_COUNTERS];	/* since the last write */
+	bool		starting;		/* a round starts */
+	bool		finishing;		/* the round ended */
+	bool		clients_checked;	/* a pass over idle clients completed */
+	/* the last failure since the last write; error_task NULL if none */
+	const char *error_task;
+	char	   *error_doc;		/* the document it was about, or NULL */
+	int			error_code;
+	char	   *error_message;
+	TimestampTz error_at;
+} SlWorkerReport;
+
+extern void sl_write_worker_state(const SlWorkerReport *r);
+extern bool sl_clients_check_due(void);
 
 /* hash helpers (hash_sql.c) */
 extern bytea *sl_hash_to_bytea(const slc_hash *h);

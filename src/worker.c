@@ -268,15 +268,18 @@ synclog_launcher_main(Datum main_arg)
 }
 
 /*
- * Run fn in a transaction of its own.  An error is logged and the
- * transaction rolled back, so that one failing document does not end the
- * round; termination requests are not caught (die() exits directly).
+ * Run fn in a transaction of its own.  An error is logged, the transaction
+ * rolled back and false returned, with *error set to a copy of the error
+ * (in cxt), so that one failing document does not end the round;
+ * termination requests are not caught (die() exits directly).
  */
 static bool
-in_own_transaction(bool (*fn) (void *arg), void *arg, MemoryContext cxt)
+in_own_transaction(bool (*fn) (void *arg), void *arg, MemoryContext cxt,
+				   ErrorData **error)
 {
 	bool		result = false;
 
+	*error = NULL;
 	PG_TRY();
 	{
 		SetCurrentStatementStartTimestamp();
@@ -289,6 +292,7 @@ in_own_transaction(bool (*fn) (void *arg), void *arg, MemoryContext cxt)
 	PG_CATCH();
 	{
 		MemoryContextSwitchTo(cxt);
+		*error = CopyErrorData();
 		EmitErrorReport();
 		FlushErrorState();
 		AbortCurrentTransaction();
@@ -299,6 +303,14 @@ in_own_transaction(bool (*fn) (void *arg), void *arg, MemoryContext cxt)
 	return result;
 }
 
+/*
+ * Most idle clients retired, and most positions removed, per round and
+ * database (synclog.client_retention): bounds the round's length after
+ * the setting is first turned on over a large backlog; the rest follows in
+ * later rounds.
+ */
+#define CLIENTS_PER_ROUND	1000
+
 typedef struct RoundState
 {
 	MemoryContext cxt;
@@ -307,14 +319,117 @@ typedef struct RoundState
 	const char *doc;			/* the document being rotated */
 	SlRotation	stats;
 	char		new_log[SL_LOG_ID_LEN + 1];
+	List	   *idle;			/* SlIdleClient, in cxt */
+	const SlIdleClient *client; /* the client being retired */
+	int64		retired_lsn;
+	int64		expired;		/* positions removed by the last call */
+	SlWorkerReport report;		/* not yet in synclog.worker_state */
 } RoundState;
 
+/*
+ * The tasks of a round, each a transaction of its own, and the counter of
+ * synclog.worker_state that counts its failures.  Choosing the due
+ * documents counts as rotating, finding idle clients as retiring them.
+ */
+typedef enum Task
+{
+	TASK_ROTATE,
+	TASK_CLIENTS,
+	TASK_COLLECT,
+	TASK_VACUUM
+} Task;
+
+static const struct
+{
+	const char *name;			/* synclog.worker_state.last_error_task */
+	SlCounter	failed;
+}			tasks[] =
+{
+	[TASK_ROTATE] = {"rotate", SL_ROTATIONS_FAILED},
+	[TASK_CLIENTS] = {"retire clients", SL_CLIENTS_FAILED},
+	[TASK_COLLECT] = {"collect", SL_COLLECTIONS_FAILED},
+	[TASK_VACUUM] = {"vacuum", SL_VACUUMS_FAILED},
+};
+
 static bool
-choose_due(void *arg)
+store_state(void *arg)
 {
 	RoundState *rs = (RoundState *) arg;
-	List	   *due;
-	ListCell   *lc;
+
+	sl_spi_begin();
+	sl_write_worker_state(&rs->report);
+	sl_spi_end();
+	return true;
+}
+
+/*
+ * Write what the round has to report into synclog.worker_state, and start
+ * afresh.  A write that fails (the row locked beyond lock_timeout, say) is
+ * logged, and what it carried waits for the round's next write; what the
+ * round's last write could not carry is lost (the log has it).
+ */
+static void
+write_state(RoundState *rs)
+{
+	ErrorData  *error;
+
+	if (!rs->installed)
+		return;
+	if (!in_own_transaction(store_state, rs, rs->cxt, &error))
+	{
+		FreeErrorData(error);
+		return;
+	}
+	if (rs->report.error_doc != NULL)
+		pfree(rs->report.error_doc);
+	if (rs->report.error_message != NULL)
+		pfree(rs->report.error_message);
+	memset(&rs->report, 0, sizeof(rs->report));
+}
+
+/*
+ * Count a failed task, keep its error as the last one, and write both into
+ * synclog.worker_state at once, so that they show while the round goes on.
+ */
+static void
+task_failed(RoundState *rs, Task task, const char *doc, ErrorData *error)
+{
+	SlWorkerReport *r = &rs->report;
+
+	r->counts[tasks[task].failed]++;
+	if (r->error_doc != NULL)
+		pfree(r->error_doc);
+	if (r->error_message != NULL)
+		pfree(r->error_message);
+	r->error_task = tasks[task].name;
+	r->error_doc = doc != NULL ? pstrdup(doc) : NULL;
+	r->error_code = error->sqlerrcode;
+	r->error_message = pstrdup(error->message);
+	r->error_at = GetCurrentTimestamp();
+	FreeErrorData(error);
+	write_state(rs);
+}
+
+/* Run one task of the round (fn gets rs); doc: the document it is about. */
+static bool
+run_task(RoundState *rs, Task task, const char *doc, bool (*fn) (void *arg))
+{
+	ErrorData  *error;
+	bool		result = in_own_transaction(fn, rs, rs->cxt, &error);
+
+	if (error != NULL)
+		task_failed(rs, task, doc, error);
+	return result;
+}
+
+/*
+ * Whether the database has this version of the extension (else the round
+ * skips it, saying why).
+ */
+static bool
+check_installed(void *arg)
+{
+	RoundState *rs = (RoundState *) arg;
 	char	   *version;
 
 	rs->installed = OidIsValid(get_extension_oid("synclog", true));
@@ -332,6 +447,16 @@ choose_due(void *arg)
 		rs->installed = false;
 		return false;
 	}
+	return true;
+}
+
+static bool
+choose_due(void *arg)
+{
+	RoundState *rs = (RoundState *) arg;
+	List	   *due;
+	ListCell   *lc;
+
 	pgstat_report_activity(STATE_RUNNING, "synclog: choosing due documents");
 	sl_spi_begin();
 	{
@@ -378,6 +503,96 @@ rotate_doc(void *arg)
 	return rotated;
 }
 
+/*
+ * If the client_retention pass is due this round, the clients it lets go,
+ * into rs->idle; false if it is not due.
+ */
+static bool
+choose_idle(void *arg)
+{
+	RoundState *rs = (RoundState *) arg;
+	bool		due;
+
+	sl_spi_begin();
+	due = sl_clients_check_due();
+	if (due)
+	{
+		pgstat_report_activity(STATE_RUNNING, "synclog: finding idle clients");
+		rs->idle = sl_idle_clients(CLIENTS_PER_ROUND, rs->cxt);
+	}
+	sl_spi_end();
+	return due;
+}
+
+static bool
+retire_client(void *arg)
+{
+	RoundState *rs = (RoundState *) arg;
+
+	pgstat_report_activity(STATE_RUNNING,
+							psprintf("synclog: retiring client %s of document %s",
+									 rs->client->client_id, rs->client->doc));
+	rs->retired_lsn = sl_retire_idle_client(rs->client);
+	return rs->retired_lsn >= 0;
+}
+
+static bool
+expire_positions(void *arg)
+{
+	RoundState *rs = (RoundState *) arg;
+
+	pgstat_report_activity(STATE_RUNNING, "synclog: removing old client positions");
+	sl_spi_begin();
+	rs->expired = sl_expire_positions(CLIENTS_PER_ROUND);
+	sl_spi_end();
+	return true;
+}
+
+/*
+ * Retire the idle clients' watermarks and remove old positions
+ * (synclog.client_retention; forget.c), each retirement in a transaction
+ * of its own; before collecting, so that the logs those positions held
+ * can go in the same round.  A pass that got through the whole backlog
+ * moves synclog.worker_state.clients_checked_at; one cut short by
+ * CLIENTS_PER_ROUND or a failure to list the clients is resumed next round.
+ */
+static void
+forget_idle_clients(RoundState *rs)
+{
+	ListCell   *lc;
+
+	if (synclog_client_retention_secs <= 0 ||
+		!run_task(rs, TASK_CLIENTS, NULL, choose_idle))
+		return;
+	foreach(lc, rs->idle)
+	{
+		CHECK_FOR_INTERRUPTS();
+		process_reload();
+		if (synclog_worker_paused)
+			return;
+		rs->client = (const SlIdleClient *) lfirst(lc);
+		if (!run_task(rs, TASK_CLIENTS, rs->client->doc, retire_client))
+			continue;
+		rs->report.counts[SL_CLIENTS_RETIRED]++;
+		ereport(LOG,
+				(errmsg("retired client \"%s\" of document \"%s\"",
+						rs->client->client_id, rs->client->doc),
+				 errdetail("Its newest entry is older than \"synclog.client_retention\" and it did not ack since; retire entry at LSN " INT64_FORMAT ".",
+						   rs->retired_lsn)));
+	}
+	if (!run_task(rs, TASK_CLIENTS, NULL, expire_positions))
+		return;
+	rs->report.counts[SL_POSITIONS_EXPIRED] += rs->expired;
+	if (rs->expired > 0)
+		ereport(LOG,
+				(errmsg("removed old client positions"),
+				 errdetail_plural(INT64_FORMAT " position was not acknowledged within \"synclog.client_retention\".",
+								  INT64_FORMAT " positions were not acknowledged within \"synclog.client_retention\".",
+								  (unsigned long) rs->expired, rs->expired)));
+	rs->report.clients_checked = list_length(rs->idle) < CLIENTS_PER_ROUND &&
+		rs->expired < CLIENTS_PER_ROUND;
+}
+
 static bool
 collect_one(void *arg)
 {
@@ -399,13 +614,15 @@ collect_one(void *arg)
  * which a background worker does not have: it gets a context of ours,
  * deleted afterwards (also after an error).  SKIP_LOCKED: a table that
  * autovacuum is vacuuming right now is being cleaned already, and waiting
- * for it would hold up the round (and DROP DATABASE).
+ * for it would hold up the round (and DROP DATABASE).  Counted in
+ * synclog.worker_state like the other tasks.
  */
 static void
-vacuum_tables(MemoryContext cxt)
+vacuum_tables(RoundState *rs)
 {
-	MemoryContext vac_cxt = AllocSetContextCreate(cxt, "synclog vacuum",
+	MemoryContext vac_cxt = AllocSetContextCreate(rs->cxt, "synclog vacuum",
 												  ALLOCSET_DEFAULT_SIZES);
+	ErrorData  *error = NULL;
 
 	PG_TRY();
 	{
@@ -416,6 +633,13 @@ vacuum_tables(MemoryContext cxt)
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 		MemoryContextSwitchTo(vac_cxt);
+#ifdef SYNCLOG_TEST_HOOKS
+		if (synclog_debug_fail_vacuum)
+			ereport(ERROR,
+					(errcode(ERRCODE_RAISE_EXCEPTION),
+					 errmsg("VACUUM failed on purpose"),
+					 errdetail("\"synclog.debug_fail_vacuum\" is on.")));
+#endif
 		stmt = makeNode(VacuumStmt);
 		stmt->options = list_make1(makeDefElem("skip_locked", NULL, -1));
 		stmt->rels = list_make2(makeVacuumRelation(makeRangeVar("synclog", "entry", -1),
@@ -431,14 +655,19 @@ vacuum_tables(MemoryContext cxt)
 	PG_CATCH();
 	{
 		PortalContext = NULL;
-		MemoryContextSwitchTo(cxt);
+		MemoryContextSwitchTo(rs->cxt);
+		error = CopyErrorData();
 		EmitErrorReport();
 		FlushErrorState();
 		AbortCurrentTransaction();
 	}
 	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
+	MemoryContextSwitchTo(rs->cxt);
 	MemoryContextDelete(vac_cxt);
+	if (error != NULL)
+		task_failed(rs, TASK_VACUUM, NULL, error);
+	else
+		rs->report.counts[SL_VACUUMS]++;
 }
 
 /* The database of this per-database worker, for its log lines. */
@@ -454,10 +683,12 @@ say_database(void *arg)
 /*
  * Entry point of a per-database worker (main_arg: the database's OID).
  * Skips a database without the extension or with an older version of it;
- * otherwise rotates the due documents and collects what retention
- * releases, each in a transaction of its own with lock waits bounded by
+ * otherwise rotates the due documents, retires idle clients
+ * (synclog.client_retention) and collects what retention releases, each in
+ * a transaction of its own with lock waits bounded by
  * synclog.rotation_lock_timeout, then vacuums if it collected, and exits.
- * Takes the locks of synclog.compact and synclog.gc (compact.c, gc.c).
+ * Takes the locks of synclog.compact, synclog.forget_client and synclog.gc
+ * (compact.c, forget.c, gc.c).
  */
 void
 synclog_db_worker_main(Datum main_arg)
@@ -506,30 +737,51 @@ synclog_db_worker_main(Datum main_arg)
 		SetConfigOption("lock_timeout", value, PGC_SUSET, PGC_S_OVERRIDE);
 	}
 
-	if (!in_own_transaction(choose_due, &rs, rs.cxt) || !rs.installed)
-		proc_exit(0);
-
-	foreach(lc, rs.due)
 	{
-		CHECK_FOR_INTERRUPTS();
-		process_reload();
-		if (synclog_worker_paused)
-			break;
-		rs.doc = (const char *) lfirst(lc);
-		if (in_own_transaction(rotate_doc, &rs, rs.cxt))
-			sl_log_rotation(rs.doc, rs.new_log, &rs.stats, true);
+		ErrorData  *error;
+
+		/* nothing to record into where the extension is not (yet) ours */
+		if (!in_own_transaction(check_installed, &rs, rs.cxt, &error))
+		{
+			if (error != NULL)
+				FreeErrorData(error);
+			proc_exit(0);
+		}
 	}
+	rs.report.starting = true;
+	write_state(&rs);
+
+	if (run_task(&rs, TASK_ROTATE, NULL, choose_due))
+	{
+		foreach(lc, rs.due)
+		{
+			CHECK_FOR_INTERRUPTS();
+			process_reload();
+			if (synclog_worker_paused)
+				break;
+			rs.doc = (const char *) lfirst(lc);
+			if (!run_task(&rs, TASK_ROTATE, rs.doc, rotate_doc))
+				continue;
+			rs.report.counts[SL_ROTATIONS]++;
+			sl_log_rotation(rs.doc, rs.new_log, &rs.stats, true);
+		}
+	}
+	if (!synclog_worker_paused)
+		forget_idle_clients(&rs);
 
 	for (int i = 0; i < synclog_max_collections_per_round; i++)
 	{
 		CHECK_FOR_INTERRUPTS();
 		process_reload();
-		if (synclog_worker_paused || !in_own_transaction(collect_one, NULL, rs.cxt))
+		if (synclog_worker_paused || !run_task(&rs, TASK_COLLECT, NULL, collect_one))
 			break;
 		collected++;
+		rs.report.counts[SL_COLLECTIONS]++;
 	}
 	if (collected > 0 && synclog_vacuum_after_gc && !synclog_worker_paused)
-		vacuum_tables(rs.cxt);
+		vacuum_tables(&rs);
+	rs.report.finishing = true;
+	write_state(&rs);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	proc_exit(0);
 }

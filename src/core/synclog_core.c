@@ -1001,7 +1001,7 @@ slc_state_apply_entry(slc_state *s, const uint8_t *delta, size_t delta_len,
 		}
 		nsets++;
 	}
-	if (client_id != NULL)
+	if (client_id != NULL && client_seq != SLC_RETIRE_SEQ)
 	{
 		uint8_t		wm[SLC_WATERMARK_LEN];
 
@@ -1037,6 +1037,12 @@ slc_state_apply_entry(slc_state *s, const uint8_t *delta, size_t delta_len,
 
 		fresh[n] = NULL;
 		state_install(s, it, key_hash(it->ns, it->data, it->klen));
+	}
+	else if (client_id != NULL)
+	{
+		/* a retire entry: the watermark goes (deleting never allocates) */
+		state_delete(s, SLC_NS_CLIENT, (const uint8_t *) client_id,
+					 client_id_len);
 	}
 	st = SLC_OK;
 

@@ -45,6 +45,14 @@ extern "C"
 /* Watermark value: i64le client_seq || i64le lsn. */
 #define SLC_WATERMARK_LEN		16
 
+/*
+ * The client_seq of a retire entry (PROTOCOL.md section 4): folding an
+ * entry with a client id and this client_seq removes the client's
+ * watermark instead of setting it.  The server writes retire entries with
+ * the empty delta only; clients never append with it.
+ */
+#define SLC_RETIRE_SEQ			INT64_C(-1)
+
 /* Snapshot hash algorithm ids and serialized length. */
 #define SLC_HASH_ALGO_XXH3SUM	1
 #define SLC_HASH_LEN			33
@@ -253,7 +261,8 @@ slc_status	slc_state_put(slc_state *s, uint8_t ns, const uint8_t *key,
 /*
  * Apply one log entry: every change of the encoded delta (validated first,
  * all-or-nothing), then, when client_id is non-NULL, the watermark
- * client_id -> (client_seq, lsn).
+ * client_id -> (client_seq, lsn), or, when client_seq is SLC_RETIRE_SEQ,
+ * the removal of client_id's watermark (a retire entry).
  */
 slc_status	slc_state_apply_entry(slc_state *s, const uint8_t *delta,
 								  size_t delta_len, int64_t lsn,

@@ -1362,6 +1362,90 @@ test_apply_entry(void)
 	slc_state_free(s);
 }
 
+/*
+ * Retire entries (client_seq SLC_RETIRE_SEQ): the watermark goes, whatever
+ * it was; retiring a client without one changes nothing; the changes of
+ * the entry still apply; and the client id starts over afterwards.
+ */
+static void
+test_apply_retire(void)
+{
+	slc_state  *s = slc_state_new();
+	slc_change	c[2];
+	uint8_t    *d;
+	uint8_t    *empty;
+	size_t		len = 0;
+	size_t		elen = 0;
+	slc_hash	before;
+	const uint8_t *v;
+	size_t		vlen;
+	int64_t		seq;
+	int64_t		lsn;
+
+	REQUIRE(s != NULL);
+	empty = encode(NULL, 0, &elen);
+	REQUIRE(empty != NULL);
+	c[0] = set_change("a", "1");
+	d = encode(c, 1, &len);
+	REQUIRE(d != NULL);
+	CHECK(slc_state_apply_entry(s, d, len, 1, "client-a", 8, 5) == SLC_OK);
+	CHECK(slc_state_apply_entry(s, d, len, 2, "client-b", 8, 9) == SLC_OK);
+	free(d);
+	CHECK_EQ_U64(slc_state_count(s), 3);
+
+	/* retiring client-a leaves the data and client-b alone */
+	CHECK(slc_state_apply_entry(s, empty, elen, 3, "client-a", 8,
+								SLC_RETIRE_SEQ) == SLC_OK);
+	CHECK(!slc_state_get(s, SLC_NS_CLIENT, (const uint8_t *) "client-a", 8, &v, &vlen));
+	CHECK(slc_state_get(s, SLC_NS_CLIENT, (const uint8_t *) "client-b", 8, &v, &vlen));
+	CHECK(slc_state_get(s, SLC_NS_DATA, (const uint8_t *) "a", 1, &v, &vlen));
+	CHECK_EQ_U64(slc_state_count(s), 2);
+	CHECK(state_consistent(s));
+
+	/* a second retire, or one of an unknown client, changes nothing */
+	before = *slc_state_hash(s);
+	CHECK(slc_state_apply_entry(s, empty, elen, 4, "client-a", 8,
+								SLC_RETIRE_SEQ) == SLC_OK);
+	CHECK(slc_state_apply_entry(s, empty, elen, 5, "nobody", 6,
+								SLC_RETIRE_SEQ) == SLC_OK);
+	CHECK(slc_hash_equal(&before, slc_state_hash(s)));
+
+	/* the fold rule looks at client_seq only: changes of the entry apply */
+	c[0] = del_change("a");
+	c[1] = set_change("b", "2");
+	d = encode(c, 2, &len);
+	REQUIRE(d != NULL);
+	CHECK(slc_state_apply_entry(s, d, len, 6, "client-b", 8,
+								SLC_RETIRE_SEQ) == SLC_OK);
+	free(d);
+	CHECK(!slc_state_get(s, SLC_NS_DATA, (const uint8_t *) "a", 1, &v, &vlen));
+	CHECK(slc_state_get(s, SLC_NS_DATA, (const uint8_t *) "b", 1, &v, &vlen));
+	CHECK(!slc_state_get(s, SLC_NS_CLIENT, (const uint8_t *) "client-b", 8, &v, &vlen));
+	CHECK_EQ_U64(slc_state_count(s), 1);
+
+	/* a retired client is new again, with any client_seq */
+	CHECK(slc_state_apply_entry(s, empty, elen, 7, "client-a", 8, 1) == SLC_OK);
+	CHECK(slc_state_get(s, SLC_NS_CLIENT, (const uint8_t *) "client-a", 8, &v, &vlen));
+	REQUIRE(vlen == SLC_WATERMARK_LEN);
+	slc_watermark_decode(v, &seq, &lsn);
+	CHECK(seq == 1 && lsn == 7);
+	CHECK(state_consistent(s));
+
+	/* the same through slc_hash alone */
+	{
+		slc_hash	h;
+		uint8_t		wm[SLC_WATERMARK_LEN];
+
+		slc_hash_init(&h);
+		slc_hash_add(&h, SLC_NS_DATA, (const uint8_t *) "b", 1, (const uint8_t *) "2", 1);
+		slc_watermark_encode(1, 7, wm);
+		slc_hash_add(&h, SLC_NS_CLIENT, (const uint8_t *) "client-a", 8, wm, sizeof(wm));
+		CHECK(slc_hash_equal(&h, slc_state_hash(s)));
+	}
+	free(empty);
+	slc_state_free(s);
+}
+
 /* One entry that grows a fresh state many times over. */
 static void
 test_apply_entry_large(void)
@@ -1881,9 +1965,13 @@ static const struct
 	"0102000000020000006b31020000007631020000006b32ffffffff"},
 	{"f2_delta_empty",
 	"0100000000"},
-	{"g1_chain_entry_1",
+	{"j1_retired_watermark_hash",
+	"0136282031196e61c8a365c60f256ddf2d01000000000000000600000000000000"},
+	{"j2_client_again_hash",
+	"0192e50b8928db9287538f5c8c993cc05d02000000000000001e00000000000000"},
+	{"k1_chain_entry_1",
 	"9d00a2f9ee3d9e7b55179678517826ff"},
-	{"g2_chain_entry_2",
+	{"k2_chain_entry_2",
 	"ce173f79fe3ceca9a4bc61cc1c55c01f"},
 };
 
@@ -1908,6 +1996,8 @@ test_vectors_pinned(void)
 	}
 	/* (e): moving a value between keys must show */
 	CHECK(strcmp(expected_vectors[4].hex, expected_vectors[5].hex) != 0);
+	/* (j1): retiring the watermark of (d) gives (b) back */
+	CHECK(strcmp(expected_vectors[8].hex, expected_vectors[1].hex) == 0);
 }
 
 /* Sum of XXH3-128 item hashes, hand-assembled, serialized by hand. */
@@ -1962,6 +2052,12 @@ test_vectors_independent(void)
 		0x07, 0, 0, 0, 0, 0, 0, 0,
 		0x03, 0, 0, 0, 0, 0, 0, 0
 	};
+	static const uint8_t item_client_again[] = {
+		0x02, 0x08, 0x00, 0x00, 0x00,
+		'c', 'l', 'i', 'e', 'n', 't', '-', 'a',
+		0x01, 0, 0, 0, 0, 0, 0, 0,
+		0x05, 0, 0, 0, 0, 0, 0, 0
+	};
 	static const uint8_t item_ab[] = {0x01, 0x01, 0, 0, 0, 'a', 'b'};
 	static const uint8_t item_ba[] = {0x01, 0x01, 0, 0, 0, 'b', 'a'};
 	size_t		clen = 1 + 4 + 4 + 4096;
@@ -1983,6 +2079,13 @@ test_vectors_independent(void)
 	manual_add(&m, item_client, sizeof(item_client), 8 + 16);
 	manual_hex(&m, hex);
 	CHECK(strcmp(hex, expected_vectors[3].hex) == 0);
+
+	/* (j2): (b) and the client's new watermark (seq 1, lsn 5) */
+	memset(&m, 0, sizeof(m));
+	manual_add(&m, item_b, sizeof(item_b), 1 + 5);
+	manual_add(&m, item_client_again, sizeof(item_client_again), 8 + 16);
+	manual_hex(&m, hex);
+	CHECK(strcmp(hex, expected_vectors[9].hex) == 0);
 
 	memset(&m, 0, sizeof(m));
 	c1[0] = c2[0] = 0x01;
@@ -2139,6 +2242,7 @@ static const struct
 	{"state_basic", test_state_basic},
 	{"state_many", test_state_many},
 	{"apply_entry", test_apply_entry},
+	{"apply_retire", test_apply_retire},
 	{"apply_entry_large", test_apply_entry_large},
 	{"apply_entry_all_or_nothing", test_apply_entry_all_or_nothing},
 	{"nomem", test_nomem},

@@ -3,7 +3,8 @@
  *
  * Property tests of src/core: for random logs of random deltas (a
  * deterministic PRNG, several seeds; keys from a small space so overwrites
- * and deletes are common; random client ids and seqs for watermarks):
+ * and deletes are common; random client ids and seqs for watermarks,
+ * retire entries among them):
  *
  *  fold_agrees       folding every entry in one pass, folding with
  *                    rotations in between (the state's items copied into a
@@ -394,7 +395,7 @@ encode_exact(const slc_change *c, uint32_t n, size_t *len)
 static int64_t
 random_seq(uint64_t *rng)
 {
-	switch (rng_below(rng, 10))
+	switch (rng_below(rng, 12))
 	{
 		case 0:
 			return INT64_MIN;
@@ -402,6 +403,8 @@ random_seq(uint64_t *rng)
 			return INT64_MAX;
 		case 2:
 			return -(int64_t) rng_below(rng, 1000);
+		case 3:
+			return SLC_RETIRE_SEQ;	/* a retire entry */
 		default:
 			return (int64_t) rng_below(rng, 1000000);
 	}
@@ -475,7 +478,9 @@ model_apply(model *m, const log_entry *e)
 			abort();
 		slot_set(&m->data[k], c.is_delete ? NULL : c.val, c.vlen);
 	}
-	if (e->client >= 0)
+	if (e->client >= 0 && e->seq == SLC_RETIRE_SEQ)
+		slot_set(&m->client[e->client], NULL, 0);
+	else if (e->client >= 0)
 	{
 		uint8_t		wm[SLC_WATERMARK_LEN];
 
@@ -863,9 +868,11 @@ fold_newest_first(const model *snap, const slc_hash *snap_hash,
 
 			seen_client[e->client] = 1;
 			slc_watermark_encode(e->seq, e->lsn, wm);
+			/* a retire entry folds as a deletion of the watermark */
 			fold_key(h, hs, SLC_NS_CLIENT,
 					 (const uint8_t *) client_ids[e->client],
-					 strlen(client_ids[e->client]), old, wm, sizeof(wm),
+					 strlen(client_ids[e->client]), old,
+					 e->seq == SLC_RETIRE_SEQ ? NULL : wm, sizeof(wm),
 					 &out->client[e->client]);
 		}
 		if (slc_delta_reader_init(&r, e->delta, e->len, UINT32_MAX) != SLC_OK)

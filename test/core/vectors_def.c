@@ -107,6 +107,53 @@ vec_d(char *hex)
 	return state_hex(s, hex);
 }
 
+/*
+ * (j): state (d) reached by applying entries, as a client does, then the
+ * retire entry of "client-a" at LSN 4; with again, a new entry of the
+ * same client (client_seq 1, the empty delta) at LSN 5.
+ */
+static int
+retire_hex(int again, char *hex)
+{
+	static const uint8_t key[] = {0x01};
+	static const uint8_t empty[] = {0x01, 0x00, 0x00, 0x00, 0x00};
+	slc_change	c;
+	uint8_t		delta[32];
+	size_t		len;
+	slc_state  *s = slc_state_new();
+
+	memset(&c, 0, sizeof(c));
+	c.key = key;
+	c.klen = 1;
+	c.val = (const uint8_t *) "hello";
+	c.vlen = 5;
+	len = slc_delta_encode(&c, 1, delta);
+	if (s == NULL ||
+		slc_state_apply_entry(s, delta, len, 3, "client-a", 8, 7) != SLC_OK ||
+		slc_state_apply_entry(s, empty, sizeof(empty), 4, "client-a", 8,
+							  SLC_RETIRE_SEQ) != SLC_OK ||
+		(again &&
+		 slc_state_apply_entry(s, empty, sizeof(empty), 5, "client-a", 8,
+							   1) != SLC_OK))
+	{
+		slc_state_free(s);
+		return -1;
+	}
+	return state_hex(s, hex);
+}
+
+static int
+vec_j1(char *hex)
+{
+	return retire_hex(0, hex);
+}
+
+static int
+vec_j2(char *hex)
+{
+	return retire_hex(1, hex);
+}
+
 static int
 one_item_hex(const char *key, const char *val, char *hex)
 {
@@ -186,7 +233,7 @@ chain1(uint8_t out[SLC_CHAIN_LEN])
 }
 
 static int
-vec_g1(char *hex)
+vec_k1(char *hex)
 {
 	uint8_t		c[SLC_CHAIN_LEN];
 
@@ -196,7 +243,7 @@ vec_g1(char *hex)
 }
 
 static int
-vec_g2(char *hex)
+vec_k2(char *hex)
 {
 	static const uint8_t empty[] = {0x01, 0x00, 0x00, 0x00, 0x00};
 	uint8_t		c1[SLC_CHAIN_LEN];
@@ -225,9 +272,15 @@ static const struct
 	{"e2_b_to_a_hash", "state {ns 1: \"b\" -> \"a\"}", vec_e2},
 	{"f1_delta_set_and_delete", "delta [(\"k1\", \"v1\"), (\"k2\", delete)]", vec_f1},
 	{"f2_delta_empty", "delta []", vec_f2},
-	{"g1_chain_entry_1", "chain(0) = 16 x 00; entry lsn 1, delta f1, no client", vec_g1},
-	{"g2_chain_entry_2",
-	 "chain g1; entry lsn 2, delta f2, client \"client-a\" seq 7", vec_g2},
+	{"j1_retired_watermark_hash",
+	 "state (d), then the retire entry (\"client-a\", client_seq -1, delta 0100000000) at lsn 4",
+	 vec_j1},
+	{"j2_client_again_hash",
+	 "(j1), then an entry (\"client-a\", client_seq 1, delta 0100000000) at lsn 5",
+	 vec_j2},
+	{"k1_chain_entry_1", "chain(0) = 16 x 00; entry lsn 1, delta f1, no client", vec_k1},
+	{"k2_chain_entry_2",
+	 "chain k1; entry lsn 2, delta f2, client \"client-a\" seq 7", vec_k2},
 };
 
 size_t

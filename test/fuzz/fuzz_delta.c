@@ -632,10 +632,11 @@ check_apply(slc_state *s, const entry *e, const ref_result *ref, int unique,
 						   ref->ch[i].vlen);
 		if (e->client != NULL)
 		{
+			/* a retire entry removes the watermark */
 			slc_watermark_encode(e->seq, e->lsn, wm);
 			expect_replace(&expect, s, SLC_NS_CLIENT,
 						   (const uint8_t *) e->client, e->client_len,
-						   wm, sizeof(wm));
+						   e->seq == SLC_RETIRE_SEQ ? NULL : wm, sizeof(wm));
 		}
 	}
 
@@ -678,6 +679,12 @@ check_apply(slc_state *s, const entry *e, const ref_result *ref, int unique,
 		int64_t		seq;
 		int64_t		lsn;
 
+		if (e->seq == SLC_RETIRE_SEQ)
+		{
+			ASSERT(!slc_state_get(s, SLC_NS_CLIENT, (const uint8_t *) e->client,
+								  e->client_len, &v, &vlen));
+			return;
+		}
 		ASSERT(slc_state_get(s, SLC_NS_CLIENT, (const uint8_t *) e->client,
 							 e->client_len, &v, &vlen));
 		ASSERT(vlen == SLC_WATERMARK_LEN);
@@ -721,7 +728,7 @@ fold_newest_first(const slc_state *snap, const entry *entries, size_t from,
 			slc_watermark_encode(e->seq, e->lsn, wm);
 			expect_replace2(h, hs, snap, SLC_NS_CLIENT,
 							(const uint8_t *) e->client, e->client_len,
-							wm, sizeof(wm));
+							e->seq == SLC_RETIRE_SEQ ? NULL : wm, sizeof(wm));
 		}
 		ASSERT(slc_delta_reader_init(&r, e->delta, e->len, UINT32_MAX) == SLC_OK);
 		for (;;)
@@ -807,9 +814,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		{
 			e.client = clients[(mix >> 8) % 4];
 			e.client_len = strlen(e.client);
-			/* any int64, extremes included */
-			switch ((mix >> 12) % 4)
+			/* any int64, extremes and retire entries included */
+			switch ((mix >> 12) % 5)
 			{
+				case 4:
+					e.seq = SLC_RETIRE_SEQ;
+					break;
 				case 0:
 					e.seq = (int64_t) (mix >> 20) - (INT64_C(1) << 40);
 					break;
