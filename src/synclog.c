@@ -13,6 +13,7 @@
 
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
+#include "utils/fmgrprotos.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
@@ -39,6 +40,10 @@ int			synclog_gc_max_logs = 100;
 bool		synclog_worker_paused = false;
 bool		synclog_vacuum_after_gc = true;
 int			synclog_debug_rotation_delay_ms = 0;
+#ifdef SYNCLOG_TEST_HOOKS
+static char *synclog_debug_pause_at = NULL;
+static int	pause_arrivals = 0;
+#endif
 
 void		_PG_init(void);
 
@@ -55,6 +60,36 @@ void		_PG_init(void);
 
 StaticAssertDecl((int64) MAX_DELTA_SIZE_LIMIT_KB * 1024 * 2 + 2 < MaxAllocSize,
 				 "a delta of the largest allowed size must fit MaxAllocSize as hex");
+
+#ifdef SYNCLOG_TEST_HOOKS
+/* Setting "synclog.debug_pause_at" starts the count of arrivals afresh. */
+static void
+assign_pause_at(const char *newval, void *extra)
+{
+	pause_arrivals = 0;
+}
+
+/*
+ * SL_TEST_PAUSE(point), in test builds: when "synclog.debug_pause_at" names
+ * this point, the backend's n-th arrival there (counted since the setting
+ * was set) takes the advisory lock (SL_TEST_PAUSE_LOCK_KEY, n) in share
+ * mode until the end of its transaction.  A test that holds that lock
+ * (pg_advisory_lock(21324, n)) stops the backend there, sees it wait as a
+ * lock wait (as the isolation tester does), does what it wants to race it,
+ * and lets it go on by releasing the lock.  Arrivals whose lock nobody
+ * holds go straight through.
+ */
+void
+sl_test_pause(const char *point)
+{
+	if (synclog_debug_pause_at == NULL || strcmp(synclog_debug_pause_at, point) != 0)
+		return;
+	pause_arrivals++;
+	(void) DirectFunctionCall2(pg_advisory_xact_lock_shared_int4,
+							   Int32GetDatum(SL_TEST_PAUSE_LOCK_KEY),
+							   Int32GetDatum(pause_arrivals));
+}
+#endif
 
 /* Every synclog.* setting, with its default, range and unit. */
 static void
@@ -225,6 +260,13 @@ define_settings(void)
 							0, 0, 3600 * 1000,
 							PGC_SUSET, GUC_UNIT_MS | GUC_NOT_IN_SAMPLE,
 							NULL, NULL, NULL);
+	DefineCustomStringVariable("synclog.debug_pause_at",
+							   "Testing only: the point in the code where this backend waits for a test's advisory lock.",
+							   "See sl_test_pause in synclog.c.",
+							   &synclog_debug_pause_at,
+							   "",
+							   PGC_SUSET, GUC_NOT_IN_SAMPLE,
+							   NULL, assign_pause_at, NULL);
 #endif
 
 	MarkGUCPrefixReserved("synclog");
