@@ -3,7 +3,7 @@
 # the extension, does not block DROP DATABASE, and a crash in the middle of
 # one of its rotations leaves every document whole.  Nothing is asserted
 # after a fixed sleep: "the worker did nothing" is claimed once the
-# launcher has finished two more rounds (SynclogRounds.pm).
+# launcher has finished two more rounds (SynclogWorker.pm).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -12,22 +12,11 @@ use Test::More;
 use Time::HiRes qw(time sleep);
 use FindBin;
 use lib $FindBin::Bin;
-use SynclogRounds;
+use SynclogWorker;
 
 my $node = PostgreSQL::Test::Cluster->new('worker');
 $node->init;
-$node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'synclog'
-restart_after_crash = on
-synclog.naptime = 1
-synclog.rotate_entries = 5
-synclog.rotate_size = 0
-synclog.rotate_age = 0
-synclog.rotate_min_interval = 0
-synclog.retention = 0
-synclog.retention_max = 0
-synclog.client_activity_window = '1h'
-});
+$node->append_conf('postgresql.conf', worker_conf() . "restart_after_crash = on\n");
 $node->start;
 # The rotation hook (synclog.debug_rotation_delay) exists only in test builds.
 is($node->safe_psql('postgres', q{LOAD 'synclog'; SELECT count(*) FROM pg_settings WHERE name = 'synclog.debug_rotation_delay'}),

@@ -29,7 +29,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use FindBin;
 use lib $FindBin::Bin;
-use SynclogRounds;
+use SynclogWorker;
 
 my $t_start = time;
 my $seed = $ENV{SYNCLOG_TEST_SEED} // int(rand(2**31));

@@ -9,7 +9,7 @@
 #
 # Nothing here is asserted after a fixed sleep: "nothing happened" is
 # claimed only after the launcher has finished two more rounds
-# (SynclogRounds.pm), and everything else waits for the event itself.
+# (SynclogWorker.pm), and everything else waits for the event itself.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -17,23 +17,14 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use FindBin;
 use lib $FindBin::Bin;
-use SynclogRounds;
+use SynclogWorker;
 
 my $node = PostgreSQL::Test::Cluster->new('failures');
 $node->init;
-$node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'synclog'
+$node->append_conf('postgresql.conf', worker_conf() . q{
 max_worker_processes = 1
 max_logical_replication_workers = 0
 autovacuum = off
-synclog.naptime = 1
-synclog.rotate_entries = 5
-synclog.rotate_size = 0
-synclog.rotate_age = 0
-synclog.rotate_min_interval = 0
-synclog.retention = 0
-synclog.retention_max = 0
-synclog.client_activity_window = '1h'
 });
 $node->start;
 
