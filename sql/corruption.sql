@@ -29,7 +29,7 @@ SELECT generation, base_lsn, head_lsn FROM synclog.status WHERE doc = 'cr_gap';
 
 -- A gap in a retired log: its collection fails (walking oldest first), at
 -- the gap in the middle and at the end of the range.
-SELECT synclog.create_doc('cr_gc');
+SELECT synclog.create_doc('cr_gc') IS NOT NULL AS created;
 SELECT count(synclog.append('cr_gc', ARRAY[int4send(i)], ARRAY[int4send(i)])) FROM generate_series(1, 4) i;
 SELECT synclog.compact('cr_gc') IS NOT NULL AS rotated;
 SELECT synclog.append('cr_gc', ARRAY[int4send(1)], ARRAY['\x01'::bytea]);
@@ -48,7 +48,7 @@ SELECT generation, state FROM synclog.log WHERE doc_id = (SELECT doc_id FROM syn
 SELECT synclog.drop_doc('cr_gc');
 
 -- A malformed stored delta: the fold and the collection refuse it.
-SELECT synclog.create_doc('cr_delta');
+SELECT synclog.create_doc('cr_delta') IS NOT NULL AS created;
 SELECT synclog.append('cr_delta', ARRAY['\x01'::bytea], ARRAY['\x01'::bytea]);
 UPDATE synclog.entry SET delta = '\x0102000000'
  WHERE doc_id = (SELECT doc_id FROM synclog.doc WHERE name = 'cr_delta') AND lsn = 1;
@@ -68,7 +68,7 @@ SELECT generation, state FROM synclog.log WHERE doc_id = (SELECT doc_id FROM syn
 
 -- A malformed item hash of a stored version: the next rotation that
 -- rewrites the key cannot take the old item out of the hash.
-SELECT synclog.create_doc('cr_item');
+SELECT synclog.create_doc('cr_item') IS NOT NULL AS created;
 SELECT synclog.append('cr_item', ARRAY['\x01', '\x02']::bytea[], ARRAY['\x01', '\x02']::bytea[]);
 SELECT synclog.compact('cr_item') IS NOT NULL AS rotated;
 UPDATE synclog.kv SET item_hash = '\x0000'
@@ -82,7 +82,7 @@ SELECT generation, head_lsn FROM synclog.status WHERE doc = 'cr_item';
 -- A malformed client watermark: an append of that client whose newest
 -- entry was folded (its retry check reads the watermark), and the
 -- snapshot's watermarks (snapshot_clients, snapshot_info, recompute_hash).
-SELECT synclog.create_doc('cr_wm');
+SELECT synclog.create_doc('cr_wm') IS NOT NULL AS created;
 SELECT synclog.append('cr_wm', ARRAY['\x01'::bytea], ARRAY['\x01'::bytea], 'phone', 1);
 SELECT synclog.append('cr_wm', ARRAY['\x02'::bytea], ARRAY['\x02'::bytea], 'tablet', 1);
 SELECT synclog.compact('cr_wm') AS wm_log \gset

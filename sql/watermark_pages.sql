@@ -2,7 +2,7 @@
 -- snapshot_info and recompute_hash (through snapshot_clients) page past the
 -- first 1,000 and return each watermark exactly once, in client id order.
 
-SELECT synclog.create_doc('wp');
+SELECT synclog.create_doc('wp') IS NOT NULL AS created;
 -- 2,500 clients: two full pages and a partial one.  Client ids sort as
 -- their numbers; each client's seq and LSN follow from its number.
 SELECT count(synclog.append('wp', ARRAY[int4send(i % 7)], ARRAY[int4send(i)],
