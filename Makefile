@@ -48,7 +48,7 @@ SHLIB_LINK = -lxxhash
 REGRESS = delta hash vectors docs append read compact snapshot gc policy retention access access_confine clients corruption watermark_pages arguments
 REGRESS_OPTS = --load-extension=synclog
 
-ISOLATION = append_rotate rotate_rotate retry_race append_rotate_more append_drop append_rr gc_read ack_gc compact_due_race policy_append gc_forget append_truncate grant_stale rotate_fairness rotate_passes compact_due_cancel
+ISOLATION = append_rotate rotate_rotate retry_race append_rotate_more append_drop append_rr gc_read ack_gc compact_due_race policy_append gc_forget append_truncate grant_stale rotate_fairness rotate_passes compact_due_cancel drop_races
 # Specs that need a test build (synclog.debug_pause_at): run with
 # `make installcheck SYNCLOG_TEST_HOOKS=1`, as CI does.
 ISOLATION_HOOKS = rotate_retry
