@@ -41,6 +41,7 @@ bool		synclog_worker_paused = false;
 bool		synclog_vacuum_after_gc = true;
 int			synclog_debug_rotation_delay_ms = 0;
 #ifdef SYNCLOG_TEST_HOOKS
+int			synclog_debug_hint_block = -1;
 static char *synclog_debug_pause_at = NULL;
 static int	pause_arrivals = 0;
 #endif
@@ -267,6 +268,14 @@ define_settings(void)
 							   "",
 							   PGC_SUSET, GUC_NOT_IN_SAMPLE,
 							   NULL, assign_pause_at, NULL);
+	DefineCustomIntVariable("synclog.debug_hint_block",
+							"Testing only: the block an append looks in first for a document's row it remembers.",
+							"-1 leaves the remembered place alone.  Lets a test send the look past "
+							"the end of synclog.doc, as after a truncation.",
+							&synclog_debug_hint_block,
+							-1, -1, INT_MAX,
+							PGC_SUSET, GUC_NOT_IN_SAMPLE,
+							NULL, NULL, NULL);
 #endif
 
 	MarkGUCPrefixReserved("synclog");

@@ -71,6 +71,7 @@ extern int	synclog_debug_rotation_delay_ms;
  * backend go on (see sl_test_pause in synclog.c).  Nothing in other builds.
  */
 #ifdef SYNCLOG_TEST_HOOKS
+extern int	synclog_debug_hint_block;
 #define SL_TEST_PAUSE_LOCK_KEY	21324	/* 'S' 'L' */
 extern void sl_test_pause(const char *point);
 #define SL_TEST_PAUSE(point)	sl_test_pause(point)
