@@ -1,6 +1,7 @@
 -- Argument checks that the other files reach only in part: a NULL in the
 -- second or later place of a check, a NULL hash state, a duplicate key in
--- a client's encoded delta, and a long key in a message (shown cut).
+-- a client's encoded delta, and a long key in a message (shown cut).  And
+-- the drop guard, which lets a DROP EXTENSION of other extensions through.
 
 \set VERBOSITY sqlstate
 SELECT synclog.hash_add_data(NULL, '\x01', '\x01');
@@ -23,4 +24,11 @@ SELECT synclog.decode_delta('\x0102000000010000006b0100000076010000006b010000007
 SELECT synclog.encode_delta(ARRAY[decode(repeat('ab', 40), 'hex'), decode(repeat('ab', 40), 'hex')],
 							ARRAY['\x01', '\x02']::bytea[]);
 SELECT head_lsn FROM synclog.status WHERE doc = 'arg';
+
+-- With a document in the database, the guard stops only synclog's drop.
+DROP EXTENSION IF EXISTS regress_no_such_extension;
+DROP EXTENSION IF EXISTS regress_no_such_extension, regress_nor_this_one RESTRICT;
+\set VERBOSITY sqlstate
+DROP EXTENSION IF EXISTS regress_no_such_extension, synclog;
+\set VERBOSITY default
 SELECT synclog.drop_doc('arg');
