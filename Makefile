@@ -40,6 +40,12 @@ PG_CPPFLAGS = -I$(srcdir)/src -I$(srcdir)/src/core
 ifdef SYNCLOG_TEST_HOOKS
 PG_CPPFLAGS += -DSYNCLOG_TEST_HOOKS
 endif
+# `make SYNCLOG_COVERAGE=1`: an unoptimized build instrumented for gcov
+# (`make coverage` builds this way; see test/coverage.sh).
+ifdef SYNCLOG_COVERAGE
+PROFILE += --coverage
+COPT += -O0
+endif
 # PostgreSQL's own headers have unused parameters in inline functions.
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter
 SHLIB_LINK = -lxxhash
@@ -47,25 +53,43 @@ SHLIB_LINK = -lxxhash
 # PGXS tracks no header dependencies: every object depends on the shared headers.
 $(OBJS): src/synclog.h src/core/synclog_core.h
 
-REGRESS = delta hash vectors docs append read compact snapshot gc policy retention access access_confine clients protocol2 forget monitor
+REGRESS = delta hash vectors docs append read compact snapshot gc policy retention access access_confine clients protocol2 forget monitor corruption watermark_pages arguments
 REGRESS_OPTS = --load-extension=synclog
 
-ISOLATION = append_rotate rotate_rotate retry_race append_rotate_more append_drop append_rr gc_read ack_gc compact_due_race policy_append gc_forget append_truncate grant_stale rotate_fairness read2_groups forget_append
+ISOLATION = append_rotate rotate_rotate retry_race append_rotate_more append_drop append_rr gc_read ack_gc compact_due_race policy_append gc_forget append_truncate grant_stale rotate_fairness read2_groups forget_append rotate_passes compact_due_cancel drop_races
+# Specs that need a test build (synclog.debug_pause_at, debug_hint_block): run with
+# `make installcheck SYNCLOG_TEST_HOOKS=1`, as CI does.
+ISOLATION_HOOKS = rotate_retry append_hint
+ifdef SYNCLOG_TEST_HOOKS
+ISOLATION += $(ISOLATION_HOOKS)
+endif
 ISOLATION_OPTS = --load-extension=synclog --inputdir=test/isolation --outputdir=test/isolation
 
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 
 EXTRA_CLEAN = results regression.diffs regression.out test/isolation/results \
-	test/isolation/output_iso test/isolation/regression.*
+	test/isolation/output_iso test/isolation/regression.* \
+	src/*.gcno src/*.gcda src/core/*.gcno src/core/*.gcda coverage
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-.PHONY: check-core bench
+.PHONY: check-core bench coverage
 check-core:
 	$(MAKE) -C test/core check
+
+# `make coverage`: build with gcov, install, run the suites on a throw-away
+# cluster and print each file's line and branch coverage (test/coverage.sh);
+# fails below the floors.  COVERAGE_SUITES picks suites (core regress
+# isolation tap).  It installs the instrumented build into PG_CONFIG's
+# PostgreSQL.
+COVERAGE_MIN_LINES ?= 0
+COVERAGE_MIN_BRANCHES ?= 0
+coverage:
+	PG_CONFIG=$(PG_CONFIG) COVERAGE_MIN_LINES=$(COVERAGE_MIN_LINES) \
+	COVERAGE_MIN_BRANCHES=$(COVERAGE_MIN_BRANCHES) bash test/coverage.sh
 
 bench:
 	bash test/bench/run.sh

@@ -830,6 +830,11 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 
 	text_to_cstring_buffer(doc, name, sizeof(name));
 	h = find_hint(name);
+#ifdef SYNCLOG_TEST_HOOKS
+	/* Test hook: move the remembered row to another block (append_hint.spec). */
+	if (h != NULL && synclog_debug_hint_block >= 0)
+		ItemPointerSetBlockNumber(&h->tid, (BlockNumber) synclog_debug_hint_block);
+#endif
 	row = lock_and_read(docrel, doc, h != NULL ? &h->tid : NULL,
 						IsolationUsesXactSnapshot());
 	doc_id = DatumGetInt64(heap_getattr(row, hot.d_doc_id, desc, &isnull));

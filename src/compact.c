@@ -584,6 +584,7 @@ sl_compact_doc(text *doc, const char *new_log, SlRotation *stats)
 	for (;;)
 	{
 		sl_find_doc(doc, &d, false);
+		SL_TEST_PAUSE("rotation_between_reads");
 		if (lock_chain(&d, &generation, &hash))
 			break;
 		/* A concurrent rotation committed between our reads: look again. */

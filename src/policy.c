@@ -254,13 +254,18 @@ rotate_one_guarded(const char *name)
 
 		MemoryContextSwitchTo(oldcontext);
 		edata = CopyErrorData();
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
-			edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
-			PG_RE_THROW();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcontext);
 		CurrentResourceOwner = oldowner;
+		/*
+		 * Re-raised only now, outside the subtransaction: raised inside it,
+		 * the error would leave the session in a failed transaction block
+		 * even after an autocommit statement.
+		 */
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+			edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
+			ReThrowError(edata);
 		/* The cause goes into the detail, as postgres_fdw reports libpq's. */
 		ereport(WARNING,
 				(errcode(edata->sqlerrcode),

@@ -16,6 +16,7 @@
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -48,6 +49,11 @@ bool		synclog_vacuum_after_gc = true;
 int			synclog_debug_rotation_delay_ms = 0;
 int			synclog_max_group_kb = 256 * 1024;
 bool		synclog_debug_fail_vacuum = false;
+#ifdef SYNCLOG_TEST_HOOKS
+int			synclog_debug_hint_block = -1;
+static char *synclog_debug_pause_at = NULL;
+static int	pause_arrivals = 0;
+#endif
 
 void		_PG_init(void);
 
@@ -64,6 +70,36 @@ void		_PG_init(void);
 
 StaticAssertDecl((int64) MAX_DELTA_SIZE_LIMIT_KB * 1024 * 2 + 2 < MaxAllocSize,
 				 "a delta of the largest allowed size must fit MaxAllocSize as hex");
+
+#ifdef SYNCLOG_TEST_HOOKS
+/* Setting "synclog.debug_pause_at" starts the count of arrivals afresh. */
+static void
+assign_pause_at(const char *newval, void *extra)
+{
+	pause_arrivals = 0;
+}
+
+/*
+ * SL_TEST_PAUSE(point), in test builds: when "synclog.debug_pause_at" names
+ * this point, the backend's n-th arrival there (counted since the setting
+ * was set) takes the advisory lock (SL_TEST_PAUSE_LOCK_KEY, n) in share
+ * mode until the end of its transaction.  A test that holds that lock
+ * (pg_advisory_lock(21324, n)) stops the backend there, sees it wait as a
+ * lock wait (as the isolation tester does), does what it wants to race it,
+ * and lets it go on by releasing the lock.  Arrivals whose lock nobody
+ * holds go straight through.
+ */
+void
+sl_test_pause(const char *point)
+{
+	if (synclog_debug_pause_at == NULL || strcmp(synclog_debug_pause_at, point) != 0)
+		return;
+	pause_arrivals++;
+	(void) DirectFunctionCall2(pg_advisory_xact_lock_shared_int4,
+							   Int32GetDatum(SL_TEST_PAUSE_LOCK_KEY),
+							   Int32GetDatum(pause_arrivals));
+}
+#endif
 
 /* Every synclog.* setting, with its default, range and unit. */
 static void
@@ -264,6 +300,21 @@ define_settings(void)
 							 false,
 							 PGC_SIGHUP, GUC_NOT_IN_SAMPLE,
 							 NULL, NULL, NULL);
+	DefineCustomStringVariable("synclog.debug_pause_at",
+							   "Testing only: the point in the code where this backend waits for a test's advisory lock.",
+							   "See sl_test_pause in synclog.c.",
+							   &synclog_debug_pause_at,
+							   "",
+							   PGC_SUSET, GUC_NOT_IN_SAMPLE,
+							   NULL, assign_pause_at, NULL);
+	DefineCustomIntVariable("synclog.debug_hint_block",
+							"Testing only: the block an append looks in first for a document's row it remembers.",
+							"-1 leaves the remembered place alone.  Lets a test send the look past "
+							"the end of synclog.doc, as after a truncation.",
+							&synclog_debug_hint_block,
+							-1, -1, INT_MAX,
+							PGC_SUSET, GUC_NOT_IN_SAMPLE,
+							NULL, NULL, NULL);
 #endif
 
 	MarkGUCPrefixReserved("synclog");

@@ -72,6 +72,20 @@ extern int	synclog_debug_rotation_delay_ms;
 extern int	synclog_max_group_kb;
 extern bool synclog_debug_fail_vacuum;
 
+/*
+ * Test builds only (make SYNCLOG_TEST_HOOKS=1): SL_TEST_PAUSE("point")
+ * waits at a point named by "synclog.debug_pause_at" until a test lets the
+ * backend go on (see sl_test_pause in synclog.c).  Nothing in other builds.
+ */
+#ifdef SYNCLOG_TEST_HOOKS
+extern int	synclog_debug_hint_block;
+#define SL_TEST_PAUSE_LOCK_KEY	21324	/* 'S' 'L' */
+extern void sl_test_pause(const char *point);
+#define SL_TEST_PAUSE(point)	sl_test_pause(point)
+#else
+#define SL_TEST_PAUSE(point)	((void) 0)
+#endif
+
 /* Log states as stored in synclog.log.state. */
 #define SL_LOG_ACTIVE		"active"
 #define SL_LOG_PREVIOUS		"previous"

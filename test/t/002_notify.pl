@@ -7,24 +7,46 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(time sleep);
 
 my $node = PostgreSQL::Test::Cluster->new('notify');
 $node->init;
 $node->start;
 $node->safe_psql('postgres', q{CREATE EXTENSION synclog});
 
-# Returns the notifications a listening session has received, as
-# [channel, payload] pairs.
+# The notifications a listening session has received since the last call,
+# as [channel, payload] pairs.  Whatever it counts, it counts once
+# delivery has caught up: it sends a NOTIFY on a sentinel channel (the
+# listener listens to it too) and reads until the sentinel arrives.  A
+# listener gets notifications in commit order, so by then it has every one
+# committed before; "no notification" is never a matter of waiting long
+# enough.
+my $sentinel = 0;
+
 sub received
 {
 	my ($session) = @_;
-	my $out = $session->query_safe('SELECT 1');
 	my @n;
-	while ($out =~ /Asynchronous notification "([^"]+)" with payload "(.*)" received/g)
+	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+	$sentinel++;
+	$node->safe_psql('postgres', "NOTIFY synclog_test_sentinel, '$sentinel'");
+	while (time < $deadline)
 	{
-		push @n, [ $1, $2 ];
+		my $out = $session->query_safe('SELECT 1');
+		while ($out =~ /Asynchronous notification "([^"]+)" with payload "(.*)" received/g)
+		{
+			if ($1 ne 'synclog_test_sentinel')
+			{
+				push @n, [ $1, $2 ];
+			}
+			elsif ($2 eq $sentinel)
+			{
+				return @n;
+			}
+		}
+		sleep 0.05;
 	}
-	return @n;
+	die "sentinel notification $sentinel did not arrive";
 }
 
 my $listener = $node->background_psql('postgres');
@@ -32,6 +54,7 @@ my $doc = 'notes';
 my $channel = $node->safe_psql('postgres', "SELECT synclog.channel('$doc')");
 like($channel, qr/^synclog_[0-9a-f]{32}$/, 'channel is a plain identifier');
 $listener->query_safe(qq{LISTEN "$channel"});
+$listener->query_safe(q{LISTEN synclog_test_sentinel});
 
 my $log1 = $node->safe_psql('postgres', "SELECT synclog.create_doc('$doc')");
 $node->safe_psql('postgres', "SELECT synclog.append('$doc', ARRAY['\\x01']::bytea[], ARRAY['\\x02']::bytea[])");

@@ -15,6 +15,11 @@
 #
 # Also runs the offline durability unit test of the client's files
 # (test/client: torn writes at every byte offset).
+#
+# The random choices (the writer's workload, the moments of the random
+# kills) come from one seed, printed at the start; SYNCLOG_TEST_SEED=N
+# replays them.  The writer runs until the worker has made enough
+# rotations, however long that takes, not for a fixed time.
 use strict;
 use warnings;
 use POSIX qw(:sys_wait_h);
@@ -22,8 +27,14 @@ use Time::HiRes qw(time sleep);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use SynclogWorker;
 
 my $t_start = time;
+my $seed = $ENV{SYNCLOG_TEST_SEED} // int(rand(2**31));
+srand($seed);
+diag("random seed $seed (replay with SYNCLOG_TEST_SEED=$seed)");
 my $top = $ENV{TESTDIR} or die "TESTDIR is not set";
 my $bin = "$top/src/client/synclog-follow";
 ok(-x $bin, "the client is built ($bin)") or BAIL_OUT("build the client first: make");
@@ -210,12 +221,16 @@ open(my $fh, '>', $script) or die;
 print $fh q{\set d random(1, 5)
 \set k random(1, 300)
 \set del random(0, 9)
-SELECT synclog.append('doc' || :d, ARRAY[int4send(:k), int4send(:k + 1000)], ARRAY[CASE WHEN :del = 0 THEN NULL ELSE convert_to(md5(random()::text), 'UTF8') END, int8send(:k)], 'writer' || :d, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint);
+\set v random(1, 1000000000)
+SELECT synclog.append('doc' || :d, ARRAY[int4send(:k), int4send(:k + 1000)], ARRAY[CASE WHEN :del = 0 THEN NULL ELSE convert_to(md5(:v::text), 'UTF8') END, int8send(:k)], 'writer' || :d, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint);
 };
 close($fh);
-my $writer_secs = 30;
+# The writer runs until the file $writer_stop exists (at most 10 minutes).
+my $writer_stop = "$work/writer.stop";
 my $writer_log = "$work/writer.log";
-# pgbench in a loop: should the server restart under it, a new run takes over.
+# pgbench in a loop: should the server restart under it, a new run takes
+# over.  Each run's workload follows from the test's seed and the run's
+# number.
 my $writer = fork();
 die "fork: $!" unless defined $writer;
 if ($writer == 0)
@@ -223,16 +238,15 @@ if ($writer == 0)
 	$ENV{PGOPTIONS} = '-c synclog.notify_append=on';
 	open(STDOUT, '>>', $writer_log) or die;
 	open(STDERR, '>&', \*STDOUT) or die;
-	my $deadline = time + $writer_secs;
-	while ((my $left = int($deadline - time)) > 0)
+	my $deadline = time + 600;
+	for (my $run = 0; !-e $writer_stop && time < $deadline; $run++)
 	{
-		system('pgbench', '-n', '-f', $script, '-c', '1', '-R', '60', '-T', $left,
-			'-h', $node->host, '-p', $node->port, 'postgres');
-		sleep 0.5;
+		system('pgbench', '-n', '-f', $script, '-c', '1', '-R', '60', '-T', '2',
+			'--random-seed', $seed + $run, '-h', $node->host, '-p', $node->port, 'postgres');
+		sleep 0.5 if $? != 0;
 	}
 	POSIX::_exit(0);
 }
-my $t_writer = time;
 
 
 # --- disturbances -----------------------------------------------------------
@@ -328,6 +342,11 @@ for my $i (2, 13)
 }
 
 # --- let the writer finish, then converge ---------------------------------
+# Enough rotations under the clients, however long they take.
+ok($node->poll_query_until('postgres', 'SELECT rotations >= 5 * 5 FROM synclog.stats_total'),
+	'the worker rotated at least 5 times per document while the clients followed');
+open(my $stop_fh, '>', $writer_stop) or die "$writer_stop: $!";
+close($stop_fh);
 waitpid($writer, 0);
 my $w_out = slurp_file($writer_log);
 note("writer: $w_out");
@@ -335,14 +354,12 @@ like($w_out, qr/number of transactions actually processed: \d+/, 'the writer ran
 # The clients would ride out a server restart, but a crash is a server bug.
 my $crashes = () = slurp_file($node->logfile) =~ /terminated by signal/g;
 is($crashes, 0, 'the server did not crash during the run');
-my $rotations = query('SELECT rotations FROM synclog.stats_total');
-cmp_ok($rotations, '>=', 5 * 5, "the worker rotated while the clients followed ($rotations rotations)");
 
 # Stop the worker (nothing may be collected under the clients from now on),
 # rotate each document one last time so that its current log starts at its
 # head, and wait for every client to get there.
 query(q{ALTER SYSTEM SET synclog.worker_paused = on; SELECT pg_reload_conf();});
-sleep 2;
+wait_two_rounds($node);
 query(q{SELECT synclog.compact(doc) FROM synclog.status WHERE active_entries > 0});
 ok( $node->poll_query_until('postgres', qq{
 		SELECT count(*) = $nclients FROM synclog.client_pos c JOIN synclog.doc_head d USING (doc_id)
