@@ -139,11 +139,11 @@ static slcl_rc
 reset_db(slcl_client *c, const char *why)
 {
 	char		msg[1200];
-	int			created;
 
 	snprintf(msg, sizeof(msg), "%s", why);
 	slcli_store_close(c);
 	c->db_corrupt = 0;
+	c->downloading = 0;
 	if (slcli_remove_file(c, SLCLI_DB_NAME) != 0 || slcli_remove_file(c, SLCLI_DB_NAME "-wal") != 0 ||
 		slcli_remove_file(c, SLCLI_DB_NAME "-shm") != 0)
 		return SLCL_ERR_IO;
@@ -155,7 +155,7 @@ reset_db(slcl_client *c, const char *why)
 	c->stats.repairs++;
 	slcli_emit_simple(c, SLCL_EV_CORRUPT, "replica database damaged (%s): discarding the replica, will download", msg);
 	c->need_download = SLCL_DL_LOCAL_CORRUPT;
-	return slcli_store_open(c, &created);
+	return SLCL_OK;
 }
 
 /* A damaged state (position or items): drop it, keep the database. */
@@ -168,16 +168,15 @@ drop_damaged(slcl_client *c, const char *why)
 	return slcli_store_drop_state(c);
 }
 
-/* Load and check the replica; 1 when SQLite found the file damaged. */
+/* Load and check the replica (a damaged state is dropped). */
 static slcl_rc
-load_checked(slcl_client *c, int *corrupt)
+load_checked(slcl_client *c)
 {
 	char		why[256];
 	int			damaged = 0;
 	int			ok = 1;
 	slcl_rc		rc;
 
-	*corrupt = 0;
 	rc = slcli_store_load(c, &damaged, why, sizeof(why));
 	if (rc == SLCL_OK && !damaged && c->cur.have && c->opt.open_check)
 	{
@@ -185,58 +184,31 @@ load_checked(slcl_client *c, int *corrupt)
 		damaged = !ok;
 	}
 	if (rc != SLCL_OK)
-	{
-		*corrupt = c->db_corrupt;
 		return rc;
-	}
 	if (damaged)
 		return drop_damaged(c, why);
 	return SLCL_OK;
 }
 
+/*
+ * Open the database and bring it to a consistent replica: check it,
+ * convert an old-format directory, pick up a download in progress, delete
+ * what old generations a crash left.  On a damaged file c->db_corrupt is
+ * set and the caller starts over with an empty one.
+ */
 static slcl_rc
-open_local(slcl_client *c)
+open_db(slcl_client *c)
 {
-	char		path[4096];
 	int			created = 0;
-	int			corrupt = 0;
 	int			dl;
 	int			left = 1;
 	int64_t		retired;
 	slcl_rc		rc;
 
-	if (mkdir_p(c->dir) != 0)
-		return slcli_fail_errno(c, "could not create directory", c->dir);
-	slcli_path_of(c, "lock", path, sizeof(path));
-	c->lockfd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
-	if (c->lockfd < 0)
-		return slcli_fail_errno(c, "could not open", path);
-	if (flock(c->lockfd, LOCK_EX | LOCK_NB) != 0)
-	{
-		if (errno == EWOULDBLOCK)
-			return slcli_fail(c, SLCL_ERR_LOCKED, "directory \"%s\" is in use by another process", c->dir);
-		return slcli_fail_errno(c, "could not lock", path);
-	}
-	rc = load_client_id(c);
-	if (rc != SLCL_OK)
-		return rc;
-	if (slcli_remove_file(c, "client_id.tmp"))
-		return SLCL_ERR_IO;
-
+	c->downloading = 0;
 	rc = slcli_store_open(c, &created);
 	if (rc == SLCL_OK)
-		rc = load_checked(c, &corrupt);
-	else
-		corrupt = c->db_corrupt;
-	if (rc != SLCL_OK && corrupt)
-	{
-		char		why[sizeof(c->err)];
-
-		memcpy(why, c->err, sizeof(why));
-		rc = reset_db(c, why);
-		if (rc == SLCL_OK)
-			rc = load_checked(c, &corrupt);
-	}
+		rc = load_checked(c);
 	if (rc != SLCL_OK)
 		return rc;
 
@@ -257,9 +229,7 @@ open_local(slcl_client *c)
 		slcli_emit_simple(c, SLCL_EV_REPAIR, "damaged download progress discarded: the download starts over");
 		rc = slcli_store_begin(c);
 		if (rc == SLCL_OK)
-			rc = slcli_store_clear_download(c);
-		if (rc == SLCL_OK)
-			rc = slcli_store_commit(c);
+			rc = slcli_store_finish(c, slcli_store_clear_download(c));
 		if (rc != SLCL_OK)
 			return rc;
 		dl = 0;
@@ -290,6 +260,45 @@ open_local(slcl_client *c)
 				   c->dl_log, (long long) c->dl_base, slcl_reason_name(c->dl_reason),
 				   (long long) c->dl_rows, (long long) c->dl_bytes);
 	}
+	return SLCL_OK;
+}
+
+static slcl_rc
+open_local(slcl_client *c)
+{
+	char		path[4096];
+	slcl_rc		rc;
+
+	if (mkdir_p(c->dir) != 0)
+		return slcli_fail_errno(c, "could not create directory", c->dir);
+	slcli_path_of(c, "lock", path, sizeof(path));
+	c->lockfd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+	if (c->lockfd < 0)
+		return slcli_fail_errno(c, "could not open", path);
+	if (flock(c->lockfd, LOCK_EX | LOCK_NB) != 0)
+	{
+		if (errno == EWOULDBLOCK)
+			return slcli_fail(c, SLCL_ERR_LOCKED, "directory \"%s\" is in use by another process", c->dir);
+		return slcli_fail_errno(c, "could not lock", path);
+	}
+	rc = load_client_id(c);
+	if (rc != SLCL_OK)
+		return rc;
+	if (slcli_remove_file(c, "client_id.tmp"))
+		return SLCL_ERR_IO;
+
+	rc = open_db(c);
+	if (rc != SLCL_OK && c->db_corrupt)
+	{
+		char		why[sizeof(c->err)];
+
+		memcpy(why, c->err, sizeof(why));
+		rc = reset_db(c, why);
+		if (rc == SLCL_OK)
+			rc = open_db(c);
+	}
+	if (rc != SLCL_OK)
+		return rc;
 	if (!c->cur.have)
 	{
 		if (!c->downloading)

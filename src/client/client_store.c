@@ -193,6 +193,45 @@ pos_chk(const slcl_client *c, const slcli_pos *p, int64_t next_gen)
 	return (int64_t) v;
 }
 
+/*
+ * The tables' definitions, as SQLite keeps them (sqlite_master.sql, in
+ * name order), into out: the schema made in a scratch in-memory database
+ * (db NULL), or the one in db.
+ */
+static int
+schema_text(sqlite3 *db, buf *out)
+{
+	sqlite3    *mem = NULL;
+	sqlite3_stmt *s = NULL;
+	int			rc;
+
+	out->len = 0;
+	if (db == NULL)
+	{
+		if (sqlite3_open_v2(":memory:", &mem, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+			sqlite3_exec(mem, schema_sql, NULL, NULL, NULL) != SQLITE_OK)
+		{
+			sqlite3_close(mem);
+			return -1;
+		}
+		db = mem;
+	}
+	rc = sqlite3_prepare_v2(db, "SELECT name, sql FROM sqlite_master ORDER BY name", -1, &s, NULL);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW)
+	{
+		const char *n = (const char *) sqlite3_column_text(s, 0);
+		const char *q = (const char *) sqlite3_column_text(s, 1);
+
+		if (buf_lp(out, n ? n : "", n ? strlen(n) : 0) || buf_lp(out, q ? q : "", q ? strlen(q) : 0))
+			rc = SQLITE_NOMEM;
+		else
+			rc = SQLITE_OK;
+	}
+	sqlite3_finalize(s);
+	sqlite3_close(mem);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
 slcl_rc
 slcli_store_open(slcl_client *c, int *created)
 {
@@ -234,6 +273,31 @@ slcli_store_open(slcl_client *c, int *created)
 		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
 		return r;
 	}
+	{
+		buf			want = {0},
+					have = {0};
+		int			e1 = schema_text(NULL, &want);
+		int			e2 = schema_text(c->db, &have);
+
+		if (e2 != 0)
+			r = slcli_db_fail(c, "could not read the schema");
+		else if (e1 != 0)
+			r = slcli_fail(c, SLCL_ERR_NOMEM, "out of memory");
+		else if (want.len != have.len || memcmp(want.p, have.p, want.len) != 0)
+		{
+			/* tables that are not as this client makes them: damaged */
+			c->db_corrupt = 1;
+			r = slcli_fail(c, SLCL_ERR_IO, "replica database \"%s\": its tables are not the ones of format %d",
+						   path, SLCLI_DB_FORMAT);
+		}
+		free(want.p);
+		free(have.p);
+		if (r != SLCL_OK)
+		{
+			sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+			return r;
+		}
+	}
 	s = slcli_store_prepare(c, "SELECT format, doc FROM meta WHERE id = 1");
 	if (s == NULL)
 	{
@@ -259,6 +323,21 @@ slcli_store_open(slcl_client *c, int *created)
 		slcli_pos	none;
 
 		memset(&none, 0, sizeof(none));
+		sqlite3_finalize(s);
+		/* no position row: a new database, unless anything else is there */
+		s = slcli_store_prepare(c, "SELECT (SELECT count(*) FROM meta) + (SELECT count(*) FROM download) + "
+								"EXISTS (SELECT 1 FROM item)");
+		if (s == NULL || sqlite3_step(s) != SQLITE_ROW || sqlite3_column_int64(s, 0) != 0)
+		{
+			if (s != NULL)
+			{
+				c->db_corrupt = 1;
+				slcli_fail(c, SLCL_ERR_IO, "replica database \"%s\": rows without a position row", path);
+				sqlite3_finalize(s);
+			}
+			sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+			return SLCL_ERR_IO;
+		}
 		sqlite3_finalize(s);
 		s = slcli_store_prepare(c, "INSERT INTO meta (id, format, doc, chk, next_gen) VALUES (1, ?1, ?2, ?3, 1)");
 		if (s == NULL)
@@ -862,6 +941,14 @@ slcli_store_retire(slcl_client *c, int *left)
 		r = slcli_db_fail(c, "could not delete an old generation");
 		slcli_store_rollback(c);
 		return r;
+	}
+	if (sqlite3_changes(c->db) == 0)
+	{
+		/* rows that can be found but not deleted: a damaged index */
+		slcli_store_rollback(c);
+		c->db_corrupt = 1;
+		return slcli_fail(c, SLCL_ERR_IO, "replica database \"%s/%s\": generation %lld cannot be deleted",
+						  c->dir, SLCLI_DB_NAME, (long long) gen);
 	}
 	c->stats.retired_rows += sqlite3_changes(c->db);
 	r = slcli_store_commit(c);
