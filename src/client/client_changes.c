@@ -76,7 +76,7 @@ slcli_changes_emit(slcl_client *c)
 	size_t		n = 0;
 	slcl_change *arr = NULL;
 
-	if (c->chg.len == 0 || c->opt.on_event == NULL)
+	if (c->chg.len == 0 || c->opt.on_event == NULL || !c->opt.changes)
 	{
 		slcli_changes_reset(c);
 		return;

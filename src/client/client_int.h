@@ -22,6 +22,7 @@
  *                      follower writes)
  *   client_changes.c   the change feed: changed keys per group, and the
  *                      difference a download makes
+ *   client_pagefile.c  the page file of a page-store document
  *   client_events.c    error messages, events, debug points, accessors
  *   client_util.c      clock, random ids, hex, one-line messages, paths
  *
@@ -316,6 +317,7 @@ struct slcl_client
 	char	   *dir;
 	char	   *client_id;
 	char	   *debug_point;
+	char	   *page_file;		/* options.page_file, owned */
 	int			debug_fired;
 	int			lockfd;
 	char		channel[64];
@@ -370,6 +372,7 @@ struct slcl_client
 	 */
 	buf			chg;
 	int			chg_open;		/* a group has changes not yet closed */
+	int			installed;		/* the open transaction installs a state */
 
 	slcl_reader *reader;		/* slcl_client_reader's, opened on demand */
 	buf			rec;			/* scratch */
@@ -442,6 +445,10 @@ extern int	slcli_changes_key(slcl_client *c, uint8_t ns, const uint8_t *key, siz
 extern int	slcli_changes_group_end(slcl_client *c, int64_t lsn);
 extern void slcli_changes_emit(slcl_client *c);
 extern slcl_rc slcli_changes_diff(slcl_client *c, int64_t old_gen, int64_t new_gen);
+
+/* client_pagefile.c */
+extern slcl_rc slcli_pagefile_sync(slcl_client *c);
+extern slcl_rc slcli_pagefile_commit(slcl_client *c, const slcli_pos *before, int whole);
 
 /* client_legacy.c */
 extern int	slcli_legacy_present(slcl_client *c);

@@ -299,6 +299,9 @@ open_local(slcl_client *c)
 	}
 	if (rc != SLCL_OK)
 		return rc;
+	rc = slcli_pagefile_sync(c);
+	if (rc != SLCL_OK)
+		return rc;
 	if (!c->cur.have)
 	{
 		if (!c->downloading)
@@ -357,18 +360,20 @@ slcl_open(const slcl_options *o, slcl_client **out)
 	c->doc = strdup(o->doc);
 	c->dir = strdup(o->dir);
 	c->debug_point = dup_or_null(o->debug_point);
+	c->page_file = dup_or_null(o->page_file);
 	c->client_id = dup_or_null(o->client_id);
 	slc_hash_init(&c->cur.hash);
 	c->committed = c->cur;
 	if (c->doc == NULL || c->dir == NULL ||
 		(o->dsn && c->dsn == NULL) || (o->debug_point && c->debug_point == NULL) ||
-		(o->client_id && c->client_id == NULL))
+		(o->client_id && c->client_id == NULL) || (o->page_file && c->page_file == NULL))
 	{
 		slcl_close(c);
 		snprintf(open_error, sizeof(open_error), "out of memory");
 		return SLCL_ERR_NOMEM;
 	}
 	c->opt.dsn = c->opt.doc = c->opt.dir = c->opt.client_id = c->opt.debug_point = NULL;
+	c->opt.page_file = c->page_file;
 	c->doclen = strlen(c->doc);
 	c->channel[0] = '\0';		/* asked from the server on connect */
 	rc = open_local(c);
@@ -400,5 +405,6 @@ slcl_close(slcl_client *c)
 	free(c->dir);
 	free(c->client_id);
 	free(c->debug_point);
+	free(c->page_file);
 	free(c);
 }

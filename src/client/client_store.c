@@ -540,6 +540,7 @@ slcli_store_rollback(slcl_client *c)
 	(void) sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
 	c->in_txn = 0;
 	c->cur = c->committed;
+	c->installed = 0;
 	slcli_changes_reset(c);
 }
 
@@ -598,7 +599,17 @@ slcli_store_commit(slcl_client *c)
 		return r;
 	}
 	c->in_txn = 0;
-	c->committed = c->cur;
+	{
+		slcli_pos	before = c->committed;
+		int			whole = c->installed;
+
+		c->committed = c->cur;
+		c->installed = 0;
+		/* the page file follows; a failure there leaves it at its position */
+		r = slcli_pagefile_commit(c, &before, whole);
+		if (r != SLCL_OK)
+			slcli_emit_simple(c, SLCL_EV_WARNING, "%s", c->err);
+	}
 	slcli_changes_emit(c);
 	return SLCL_OK;
 }
@@ -735,7 +746,8 @@ slcli_store_apply_entry(slcl_client *c, int64_t gen, slc_hash *h, const slcli_en
 	slc_delta_reader rd;
 	slc_change	ch;
 	int			more;
-	int			track = c->opt.changes && c->opt.on_event && c->cur.have && gen == c->cur.gen;
+	int			track = ((c->opt.changes && c->opt.on_event) || c->opt.page_file) &&
+		c->cur.have && gen == c->cur.gen;
 	slcl_rc		r;
 
 	if (!c->in_txn)
@@ -867,6 +879,7 @@ slcli_store_install(slcl_client *c, int64_t gen, const char *log_id, int64_t lsn
 	c->cur.have = 1;
 	c->cur.gen = gen;
 	c->cur.hash = *h;
+	c->installed = 1;
 	return slcli_store_set_position(c, log_id, lsn, chain);
 }
 

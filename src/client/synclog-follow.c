@@ -45,6 +45,10 @@
  *                       watermark (KEYHEX is then the client id)
  *   --no-open-check     do not read every item on open (the position's
  *                       checksum is still checked)
+ *   --page-file PATH    the document is a page store (README): keep PATH a
+ *                       copy of the SQLite database it replicates, valid
+ *                       after every commit (SQLite's locks and rollback
+ *                       journal; a crash leaves the previous file)
  *   --progress / --no-progress   force the download progress bar on or off
  *   --debug-delay POINT:MS       testing: sleep MS at POINT (once)
  *   --debug-tamper      testing: silently alter the local state, then exit
@@ -429,7 +433,8 @@ usage(FILE *f)
 			"                      [--client-id ID] [--no-ack] [--quiet] [--poll MS]\n"
 			"                      [--min-interval MS] [--ack-interval MS] [--page-entries N]\n"
 			"                      [--page-bytes N] [--snapshot-rows N] [--changes]\n"
-			"                      [--no-open-check] [--progress|--no-progress] [--max-runtime S]\n"
+			"                      [--no-open-check] [--page-file PATH] [--progress|--no-progress]\n"
+			"                      [--max-runtime S]\n"
 			"                      [--debug-delay POINT:MS] [--debug-tamper] [--debug-damage]\n"
 			"       synclog-follow --doc DOC --dir DIR --export FILE|-\n");
 }
@@ -474,6 +479,7 @@ main(int argc, char **argv)
 		{"no-open-check", no_argument, NULL, 'O'},
 		{"export", required_argument, NULL, 'E'},
 		{"debug-damage", no_argument, NULL, 'Y'},
+		{"page-file", required_argument, NULL, 'F'},
 		{"progress", no_argument, NULL, 'P'},
 		{"no-progress", no_argument, NULL, 'N'},
 		{"max-runtime", required_argument, NULL, 'T'},
@@ -543,6 +549,9 @@ main(int argc, char **argv)
 				break;
 			case 'Y':
 				damage = 1;
+				break;
+			case 'F':
+				o.page_file = optarg;
 				break;
 			case 'P':
 				progress = 1;

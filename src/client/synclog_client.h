@@ -207,6 +207,12 @@ typedef struct slcl_options
 	int			changes;		/* 1: deliver SLCL_EV_CHANGES (default 0) */
 	int			cache_kib;		/* SQLite page cache of the handle (default
 								 * 8192) */
+	const char *page_file;		/* a document in the page-store profile
+								 * (README): keep this file a copy of the
+								 * SQLite database it replicates, updated
+								 * after every commit as an SQLite write
+								 * transaction (rollback journal, locks);
+								 * NULL (default): none */
 	volatile sig_atomic_t *interrupt;	/* if set and non-zero, long calls
 										 * return SLCL_ERR_INTERRUPTED */
 	slcl_event_fn on_event;		/* optional event callback */
@@ -223,7 +229,9 @@ typedef struct slcl_options
 	 * its install not committed), "download-installed" (the new state is
 	 * live, the old generation not yet deleted), "retire-batch" (a batch of
 	 * an old generation deleted, more left), "converted" (an old-format
-	 * directory converted, its old files not yet removed).
+	 * directory converted, its old files not yet removed), "pagefile-written"
+	 * (the page file's new pages written and synced, its journal not yet
+	 * deleted).
 	 */
 	const char *debug_point;
 	int			debug_delay_ms;

@@ -22,29 +22,21 @@ use Time::HiRes qw(time sleep);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use lib "$ENV{TESTDIR}/test/t";
+use SynclogClientTest;
 
 my $top = $ENV{TESTDIR} or die "TESTDIR is not set";
 my $bin = "$top/src/client/synclog-follow";
 ok(-x $bin, "the client is built ($bin)") or BAIL_OUT("build the client first: make");
 
-my $node = PostgreSQL::Test::Cluster->new('client_store');
-$node->init;
-$node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'synclog'
-synclog.naptime = 1
-synclog.rotate_entries = 0
-synclog.rotate_size = 0
-synclog.rotate_age = 0
-synclog.retention = 0
-synclog.retention_max = 0
-synclog.client_activity_window = '2s'
-});
-$node->start;
+my $node = sl_client_node('client_store',
+	'synclog.naptime' => 1, 'synclog.rotate_entries' => 0, 'synclog.rotate_size' => 0,
+	'synclog.rotate_age' => 0, 'synclog.retention' => 0, 'synclog.retention_max' => 0,
+	'synclog.client_activity_window' => "'2s'");
 my $dsn = $node->connstr('postgres');
 my $doc = 'store';
 
 $node->safe_psql('postgres', qq{
-CREATE EXTENSION synclog;
 SELECT synclog.create_doc('$doc');
 SELECT synclog.append('$doc', ARRAY[int4send(i)], ARRAY[convert_to(repeat(md5(i::text), 3), 'UTF8')], 'seed', i)
   FROM generate_series(1, 300) i;
@@ -76,37 +68,12 @@ my $dir = "$work/replica";
 my $fout = "$work/follow.out";
 my %pid;
 
-END
-{
-	kill 'KILL', values %pid if %pid;
-}
-
 sub start_follower
 {
-	my $child = fork();
-	die "fork: $!" unless defined $child;
-	if ($child == 0)
-	{
-		open(STDOUT, '>>', $fout) or die;
-		open(STDERR, '>&', \*STDOUT) or die;
-		exec($bin, '--dsn', $dsn, '--doc', $doc, '--dir', $dir, '--client-id', 'f1',
-			'--poll', '300', '--ack-interval', '500', '--no-progress', '--changes',
-			'--snapshot-rows', '7') or die "exec: $!";
-	}
-	$pid{follower} = $child;
+	$pid{follower} = sl_follow($fout, $bin, $dsn, $doc, $dir, 'f1', '--changes', '--snapshot-rows', '7');
 }
 
-sub wait_for
-{
-	my ($re, $timeout) = @_;
-	my $deadline = time + ($timeout // 60);
-	while (time < $deadline)
-	{
-		return 1 if -e $fout && slurp_file($fout) =~ $re;
-		sleep 0.1;
-	}
-	return 0;
-}
+sub wait_for { return sl_wait_lines($fout, $_[0], 1, $_[1]); }
 
 start_follower();
 ok(wait_for(qr/^download-done: .* hash=ok/m), 'the follower downloaded the document');
@@ -118,15 +85,8 @@ print $fh qq{\\set k random(1, 400)
 INSERT INTO wlog SELECT synclog.append('$doc', ARRAY[int4send(:k)], ARRAY[convert_to(md5(random()::text), 'UTF8')], 'writer', (extract(epoch FROM clock_timestamp()) * 1000000)::bigint), :k;
 };
 close($fh);
-my $writer = fork();
-die "fork: $!" unless defined $writer;
-if ($writer == 0)
-{
-	open(STDOUT, '>>', "$work/writer.log") or die;
-	open(STDERR, '>&', \*STDOUT) or die;
-	exec('pgbench', '-n', '-f', $script, '-c', '1', '-R', '80', '-T', '14', '-h', $node->host,
-		'-p', $node->port, 'postgres') or die;
-}
+my $writer = sl_spawn("$work/writer.log", 'pgbench', '-n', '-f', $script, '-c', '1', '-R', '80',
+	'-T', '14', '-h', $node->host, '-p', $node->port, 'postgres');
 $pid{writer} = $writer;
 
 # --- the reader ---------------------------------------------------------------
@@ -212,8 +172,7 @@ my $reader_rounds = sub {
 		}
 	});
 }
-waitpid($writer, 0);
-delete $pid{writer};
+sl_wait(delete $pid{writer});
 like(slurp_file("$work/writer.log"), qr/number of transactions actually processed: \d+/, 'the writer ran');
 cmp_ok($exports, '>=', 10, "the reader exported $exports snapshots while the follower ran");
 is($refused, 0, 'no export was refused (readers take no lock)');
@@ -316,9 +275,6 @@ is("$final->{log}:$final->{lsn}", "$cur_log:$cur_head", 'the follower reached th
 	ok($ordered, 'the feed is in LSN order');
 }
 
-kill 'TERM', $pid{follower};
-waitpid($pid{follower}, 0);
-is($? >> 8, 0, 'the follower exits cleanly');
-delete $pid{follower};
+is(sl_stop(delete $pid{follower}, 'TERM') >> 8, 0, 'the follower exits cleanly');
 $node->stop('fast');
 done_testing();
