@@ -62,6 +62,7 @@ smoke)
 	GC_STALE_K="500"			# gc without statistics: document sizes (keys)
 	SW_STATES_K="64 256"		# switch-over: state sizes (keys of 4 KiB)
 	CS_STATES_K="256"			# client store: state sizes (keys of 4 KiB)
+	CS_PAGES=256				# ... and pages of the page-file document
 	SC_BASE_DOCS=1000			# scale: the small population (baseline)
 	SC_DOCS=3000				# ... and the large one
 	ST_CYCLES=4					# steady state: rotate-and-collect cycles
@@ -85,6 +86,7 @@ quick)
 	GC_STALE_K="1000 4000"
 	SW_STATES_K="256 4096 16384"	# 1, 16, 64 MiB
 	CS_STATES_K="51200"			# 200 MiB
+	CS_PAGES=16384				# 64 MiB
 	SC_BASE_DOCS=1000
 	SC_DOCS=100000
 	ST_CYCLES=50
@@ -108,6 +110,7 @@ full)
 	GC_STALE_K="1000 4000 16000"
 	SW_STATES_K="256 4096 16384 65536"	# 1, 16, 64, 256 MiB
 	CS_STATES_K="51200 262144"	# 200 MiB, 1 GiB
+	CS_PAGES=65536				# 256 MiB
 	SC_BASE_DOCS=1000
 	SC_DOCS=100000
 	ST_CYCLES=50
