@@ -50,6 +50,20 @@
  *   stats     one row (id 1) of counters (slcl_stats), saved with every
  *             transaction, so they survive restarts and kill -9.
  *
+ * Applying the log (client_store.c): every change of the replica happens
+ * in a transaction of the writer connection, slcli_store_begin ...
+ * slcli_store_commit (or slcli_store_rollback; a failed commit rolls back
+ * by itself).  Inside one, slcli_store_apply_entry applies an entry to a
+ * generation and its hash (the live one: c->cur.gen, &c->cur.hash), and
+ * slcli_store_set_position moves the working position (log id, LSN, chain)
+ * that the commit writes with the hash, so entries and the position they
+ * reach are durable together.  slcli_store_apply_group does all of it for
+ * one group (a writer transaction's entries, PROTOCOL-v2.md section B) in
+ * one transaction of its own; the version 1 read loop instead batches a
+ * page of entries, each its own group (group_end = 1), in one transaction.
+ * The commit then brings the page file along and delivers the change
+ * events, group by group.
+ *
  * Owns: struct slcl_client, the database layout above, and the names that
  * cross files: all of them start with slcli_, so that a program linking
  * the static library keeps every other name for itself.

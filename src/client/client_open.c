@@ -152,7 +152,6 @@ reset_db(slcl_client *c, const char *why)
 	memset(&c->cur, 0, sizeof(c->cur));
 	slc_hash_init(&c->cur.hash);
 	c->committed = c->cur;
-	c->stats.repairs++;
 	slcli_emit_simple(c, SLCL_EV_CORRUPT, "replica database damaged (%s): discarding the replica, will download", msg);
 	c->need_download = SLCL_DL_LOCAL_CORRUPT;
 	return SLCL_OK;
@@ -296,6 +295,7 @@ open_local(slcl_client *c)
 		rc = reset_db(c, why);
 		if (rc == SLCL_OK)
 			rc = open_db(c);
+		c->stats.repairs++;		/* the new database's counters start at 0 */
 	}
 	if (rc != SLCL_OK)
 		return rc;

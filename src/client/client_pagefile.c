@@ -801,6 +801,10 @@ slcli_pagefile_commit(slcl_client *c, const slcli_pos *before, int whole)
 
 	if (c->opt.page_file == NULL || !c->committed.have)
 		return SLCL_OK;
+	if (!whole && c->chg.len == 0 && before->have && before->gen == c->committed.gen &&
+		before->lsn == c->committed.lsn && strcmp(before->log_id, c->committed.log_id) == 0 &&
+		slc_hash_equal(&before->hash, &c->committed.hash))
+		return SLCL_OK;			/* the state did not move (counters, old generations) */
 	if (!whole && before->have && before->gen == c->committed.gen &&
 		stat(c->opt.page_file, &st) == 0 && position_is(c, before))
 	{
