@@ -30,7 +30,12 @@
  *  8. a directory of the old file format: converted (state and log), a torn
  *     old log up to its last record, a damaged old state downloaded, a kill
  *     after the conversion committed;
- *  9. the directory lock: a second follower is refused, readers are not.
+ *  9. the directory lock: a second follower is refused, readers are not;
+ * 10. the page file of a real SQLite database replicated page by page:
+ *     after every commit it is the database byte for byte and passes
+ *     integrity_check; killed in the middle of an update, the hot journal
+ *     it leaves is rolled back by SQLite itself to the previous file, and
+ *     by the client, which then brings the file up to date.
  */
 #define _GNU_SOURCE
 #include "client_int.h"
@@ -60,6 +65,8 @@ static int	events_corrupt,
 	} \
 } while (0)
 
+static const char *kill_at_point;	/* open_dir's debug point: SIGKILL there */
+
 /* change events seen: "lsn:ns:s|d:key;" appended */
 static char changes_seen[65536];
 static int	change_events;
@@ -76,6 +83,8 @@ count_events(void *arg, const slcl_event *ev)
 		events_resume++;
 	if (ev->type == SLCL_EV_OPEN)
 		events_open++;
+	if (ev->type == SLCL_EV_DEBUG && kill_at_point)
+		raise(SIGKILL);
 	if (ev->type == SLCL_EV_CHANGES)
 	{
 		change_events++;
@@ -92,6 +101,7 @@ count_events(void *arg, const slcl_event *ev)
 
 static char base_dir[1024];
 static int	want_changes;
+static const char *page_file;	/* options.page_file of open_dir */
 
 static slcl_client *
 open_dir(const char *dir)
@@ -106,6 +116,8 @@ open_dir(const char *dir)
 	o.client_id = "tester";
 	o.on_event = count_events;
 	o.changes = want_changes;
+	o.page_file = page_file;
+	o.debug_point = kill_at_point;
 	rc = slcl_open(&o, &c);
 	if (rc != SLCL_OK)
 	{
@@ -1349,6 +1361,239 @@ test_lock(void)
 	printf("the directory lock holds for followers, not for readers\n");
 }
 
+/* --- the page file ------------------------------------------------------ */
+
+static void
+sql_exec(sqlite3 *db, const char *sql)
+{
+	char	   *err = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
+	{
+		fprintf(stderr, "%s: %s\n", sql, err ? err : "?");
+		exit(1);
+	}
+}
+
+/* The group that takes the document from old to new (pages of 4 KiB). */
+static void
+apply_file_diff(slcl_client *c, const uint8_t *old, size_t oldlen, const uint8_t *new, size_t newlen)
+{
+	size_t		nold = oldlen / 4096,
+				nnew = newlen / 4096,
+				n = 0;
+	slc_change *ch = calloc(nold + nnew + 1, sizeof(*ch));
+	uint8_t    *keys = malloc(4 * (nold + nnew + 1));
+	uint8_t    *delta;
+	slcli_entry e;
+
+	assert(ch && keys);
+	for (size_t i = 0; i < (nold > nnew ? nold : nnew); i++)
+	{
+		if (i < nnew && i < nold && memcmp(old + i * 4096, new + i * 4096, 4096) == 0)
+			continue;
+		for (int b = 0; b < 4; b++)
+			keys[4 * n + b] = (uint8_t) ((i + 1) >> (24 - 8 * b));
+		ch[n].key = keys + 4 * n;
+		ch[n].klen = 4;
+		ch[n].is_delete = i >= nnew;
+		ch[n].val = i < nnew ? new + i * 4096 : NULL;
+		ch[n].vlen = i < nnew ? 4096 : 0;
+		n++;
+	}
+	delta = malloc(slc_delta_encoded_size(ch, (uint32_t) n) + 1);
+	assert(delta);
+	e.lsn = c->cur.lsn + 1;
+	e.dlen = slc_delta_encode(ch, (uint32_t) n, delta);
+	e.delta = delta;
+	e.cid = NULL;
+	e.cidlen = 0;
+	e.seq = 0;
+	CHECK(slcli_store_apply_group(c, &e, 1, c->cur.log_id, e.lsn, NULL) == SLCL_OK, "page group: %s", c->err);
+	free(delta);
+	free(keys);
+	free(ch);
+}
+
+static const char *
+integrity(const char *path, int readonly)
+{
+	static char out[256];
+	sqlite3    *db;
+	sqlite3_stmt *s;
+
+	snprintf(out, sizeof(out), "cannot open");
+	if (sqlite3_open_v2(path, &db, readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+		sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &s, NULL) == SQLITE_OK)
+	{
+		snprintf(out, sizeof(out), "%s", sqlite3_step(s) == SQLITE_ROW ? (const char *) sqlite3_column_text(s, 0) : sqlite3_errmsg(db));
+		sqlite3_finalize(s);
+	}
+	sqlite3_close(db);
+	return out;
+}
+
+/* a whole file, by its path */
+static uint8_t *
+slurp_path(const char *path, size_t *len)
+{
+	char		dir[1200];
+	const char *slash = strrchr(path, '/');
+
+	assert(slash);
+	snprintf(dir, sizeof(dir), "%.*s", (int) (slash - path), path);
+	return slurp(dir, slash + 1, len);
+}
+
+static int
+same_file(const char *a, const char *b)
+{
+	size_t		la,
+				lb;
+	uint8_t    *x = slurp_path(a, &la),
+			   *y = slurp_path(b, &lb);
+	int			same = la == lb && memcmp(x, y, la) == 0;
+
+	free(x);
+	free(y);
+	return same;
+}
+
+static void
+test_pagefile(void)
+{
+	char		dir[1100],
+				wpath[1200],
+				ppath[1200],
+				cpath[1300],
+				jpath[1400];
+	sqlite3    *w;
+	uint8_t    *prev,
+			   *cur;
+	size_t		prevlen,
+				curlen;
+	slcl_client *c;
+	int			rounds = 0,
+				kills = 0;
+	static const char *const work[] = {
+		"CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b BLOB)",
+		"WITH RECURSIVE s(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM s WHERE v < 100) "
+		"INSERT INTO t (a, b) SELECT 'x' || v, randomblob(300) FROM s",
+		"INSERT INTO t (a, b) VALUES ('big', randomblob(20000))",
+		"CREATE INDEX t_a ON t (a)",
+		"UPDATE t SET b = randomblob(100) WHERE id % 3 = 0",
+		"DELETE FROM t WHERE id % 2 = 0 OR a = 'big'",
+		"VACUUM",
+		"WITH RECURSIVE s(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM s WHERE v < 50) "
+		"INSERT INTO t (a, b) SELECT 'y' || v, randomblob(500) FROM s",
+	};
+
+	snprintf(dir, sizeof(dir), "%s/pagefile", base_dir);
+	rm_rf(dir);
+	assert(mkdir(dir, 0700) == 0);
+	snprintf(wpath, sizeof(wpath), "%s/writer.db", dir);
+	snprintf(ppath, sizeof(ppath), "%s/copy.db", dir);
+	snprintf(cpath, sizeof(cpath), "%s/sqlite-rollback.db", dir);
+	snprintf(jpath, sizeof(jpath), "%s-journal", cpath);
+	assert(sqlite3_open(wpath, &w) == SQLITE_OK);
+	sql_exec(w, "PRAGMA page_size = 4096; PRAGMA journal_mode = DELETE");
+	sql_exec(w, "CREATE TABLE seed (x)");
+	prev = slurp_path(wpath, &prevlen);
+
+	/* the replica starts at the seed database (installed: the file is written whole) */
+	page_file = ppath;
+	{
+		char		rdir[1200];
+		slc_hash	h;
+		int64_t		gen;
+
+		snprintf(rdir, sizeof(rdir), "%s/replica", dir);
+		c = open_dir(rdir);
+		slc_hash_init(&h);
+		CHECK(slcli_store_begin(c) == SLCL_OK, "begin");
+		gen = slcli_store_new_gen(c);
+		for (size_t i = 0; i < prevlen / 4096; i++)
+		{
+			uint8_t		k[4];
+
+			for (int b = 0; b < 4; b++)
+				k[b] = (uint8_t) ((i + 1) >> (24 - 8 * b));
+			CHECK(slcli_store_put(c, gen, &h, SLC_NS_DATA, k, 4, prev + i * 4096, 4096, 0) == SLCL_OK, "put");
+		}
+		CHECK(slcli_store_install(c, gen, LOG1, 0, NULL, &h) == SLCL_OK, "install");
+		CHECK(slcli_store_commit(c) == SLCL_OK, "commit: %s", c->err);
+		CHECK(same_file(wpath, ppath), "the installed state's page file is the database");
+
+		for (int r = 0; r < 2 * (int) (sizeof(work) / sizeof(work[0])); r++)
+		{
+			int			kill_this = r % 3 == 2;
+			pid_t		pid;
+			int			st;
+
+			if (r > 0 && r % (int) (sizeof(work) / sizeof(work[0])) == 0)
+				sql_exec(w, "DROP TABLE t");	/* the second time round: anew */
+			sql_exec(w, work[r % (sizeof(work) / sizeof(work[0]))]);
+			cur = slurp_path(wpath, &curlen);
+			rounds++;
+			if (!kill_this)
+			{
+				apply_file_diff(c, prev, prevlen, cur, curlen);
+				CHECK(same_file(wpath, ppath), "round %d: the page file is the database byte for byte", r);
+				CHECK(strcmp(integrity(ppath, 1), "ok") == 0, "round %d: integrity_check of the page file: %s",
+					  r, integrity(ppath, 1));
+			}
+			else
+			{
+				/* this round's update is killed half-way: pages written, journal there */
+				slcl_close(c);
+				sh("cp '%s' '%s.before'", ppath, ppath);
+				pid = fork();
+				assert(pid >= 0);
+				if (pid == 0)
+				{
+					kill_at_point = "pagefile-written";
+					c = open_dir(rdir);
+					apply_file_diff(c, prev, prevlen, cur, curlen);
+					_exit(0);		/* not reached: killed at the point */
+				}
+				assert(waitpid(pid, &st, 0) == pid);
+				CHECK(WIFSIGNALED(st), "round %d: killed in the middle of the page file update", r);
+				CHECK(file_size(dir, "copy.db-journal") > 0, "round %d: a hot journal is left", r);
+				/* SQLite itself rolls it back: the previous file */
+				{
+					char		cmd[6000];
+
+					snprintf(cmd, sizeof(cmd), "cp '%s' '%s' && cp '%s-journal' '%s'", ppath, cpath, ppath, jpath);
+					assert(system(cmd) == 0);
+				}
+				CHECK(strcmp(integrity(cpath, 0), "ok") == 0, "round %d: SQLite rolls the journal back", r);
+				{
+					char		before[1300];
+
+					snprintf(before, sizeof(before), "%s.before", ppath);
+					CHECK(same_file(cpath, before), "round %d: to the file before the update", r);
+					unlink(before);
+				}
+				/* and the client, on open, to the replica's position */
+				c = open_dir(rdir);
+				CHECK(file_size(dir, "copy.db-journal") == -1, "round %d: the client removed the journal", r);
+				CHECK(same_file(wpath, ppath), "round %d: reopened, the page file is the database", r);
+				CHECK(strcmp(integrity(ppath, 1), "ok") == 0, "round %d: integrity_check after the kill", r);
+				kills++;
+			}
+			free(prev);
+			prev = cur;
+			prevlen = curlen;
+		}
+		slcl_close(c);
+	}
+	page_file = NULL;
+	free(prev);
+	sqlite3_close(w);
+	printf("page file: %d rounds of a real SQLite database, %d killed mid-update, each rolled back and caught up\n",
+		   rounds, kills);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1368,6 +1613,7 @@ main(int argc, char **argv)
 	test_reads_and_changes();
 	test_legacy();
 	test_lock();
+	test_pagefile();
 	if (failures == 0)
 		rm_rf(base_dir);		/* kept for a look otherwise */
 	printf("%d checks, %d failures\n", checks, failures);
