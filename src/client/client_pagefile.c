@@ -510,13 +510,17 @@ changed_pages(slcl_client *c, uint32_t **out, size_t *n, const char **bad)
 	return 0;
 }
 
-/* Highest page number of the live state (0: none); *ok = 0 if not a page store. */
+/*
+ * Highest page number of the live state (0: none) and the page size of its
+ * page 1; *bad says why the state is not a page store, when that shows
+ * already.  O(log n): whether pages 1 to N are all there is checked whole
+ * by rebuild, and by apply_changes for the pages a commit adds.
+ */
 static slcl_rc
 page_count(slcl_client *c, uint32_t *count, uint32_t *psize, const char **bad)
 {
 	sqlite3_stmt *s = slcli_store_prepare(c,
 										  "SELECT (SELECT key FROM item WHERE gen = ?1 AND ns = 1 ORDER BY key DESC LIMIT 1), "
-										  "(SELECT count(*) FROM item WHERE gen = ?1 AND ns = 1), "
 										  "(SELECT val FROM item WHERE gen = ?1 AND ns = 1 AND key = x'00000001')");
 
 	*count = 0;
@@ -533,9 +537,9 @@ page_count(slcl_client *c, uint32_t *count, uint32_t *psize, const char **bad)
 	if (sqlite3_column_type(s, 0) != SQLITE_NULL)
 	{
 		*count = pgno_of(sqlite3_column_blob(s, 0), (size_t) sqlite3_column_bytes(s, 0));
-		if (*count == 0 || (int64_t) *count != sqlite3_column_int64(s, 1))
-			*bad = "the keys are not the pages 1 to N";
-		else if ((*psize = page_size_of(sqlite3_column_blob(s, 2), (size_t) sqlite3_column_bytes(s, 2))) == 0)
+		if (*count == 0)
+			*bad = "a key is not a page number";
+		else if ((*psize = page_size_of(sqlite3_column_blob(s, 1), (size_t) sqlite3_column_bytes(s, 1))) == 0)
 			*bad = "page 1 is not the first page of an SQLite database";
 	}
 	sqlite3_finalize(s);
@@ -605,6 +609,21 @@ apply_changes(slcl_client *c)
 		}
 	}
 	orig = count > 0 ? (uint32_t) (st.st_size / psize) : 0;
+	if (count > orig)
+	{
+		/* the file was pages 1 to orig: the pages after it must all be new here */
+		size_t		added = 0;
+
+		for (size_t i = 0; i < n; i++)
+			added += pg[i] > orig && pg[i] <= count;
+		if (added != count - orig)
+		{
+			close(fd);
+			free(pg);
+			not_a_page_store(c, "a page is missing");
+			return SLCL_OK;
+		}
+	}
 	page = malloc(psize ? psize : 1);
 	if (page == NULL)
 	{

@@ -742,8 +742,9 @@ All three SQL results equal the stored snapshot hash (checked). psql \\timing fo
 # 14: the reference client as a local store -------------------------------------------
 
 # follow_timed BIN DIR DOC [ARGS...]: one BIN --once run under /usr/bin/time;
-# prints "<seconds> <max RSS in KiB> <CPU seconds>" (wall time, the
-# process's peak resident memory, its user + system time).
+# prints "<seconds> <max RSS in KiB> <CPU seconds> <user seconds>" (wall
+# time, the process's peak resident memory, its user + system time, its
+# user time).
 follow_timed() {
 	local bin=$1 dir=$2 doc=$3 tf out t0 t1
 	shift 3
@@ -753,7 +754,7 @@ follow_timed() {
 		--once --quiet --no-ack "$@" 2>&1 >/dev/null) ||
 		{ echo "$out" >&2; bench_die "$bin --once --dir $dir failed"; }
 	t1=$(now_s)
-	tail -1 "$tf" | awk -v a="$t0" -v b="$t1" '{ printf "%.3f %s %.2f\n", b - a, $1, $2 + $3 }'
+	tail -1 "$tf" | awk -v a="$t0" -v b="$t1" '{ printf "%.3f %s %.2f %.2f\n", b - a, $1, $2 + $3, $2 }'
 	rm -f "$tf"
 }
 
@@ -810,7 +811,7 @@ kib_to_mib() {
 # (for instance the last one with the in-memory replica) measured as the
 # baseline of this area, in the same run.
 bench_client_store() {
-	local k r doc sm u a a2 o t m cpu cpu2 t2 sz osz l1 l64
+	local k r doc sm u a a2 a3 o t m cpu cpu2 t2 sz osz l1 l64 u1 u2 i
 	local -A DT DM OT OM CT CM PT PM FT FC XT SZ OSZ
 	local L1="" L64=""
 	local old=${BENCH_OLD_FOLLOW:-}
@@ -825,8 +826,9 @@ bench_client_store() {
 		for ((r = 1; r <= REPS; r++)); do
 			a=$W/cs_$k.a
 			a2=$W/cs_$k.a2
+			a3=$W/cs_$k.a3
 			o=$W/cs_$k.o
-			rm -rf "$a" "$a2" "$o"
+			rm -rf "$a" "$a2" "$a3" "$o"
 			checkpoint
 			read -r t m cpu <<<"$(follow_timed "$FOLLOW" "$a" "$doc")"
 			DT[$k]+=" $t"; DM[$k]+=" $(kib_to_mib "$m")"
@@ -838,13 +840,17 @@ bench_client_store() {
 			q -c "SELECT count(synclog.append('$doc', ARRAY[bench.key(i * 4)], ARRAY[bench.val(i + $r * $k)]))
 			        FROM generate_series(0, $u - 1) i" >/dev/null
 			cp -a "$a" "$a2"
+			cp -a "$a" "$a3"
 			read -r t m cpu <<<"$(follow_timed "$FOLLOW" "$a" "$doc")"
 			CT[$k]+=" $t"; CM[$k]+=" $(kib_to_mib "$m")"
-			read -r t2 m cpu2 <<<"$(follow_timed "$FOLLOW" "$a2" "$doc" --changes)"
-			FT[$k]+=" $t2"
 			# the feed costs CPU (keys collected, events, lines printed):
-			# compared in CPU time, which the disk does not blur
-			FC[$k]+=" $(awk -v a="$cpu" -v b="$cpu2" -v n="$u" 'BEGIN { printf "%.2f", (b - a) * 1e6 / n }')"
+			# compared in user time, without the open check (which reads
+			# the whole state, and whose cost the page cache decides),
+			# with and without --changes in both orders
+			read -r t2 m cpu2 u1 <<<"$(follow_timed "$FOLLOW" "$a2" "$doc" --no-open-check --changes)"
+			FT[$k]+=" $t2"
+			read -r t2 m cpu2 u2 <<<"$(follow_timed "$FOLLOW" "$a3" "$doc" --no-open-check)"
+			FC[$k]+=" $(awk -v a="$u2" -v b="$u1" -v n="$u" 'BEGIN { printf "%.2f", (b - a) * 1e6 / n }')"
 			if [ -n "$old" ]; then
 				read -r t m cpu <<<"$(follow_timed "$old" "$o" "$doc")"
 				PT[$k]+=" $t"; PM[$k]+=" $(kib_to_mib "$m")"
@@ -858,14 +864,14 @@ bench_client_store() {
 			sz=$(du -sk "$a" | cut -f1)
 			SZ[$k]+=" $(kib_to_mib "$sz")"
 			log "  run $r, $sm: download ${DT[$k]##* } s / ${DM[$k]##* } MiB, catch-up of $u entries ${CT[$k]##* } s / ${CM[$k]##* } MiB, with --changes ${FT[$k]##* } s${old:+; old client: download ${OT[$k]##* } s / ${OM[$k]##* } MiB, catch-up ${PT[$k]##* } s / ${PM[$k]##* } MiB}"
-			rm -rf "$a" "$a2" "$o" "$W/cs_export"
+			rm -rf "$a" "$a2" "$a3" "$o" "$W/cs_export"
 		done
 	done
 	while read -r l1 l64; do
 		L1+=" $l1"; L64+=" $l64"
 	done <<<"$(page_file_lag)"
 	log "  page file lag: 1 page:$L1 ms; 64 pages:$L64 ms"
-	area_note 14 "The reference client src/client/synclog-follow built from the measured source (its replica in an SQLite database on disk) with --once --quiet --no-ack, wall time and peak resident memory (/usr/bin/time %M) of the whole process. For each state (keys of 4 KiB, built with appends of 1024 keys and one rotation): a download into a fresh directory, then a quarter of the keys rewritten (one 4 KiB entry each) and the replica's catch-up over them, which also opens and checks the replica (every item read once); the same catch-up on a copy of the replica with --changes (every changed key printed, to /dev/null), whose extra CPU time (user + system) per entry is the change feed's cost (wall time differences drown in the disk's noise); an export of the whole state (--export); the replica's size on disk. ${old:+The baseline is $old (an older build of the client, run on the same states in the same runs: the last one kept the whole state in memory and its replica in framed files).} The page file: a page-store document of $CS_PAGES pages of 4 KiB (page 1 an SQLite header) followed by one long-running synclog-follow --page-file (LISTENing; the writer appends with synclog.notify_append on); its lag is the time from the writer's append returning to the page file's position file naming the appended LSN (the page file then holds it), for updates of 1 and of 64 pages. Target: at most 64 MiB of client memory whatever the state's size."
+	area_note 14 "The reference client src/client/synclog-follow built from the measured source (its replica in an SQLite database on disk) with --once --quiet --no-ack, wall time and peak resident memory (/usr/bin/time %M) of the whole process. For each state (keys of 4 KiB, built with appends of 1024 keys and one rotation): a download into a fresh directory, then a quarter of the keys rewritten (one 4 KiB entry each) and the replica's catch-up over them, which also opens and checks the replica (every item read once); the same catch-up on two copies of the replica without the open check, one with --changes (every changed key printed, to /dev/null), one without: the difference of their user CPU time per entry is the change feed's cost (wall time differences drown in the disk's noise); an export of the whole state (--export); the replica's size on disk. ${old:+The baseline is $old (an older build of the client, run on the same states in the same runs: the last one kept the whole state in memory and its replica in framed files).} The page file: a page-store document of $CS_PAGES pages of 4 KiB (page 1 an SQLite header) followed by one long-running synclog-follow --page-file (LISTENing; the writer appends with synclog.notify_append on); its lag is the time from the writer's append returning to the page file's position file naming the appended LSN (the page file then holds it), for updates of 1 and of 64 pages. Target: at most 64 MiB of client memory whatever the state's size."
 	for k in $CS_STATES_K; do
 		sm=$(state_label "$k")
 		u=$((k / 4))
@@ -881,11 +887,11 @@ bench_client_store() {
 			record 14 "cs_osz_$k" "old client: replica on disk, $sm state (information)" MiB info - - "${OSZ[$k]# }"
 		else
 			record 14 "cs_dt_$k" "download, $sm state: time" s info - - "${DT[$k]# }"
-			record 14 "cs_dm_$k" "download, $sm state: peak memory" MiB info max\<=64 "${DM[$k]# }"
+			record 14 "cs_dm_$k" "download, $sm state: peak memory" MiB info - max\<=64 "${DM[$k]# }"
 			record 14 "cs_ct_$k" "catch-up of $u entries on $sm: time" s info - - "${CT[$k]# }"
-			record 14 "cs_cm_$k" "catch-up on $sm: peak memory" MiB info max\<=64 "${CM[$k]# }"
+			record 14 "cs_cm_$k" "catch-up on $sm: peak memory" MiB info - max\<=64 "${CM[$k]# }"
 		fi
-		record 14 "cs_ft_$k" "catch-up with --changes on $sm: time (information)" s info - - "${FT[$k]# }"
+		record 14 "cs_ft_$k" "catch-up with --changes, no open check, on $sm: time (information)" s info - - "${FT[$k]# }"
 		record 14 "cs_fc_$k" "change feed: cost per entry on $sm (information)" us info - - "${FC[$k]# }"
 		record 14 "cs_xt_$k" "export of the $sm state (information)" s info - - "${XT[$k]# }"
 		record 14 "cs_sz_$k" "replica on disk, $sm state (information)" MiB info - - "${SZ[$k]# }"
