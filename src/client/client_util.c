@@ -7,9 +7,12 @@
  *
  * Owns: slcli_now_s, slcli_random64, slcli_hex, slcli_one_line,
  * slcli_path_of, slcli_fsync_dir, slcli_remove_file, slcli_file_exists.
- * Must never: report an error: each returns something usable whatever the
- * system says (slcli_random64 falls back to the clock and the pid when
- * getrandom does not answer, and never returns 0, which ids use as "none").
+ * Must never: fail where it can do without: the clock, the ids, hex and
+ * message folding return something usable whatever the system says
+ * (slcli_random64 falls back to the clock and the pid when getrandom does
+ * not answer, and never returns 0, which ids use as "none"); only the file
+ * helpers report errors (slcli_remove_file into the handle's message, a
+ * missing file being no error).
  */
 #define _GNU_SOURCE
 #include "client_int.h"
