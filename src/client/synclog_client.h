@@ -105,7 +105,7 @@ typedef enum slcl_reason
 {
 	SLCL_DL_NONE = 0,
 	SLCL_DL_INITIAL,			/* empty directory: no local state yet */
-	SLCL_DL_LOCAL_CORRUPT,		/* the local state file was unreadable */
+	SLCL_DL_LOCAL_CORRUPT,		/* the local replica was damaged */
 	SLCL_DL_MISMATCH,			/* a marker's hash differed from the local hash */
 	SLCL_DL_COLLECTED,			/* SL003: the local log was collected */
 	SLCL_DL_UNKNOWN_LOG,		/* SL002: the server does not know the log */
@@ -121,7 +121,7 @@ typedef enum slcl_event_type
 {
 	SLCL_EV_OPEN,				/* the replica was opened (message says how) */
 	SLCL_EV_REPAIR,				/* a torn tail or stale file was cleaned up */
-	SLCL_EV_CORRUPT,			/* the local state file is damaged: will download */
+	SLCL_EV_CORRUPT,			/* the local replica is damaged: will download */
 	SLCL_EV_MARKER,				/* an end-log marker was checked (ok = match) */
 	SLCL_EV_SWITCH,				/* switched to next_log_id by the marker */
 	SLCL_EV_DOWNLOAD_START,		/* reason, log_id/lsn = target, totals if known */
