@@ -103,14 +103,15 @@ CLIENT_CC ?= $(CC)
 CLIENT_CFLAGS ?= -std=gnu99 -O2 -g -Wall -Wextra
 CLIENT_CPPFLAGS = -I$(srcdir)/$(CLIENT_DIR) -I$(srcdir)/src/core \
 	-I$(shell $(PG_CONFIG) --includedir)
-CLIENT_LIBS = -L$(shell $(PG_CONFIG) --libdir) -lpq -lxxhash
+CLIENT_LIBS = -L$(shell $(PG_CONFIG) --libdir) -lpq -lxxhash -lsqlite3
 CLIENT_LIB = $(CLIENT_DIR)/libsynclog_client.a
 CLIENT_BIN = $(CLIENT_DIR)/synclog-follow
 # The library's files share one private header, client_int.h (see it for
 # which file does what).
-CLIENT_LIB_OBJS = $(addprefix $(CLIENT_DIR)/, client_open.o client_replica.o \
-	client_download.o client_follow.o client_conn.o client_verify.o \
-	client_files.o client_events.o client_util.o)
+CLIENT_LIB_OBJS = $(addprefix $(CLIENT_DIR)/, client_open.o client_store.o \
+	client_legacy.o client_download.o client_follow.o client_conn.o \
+	client_verify.o client_reader.o client_changes.o client_pagefile.o \
+	client_events.o client_util.o)
 CLIENT_OBJS = $(CLIENT_LIB_OBJS) $(CLIENT_DIR)/synclog_core_client.o \
 	$(CLIENT_DIR)/synclog_chain_client.o
 

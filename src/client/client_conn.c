@@ -10,7 +10,7 @@
  * codes and to download reasons (slcli_reason_of), and when an ack is
  * sent (slcli_maybe_ack).
  * Must never: acknowledge a position that is not durable locally (callers
- * fdatasync the log first; a download acknowledges only its target, to
+ * commit their transaction first; a download acknowledges only its target, to
  * keep the log retained), or keep a connection the server or the network
  * broke: it is dropped and the next call reconnects.
  */
@@ -243,24 +243,19 @@ slcli_ack_at(slcl_client *c, const char *log_id, int64_t lsn)
 slcl_rc
 slcli_maybe_ack(slcl_client *c, int force)
 {
-	if (!c->opt.ack || !c->have_state || c->downloading)
+	if (!c->opt.ack || !c->committed.have || c->downloading)
 		return SLCL_OK;
-	if (!force && strcmp(c->acked_log, c->log_id) == 0 &&
+	if (!force && strcmp(c->acked_log, c->committed.log_id) == 0 &&
 		slcli_now_s() - c->acked_at < c->opt.ack_interval_ms / 1000.0)
 		return SLCL_OK;
-	return slcli_ack_at(c, c->log_id, c->lsn);
+	return slcli_ack_at(c, c->committed.log_id, c->committed.lsn);
 }
 
 slcl_rc
 slcl_ack(slcl_client *c)
 {
-	slcl_rc		rc;
-
-	if (!c->have_state || c->downloading)
+	if (!c->committed.have || c->downloading)
 		return slcli_fail(c, SLCL_ERR_STATE, "no complete local state to acknowledge");
-	rc = slcli_log_sync(c);
-	if (rc != SLCL_OK)
-		return rc;
 	return slcli_maybe_ack(c, 1);
 }
 

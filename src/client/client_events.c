@@ -9,8 +9,7 @@
  * reports is written here, on one line), slcli_emit and
  * slcli_emit_simple, slcli_debug_hook, slcl_reason_name and the
  * accessors.
- * Must never: hand out a position or a state while there is no complete
- * replica (none yet, or a download in progress), leave a multi-line
+ * Must never: hand out a position that is not committed, leave a multi-line
  * message in the handle's error (libpq's are folded to one line), or stop
  * at a debug point more than once per handle.
  */
@@ -106,8 +105,8 @@ slcli_emit_simple(slcl_client *c, slcl_event_type t, const char *fmt,...)
 	memset(&ev, 0, sizeof(ev));
 	ev.type = t;
 	ev.doc = c->doc;
-	ev.log_id = c->have_state ? c->log_id : NULL;
-	ev.lsn = c->lsn;
+	ev.log_id = c->committed.have ? c->committed.log_id : NULL;
+	ev.lsn = c->committed.lsn;
 	ev.total_rows = ev.total_bytes = -1;
 	ev.message = msg;
 	c->opt.on_event(c->opt.event_arg, &ev);
@@ -134,25 +133,31 @@ slcli_interrupted(const slcl_client *c)
 int
 slcl_position(const slcl_client *c, const char **log_id, int64_t *lsn)
 {
-	if (!c->have_state || c->downloading)
+	if (!c->committed.have)
 		return 0;
 	if (log_id)
-		*log_id = c->log_id;
+		*log_id = c->committed.log_id;
 	if (lsn)
-		*lsn = c->lsn;
+		*lsn = c->committed.lsn;
 	return 1;
 }
 
-const slc_state *
-slcl_state(const slcl_client *c)
+void
+slcl_chain(const slcl_client *c, uint8_t out[SLCL_CHAIN_LEN])
 {
-	return (c->have_state && !c->downloading) ? c->state : NULL;
+	memcpy(out, c->committed.chain, SLCL_CHAIN_LEN);
+}
+
+int
+slcl_downloading(const slcl_client *c)
+{
+	return c->downloading;
 }
 
 void
 slcl_hash(const slcl_client *c, uint8_t out[SLC_HASH_LEN])
 {
-	slc_hash_serialize(slc_state_hash(c->state), out);
+	slc_hash_serialize(&c->committed.hash, out);
 }
 
 const slcl_stats *

@@ -2,16 +2,17 @@
  * client_follow.c
  *
  * Following the document (PROTOCOL.md sections 3 to 5): slcl_sync reads
- * the log after the local position page by page, applies and logs each
- * entry, checks an end-log marker against the local running hash and
- * switches to the next log when they match, and turns to a download when
- * the protocol says so.
+ * the log after the local position page by page, applies each entry to
+ * the replica database in one transaction per page (client_store.c),
+ * checks an end-log marker against the local running hash and switches to
+ * the next log when they match, and turns to a download when the protocol
+ * says so.
  *
  * Owns: slcl_sync and the read loop, the decision that a download is
- * needed (and why), and when to checkpoint.
+ * needed (and why).
  * Must never: apply an entry out of LSN order, act on a marker before the
- * entries before it are durable, switch logs without a byte-for-byte hash
- * match, or acknowledge a page before it is durable.
+ * entries before it are committed, switch logs without a byte-for-byte
+ * hash match, or acknowledge a page before it is committed.
  */
 #define _GNU_SOURCE
 #include "client_int.h"
@@ -23,7 +24,8 @@ want_download(slcl_client *c, slcl_reason r)
 		c->need_download = r;
 }
 
-/* One page.  *rows gets the number of rows processed (0: caught up). */
+/* One page.  *rows gets the number of rows processed (0: caught up).  The
+ * entries are applied in the open transaction; the caller commits. */
 static slcl_rc
 read_page(slcl_client *c, int *rows)
 {
@@ -37,11 +39,11 @@ read_page(slcl_client *c, int *rows)
 	int			n;
 
 	*rows = 0;
-	snprintf(lsnbuf, sizeof(lsnbuf), "%lld", (long long) c->lsn);
+	snprintf(lsnbuf, sizeof(lsnbuf), "%lld", (long long) c->cur.lsn);
 	snprintf(entbuf, sizeof(entbuf), "%d", c->opt.page_entries);
 	snprintf(bytbuf, sizeof(bytbuf), "%d", c->opt.page_bytes);
 	vals[0] = c->doc;
-	vals[1] = c->log_id;
+	vals[1] = c->cur.log_id;
 	vals[2] = lsnbuf;
 	vals[3] = entbuf;
 	vals[4] = bytbuf;
@@ -82,48 +84,42 @@ read_page(slcl_client *c, int *rows)
 		(*rows)++;
 		if (strcmp(kind, "delta") == 0)
 		{
-			const char *cid = NULL;
-			size_t		cidlen = 0;
-			int64_t		seq = 0;
-			slc_status	s;
+			slcli_entry e = {lsn, NULL, 0, NULL, 0, 0};
 
-			if (lsn != c->lsn + 1)
+			if (lsn != c->cur.lsn + 1)
 			{
 				want_download(c, SLCL_DL_INCONSISTENT);
 				break;
 			}
 			if (!PQgetisnull(res, i, 3))
 			{
-				cid = PQgetvalue(res, i, 3);
-				cidlen = (size_t) PQgetlength(res, i, 3);
-				if (slcli_col_i8(res, i, 4, &seq) != 0)
+				e.cid = PQgetvalue(res, i, 3);
+				e.cidlen = (size_t) PQgetlength(res, i, 3);
+				if (slcli_col_i8(res, i, 4, &e.seq) != 0)
 				{
 					PQclear(res);
 					return slcli_fail(c, SLCL_ERR_PROTOCOL, "entry %lld has a client id but no client_seq",
 									  (long long) lsn);
 				}
 			}
-			s = slc_state_apply_entry(c->state, (const uint8_t *) PQgetvalue(res, i, 2),
-									  (size_t) PQgetlength(res, i, 2), lsn, cid, cidlen, seq);
-			if (s != SLC_OK)
-			{
-				PQclear(res);
-				if (s == SLC_ERR_NOMEM)
-					return slcli_fail(c, SLCL_ERR_NOMEM, "out of memory");
-				return slcli_fail(c, SLCL_ERR_PROTOCOL, "entry %lld of log %s does not decode: %s",
-								  (long long) lsn, c->log_id, slc_status_message(s));
-			}
-			if (slcli_rec_entry(&c->rec, lsn, seq, cid, cidlen, (const uint8_t *) PQgetvalue(res, i, 2),
-								(size_t) PQgetlength(res, i, 2)) != 0)
-			{
-				PQclear(res);
-				return slcli_fail(c, SLCL_ERR_NOMEM, "out of memory");
-			}
-			c->lsn = lsn;
-			rc = slcli_log_append(c);
+			e.delta = (const uint8_t *) PQgetvalue(res, i, 2);
+			e.dlen = (size_t) PQgetlength(res, i, 2);
+			/* protocol version 1: every entry is a group of its own */
+			rc = slcli_store_begin(c);
+			if (rc == SLCL_OK)
+				rc = slcli_store_apply_entry(c, c->cur.gen, &c->cur.hash, &e, 1);
+			if (rc == SLCL_OK)
+				rc = slcli_store_set_position(c, c->cur.log_id, lsn, NULL);
 			if (rc != SLCL_OK)
 			{
 				PQclear(res);
+				if (rc == SLCL_ERR_PROTOCOL)
+				{
+					char		why[sizeof(c->err)];
+
+					memcpy(why, c->err, sizeof(why));
+					return slcli_fail(c, rc, "log %s: %s", c->cur.log_id, why);
+				}
 				return rc;
 			}
 			c->stats.entries_applied++;
@@ -140,7 +136,7 @@ read_page(slcl_client *c, int *rows)
 						shx[2 * SLC_HASH_LEN + 1];
 
 			c->stats.bytes_marker += rb;
-			if (lsn != c->lsn)
+			if (lsn != c->cur.lsn)
 			{
 				want_download(c, SLCL_DL_INCONSISTENT);
 				break;
@@ -150,7 +146,7 @@ read_page(slcl_client *c, int *rows)
 			if (slcli_col_log_id(res, i, 5, next) != 0 || hl < 1)
 			{
 				PQclear(res);
-				return slcli_fail(c, SLCL_ERR_PROTOCOL, "malformed end-log marker in log %s", c->log_id);
+				return slcli_fail(c, SLCL_ERR_PROTOCOL, "malformed end-log marker in log %s", c->cur.log_id);
 			}
 			if (server[0] != SLC_HASH_ALGO_XXH3SUM || hl != SLC_HASH_LEN)
 			{
@@ -158,20 +154,20 @@ read_page(slcl_client *c, int *rows)
 				want_download(c, SLCL_DL_BAD_HASH_ALGO);
 				break;
 			}
-			/* all entries before the marker must be durable before we act on it */
-			rc = slcli_log_sync(c);
+			/* all entries before the marker must be committed before we act on it */
+			rc = slcli_store_commit(c);
 			if (rc != SLCL_OK)
 			{
 				PQclear(res);
 				return rc;
 			}
-			slc_hash_serialize(slc_state_hash(c->state), local);
+			slc_hash_serialize(&c->cur.hash, local);
 			ok = memcmp(local, server, SLC_HASH_LEN) == 0;
 			slcli_hex(local, SLC_HASH_LEN, lhx);
 			slcli_hex(server, SLC_HASH_LEN, shx);
 			memset(&ev, 0, sizeof(ev));
 			ev.type = SLCL_EV_MARKER;
-			ev.log_id = c->log_id;
+			ev.log_id = c->cur.log_id;
 			ev.next_log_id = next;
 			ev.lsn = lsn;
 			ev.ok = ok;
@@ -180,10 +176,10 @@ read_page(slcl_client *c, int *rows)
 			ev.bytes = rb;
 			ev.total_rows = ev.total_bytes = -1;
 			if (ok)
-				slcli_emit(c, &ev, "log=%s lsn=%lld next=%s hash=ok %s", c->log_id, (long long) lsn, next, lhx);
+				slcli_emit(c, &ev, "log=%s lsn=%lld next=%s hash=ok %s", c->cur.log_id, (long long) lsn, next, lhx);
 			else
 				slcli_emit(c, &ev, "log=%s lsn=%lld next=%s hash=MISMATCH local=%s server=%s",
-						   c->log_id, (long long) lsn, next, lhx, shx);
+						   c->cur.log_id, (long long) lsn, next, lhx, shx);
 			if (!ok)
 			{
 				c->stats.markers_mismatch++;
@@ -191,25 +187,29 @@ read_page(slcl_client *c, int *rows)
 				break;
 			}
 			slcli_debug_hook(c, "switch-verified");
-			if (slcli_rec_switch(&c->rec, lsn, local, c->log_id, next) != 0)
 			{
-				PQclear(res);
-				return slcli_fail(c, SLCL_ERR_NOMEM, "out of memory");
+				char		from[SLCL_LOG_ID_MAX + 1];
+
+				/* the switch and the position in the next log: one commit */
+				memcpy(from, c->cur.log_id, sizeof(from));
+				c->stats.switches_marker++;
+				rc = slcli_store_begin(c);
+				if (rc == SLCL_OK)
+					rc = slcli_store_set_position(c, next, lsn, c->cur.chain);
+				if (rc == SLCL_OK)
+					rc = slcli_store_commit(c);
+				if (rc != SLCL_OK)
+				{
+					c->stats.switches_marker--;
+					PQclear(res);
+					return rc;
+				}
+				slcli_debug_hook(c, "switch-logged");
+				ev.type = SLCL_EV_SWITCH;
+				ev.log_id = from;
+				slcli_emit(c, &ev, "from=%s to=%s lsn=%lld marker_bytes=%d snapshot_bytes=0",
+						   from, next, (long long) lsn, rb);
 			}
-			rc = slcli_log_append(c);
-			if (rc == SLCL_OK)
-				rc = slcli_log_sync(c);
-			if (rc != SLCL_OK)
-			{
-				PQclear(res);
-				return rc;
-			}
-			slcli_debug_hook(c, "switch-logged");
-			ev.type = SLCL_EV_SWITCH;
-			slcli_emit(c, &ev, "from=%s to=%s lsn=%lld marker_bytes=%d snapshot_bytes=0",
-					   c->log_id, next, (long long) lsn, rb);
-			snprintf(c->log_id, sizeof(c->log_id), "%s", next);
-			c->stats.switches_marker++;
 			rc = slcli_maybe_ack(c, 1);
 			if (rc != SLCL_OK)
 			{
@@ -224,17 +224,13 @@ read_page(slcl_client *c, int *rows)
 		}
 	}
 	PQclear(res);
-	if (c->log_dirty)
-		slcli_debug_hook(c, "page-applied");
-	rc = slcli_log_sync(c);
-	if (rc != SLCL_OK)
-		return rc;
-	if (c->need_download == SLCL_DL_NONE && c->log_bytes >= c->opt.checkpoint_bytes &&
-		(uint64_t) c->log_bytes >= slc_state_hash(c->state)->bytes / 2)
+	if (c->in_txn)
 	{
-		rc = slcli_checkpoint(c, 0);
+		slcli_debug_hook(c, "page-applied");
+		rc = slcli_store_commit(c);
 		if (rc != SLCL_OK)
 			return rc;
+		slcli_debug_hook(c, "page-committed");
 	}
 	return SLCL_OK;
 }
@@ -254,7 +250,7 @@ slcl_sync(slcl_client *c)
 
 		if (slcli_interrupted(c))
 			return slcli_fail(c, SLCL_ERR_INTERRUPTED, "interrupted");
-		if (c->downloading || !c->have_state || c->need_download != SLCL_DL_NONE)
+		if (c->downloading || !c->cur.have || c->need_download != SLCL_DL_NONE)
 		{
 			rc = slcli_download(c);
 			if (rc != SLCL_OK)
@@ -263,7 +259,11 @@ slcl_sync(slcl_client *c)
 		}
 		rc = read_page(c, &rows);
 		if (rc != SLCL_OK)
+		{
+			/* whatever the page applied and did not commit goes */
+			slcli_store_rollback(c);
 			return rc;
+		}
 		if (c->need_download != SLCL_DL_NONE)
 			continue;
 		if (rows == 0)

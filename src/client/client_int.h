@@ -2,45 +2,78 @@
  * client_int.h
  *
  * Private header of the reference client library (the API is
- * synclog_client.h): the handle, the format of the records the library
- * writes, and the functions one of its files calls in another.
+ * synclog_client.h): the handle, the layout of the replica database, and
+ * the functions one of its files calls in another.
  *
  * The library by file, in the order a replica meets them:
  *   client_open.c      slcl_open and slcl_close: the directory, its lock, the
  *                      client id, recovery of what a crash left behind
- *   client_replica.c   the `state` and `log` files: checkpoint, load, replay
- *   client_download.c  the snapshot download and its `download` file
+ *   client_legacy.c    converting a directory of the old file format
+ *                      (`state`, `log`, `download` framed files) on open
+ *   client_store.c     the replica database (SQLite, `replica.db`): schema,
+ *                      transactions, applying entries against the stored
+ *                      items, the position, generations, stats
+ *   client_download.c  the snapshot download into a new generation
  *   client_follow.c    slcl_sync: the read loop, end-log markers, switch-over
  *   client_conn.c      the libpq session: connect and LISTEN, queries, acks,
  *                      slcl_wait
- *   client_verify.c    slcl_verify, and slcl_debug_tamper to test it
- *   client_files.c     framed records, atomic creation, fsync
+ *   client_verify.c    slcl_verify, slcl_debug_tamper, slcl_debug_damage
+ *   client_reader.c    slcl_reader_*: reading a replica (any process, while a
+ *                      follower writes)
+ *   client_changes.c   the change feed: changed keys per group, and the
+ *                      difference a download makes
+ *   client_pagefile.c  the page file of a page-store document
  *   client_events.c    error messages, events, debug points, accessors
- *   client_util.c      clock, random ids, hex, one-line messages
+ *   client_util.c      clock, random ids, hex, one-line messages, paths
  *
- * Owns: struct slcl_client, the record format below, and the names that
+ * The replica database (dir/replica.db, WAL mode, synchronous=FULL; every
+ * change below is one SQLite transaction, so a kill or a power cut leaves
+ * the database at the last committed transaction):
+ *   meta      one row (id 1): format (1), doc, gen (the live generation, or
+ *             NULL: no state), log_id, lsn, chain (16 bytes, the protocol
+ *             v2 chain value; zeros until the server gives one), hash (the
+ *             33-byte running snapshot hash of the live generation), chk
+ *             (XXH3-64 over all of these, so that a damaged row is found),
+ *             next_gen.
+ *   item      (gen, ns, key) -> hlo, hhi (the item's 128-bit hash from the
+ *             shared core, so that replacing an item needs no old value),
+ *             val.  WITHOUT ROWID, ordered by (gen, ns, key) with keys in
+ *             byte order (memcmp, shorter first: PostgreSQL's bytea order).
+ *             Rows of generations other than meta.gen and download.gen are
+ *             garbage, deleted in batches (retire).
+ *   download  at most one row (id 1) while a snapshot download is in
+ *             progress: its id, its generation, the target (log id, base
+ *             LSN, snapshot hash, reason), the last key received, the rows
+ *             and bytes so far and the running hash of the rows so far
+ *             (33 bytes), chk.  Rows arrive in pages; each page and this
+ *             row are one transaction.
+ *   stats     one row (id 1) of counters (slcl_stats), saved with every
+ *             transaction, so they survive restarts and kill -9.
+ *
+ * Applying the log (client_store.c): every change of the replica happens
+ * in a transaction of the writer connection, slcli_store_begin ...
+ * slcli_store_commit (or slcli_store_rollback; a failed commit rolls back
+ * by itself).  Inside one, slcli_store_apply_entry applies an entry to a
+ * generation and its hash (the live one: c->cur.gen, &c->cur.hash), and
+ * slcli_store_set_position moves the working position (log id, LSN, chain)
+ * that the commit writes with the hash, so entries and the position they
+ * reach are durable together.  slcli_store_apply_group does all of it for
+ * one group (a writer transaction's entries, PROTOCOL-v2.md section B) in
+ * one transaction of its own; the version 1 read loop instead batches a
+ * page of entries, each its own group (group_end = 1), in one transaction.
+ * The commit then brings the page file along and delivers the change
+ * events, group by group.
+ *
+ * Owns: struct slcl_client, the database layout above, and the names that
  * cross files: all of them start with slcli_, so that a program linking
  * the static library keeps every other name for itself.
  * Must never: be installed or included from outside src/client and its
- * tests.  Across the library, as before it was split: never apply a delta
- * with anything but the shared core (slc_state_apply_entry), acknowledge
- * a position before it is durable, switch logs without a byte-for-byte
- * hash match, or leave the directory in a state that does not open to a
- * consistent position.
- *
- * Records (framed as client_files.c says; integers little-endian, "lp" a
- * u32 length then the bytes, "rest" the bytes up to the end of the record):
- *   state     'P' gen u64, origin u64 (the download it completes, or 0),
- *                 lsn u64, running hash, item count u64, log id lp, doc lp
- *             'I' ns u8, key length u32, key, value rest  (one per item)
- *             'Z' item count u64
- *   log       'H' gen u64 (of the state it continues)
- *             'E' lsn u64, client_seq u64, client id length u32
- *                 (UINT32_MAX: none), client id, delta rest
- *             'S' lsn u64, running hash, from log id lp, to log id lp
- *   download  'D' download id u64, base lsn u64, snapshot hash, reason u8,
- *                 log id lp, doc lp
- *             'I' as in state, data keys only
+ * tests.  Across the library: never change the hash but through the shared
+ * core (slc_item_hash, slc_hash_add_item/remove_item), acknowledge a
+ * position before its transaction is committed, switch logs without a
+ * byte-for-byte hash match, make a new generation live before it is
+ * complete and verified, or drop the live generation before another one
+ * replaces it (a damaged one excepted).
  */
 #ifndef CLIENT_INT_H
 #define CLIENT_INT_H
@@ -54,12 +87,13 @@
 #include <string.h>
 
 #include <libpq-fe.h>
+#include <sqlite3.h>
 
-#define MAGIC_STATE		"SLCLST01"
-#define MAGIC_LOG		"SLCLLG01"
-#define MAGIC_DOWNLOAD	"SLCLDL01"
-#define MAGIC_LEN		8
-#define FRAME_HDR		12		/* u32le length + u64le checksum */
+/* the replica database's file name in the directory, and its format */
+#define SLCLI_DB_NAME		"replica.db"
+#define SLCLI_DB_FORMAT		1
+/* item rows deleted per transaction when a generation is retired */
+#define SLCLI_RETIRE_BATCH	2000
 
 #if defined(__GNUC__)
 #define SLCLI_PRINTF(f, a) __attribute__((format(printf, f, a)))
@@ -253,6 +287,41 @@ cur_rest(cur *c, size_t *n)
 	return cur_take(c, *n);
 }
 
+/* The prepared statements of a handle's writer connection. */
+typedef enum slcli_stmt
+{
+	ST_ITEM_OLD,				/* hlo, hhi, length(val) of (gen, ns, key) */
+	ST_ITEM_PUT,				/* upsert (gen, ns, key, hlo, hhi, val) */
+	ST_ITEM_DEL,				/* delete (gen, ns, key) */
+	ST_ITEM_INS,				/* insert a new (gen, ns, key, ...) */
+	ST_META_SAVE,
+	ST_DL_SAVE,
+	ST_STATS_SAVE,
+	ST__COUNT
+} slcli_stmt;
+
+/* A position and the hash of the state there. */
+typedef struct slcli_pos
+{
+	int			have;			/* there is a live state */
+	int64_t		gen;
+	char		log_id[SLCL_LOG_ID_MAX + 1];
+	int64_t		lsn;
+	uint8_t		chain[SLCL_CHAIN_LEN];
+	slc_hash	hash;
+} slcli_pos;
+
+/* One entry of a group, for slcli_store_apply_group. */
+typedef struct slcli_entry
+{
+	int64_t		lsn;
+	const uint8_t *delta;
+	size_t		dlen;
+	const char *cid;			/* NULL: no client */
+	size_t		cidlen;
+	int64_t		seq;
+} slcli_entry;
+
 struct slcl_client
 {
 	slcl_options opt;
@@ -262,36 +331,43 @@ struct slcl_client
 	char	   *dir;
 	char	   *client_id;
 	char	   *debug_point;
+	char	   *page_file;		/* options.page_file, owned */
 	int			debug_fired;
 	int			lockfd;
 	char		channel[64];
 
 	PGconn	   *conn;
 
-	/* the replica: valid when have_state */
-	slc_state  *state;
-	int			have_state;
-	char		log_id[SLCL_LOG_ID_MAX + 1];
-	int64_t		lsn;
-	uint64_t	gen;			/* generation of the state file */
-	FILE	   *logf;			/* append handle of `log` */
-	int64_t		log_bytes;
-	int			log_dirty;		/* appended since the last fdatasync */
+	/* the replica database */
+	sqlite3    *db;
+	sqlite3_stmt *st[ST__COUNT];
+	int			in_txn;			/* a write transaction is open */
+	int			db_corrupt;		/* SQLite said SQLITE_CORRUPT/NOTADB */
+	int64_t		next_gen;
+
+	/*
+	 * The replica: `cur` is the working position (inside a transaction it
+	 * runs ahead of what is committed), `committed` what the database
+	 * holds.  Outside a transaction they are equal.
+	 */
+	slcli_pos	cur;
+	slcli_pos	committed;
 
 	/* a download in progress: valid when downloading */
 	int			downloading;
 	slcl_reason dl_reason;
 	uint64_t	dl_id;
+	int64_t		dl_gen;
 	char		dl_log[SLCL_LOG_ID_MAX + 1];
 	int64_t		dl_base;
-	uint8_t		dl_hash[SLC_HASH_LEN];
+	uint8_t		dl_hash[SLC_HASH_LEN];	/* the server's snapshot hash */
+	slc_hash	dl_sum;			/* hash of the rows received so far */
 	buf			dl_after;		/* last key received */
 	int			dl_have_after;
 	int64_t		dl_rows;
 	int64_t		dl_bytes;
 	int64_t		dl_total_rows;
 	int64_t		dl_total_bytes;
-	FILE	   *dlf;
 	int			dl_attempts;
 
 	slcl_reason need_download;	/* set when the protocol says: download */
@@ -302,24 +378,33 @@ struct slcl_client
 	double		acked_at;
 
 	slcl_stats	stats;
-	buf			rec;			/* scratch record */
+
+	/*
+	 * Change feed: the keys changed by the open transaction, per group
+	 * (records: 'K' ns u8, deleted u8, key lp; 'G' lsn u64 ends a group),
+	 * delivered as SLCL_EV_CHANGES events once it commits.
+	 */
+	buf			chg;
+	int			chg_open;		/* a group has changes not yet closed */
+	int			installed;		/* the open transaction installs a state */
+
+	slcl_reader *reader;		/* slcl_client_reader's, opened on demand */
+	buf			rec;			/* scratch */
 	char		err[1024];
 };
-
-/* A framed file being read (client_files.c). */
-typedef struct rdr
-{
-	FILE	   *f;
-	int64_t		pos;			/* offset of the next record */
-	int64_t		size;
-	buf			rec;
-} rdr;
 
 /* client_util.c */
 extern double slcli_now_s(void);
 extern uint64_t slcli_random64(void);
 extern void slcli_hex(const uint8_t *p, size_t n, char *out);
 extern void slcli_one_line(char *s);
+extern void slcli_path_of(const slcl_client *c, const char *name, char *out, size_t outlen);
+extern int	slcli_fsync_dir(const char *dir);
+extern int	slcli_remove_file(slcl_client *c, const char *name);
+extern int	slcli_file_exists(const slcl_client *c, const char *name);
+
+/* client_open.c */
+extern void slcli_set_open_error(const char *msg);
 
 /* client_events.c */
 extern slcl_rc slcli_fail(slcl_client *c, slcl_rc rc, const char *fmt,...) SLCLI_PRINTF(3, 4);
@@ -329,39 +414,63 @@ extern void slcli_emit_simple(slcl_client *c, slcl_event_type t, const char *fmt
 extern void slcli_debug_hook(slcl_client *c, const char *point);
 extern int	slcli_interrupted(const slcl_client *c);
 
-/* client_files.c */
-extern void slcli_path_of(const slcl_client *c, const char *name, char *out, size_t outlen);
-extern void slcli_tmp_of(const slcl_client *c, const char *name, char *out, size_t outlen);
-extern int	slcli_fsync_dir(const char *dir);
-extern int	slcli_flush_sync(FILE *f);
-extern int	slcli_rec_write(FILE *f, const buf *payload);
-extern int	slcli_rdr_open(rdr *r, const char *path, const char *magic);
-extern void slcli_rdr_close(rdr *r);
-extern int	slcli_rdr_next(rdr *r);
-extern FILE *slcli_create_framed(slcl_client *c, const char *name, const char *magic,
-								 const buf *first);
-extern int	slcli_remove_file(slcl_client *c, const char *name);
-extern int	slcli_truncate_file(slcl_client *c, const char *name, int64_t len);
+/* client_store.c: the database */
+extern slcl_rc slcli_db_fail(slcl_client *c, const char *what);
+extern slcl_rc slcli_store_open(slcl_client *c, int *created);
+extern void slcli_store_close(slcl_client *c);
+extern slcl_rc slcli_store_load(slcl_client *c, int *damaged, char *why, size_t whylen);
+extern slcl_rc slcli_store_check(slcl_client *c, int64_t gen, const slc_hash *expect,
+								 int *ok, char *why, size_t whylen);
+extern slcl_rc slcli_store_exec(slcl_client *c, const char *sql);
+extern sqlite3_stmt *slcli_store_prepare(slcl_client *c, const char *sql);
 
-/* client_replica.c */
-extern void slcli_state_reset(slcl_client *c);
-extern int	slcli_rec_item(buf *b, uint8_t ns, const uint8_t *key, size_t klen,
-						   const uint8_t *val, size_t vlen);
-extern int	slcli_rec_entry(buf *b, int64_t lsn, int64_t seq, const char *cid, size_t cidlen,
-							const uint8_t *delta, size_t dlen);
-extern int	slcli_rec_switch(buf *b, int64_t lsn, const uint8_t *hash, const char *from,
-							 const char *to);
-extern slcl_rc slcli_checkpoint(slcl_client *c, uint64_t origin);
-extern int	slcli_load_state(slcl_client *c, uint64_t *origin, char *why, size_t whylen,
-							 slcl_rc *err);
-extern slcl_rc slcli_log_append(slcl_client *c);
-extern slcl_rc slcli_log_sync(slcl_client *c);
-extern slcl_rc slcli_log_open_replay(slcl_client *c);
+/* client_store.c: transactions and the position */
+extern slcl_rc slcli_store_begin(slcl_client *c);
+extern slcl_rc slcli_store_commit(slcl_client *c);
+extern slcl_rc slcli_store_finish(slcl_client *c, slcl_rc rc);
+extern void slcli_store_rollback(slcl_client *c);
+extern slcl_rc slcli_store_apply_entry(slcl_client *c, int64_t gen, slc_hash *h,
+									   const slcli_entry *e, int group_end);
+extern slcl_rc slcli_store_set_position(slcl_client *c, const char *log_id, int64_t lsn,
+										const uint8_t chain[SLCL_CHAIN_LEN]);
+extern slcl_rc slcli_store_apply_group(slcl_client *c, const slcli_entry *e, size_t n,
+									   const char *log_id, int64_t lsn,
+									   const uint8_t chain[SLCL_CHAIN_LEN]);
+extern slcl_rc slcli_store_put(slcl_client *c, int64_t gen, slc_hash *h, uint8_t ns,
+							   const uint8_t *key, size_t klen,
+							   const uint8_t *val, size_t vlen, int track);
+extern slcl_rc slcli_store_insert(slcl_client *c, int64_t gen, slc_hash *h, uint8_t ns,
+								  const uint8_t *key, size_t klen,
+								  const uint8_t *val, size_t vlen);
+extern slcl_rc slcli_store_install(slcl_client *c, int64_t gen, const char *log_id,
+								   int64_t lsn, const uint8_t chain[SLCL_CHAIN_LEN],
+								   const slc_hash *h);
+extern slcl_rc slcli_store_drop_state(slcl_client *c);
+extern int64_t slcli_store_new_gen(slcl_client *c);
+extern slcl_rc slcli_store_retire(slcl_client *c, int *left);
+extern slcl_rc slcli_store_save_download(slcl_client *c);
+extern slcl_rc slcli_store_clear_download(slcl_client *c);
+extern int	slcli_store_load_download(slcl_client *c);
+
+/* client_reader.c: the change feed */
+extern void slcli_changes_reset(slcl_client *c);
+extern int	slcli_changes_key(slcl_client *c, uint8_t ns, const uint8_t *key, size_t klen,
+							  int deleted);
+extern int	slcli_changes_group_end(slcl_client *c, int64_t lsn);
+extern void slcli_changes_emit(slcl_client *c);
+extern slcl_rc slcli_changes_diff(slcl_client *c, int64_t old_gen, int64_t new_gen);
+
+/* client_pagefile.c */
+extern slcl_rc slcli_pagefile_sync(slcl_client *c);
+extern slcl_rc slcli_pagefile_commit(slcl_client *c, const slcli_pos *before, int whole);
+
+/* client_legacy.c */
+extern int	slcli_legacy_present(slcl_client *c);
+extern slcl_rc slcli_legacy_convert(slcl_client *c);
 
 /* client_download.c */
-extern int	slcli_dl_peek(slcl_client *c, uint64_t *id);
-extern int	slcli_load_download(slcl_client *c);
 extern slcl_rc slcli_download(slcl_client *c);
+extern void slcli_dl_event(slcl_client *c, slcl_event *ev, slcl_event_type t);
 
 /* client_conn.c */
 extern void slcli_drop_conn(slcl_client *c);

@@ -2,13 +2,16 @@
  * client_open.c
  *
  * Opening and closing a handle: options, the directory and its lock, the
- * client id, and recovery on open: whatever a crash left in the directory
- * (a half-written file, a stale log, an interrupted or a completed but not
- * yet removed download, a damaged state) is turned into a consistent
- * replica, or into none and a download.
+ * client id, and recovery on open: the replica database is opened (SQLite
+ * itself rolls back what a crash left uncommitted), its position and (with
+ * open_check) its items are checked, an old-format directory is converted,
+ * an interrupted download is resumed and the rows of old generations that
+ * a crash left are deleted.  A damaged replica becomes none and a
+ * download.
  *
  * Owns: slcl_options_init, slcl_open, slcl_close, slcl_open_error and
- * slcl_errmsg, the `lock` and `client_id` files.
+ * slcl_errmsg, the `lock` and `client_id` files, and the decision to drop
+ * a damaged replica.
  * Must never: open a directory another handle holds, open a replica of
  * another document, or leave the directory in a state that does not open
  * to a consistent position.
@@ -32,6 +35,12 @@ slcl_open_error(void)
 	return open_error;
 }
 
+void
+slcli_set_open_error(const char *msg)
+{
+	snprintf(open_error, sizeof(open_error), "%s", msg);
+}
+
 const char *
 slcl_errmsg(const slcl_client *c)
 {
@@ -47,7 +56,8 @@ slcl_options_init(slcl_options *o)
 	o->page_entries = 1000;
 	o->page_bytes = 8 * 1024 * 1024;
 	o->snapshot_rows = 1000;
-	o->checkpoint_bytes = 4 * 1024 * 1024;
+	o->open_check = 1;
+	o->cache_kib = 8192;
 }
 
 static char *
@@ -107,7 +117,7 @@ load_client_id(slcl_client *c)
 		}
 	}
 	snprintf(id, sizeof(id), "slcl-%016llx", (unsigned long long) slcli_random64());
-	slcli_tmp_of(c, "client_id", tmp, sizeof(tmp));
+	slcli_path_of(c, "client_id.tmp", tmp, sizeof(tmp));
 	f = fopen(tmp, "wb");
 	if (f == NULL || fprintf(f, "%s\n", id) < 0 || fflush(f) != 0 || fsync(fileno(f)) != 0)
 	{
@@ -121,15 +131,141 @@ load_client_id(slcl_client *c)
 	return c->client_id ? SLCL_OK : slcli_fail(c, SLCL_ERR_NOMEM, "out of memory");
 }
 
+/*
+ * The database itself is damaged (SQLite says so): remove its files and
+ * start an empty one; the replica downloads.
+ */
+static slcl_rc
+reset_db(slcl_client *c, const char *why)
+{
+	char		msg[1200];
+
+	snprintf(msg, sizeof(msg), "%s", why);
+	slcli_store_close(c);
+	c->db_corrupt = 0;
+	c->downloading = 0;
+	if (slcli_remove_file(c, SLCLI_DB_NAME) != 0 || slcli_remove_file(c, SLCLI_DB_NAME "-wal") != 0 ||
+		slcli_remove_file(c, SLCLI_DB_NAME "-shm") != 0)
+		return SLCL_ERR_IO;
+	if (slcli_fsync_dir(c->dir) != 0)
+		return slcli_fail_errno(c, "could not fsync", c->dir);
+	memset(&c->cur, 0, sizeof(c->cur));
+	slc_hash_init(&c->cur.hash);
+	c->committed = c->cur;
+	slcli_emit_simple(c, SLCL_EV_CORRUPT, "replica database damaged (%s): discarding the replica, will download", msg);
+	c->need_download = SLCL_DL_LOCAL_CORRUPT;
+	return SLCL_OK;
+}
+
+/* A damaged state (position or items): drop it, keep the database. */
+static slcl_rc
+drop_damaged(slcl_client *c, const char *why)
+{
+	c->stats.repairs++;
+	slcli_emit_simple(c, SLCL_EV_CORRUPT, "state damaged (%s): discarding the replica, will download", why);
+	c->need_download = SLCL_DL_LOCAL_CORRUPT;
+	return slcli_store_drop_state(c);
+}
+
+/* Load and check the replica (a damaged state is dropped). */
+static slcl_rc
+load_checked(slcl_client *c)
+{
+	char		why[256];
+	int			damaged = 0;
+	int			ok = 1;
+	slcl_rc		rc;
+
+	rc = slcli_store_load(c, &damaged, why, sizeof(why));
+	if (rc == SLCL_OK && !damaged && c->cur.have && c->opt.open_check)
+	{
+		rc = slcli_store_check(c, c->cur.gen, &c->cur.hash, &ok, why, sizeof(why));
+		damaged = !ok;
+	}
+	if (rc != SLCL_OK)
+		return rc;
+	if (damaged)
+		return drop_damaged(c, why);
+	return SLCL_OK;
+}
+
+/*
+ * Open the database and bring it to a consistent replica: check it,
+ * convert an old-format directory, pick up a download in progress, delete
+ * what old generations a crash left.  On a damaged file c->db_corrupt is
+ * set and the caller starts over with an empty one.
+ */
+static slcl_rc
+open_db(slcl_client *c)
+{
+	int			created = 0;
+	int			dl;
+	int			left = 1;
+	int64_t		retired;
+	slcl_rc		rc;
+
+	c->downloading = 0;
+	rc = slcli_store_open(c, &created);
+	if (rc == SLCL_OK)
+		rc = load_checked(c);
+	if (rc != SLCL_OK)
+		return rc;
+
+	/* a directory of the old format: convert it (or drop its leftovers) */
+	if (slcli_legacy_present(c))
+	{
+		rc = slcli_legacy_convert(c);
+		if (rc != SLCL_OK)
+			return rc;
+	}
+
+	dl = slcli_store_load_download(c);
+	if (dl == -2)
+		return SLCL_ERR_IO;
+	if (dl == -1)
+	{
+		c->stats.repairs++;
+		slcli_emit_simple(c, SLCL_EV_REPAIR, "damaged download progress discarded: the download starts over");
+		rc = slcli_store_begin(c);
+		if (rc == SLCL_OK)
+			rc = slcli_store_finish(c, slcli_store_clear_download(c));
+		if (rc != SLCL_OK)
+			return rc;
+		dl = 0;
+	}
+	if (dl == 1)
+		c->downloading = 1;
+
+	/* rows of generations a crash left behind */
+	retired = c->stats.retired_rows;
+	while (left)
+	{
+		rc = slcli_store_retire(c, &left);
+		if (rc != SLCL_OK)
+			return rc;
+	}
+	if (c->stats.retired_rows > retired)
+		slcli_emit_simple(c, SLCL_EV_REPAIR, "deleted %lld rows of an old generation",
+						  (long long) (c->stats.retired_rows - retired));
+
+	if (c->downloading)
+	{
+		slcl_event	ev;
+
+		c->stats.downloads_resumed++;
+		c->dl_total_rows = c->dl_total_bytes = -1;
+		slcli_dl_event(c, &ev, SLCL_EV_DOWNLOAD_RESUME);
+		slcli_emit(c, &ev, "log=%s base=%lld reason=%s resuming after %lld keys (%lld bytes)",
+				   c->dl_log, (long long) c->dl_base, slcl_reason_name(c->dl_reason),
+				   (long long) c->dl_rows, (long long) c->dl_bytes);
+	}
+	return SLCL_OK;
+}
+
 static slcl_rc
 open_local(slcl_client *c)
 {
 	char		path[4096];
-	int			dl;
-	int			st;
-	uint64_t	origin = 0;
-	uint64_t	dl_id = 0;
-	char		why[256];
 	slcl_rc		rc;
 
 	if (mkdir_p(c->dir) != 0)
@@ -147,95 +283,34 @@ open_local(slcl_client *c)
 	rc = load_client_id(c);
 	if (rc != SLCL_OK)
 		return rc;
-	/* leftovers of interrupted atomic writes */
-	if (slcli_remove_file(c, "state.tmp") || slcli_remove_file(c, "log.tmp") ||
-		slcli_remove_file(c, "download.tmp") || slcli_remove_file(c, "client_id.tmp"))
+	if (slcli_remove_file(c, "client_id.tmp"))
 		return SLCL_ERR_IO;
 
-	rc = SLCL_OK;
-	st = slcli_load_state(c, &origin, why, sizeof(why), &rc);
-	if (st == -2)
-		return rc;
+	rc = open_db(c);
+	if (rc != SLCL_OK && c->db_corrupt)
+	{
+		char		why[sizeof(c->err)];
 
-	dl = slcli_dl_peek(c, &dl_id);
-	if (dl == -1)
-	{
-		/* `download` is created atomically: an unreadable one is damaged */
-		c->stats.repairs++;
-		slcli_emit_simple(c, SLCL_EV_REPAIR, "unreadable download file discarded");
-		if (slcli_remove_file(c, "download") != 0)
-			return SLCL_ERR_IO;
-		dl = 0;
+		memcpy(why, c->err, sizeof(why));
+		rc = reset_db(c, why);
+		if (rc == SLCL_OK)
+			rc = open_db(c);
+		c->stats.repairs++;		/* the new database's counters start at 0 */
 	}
-	if (dl == 1 && st == 1 && origin == dl_id)
-	{
-		/* the download had completed and its state is in place */
-		if (slcli_remove_file(c, "download") != 0 || slcli_fsync_dir(c->dir) != 0)
-			return SLCL_ERR_IO;
-		dl = 0;
-	}
-	if (dl == 1)
-	{
-		/* an interrupted download: resume it; any state left is stale */
-		slcl_event	ev;
-
-		slcli_state_reset(c);
-		if (slcli_remove_file(c, "state") != 0 || slcli_remove_file(c, "log") != 0)
-			return SLCL_ERR_IO;
-		if (slcli_fsync_dir(c->dir) != 0)
-			return slcli_fail_errno(c, "could not fsync", c->dir);
-		dl = slcli_load_download(c);
-		if (dl == -2)
-			return c->err[0] && strstr(c->err, "another document") ? SLCL_ERR_ARG : SLCL_ERR_IO;
-		if (dl == 1)
-		{
-			c->stats.downloads_resumed++;
-			c->dl_total_rows = c->dl_total_bytes = -1;
-			memset(&ev, 0, sizeof(ev));
-			ev.type = SLCL_EV_DOWNLOAD_RESUME;
-			ev.log_id = c->dl_log;
-			ev.lsn = c->dl_base;
-			ev.reason = c->dl_reason;
-			ev.rows = c->dl_rows;
-			ev.bytes = c->dl_bytes;
-			ev.total_rows = ev.total_bytes = -1;
-			slcli_emit(c, &ev, "log=%s base=%lld reason=%s resuming after %lld keys (%lld bytes)",
-					   c->dl_log, (long long) c->dl_base, slcl_reason_name(c->dl_reason),
-					   (long long) c->dl_rows, (long long) c->dl_bytes);
-			return SLCL_OK;
-		}
-		/* unreadable after all: start from nothing */
-		if (slcli_remove_file(c, "download") != 0)
-			return SLCL_ERR_IO;
-		slcli_emit_simple(c, SLCL_EV_OPEN, "new replica in %s (no local state: will download)", c->dir);
-		return SLCL_OK;
-	}
-
-	if (st == -1)
-	{
-		slcli_state_reset(c);
-		c->stats.repairs++;
-		slcli_emit_simple(c, SLCL_EV_CORRUPT, "state file damaged (%s): discarding the replica, will download", why);
-		if (slcli_remove_file(c, "state") != 0 || slcli_remove_file(c, "log") != 0)
-			return SLCL_ERR_IO;
-		if (slcli_fsync_dir(c->dir) != 0)
-			return slcli_fail_errno(c, "could not fsync", c->dir);
-		c->need_download = SLCL_DL_LOCAL_CORRUPT;
-		return SLCL_OK;
-	}
-	if (st == 0)
-	{
-		if (slcli_remove_file(c, "log") != 0)
-			return SLCL_ERR_IO;
-		slcli_emit_simple(c, SLCL_EV_OPEN, "new replica in %s (no local state: will download)", c->dir);
-		return SLCL_OK;
-	}
-	c->have_state = 1;
-	rc = slcli_log_open_replay(c);
 	if (rc != SLCL_OK)
 		return rc;
-	slcli_emit_simple(c, SLCL_EV_OPEN, "resumed at log=%s lsn=%lld (%lld local log records replayed)",
-					  c->log_id, (long long) c->lsn, (long long) c->stats.replayed);
+	rc = slcli_pagefile_sync(c);
+	if (rc != SLCL_OK)
+		return rc;
+	if (!c->cur.have)
+	{
+		if (!c->downloading)
+			slcli_emit_simple(c, SLCL_EV_OPEN, "new replica in %s (no local state: will download)", c->dir);
+		return SLCL_OK;
+	}
+	slcli_emit_simple(c, SLCL_EV_OPEN, "resumed at log=%s lsn=%lld (%llu items%s)",
+					  c->cur.log_id, (long long) c->cur.lsn, (unsigned long long) c->cur.hash.count,
+					  c->opt.open_check ? ", checked" : "");
 	return SLCL_OK;
 }
 
@@ -278,24 +353,27 @@ slcl_open(const slcl_options *o, slcl_client **out)
 		c->opt.snapshot_rows = 1000;
 	if (c->opt.ack_interval_ms <= 0)
 		c->opt.ack_interval_ms = 10000;
-	if (c->opt.checkpoint_bytes <= 0)
-		c->opt.checkpoint_bytes = 4 * 1024 * 1024;
+	if (c->opt.cache_kib <= 0)
+		c->opt.cache_kib = 8192;
 	c->lockfd = -1;
 	c->dsn = dup_or_null(o->dsn);
 	c->doc = strdup(o->doc);
 	c->dir = strdup(o->dir);
 	c->debug_point = dup_or_null(o->debug_point);
+	c->page_file = dup_or_null(o->page_file);
 	c->client_id = dup_or_null(o->client_id);
-	c->state = slc_state_new();
-	if (c->doc == NULL || c->dir == NULL || c->state == NULL ||
+	slc_hash_init(&c->cur.hash);
+	c->committed = c->cur;
+	if (c->doc == NULL || c->dir == NULL ||
 		(o->dsn && c->dsn == NULL) || (o->debug_point && c->debug_point == NULL) ||
-		(o->client_id && c->client_id == NULL))
+		(o->client_id && c->client_id == NULL) || (o->page_file && c->page_file == NULL))
 	{
 		slcl_close(c);
 		snprintf(open_error, sizeof(open_error), "out of memory");
 		return SLCL_ERR_NOMEM;
 	}
 	c->opt.dsn = c->opt.doc = c->opt.dir = c->opt.client_id = c->opt.debug_point = NULL;
+	c->opt.page_file = c->page_file;
 	c->doclen = strlen(c->doc);
 	c->channel[0] = '\0';		/* asked from the server on connect */
 	rc = open_local(c);
@@ -314,23 +392,19 @@ slcl_close(slcl_client *c)
 {
 	if (c == NULL)
 		return;
-	if (c->logf)
-	{
-		(void) slcli_flush_sync(c->logf);
-		fclose(c->logf);
-	}
-	if (c->dlf)
-		fclose(c->dlf);
+	slcl_reader_close(c->reader);
+	slcli_store_close(c);
 	slcli_drop_conn(c);
 	if (c->lockfd >= 0)
 		close(c->lockfd);
-	slc_state_free(c->state);
 	free(c->rec.p);
+	free(c->chg.p);
 	free(c->dl_after.p);
 	free(c->dsn);
 	free(c->doc);
 	free(c->dir);
 	free(c->client_id);
 	free(c->debug_point);
+	free(c->page_file);
 	free(c);
 }

@@ -1,19 +1,26 @@
 /*
  * client_util.c
  *
- * Small helpers of the reference client library that know nothing of a
- * handle: a monotonic clock, random 64-bit ids, hex, and folding a
- * multi-line message into one line.
+ * Small helpers of the reference client library: a monotonic clock, random
+ * 64-bit ids, hex, folding a multi-line message into one line, and the
+ * paths and plain files of the directory.
  *
- * Owns: slcli_now_s, slcli_random64, slcli_hex, slcli_one_line.
- * Must never: report an error: each returns something usable whatever the
- * system says (slcli_random64 falls back to the clock and the pid when
- * getrandom does not answer, and never returns 0, which ids use as "none").
+ * Owns: slcli_now_s, slcli_random64, slcli_hex, slcli_one_line,
+ * slcli_path_of, slcli_fsync_dir, slcli_remove_file, slcli_file_exists.
+ * Must never: fail where it can do without: the clock, the ids, hex and
+ * message folding return something usable whatever the system says
+ * (slcli_random64 falls back to the clock and the pid when getrandom does
+ * not answer, and never returns 0, which ids use as "none"); only the file
+ * helpers report errors (slcli_remove_file into the handle's message, a
+ * missing file being no error).
  */
 #define _GNU_SOURCE
 #include "client_int.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
@@ -71,4 +78,48 @@ slcli_one_line(char *s)
 		*w++ = *r;
 	}
 	*w = '\0';
+}
+
+void
+slcli_path_of(const slcl_client *c, const char *name, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "%s/%s", c->dir, name);
+}
+
+int
+slcli_fsync_dir(const char *dir)
+{
+	int			fd = open(dir, O_RDONLY | O_DIRECTORY);
+	int			rc;
+
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+/* Remove a file if it exists (the caller fsyncs the directory). */
+int
+slcli_remove_file(slcl_client *c, const char *name)
+{
+	char		path[4096];
+
+	slcli_path_of(c, name, path, sizeof(path));
+	if (unlink(path) != 0 && errno != ENOENT)
+	{
+		slcli_fail_errno(c, "could not remove", path);
+		return -1;
+	}
+	return 0;
+}
+
+int
+slcli_file_exists(const slcl_client *c, const char *name)
+{
+	char		path[4096];
+	struct stat st;
+
+	slcli_path_of(c, name, path, sizeof(path));
+	return stat(path, &st) == 0;
 }

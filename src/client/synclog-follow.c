@@ -2,12 +2,28 @@
  * synclog-follow - follow a synclog document into a local replica.
  *
  *   synclog-follow --dsn DSN --doc DOC --dir DIR [options]
+ *   synclog-follow --doc DOC --dir DIR --export FILE
  *
  * Keeps DIR a durable replica of DOC (see synclog_client.h): syncs, then
  * waits for a NOTIFY on the document's channel (or --poll milliseconds, the
  * fallback) and syncs again, until SIGINT/SIGTERM.  Prints one line per
  * event: each marker check, each switch-over by marker, each download
- * (with a progress bar on a terminal), each repair of the local files.
+ * (with a progress bar on a terminal), each repair of the local files,
+ * and with --changes each changed key.
+ *
+ * --export FILE (- for standard output) writes the replica's state, read
+ * from one consistent snapshot, ordered by key, and exits; it needs no
+ * server and works while a follower runs in DIR.  The format, one item per
+ * line, fields separated by one TAB, bytes in lowercase hex (an empty key
+ * or value is an empty field):
+ *   # synclog-export 1 doc=HEX log=LOG lsn=N chain=HEX hash=HEX
+ *   D <TAB> key <TAB> value            data items, in key order (bytes
+ *                                      compared as by memcmp, a prefix first)
+ *   C <TAB> client id <TAB> client_seq <TAB> lsn
+ *                                      watermarks, in client id order
+ *   # end items=N clients=M
+ * The hash is the running hash of that position (PROTOCOL.md section 11);
+ * the items recompute to it.  A file without the end line is cut short.
  *
  * Options:
  *   --once              sync until caught up, then exit
@@ -22,17 +38,29 @@
  *   --poll MS           longest wait between syncs (default 5000)
  *   --min-interval MS   at most one sync per MS after a notification (0)
  *   --ack-interval MS   see slcl_options.ack_interval_ms (default 10000)
- *   --page-entries N, --page-bytes N, --snapshot-rows N, --checkpoint-bytes N
+ *   --page-entries N, --page-bytes N, --snapshot-rows N
+ *   --changes           print the keys each group changed (and a download's
+ *                       difference): "change: log=L lsn=N set|del KEYHEX"
+ *                       for data keys, "wm" instead of set/del for a
+ *                       watermark (KEYHEX is then the client id)
+ *   --no-open-check     do not read every item on open (the position's
+ *                       checksum is still checked)
+ *   --page-file PATH    the document is a page store (README): keep PATH a
+ *                       copy of the SQLite database it replicates, valid
+ *                       after every commit (SQLite's locks and rollback
+ *                       journal; a crash leaves the previous file)
  *   --progress / --no-progress   force the download progress bar on or off
  *   --debug-delay POINT:MS       testing: sleep MS at POINT (once)
  *   --debug-tamper      testing: silently alter the local state, then exit
+ *   --debug-damage      testing: flip a bit of a stored value, then exit
  *   --max-runtime S     exit after S seconds (tests)
  *
- * On exit it prints one machine-readable line:
+ * On exit it prints one machine-readable line (counters over the life of
+ * the replica, kept in it):
  *   stats: doc=D client=C switches_marker=N markers_mismatch=N downloads=N
  *          downloads_initial=N downloads_resumed=N download_restarts=N
  *          entries=N bytes_log=N bytes_marker=N bytes_snapshot=N acks=N
- *          checkpoints=N repairs=N log=L lsn=N hash=H
+ *          repairs=N retired_rows=N bytes_downloaded=N log=L lsn=N hash=H
  *
  * Exit status: 0 ok, 1 error, 2 usage, 3 verification failed, 4 the
  * document does not exist.
@@ -52,6 +80,7 @@
 static volatile sig_atomic_t stop_flag;
 
 static int	quiet;
+static int	show_changes;
 static int	progress = -1;		/* -1: on a terminal */
 static double dl_started;
 static int	bar_shown;
@@ -174,6 +203,25 @@ on_event(void *arg, const slcl_event *ev)
 		case SLCL_EV_DEBUG:
 			what = "debug";
 			break;
+		case SLCL_EV_CHANGES:
+			if (show_changes)
+			{
+				end_bar();
+				for (size_t i = 0; i < ev->nchanges; i++)
+				{
+					const slcl_change *ch = &ev->changes[i];
+					char	   *hx = malloc(2 * ch->klen + 1);
+
+					if (hx == NULL)
+						continue;
+					hexout(ch->key, ch->klen, hx);
+					printf("change: log=%s lsn=%lld %s %s\n", ev->log_id, (long long) ev->lsn,
+						   ch->ns == SLC_NS_CLIENT ? "wm" : ch->deleted ? "del" : "set", hx);
+					free(hx);
+				}
+				fflush(stdout);
+			}
+			return;
 	}
 	if (quiet && ev->type != SLCL_EV_WARNING && ev->type != SLCL_EV_CORRUPT &&
 		ev->type != SLCL_EV_DEBUG && !(ev->type == SLCL_EV_MARKER && !ev->ok) &&
@@ -200,14 +248,14 @@ print_stats(slcl_client *c, const char *doc)
 	}
 	printf("stats: doc=%s client=%s switches_marker=%lld markers_mismatch=%lld downloads=%lld "
 		   "downloads_initial=%lld downloads_resumed=%lld download_restarts=%lld entries=%lld "
-		   "bytes_log=%lld bytes_marker=%lld bytes_snapshot=%lld acks=%lld checkpoints=%lld "
-		   "repairs=%lld log=%s lsn=%lld hash=%s\n",
+		   "bytes_log=%lld bytes_marker=%lld bytes_snapshot=%lld acks=%lld repairs=%lld "
+		   "retired_rows=%lld bytes_downloaded=%lld log=%s lsn=%lld hash=%s\n",
 		   doc, slcl_client_id(c), (long long) s->switches_marker, (long long) s->markers_mismatch,
 		   (long long) s->downloads, (long long) s->downloads_initial,
 		   (long long) s->downloads_resumed, (long long) s->download_restarts,
 		   (long long) s->entries_applied, (long long) s->bytes_log, (long long) s->bytes_marker,
-		   (long long) s->bytes_snapshot, (long long) s->acks, (long long) s->checkpoints,
-		   (long long) s->repairs, log_id, (long long) lsn, hx);
+		   (long long) s->bytes_snapshot, (long long) s->acks, (long long) s->repairs,
+		   (long long) s->retired_rows, (long long) s->bytes_downloaded, log_id, (long long) lsn, hx);
 	fflush(stdout);
 }
 
@@ -243,6 +291,140 @@ run_verify(slcl_client *c)
 	return ok ? 0 : 3;
 }
 
+/* --export: one snapshot of the replica, in key order (format above). */
+typedef struct export_ctx
+{
+	FILE	   *f;
+	char	   *hx;
+	size_t		hxcap;
+	int64_t		n;
+	int			err;
+} export_ctx;
+
+static const char *
+hex_of(export_ctx *x, const uint8_t *p, size_t n)
+{
+	if (2 * n + 1 > x->hxcap)
+	{
+		char	   *nb = realloc(x->hx, 2 * n + 1);
+
+		if (nb == NULL)
+			return NULL;
+		x->hx = nb;
+		x->hxcap = 2 * n + 1;
+	}
+	hexout(p, n, x->hx);
+	return x->hx;
+}
+
+static int
+export_data(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	export_ctx *x = arg;
+	const char *h = hex_of(x, key, klen);
+
+	if (h == NULL || fprintf(x->f, "D\t%s\t", h) < 0 || (h = hex_of(x, val, vlen)) == NULL ||
+		fprintf(x->f, "%s\n", h) < 0)
+	{
+		x->err = 1;
+		return 1;
+	}
+	x->n++;
+	return 0;
+}
+
+static int
+export_client(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	export_ctx *x = arg;
+	const char *h = hex_of(x, key, klen);
+	int64_t		seq,
+				lsn;
+
+	if (vlen != SLC_WATERMARK_LEN || h == NULL)
+	{
+		x->err = 1;
+		return 1;
+	}
+	slc_watermark_decode(val, &seq, &lsn);
+	if (fprintf(x->f, "C\t%s\t%lld\t%lld\n", h, (long long) seq, (long long) lsn) < 0)
+	{
+		x->err = 1;
+		return 1;
+	}
+	x->n++;
+	return 0;
+}
+
+static int
+run_export(const char *dir, const char *doc, const char *out)
+{
+	slcl_reader *r;
+	slcl_rc		rc;
+	const char *log_id;
+	int64_t		lsn,
+				items;
+	uint8_t		chain[SLCL_CHAIN_LEN],
+				hash[SLC_HASH_LEN];
+	char		chx[2 * SLCL_CHAIN_LEN + 1],
+				hhx[2 * SLC_HASH_LEN + 1];
+	export_ctx	x;
+	int			status = 0;
+
+	memset(&x, 0, sizeof(x));
+	rc = slcl_reader_open(dir, doc, &r);
+	if (rc != SLCL_OK)
+	{
+		fprintf(stderr, "synclog-follow: %s\n", slcl_open_error());
+		return 1;
+	}
+	rc = slcl_reader_begin(r);
+	if (rc == SLCL_OK)
+		rc = slcl_reader_position(r, &log_id, &lsn, chain, hash);
+	if (rc != SLCL_OK)
+	{
+		fprintf(stderr, "synclog-follow: %s\n", slcl_reader_errmsg(r));
+		slcl_reader_close(r);
+		return 1;
+	}
+	x.f = strcmp(out, "-") == 0 ? stdout : fopen(out, "w");
+	if (x.f == NULL)
+	{
+		fprintf(stderr, "synclog-follow: could not create \"%s\": %s\n", out, strerror(errno));
+		slcl_reader_close(r);
+		return 1;
+	}
+	hexout(chain, SLCL_CHAIN_LEN, chx);
+	hexout(hash, SLC_HASH_LEN, hhx);
+	fprintf(x.f, "# synclog-export 1 doc=%s log=%s lsn=%lld chain=%s hash=%s\n",
+			hex_of(&x, (const uint8_t *) doc, strlen(doc)), log_id, (long long) lsn, chx, hhx);
+	rc = slcl_reader_scan(r, SLC_NS_DATA, NULL, 0, NULL, 0, export_data, &x);
+	items = x.n;
+	x.n = 0;
+	if (rc == SLCL_OK && !x.err)
+		rc = slcl_reader_scan(r, SLC_NS_CLIENT, NULL, 0, NULL, 0, export_client, &x);
+	if (rc != SLCL_OK)
+	{
+		fprintf(stderr, "synclog-follow: %s\n", slcl_reader_errmsg(r));
+		status = 1;
+	}
+	else if (x.err || fprintf(x.f, "# end items=%lld clients=%lld\n", (long long) items, (long long) x.n) < 0 ||
+			 fflush(x.f) != 0)
+	{
+		fprintf(stderr, "synclog-follow: could not write \"%s\": %s\n", out, strerror(errno));
+		status = 1;
+	}
+	if (x.f != stdout && fclose(x.f) != 0 && status == 0)
+	{
+		fprintf(stderr, "synclog-follow: could not write \"%s\": %s\n", out, strerror(errno));
+		status = 1;
+	}
+	slcl_reader_end(r);
+	slcl_reader_close(r);
+	free(x.hx);
+	return status;
+}
+
 static void
 usage(FILE *f)
 {
@@ -250,9 +432,11 @@ usage(FILE *f)
 			"usage: synclog-follow --dsn DSN --doc DOC --dir DIR [--once] [--verify]\n"
 			"                      [--client-id ID] [--no-ack] [--quiet] [--poll MS]\n"
 			"                      [--min-interval MS] [--ack-interval MS] [--page-entries N]\n"
-			"                      [--page-bytes N] [--snapshot-rows N] [--checkpoint-bytes N]\n"
-			"                      [--progress|--no-progress] [--max-runtime S]\n"
-			"                      [--debug-delay POINT:MS] [--debug-tamper]\n");
+			"                      [--page-bytes N] [--snapshot-rows N] [--changes]\n"
+			"                      [--no-open-check] [--page-file PATH] [--progress|--no-progress]\n"
+			"                      [--max-runtime S]\n"
+			"                      [--debug-delay POINT:MS] [--debug-tamper] [--debug-damage]\n"
+			"       synclog-follow --doc DOC --dir DIR --export FILE|-\n");
 }
 
 int
@@ -263,7 +447,9 @@ main(int argc, char **argv)
 	slcl_rc		rc;
 	int			once = 0,
 				verify = 0,
-				tamper = 0;
+				tamper = 0,
+				damage = 0;
+	const char *export_to = NULL;
 	int			poll_ms = 5000,
 				min_interval = 0;
 	double		max_runtime = 0;
@@ -289,7 +475,11 @@ main(int argc, char **argv)
 		{"page-entries", required_argument, NULL, 'e'},
 		{"page-bytes", required_argument, NULL, 'b'},
 		{"snapshot-rows", required_argument, NULL, 's'},
-		{"checkpoint-bytes", required_argument, NULL, 'k'},
+		{"changes", no_argument, NULL, 'C'},
+		{"no-open-check", no_argument, NULL, 'O'},
+		{"export", required_argument, NULL, 'E'},
+		{"debug-damage", no_argument, NULL, 'Y'},
+		{"page-file", required_argument, NULL, 'F'},
 		{"progress", no_argument, NULL, 'P'},
 		{"no-progress", no_argument, NULL, 'N'},
 		{"max-runtime", required_argument, NULL, 'T'},
@@ -347,8 +537,21 @@ main(int argc, char **argv)
 			case 's':
 				o.snapshot_rows = atoi(optarg);
 				break;
-			case 'k':
-				o.checkpoint_bytes = atoll(optarg);
+			case 'C':
+				show_changes = 1;
+				o.changes = 1;
+				break;
+			case 'O':
+				o.open_check = 0;
+				break;
+			case 'E':
+				export_to = optarg;
+				break;
+			case 'Y':
+				damage = 1;
+				break;
+			case 'F':
+				o.page_file = optarg;
 				break;
 			case 'P':
 				progress = 1;
@@ -373,12 +576,14 @@ main(int argc, char **argv)
 				return 2;
 		}
 	}
-	if (optind < argc || o.doc == NULL || o.dir == NULL || (o.dsn == NULL && !tamper) ||
-		poll_ms <= 0)
+	if (optind < argc || o.doc == NULL || o.dir == NULL ||
+		(o.dsn == NULL && !tamper && !damage && !export_to) || poll_ms <= 0)
 	{
 		usage(stderr);
 		return 2;
 	}
+	if (export_to)
+		return run_export(o.dir, o.doc, export_to);
 	if (debug_spec)
 	{
 		char	   *colon = strrchr(debug_spec, ':');
@@ -411,18 +616,21 @@ main(int argc, char **argv)
 		fprintf(stderr, "synclog-follow: %s\n", slcl_open_error());
 		return 1;
 	}
-	if (tamper)
+	if (tamper || damage)
 	{
 		char		what[256];
 
-		rc = slcl_debug_tamper(c, what, sizeof(what));
+		rc = tamper ? slcl_debug_tamper(c, what, sizeof(what)) : slcl_debug_damage(c, what, sizeof(what));
 		if (rc != SLCL_OK)
 		{
 			fprintf(stderr, "synclog-follow: %s\n", slcl_errmsg(c));
 			slcl_close(c);
 			return 1;
 		}
-		printf("tamper: %s; the running hash follows, so only the server can tell\n", what);
+		if (tamper)
+			printf("tamper: %s; the running hash follows, so only the server can tell\n", what);
+		else
+			printf("damage: %s; the hashes do not follow, so the next open finds it\n", what);
 		slcl_close(c);
 		return 0;
 	}

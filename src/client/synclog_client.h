@@ -18,47 +18,47 @@
  *     if (slcl_open(&o, &c) != SLCL_OK) { ...slcl_open_error()... }
  *     for (;;) {
  *         if (slcl_sync(c) != SLCL_OK) { ...slcl_errmsg(c), retry later... }
- *         ... read the state with slcl_state(c) ...
+ *         ... read with slcl_reader_get/scan(slcl_client_reader(c), ...) ...
  *         slcl_wait(c, 5000, NULL);      // LISTEN with a timeout
  *     }
  *     slcl_close(c);
  *
- * Threads: a client handle is used by one thread at a time.  A directory is
- * used by one handle at a time (slcl_open takes an exclusive lock on it).
+ * Another process reads the same replica with slcl_reader_open(dir, doc):
+ * no lock, a consistent snapshot per slcl_reader_begin, while a follower
+ * writes.
+ *
+ * Threads: a client handle is used by one thread at a time, and so is a
+ * reader.  A directory is followed by one handle at a time (slcl_open
+ * takes an exclusive lock on it); readers take no lock.
  *
  * ------------------------------------------------------------------------
  * The local replica (files in the directory)
  *
- *   state       the materialized state at some position: a header record
- *               (doc, log_id, lsn, running hash, generation), one record per
- *               item (data keys and client watermarks), an end record.
- *               Only ever replaced atomically (write state.tmp, fsync,
- *               rename, fsync the directory).
- *   log         append-only: the entries pulled from the server after the
- *               position of `state` ('E' records), and the switch-overs by
- *               marker ('S' records: from log, to log, LSN, hash).  It
- *               starts with a header naming the generation of `state` it
- *               continues; a log of another generation is stale (a crash
- *               between the two renames of a checkpoint) and is discarded.
- *   download    present only while a snapshot download is in progress: the
- *               target (log id, base LSN, expected hash, a random download
- *               id) and the rows received so far, in key order.
+ *   replica.db  an SQLite database in WAL mode (with replica.db-wal and
+ *               replica.db-shm while open): the items of the state, the
+ *               position (log id, LSN, chain) with the running snapshot
+ *               hash, the progress of a download in progress, and the
+ *               counters.  Every change is one SQLite transaction with
+ *               synchronous=FULL: entries applied and the position they
+ *               reach, a switch-over by marker, a page of a download, the
+ *               install of a downloaded state.  A kill or a power cut at
+ *               any point leaves the last committed transaction.  The
+ *               client never acknowledges a position to the server before
+ *               its transaction is committed.  A download builds the new
+ *               state beside the old one (a new generation of items): the
+ *               old state stays readable until the new one is complete and
+ *               its hash verified, and the switch is one transaction.
+ *               client_int.h documents the tables.
  *   client_id   the client id used for synclog.ack (unless one is given).
- *   lock        flock()ed while a handle has the directory open.
+ *   lock        flock()ed while a handle follows in the directory.
  *
- * Every record of every file is framed as u32le length, u64le XXH3-64
- * checksum (seeded with the length), payload; a record that is cut short
- * or fails its checksum ends the file: on open, a torn tail of `log` or
- * `download` is truncated away and the replica resumes from the last
- * durable record.  A damaged `state` file is discarded (the replica then
- * downloads).  Ordering: an entry is applied in memory, appended to `log`,
- * and the log is fdatasync()ed before the page is acknowledged to the
- * server; a switch-over is made durable ('S' record, fdatasync) before it
- * is acknowledged; a checkpoint writes and renames `state` before it
- * replaces `log`; a download writes `download` before it removes the old
- * `state` and `log`, and writes the new `state` before it removes
- * `download`.  A kill at any point leaves a replica that opens to a
- * consistent position at or before the last one reached.
+ * On open the replica is checked: the stored position against its
+ * checksum, and (options.open_check, the default) every item against its
+ * stored item hash and the sum against the running hash.  A damaged
+ * replica is dropped and downloaded again (SLCL_EV_CORRUPT).  A directory
+ * of the old file format (framed `state`, `log`, `download` files, before
+ * 0.3) is converted on open (SLCL_EV_OPEN says so); an old download in
+ * progress is started again.
  * ------------------------------------------------------------------------
  */
 #ifndef SYNCLOG_CLIENT_H
@@ -77,6 +77,9 @@ extern "C"
 
 /* Longest log id accepted from a server (the protocol's are 32 hex chars). */
 #define SLCL_LOG_ID_MAX		64
+/* Bytes of a chain value (PROTOCOL-v2.md section A); all zeros until the
+ * server gives chains. */
+#define SLCL_CHAIN_LEN		16
 
 typedef struct slcl_client slcl_client;
 
@@ -102,7 +105,7 @@ typedef enum slcl_reason
 {
 	SLCL_DL_NONE = 0,
 	SLCL_DL_INITIAL,			/* empty directory: no local state yet */
-	SLCL_DL_LOCAL_CORRUPT,		/* the local state file was unreadable */
+	SLCL_DL_LOCAL_CORRUPT,		/* the local replica was damaged */
 	SLCL_DL_MISMATCH,			/* a marker's hash differed from the local hash */
 	SLCL_DL_COLLECTED,			/* SL003: the local log was collected */
 	SLCL_DL_UNKNOWN_LOG,		/* SL002: the server does not know the log */
@@ -118,7 +121,7 @@ typedef enum slcl_event_type
 {
 	SLCL_EV_OPEN,				/* the replica was opened (message says how) */
 	SLCL_EV_REPAIR,				/* a torn tail or stale file was cleaned up */
-	SLCL_EV_CORRUPT,			/* the local state file is damaged: will download */
+	SLCL_EV_CORRUPT,			/* the local replica is damaged: will download */
 	SLCL_EV_MARKER,				/* an end-log marker was checked (ok = match) */
 	SLCL_EV_SWITCH,				/* switched to next_log_id by the marker */
 	SLCL_EV_DOWNLOAD_START,		/* reason, log_id/lsn = target, totals if known */
@@ -129,8 +132,19 @@ typedef enum slcl_event_type
 	SLCL_EV_CHECKPOINT,			/* state file rewritten */
 	SLCL_EV_CONNECT,			/* (re)connected and listening */
 	SLCL_EV_WARNING,			/* something non-fatal, e.g. an ack failed */
-	SLCL_EV_DEBUG				/* a debug hook fired (see debug_point) */
+	SLCL_EV_DEBUG,				/* a debug hook fired (see debug_point) */
+	SLCL_EV_CHANGES				/* keys changed by a group (options.changes) */
 } slcl_event_type;
+
+/* One changed key (SLCL_EV_CHANGES). */
+typedef struct slcl_change
+{
+	uint8_t		ns;				/* SLC_NS_DATA, or SLC_NS_CLIENT (a watermark) */
+	int			deleted;		/* 1: the key is gone; 0: set (read its value
+								 * with a reader) */
+	const uint8_t *key;
+	size_t		klen;
+} slcl_change;
 
 typedef struct slcl_event
 {
@@ -150,6 +164,19 @@ typedef struct slcl_event
 								 * DOWNLOAD_*: bytes received so far */
 	int64_t		total_bytes;	/* DOWNLOAD_*: key+value bytes, -1 unknown */
 	const char *message;		/* one line of text for people */
+
+	/*
+	 * CHANGES: the keys one atomic group changed (an entry, in protocol
+	 * version 1), delivered once its transaction is committed, in LSN
+	 * order; log_id/lsn is the position it reached.  A download (or a
+	 * repair) delivers the difference between the old state and the new
+	 * one, with reason set, lsn the new base, in several events of which
+	 * all but the last have more = 1.  The arrays are valid during the
+	 * callback only.
+	 */
+	const slcl_change *changes;
+	size_t		nchanges;
+	int			more;
 } slcl_event;
 
 typedef void (*slcl_event_fn) (void *arg, const slcl_event *ev);
@@ -173,9 +200,19 @@ typedef struct slcl_options
 	int			want_totals;	/* 1: call snapshot_info before a download for
 								 * progress totals (costs a scan on the
 								 * server; default 0) */
-	int64_t		checkpoint_bytes;	/* rewrite `state` once `log` is this big
-									 * and at least half the state's size
-									 * (default 4 MiB) */
+	int			open_check;		/* 1 (default): slcl_open checks every item
+								 * against its stored hash and the running
+								 * hash (reads the whole state once); 0: only
+								 * the position's checksum */
+	int			changes;		/* 1: deliver SLCL_EV_CHANGES (default 0) */
+	int			cache_kib;		/* SQLite page cache of the handle (default
+								 * 8192) */
+	const char *page_file;		/* a document in the page-store profile
+								 * (README): keep this file a copy of the
+								 * SQLite database it replicates, updated
+								 * after every commit as an SQLite write
+								 * transaction (rollback journal, locks);
+								 * NULL (default): none */
 	volatile sig_atomic_t *interrupt;	/* if set and non-zero, long calls
 										 * return SLCL_ERR_INTERRUPTED */
 	slcl_event_fn on_event;		/* optional event callback */
@@ -185,18 +222,24 @@ typedef struct slcl_options
 	 * Testing hook: the first time the client passes the named point it
 	 * emits an SLCL_EV_DEBUG event and sleeps debug_delay_ms, so that a test
 	 * can kill it there.  Points: "switch-verified" (marker hash matched,
-	 * nothing persisted), "switch-logged" (switch durable, not acked),
-	 * "page-applied" (a page's entries appended, not yet fsynced),
-	 * "checkpoint-written" (state.tmp complete, not renamed),
-	 * "checkpoint-renamed" (new state in place, log not yet replaced),
-	 * "download-page" (a snapshot page persisted), "download-verified"
-	 * (snapshot verified, new state not yet written).
+	 * nothing persisted), "switch-logged" (switch committed, not acked),
+	 * "page-applied" (a page's entries applied in the open transaction, not
+	 * committed), "page-committed" (committed, not acked), "download-page"
+	 * (a snapshot page committed), "download-verified" (snapshot verified,
+	 * its install not committed), "download-installed" (the new state is
+	 * live, the old generation not yet deleted), "retire-batch" (a batch of
+	 * an old generation deleted, more left), "converted" (an old-format
+	 * directory converted, its old files not yet removed), "pagefile-written"
+	 * (the page file's new pages written and synced, its journal not yet
+	 * deleted).
 	 */
 	const char *debug_point;
 	int			debug_delay_ms;
 } slcl_options;
 
-/* Counters since slcl_open. */
+/* Counters over the life of the replica (kept in the database with every
+ * transaction, so they survive restarts and kill -9; a download that
+ * replaces the state keeps them). */
 typedef struct slcl_stats
 {
 	int64_t		switches_marker;	/* log switches by a matching marker */
@@ -211,9 +254,9 @@ typedef struct slcl_stats
 	int64_t		bytes_marker;		/* bytes of the 'end' rows alone */
 	int64_t		bytes_snapshot;		/* bytes of snapshot and snapshot_clients rows */
 	int64_t		acks;				/* synclog.ack calls that succeeded */
-	int64_t		checkpoints;		/* state file rewrites */
-	int64_t		repairs;			/* torn tails truncated / stale files removed */
-	int64_t		replayed;			/* local log records replayed on open */
+	int64_t		repairs;			/* damaged state dropped, leftovers removed */
+	int64_t		retired_rows;		/* items of old generations deleted */
+	int64_t		bytes_downloaded;	/* key+value bytes of completed downloads */
 } slcl_stats;
 
 /* Fill *o with the defaults (all pointers NULL). */
@@ -221,8 +264,10 @@ void		slcl_options_init(slcl_options *o);
 
 /*
  * Open (creating if needed) the replica in o->dir for o->doc.  Works
- * offline: it only reads the local files, repairs a torn tail, and loads
- * the state into memory; the first slcl_sync connects.  On failure *out is
+ * offline: it only reads the local files (checking them, see open_check),
+ * converts an old-format directory, and finishes what a crash interrupted;
+ * the first slcl_sync connects.  The state stays on disk: the handle's
+ * memory does not grow with it.  On failure *out is
  * NULL and slcl_open_error() describes the problem.
  */
 slcl_rc		slcl_open(const slcl_options *o, slcl_client **out);
@@ -260,18 +305,82 @@ const char *slcl_errmsg(const slcl_client *c);
 
 /*
  * The position: the log being read and the last LSN applied.  Returns 0
- * when the replica has no complete state (new, or mid-download).
+ * when the replica has no state (new, or damaged and downloading).  During
+ * a download that replaces a state, it is the old state's position: that
+ * state stays readable until the new one is installed.
  */
 int			slcl_position(const slcl_client *c, const char **log_id, int64_t *lsn);
 
-/* The materialized state (data keys in ns 1, watermarks in ns 2), or NULL. */
-const slc_state *slcl_state(const slcl_client *c);
+/* The chain value of the position (zeros in protocol version 1). */
+void		slcl_chain(const slcl_client *c, uint8_t out[SLCL_CHAIN_LEN]);
+
+/* 1 while a snapshot download is in progress (slcl_sync resumes it). */
+int			slcl_downloading(const slcl_client *c);
 
 /* The running snapshot hash of the state, serialized (33 bytes). */
 void		slcl_hash(const slcl_client *c, uint8_t out[SLC_HASH_LEN]);
 
 const slcl_stats *slcl_get_stats(const slcl_client *c);
 const char *slcl_client_id(const slcl_client *c);
+
+/* ------------------------------------------------------------------------
+ * Reading a replica
+ *
+ * A reader has a read-only connection of its own to dir/replica.db: it
+ * takes no lock and works while a follower (in this process or another)
+ * writes.  Every call reads the newest committed state, unless it is
+ * between slcl_reader_begin and slcl_reader_end: then every call reads
+ * the one snapshot taken at begin (its position, hash and items belong
+ * together), whatever the follower commits meanwhile.  A long snapshot
+ * keeps the database's write-ahead log from being recycled: end it when
+ * done.
+ * ------------------------------------------------------------------------
+ */
+typedef struct slcl_reader slcl_reader;
+
+/* Open a reader on the replica of doc in dir (which must exist). */
+slcl_rc		slcl_reader_open(const char *dir, const char *doc, slcl_reader **out);
+
+/* The follower's own reader (opened on the first call, closed by
+ * slcl_close; NULL and slcl_errmsg(c) on failure).  Usable between calls
+ * and from the event callback, not from another thread during slcl_sync. */
+slcl_reader *slcl_client_reader(slcl_client *c);
+
+/* Close a reader from slcl_reader_open.  NULL is fine. */
+void		slcl_reader_close(slcl_reader *r);
+const char *slcl_reader_errmsg(const slcl_reader *r);
+
+/* Take a snapshot, and leave it. */
+slcl_rc		slcl_reader_begin(slcl_reader *r);
+void		slcl_reader_end(slcl_reader *r);
+
+/*
+ * The position, chain and hash of the state read (the snapshot's between
+ * begin and end).  Any output may be NULL; *log_id stays valid until the
+ * next call on r.  Returns SLCL_ERR_STATE if the replica has no state yet.
+ */
+slcl_rc		slcl_reader_position(slcl_reader *r, const char **log_id, int64_t *lsn,
+								 uint8_t chain[SLCL_CHAIN_LEN], uint8_t hash[SLC_HASH_LEN]);
+
+/*
+ * Look up a data key.  *found says whether it is there; *val (valid until
+ * the next call on r) and *vlen get its value.
+ */
+slcl_rc		slcl_reader_get(slcl_reader *r, const uint8_t *key, size_t klen,
+							int *found, const uint8_t **val, size_t *vlen);
+
+/*
+ * Visit the items of namespace ns (SLC_NS_DATA, or SLC_NS_CLIENT for the
+ * watermarks) with from <= key < to, in key order (bytes compared as by
+ * memcmp, a prefix first).  from NULL: from the first key; to NULL: to
+ * the last.  The callback's pointers are valid during the call; a non-zero
+ * return stops the scan (and slcl_reader_scan returns SLCL_OK).  Runs in
+ * one snapshot (begin's, or one of its own).
+ */
+typedef int (*slcl_item_fn) (void *arg, const uint8_t *key, size_t klen,
+							 const uint8_t *val, size_t vlen);
+slcl_rc		slcl_reader_scan(slcl_reader *r, uint8_t ns, const uint8_t *from, size_t fromlen,
+							 const uint8_t *to, size_t tolen, slcl_item_fn fn, void *arg);
 
 /* Result of slcl_verify. */
 typedef struct slcl_verify_result
@@ -287,11 +396,13 @@ typedef struct slcl_verify_result
 } slcl_verify_result;
 
 /*
- * Check the replica: recompute the hash of the local state from scratch
- * (slc_state_rehash) and compare it with the running hash; then rebuild
- * the server's state at the replica's position independently (the
+ * Check the replica: recompute the hash of the local state from the stored
+ * items with the shared core and compare it with the running hash; then
+ * rebuild the server's state at the replica's position independently (the
  * snapshot of the replica's log, verified against its snapshot_hash, plus
- * the log's entries up to the replica's LSN) and compare hash and items.
+ * the log's entries up to the replica's LSN; built on disk, in a
+ * generation of its own that is deleted afterwards) and compare hash and
+ * every item.
  * When the replica's log was collected, server_checked stays 0.  Returns
  * SLCL_OK if the checks could run (look at *r for the verdict).
  */
@@ -300,12 +411,19 @@ slcl_rc		slcl_verify(slcl_client *c, slcl_verify_result *r);
 /*
  * Testing only: silently alter the local state (set the data key
  * "\xffsynclog-tamper", which no real writer is expected to use, so that no
- * later entry can undo it) and checkpoint, keeping the files and the
+ * later entry can undo it) and commit it, keeping the items and the
  * running hash self-consistent, as a bug or a memory error could.  Only the
  * server can tell: the next marker will not match, and the client must
  * download.  Works offline; *what describes the change.
  */
 slcl_rc		slcl_debug_tamper(slcl_client *c, char *what, size_t whatlen);
+
+/*
+ * Testing only: damage the replica as a bad disk would: flip a bit of one
+ * stored value (the first data item's) without touching any hash.  The
+ * next slcl_open (with open_check) finds it and downloads.
+ */
+slcl_rc		slcl_debug_damage(slcl_client *c, char *what, size_t whatlen);
 
 #ifdef __cplusplus
 }

@@ -372,7 +372,7 @@ bench_switchover() {
 			M_B[$k]+=" $(( $(stat_of bytes_log "$stats") + $(stat_of bytes_snapshot "$stats") ))"
 			# The same replica once more, with nothing new: what --once
 			# costs before any byte of the document moves (start, connect,
-			# load the local state).
+			# open and check the replica).
 			res=$(follow "$a" "$doc")
 			secs=${res%% *}
 			I_T[$k]+=" $(awk -v s="$secs" 'BEGIN { printf "%.1f", s * 1000 }')"
@@ -388,7 +388,7 @@ bench_switchover() {
 		done
 		rm -rf "$a"
 	done
-	area_note 10 "The reference client src/client/synclog-follow (built from the measured source) with --once --quiet, wall time of the whole process (connecting included). For each state (keys of 4 KiB, built with appends of 1024 keys and one rotation), a replica is downloaded once; then each run appends 100 small updates, lets the replica sync them, rotates, and times (a) the replica's next sync, which reads the end marker of its log, checks the hash and continues in the new log, and (b) a sync into a fresh directory, which downloads the new log's snapshot (what a client does whose log was collected or that fell behind). Bytes: the stats line's bytes_log + bytes_snapshot (every column of every row received). Both paths end in the same state (the client checks the snapshot hash either way). For information, a third sync of the same replica with nothing new: a --once process loads its whole local state file before it asks the server anything, so that much of the marker path's time grows with the state although no byte of it moves (a long-running follower loads it once)."
+	area_note 10 "The reference client src/client/synclog-follow (built from the measured source) with --once --quiet, wall time of the whole process (connecting included). For each state (keys of 4 KiB, built with appends of 1024 keys and one rotation), a replica is downloaded once; then each run appends 100 small updates, lets the replica sync them, rotates, and times (a) the replica's next sync, which reads the end marker of its log, checks the hash and continues in the new log, and (b) a sync into a fresh directory, which downloads the new log's snapshot (what a client does whose log was collected or that fell behind). Bytes: the stats line's bytes_log + bytes_snapshot (every column of every row received). Both paths end in the same state (the client checks the snapshot hash either way). For information, a third sync of the same replica with nothing new: a --once process opens its replica and checks every item of it (open_check) before it asks the server anything, so that much of the marker path's time grows with the state although no byte of it moves (a long-running follower checks it once)."
 	for k in $SW_STATES_K; do
 		sm=$(state_label "$k")
 		record 10 "sw_dt_$k" "download the snapshot, $sm state: time (baseline)" ms base - - "${D_T[$k]# }"
@@ -737,4 +737,165 @@ All three SQL results equal the stored snapshot hash (checked). psql \\timing fo
 	record 13 h_re "synclog.recompute_hash" "MiB/s" subj h_raw - "${re[*]}"
 	record 13 h_agg2 "state_hash over a plain table (second baseline)" "MiB/s" base - - "${agg[*]}"
 	record 13 h_re2 "recompute_hash vs state_hash over a plain table" "MiB/s" subj h_agg2 - "${re[*]}"
+}
+
+# 14: the reference client as a local store -------------------------------------------
+
+# follow_timed BIN DIR DOC [ARGS...]: one BIN --once run under /usr/bin/time;
+# prints "<seconds> <max RSS in KiB> <CPU seconds> <user seconds>" (wall
+# time, the process's peak resident memory, its user + system time, its
+# user time).
+follow_timed() {
+	local bin=$1 dir=$2 doc=$3 tf out t0 t1
+	shift 3
+	tf=$(mktemp "$W/time.XXXXXX")
+	t0=$(now_s)
+	out=$(/usr/bin/time -f '%M %U %S' -o "$tf" "$bin" --dsn "dbname=$DB" --doc "$doc" --dir "$dir" \
+		--once --quiet --no-ack "$@" 2>&1 >/dev/null) ||
+		{ echo "$out" >&2; bench_die "$bin --once --dir $dir failed"; }
+	t1=$(now_s)
+	tail -1 "$tf" | awk -v a="$t0" -v b="$t1" '{ printf "%.3f %s %.2f %.2f\n", b - a, $1, $2 + $3, $2 }'
+	rm -f "$tf"
+}
+
+# The page file's lag: a page-store document of $CS_PAGES pages (page 1 an
+# SQLite header, 4 KiB pages), followed with --page-file; then updates of
+# 1 and 64 pages, timed from the writer's commit to the page file's
+# position file naming their LSN.  Prints "<ms for 1 page> <ms for 64>"
+# per sample, one line each.
+page_file_lag() {
+	local doc=cs_pages d=$W/cs_pages f=$W/cs_pages.db fpid lsn t0 t1 n i seen
+	q -c "SELECT synclog.create_doc('$doc')" >/dev/null
+	q -c "SELECT synclog.append('$doc', ARRAY[int4send(1)], ARRAY[overlay(bench.val(0) placing
+	        decode('53514c69746520666f726d6174203300100001010040202000000001', 'hex') from 1)])" >/dev/null
+	for ((i = 2; i <= CS_PAGES; i += 1024)); do
+		q -c "SELECT synclog.append('$doc', array_agg(int4send(p) ORDER BY p), array_agg(bench.val(p) ORDER BY p))
+		        FROM generate_series($i, least($i + 1023, $CS_PAGES)) p" >/dev/null
+	done
+	rm -rf "$d" "$f"*
+	"$FOLLOW" --dsn "dbname=$DB" --doc "$doc" --dir "$d" --page-file "$f" --no-ack --quiet \
+		--poll 5000 >"$W/cs_pages.out" 2>&1 &
+	fpid=$!
+	lsn=$(q -c "SELECT head_lsn FROM synclog.current_log('$doc')")
+	for ((i = 0; i < 600; i++)); do
+		[ -f "$f.synclog-pos" ] && [ "$(cut -d' ' -f2 "$f.synclog-pos")" = "$lsn" ] && break
+		sleep 0.1
+	done
+	[ "$i" -lt 600 ] || { kill "$fpid"; bench_die "the page file did not catch up: $(cat "$W/cs_pages.out")"; }
+	for ((i = 1; i <= 2 * REPS + 1; i++)); do
+		for n in 1 64; do
+			lsn=$(PGOPTIONS="${PGOPTIONS:-} -c synclog.notify_append=on" q -c "SELECT synclog.append('$doc',
+			        array_agg(int4send(2 + (p * 37 + $i) % ($CS_PAGES - 1))), array_agg(bench.val(p + $i * 1000)))
+			        FROM generate_series(1, $n) p")
+			t0=$(now_s)
+			while :; do
+				seen=$(cut -d' ' -f2 "$f.synclog-pos" 2>/dev/null || echo 0)
+				[ "${seen:-0}" -ge "$lsn" ] && break
+				sleep 0.001
+			done
+			t1=$(now_s)
+			printf '%s ' "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) * 1000 }')"
+		done
+		echo
+	done
+	kill "$fpid"
+	wait "$fpid" 2>/dev/null || true
+	rm -rf "$d" "$f"*
+}
+
+kib_to_mib() {
+	awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'
+}
+
+# BENCH_OLD_FOLLOW=/path/to/synclog-follow: an older build of the client
+# (for instance the last one with the in-memory replica) measured as the
+# baseline of this area, in the same run.
+bench_client_store() {
+	local k r doc sm u a a2 a3 o t m cpu cpu2 t2 sz osz l1 l64 u1 u2 i
+	local -A DT DM OT OM CT CM PT PM FT FC XT SZ OSZ
+	local L1="" L64=""
+	local old=${BENCH_OLD_FOLLOW:-}
+	log "area 14: the client as a local store, states of ${CS_STATES_K// /, } keys of 4 KiB${old:+ (baseline: $old)}"
+	area_title 14 "14. The reference client as a local store: memory, download, catch-up, change feed"
+	for k in $CS_STATES_K; do
+		doc=cs_$k
+		sm=$(state_label "$k")
+		u=$((k / 4))
+		build_state "$doc" "$k"
+		q -c "SELECT synclog.compact('$doc')" >/dev/null
+		for ((r = 1; r <= REPS; r++)); do
+			a=$W/cs_$k.a
+			a2=$W/cs_$k.a2
+			a3=$W/cs_$k.a3
+			o=$W/cs_$k.o
+			rm -rf "$a" "$a2" "$a3" "$o"
+			checkpoint
+			read -r t m cpu <<<"$(follow_timed "$FOLLOW" "$a" "$doc")"
+			DT[$k]+=" $t"; DM[$k]+=" $(kib_to_mib "$m")"
+			if [ -n "$old" ]; then
+				read -r t m cpu <<<"$(follow_timed "$old" "$o" "$doc")"
+				OT[$k]+=" $t"; OM[$k]+=" $(kib_to_mib "$m")"
+			fi
+			# a quarter of the keys rewritten, an entry of 4 KiB each
+			q -c "SELECT count(synclog.append('$doc', ARRAY[bench.key(i * 4)], ARRAY[bench.val(i + $r * $k)]))
+			        FROM generate_series(0, $u - 1) i" >/dev/null
+			cp -a "$a" "$a2"
+			cp -a "$a" "$a3"
+			read -r t m cpu <<<"$(follow_timed "$FOLLOW" "$a" "$doc")"
+			CT[$k]+=" $t"; CM[$k]+=" $(kib_to_mib "$m")"
+			# the feed costs CPU (keys collected, events, lines printed):
+			# compared in user time, without the open check (which reads
+			# the whole state, and whose cost the page cache decides),
+			# with and without --changes in both orders
+			read -r t2 m cpu2 u1 <<<"$(follow_timed "$FOLLOW" "$a2" "$doc" --no-open-check --changes)"
+			FT[$k]+=" $t2"
+			read -r t2 m cpu2 u2 <<<"$(follow_timed "$FOLLOW" "$a3" "$doc" --no-open-check)"
+			FC[$k]+=" $(awk -v a="$u2" -v b="$u1" -v n="$u" 'BEGIN { printf "%.2f", (b - a) * 1e6 / n }')"
+			if [ -n "$old" ]; then
+				read -r t m cpu <<<"$(follow_timed "$old" "$o" "$doc")"
+				PT[$k]+=" $t"; PM[$k]+=" $(kib_to_mib "$m")"
+				osz=$(du -sk "$o" | cut -f1)
+				OSZ[$k]+=" $(kib_to_mib "$osz")"
+			fi
+			t=$(now_s)
+			"$FOLLOW" --doc "$doc" --dir "$a" --export "$W/cs_export" ||
+				bench_die "export of $a failed"
+			XT[$k]+=" $(awk -v a="$t" -v b="$(now_s)" 'BEGIN { printf "%.3f", b - a }')"
+			sz=$(du -sk "$a" | cut -f1)
+			SZ[$k]+=" $(kib_to_mib "$sz")"
+			log "  run $r, $sm: download ${DT[$k]##* } s / ${DM[$k]##* } MiB, catch-up of $u entries ${CT[$k]##* } s / ${CM[$k]##* } MiB, with --changes ${FT[$k]##* } s${old:+; old client: download ${OT[$k]##* } s / ${OM[$k]##* } MiB, catch-up ${PT[$k]##* } s / ${PM[$k]##* } MiB}"
+			rm -rf "$a" "$a2" "$a3" "$o" "$W/cs_export"
+		done
+	done
+	while read -r l1 l64; do
+		L1+=" $l1"; L64+=" $l64"
+	done <<<"$(page_file_lag)"
+	log "  page file lag: 1 page:$L1 ms; 64 pages:$L64 ms"
+	area_note 14 "The reference client src/client/synclog-follow built from the measured source (its replica in an SQLite database on disk) with --once --quiet --no-ack, wall time and peak resident memory (/usr/bin/time %M) of the whole process. For each state (keys of 4 KiB, built with appends of 1024 keys and one rotation): a download into a fresh directory, then a quarter of the keys rewritten (one 4 KiB entry each) and the replica's catch-up over them, which also opens and checks the replica (every item read once); the same catch-up on two copies of the replica without the open check, one with --changes (every changed key printed, to /dev/null), one without: the difference of their user CPU time per entry is the change feed's cost (wall time differences drown in the disk's noise); an export of the whole state (--export); the replica's size on disk. ${old:+The baseline is $old (an older build of the client, run on the same states in the same runs: the last one kept the whole state in memory and its replica in framed files).} The page file: a page-store document of $CS_PAGES pages of 4 KiB (page 1 an SQLite header) followed by one long-running synclog-follow --page-file (LISTENing; the writer appends with synclog.notify_append on); its lag is the time from the writer's append returning to the page file's position file naming the appended LSN (the page file then holds it), for updates of 1 and of 64 pages. Target: at most 64 MiB of client memory whatever the state's size."
+	for k in $CS_STATES_K; do
+		sm=$(state_label "$k")
+		u=$((k / 4))
+		if [ -n "$old" ]; then
+			record 14 "cs_odt_$k" "old client: download, $sm state: time (baseline)" s base - - "${OT[$k]# }"
+			record 14 "cs_dt_$k" "download, $sm state: time" s subj "cs_odt_$k" - "${DT[$k]# }"
+			record 14 "cs_odm_$k" "old client: download, $sm state: peak memory (baseline)" MiB base - - "${OM[$k]# }"
+			record 14 "cs_dm_$k" "download, $sm state: peak memory" MiB subj "cs_odm_$k" max\<=64 "${DM[$k]# }"
+			record 14 "cs_opt_$k" "old client: catch-up of $u entries on $sm: time (baseline)" s base - - "${PT[$k]# }"
+			record 14 "cs_ct_$k" "catch-up of $u entries on $sm: time" s subj "cs_opt_$k" - "${CT[$k]# }"
+			record 14 "cs_opm_$k" "old client: catch-up on $sm: peak memory (baseline)" MiB base - - "${PM[$k]# }"
+			record 14 "cs_cm_$k" "catch-up on $sm: peak memory" MiB subj "cs_opm_$k" max\<=64 "${CM[$k]# }"
+			record 14 "cs_osz_$k" "old client: replica on disk, $sm state (information)" MiB info - - "${OSZ[$k]# }"
+		else
+			record 14 "cs_dt_$k" "download, $sm state: time" s info - - "${DT[$k]# }"
+			record 14 "cs_dm_$k" "download, $sm state: peak memory" MiB info - max\<=64 "${DM[$k]# }"
+			record 14 "cs_ct_$k" "catch-up of $u entries on $sm: time" s info - - "${CT[$k]# }"
+			record 14 "cs_cm_$k" "catch-up on $sm: peak memory" MiB info - max\<=64 "${CM[$k]# }"
+		fi
+		record 14 "cs_ft_$k" "catch-up with --changes, no open check, on $sm: time (information)" s info - - "${FT[$k]# }"
+		record 14 "cs_fc_$k" "change feed: cost per entry on $sm (information)" us info - - "${FC[$k]# }"
+		record 14 "cs_xt_$k" "export of the $sm state (information)" s info - - "${XT[$k]# }"
+		record 14 "cs_sz_$k" "replica on disk, $sm state (information)" MiB info - - "${SZ[$k]# }"
+	done
+	record 14 cs_lag1 "page file lag behind the log, 1-page update (information)" ms info - - "${L1# }"
+	record 14 cs_lag64 "page file lag behind the log, 64-page update (information)" ms info - - "${L64# }"
 }

@@ -11,6 +11,8 @@
 #                                ones they build on); the report has only
 #                                their tables
 #   BENCH_SET="ST_CYCLES=150"    (development) override a size of the mode
+#   BENCH_OLD_FOLLOW=BIN         an older synclog-follow, the baseline of
+#                                area 14 (the client as a local store)
 #   BENCH_ISOLATE=1              (root, own cluster) copy the server
 #                                installation into the scratch directory and
 #                                build the committed HEAD into it, so that a
@@ -59,6 +61,8 @@ smoke)
 	MX_STATES_K="64 256"		# ... and state sizes (keys of 4 KiB)
 	GC_STALE_K="500"			# gc without statistics: document sizes (keys)
 	SW_STATES_K="64 256"		# switch-over: state sizes (keys of 4 KiB)
+	CS_STATES_K="256"			# client store: state sizes (keys of 4 KiB)
+	CS_PAGES=256				# ... and pages of the page-file document
 	SC_BASE_DOCS=1000			# scale: the small population (baseline)
 	SC_DOCS=3000				# ... and the large one
 	ST_CYCLES=4					# steady state: rotate-and-collect cycles
@@ -81,6 +85,8 @@ quick)
 	MX_STATES_K="256 16384"		# 1 MiB, 64 MiB
 	GC_STALE_K="1000 4000"
 	SW_STATES_K="256 4096 16384"	# 1, 16, 64 MiB
+	CS_STATES_K="51200"			# 200 MiB
+	CS_PAGES=16384				# 64 MiB
 	SC_BASE_DOCS=1000
 	SC_DOCS=100000
 	ST_CYCLES=50
@@ -103,6 +109,8 @@ full)
 	MX_STATES_K="256 16384 65536"	# 1, 64, 256 MiB
 	GC_STALE_K="1000 4000 16000"
 	SW_STATES_K="256 4096 16384 65536"	# 1, 16, 64, 256 MiB
+	CS_STATES_K="51200 262144"	# 200 MiB, 1 GiB
+	CS_PAGES=65536				# 256 MiB
 	SC_BASE_DOCS=1000
 	SC_DOCS=100000
 	ST_CYCLES=50
@@ -226,7 +234,7 @@ if [ -n "$ISOLATED" ]; then SRC_ROOT=$W/src; else SRC_ROOT=$ROOT; fi
 log "compiling the reference client (synclog-follow)"
 gcc -O2 -Wall -I"$SRC_ROOT/src/client" -I"$SRC_ROOT/src/core" -I"$(pg_config --includedir)" \
 	-o "$W/synclog-follow" "$SRC_ROOT/src/client/synclog-follow.c" "$SRC_ROOT"/src/client/client_*.c \
-	"$SRC_ROOT/src/core/synclog_core.c" -L"$(pg_config --libdir)" -lpq -lxxhash ||
+	"$SRC_ROOT/src/core/synclog_core.c" -L"$(pg_config --libdir)" -lpq -lxxhash -lsqlite3 ||
 	bench_die "building the reference client failed"
 FOLLOW=$W/synclog-follow
 
@@ -760,7 +768,7 @@ write_report() {
 log "mode $MODE, $REPS run(s) per measurement ($REPS_APPEND for the appends of areas 1-3), scratch $W"
 # BENCH_ONLY="9 11" (development): only these areas, plus the ones they
 # build on (4 for 6, 7 and 13; 5 for 7).
-ONLY=" ${BENCH_ONLY:-1 2 3 4 5 6 7 8 9 10 11 12 13} "
+ONLY=" ${BENCH_ONLY:-1 2 3 4 5 6 7 8 9 10 11 12 13 14} "
 case $ONLY in *" 6 "* | *" 7 "* | *" 13 "*) ONLY="$ONLY 4 " ;; esac
 case $ONLY in *" 7 "*) ONLY="$ONLY 5 " ;; esac
 area_on() {
@@ -782,11 +790,12 @@ if area_on 9; then bench_rotation_matrix; fi
 if area_on 10; then bench_switchover; fi
 if area_on 11; then bench_scale; fi
 if area_on 12; then bench_steady; fi
+if area_on 14; then bench_client_store; fi
 
 [ "$(so_stamp)" = "$SO_STAMP" ] ||
 	bench_die "$SO was reinstalled during the run; the results are not valid, run again"
 
-render_tables 1 2 3 8 4 13 5 9 6 7 10 11 12 >"$W/tables.md"
+render_tables 1 2 3 8 4 13 5 9 6 7 10 14 11 12 >"$W/tables.md"
 OUT=$OUT_FILE
 write_report "$OUT"
 log "report written to $OUT"

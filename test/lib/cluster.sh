@@ -12,7 +12,7 @@ PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 # benchmarks need (the last line: building the Debian packages,
 # test/deb/run.sh).
 SYNCLOG_PACKAGES="build-essential postgresql-15 postgresql-server-dev-15
-	postgresql-client-15 libxxhash-dev libpq-dev libipc-run-perl valgrind
+	postgresql-client-15 libxxhash-dev libpq-dev libsqlite3-dev sqlite3 time libipc-run-perl valgrind
 	postgresql-15-pgq3 postgresql-15-cron gnuplot-nox clang libclang-rt-14-dev lcov
 	dpkg-dev debhelper postgresql-server-dev-all"
 

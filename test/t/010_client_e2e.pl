@@ -4,17 +4,18 @@
 # A writer appends to 5 documents; 50 client processes follow them (10 per
 # document) into local replicas.  Meanwhile some clients are paused through
 # their log's collection (they must fall back to a download), one client's
-# state file gets a flipped byte and another one's state is silently
-# altered (both must download: the first at open, the second at the next
-# marker), and some are killed with SIGKILL at chosen points of a
-# switch-over, a checkpoint and a download, or at random, and restarted.
+# replica gets a flipped bit in a stored value and another one's state is
+# silently altered (both must download: the first at open, the second at
+# the next marker), and some are killed with SIGKILL at chosen points of a
+# switch-over, a page, and a download (mid-way, and between its install and
+# the deletion of the old state), or at random, and restarted.
 # At the end every replica must equal the server's state at the base of
 # the current log (hash, and every item via --verify), the clients nobody
 # disturbed must never have downloaded after their first download, and a
 # switch by marker must have moved a marker row and no snapshot bytes.
 #
 # Also runs the offline durability unit test of the client's files
-# (test/client: torn writes at every byte offset).
+# (test/client: kills at every step, WAL cuts, damaged files).
 #
 # The random choices (the writer's workload, the moments of the random
 # kills) come from one seed, printed at the start; SYNCLOG_TEST_SEED=N
@@ -44,7 +45,7 @@ ok(-x $bin, "the client is built ($bin)") or BAIL_OUT("build the client first: m
 	my $out = `make -s -C '$top/test/client' check 2>&1`;
 	my $rc = $?;
 	note($out);
-	is($rc, 0, 'client durability unit test (torn writes, damaged files, resumable download)')
+	is($rc, 0, 'client durability unit test (kills at every step, WAL cuts, damaged files, resumable download, readers)')
 	  or diag($out);
 }
 
@@ -186,7 +187,7 @@ $role{4} = 'flipped';
 $role{5} = 'tampered';
 $role{6} = 'killed';     # at switch-verified
 $role{7} = 'killed';     # at switch-logged
-$role{8} = 'killed';     # at checkpoint-renamed (download end, then a log checkpoint)
+$role{8} = 'killed';     # at download-installed, then at page-committed
 $role{9} = 'killed';     # at page-applied
 $role{10} = 'killed';    # mid-download, starts late
 $role{11} = 'killed';    # at random
@@ -195,7 +196,7 @@ $role{12} = 'killed';    # at random
 my %first_args = (
 	6 => [ '--debug-delay', 'switch-verified:10000' ],
 	7 => [ '--debug-delay', 'switch-logged:10000' ],
-	8 => [ '--debug-delay', 'checkpoint-renamed:10000', '--checkpoint-bytes', '2048' ],
+	8 => [ '--debug-delay', 'download-installed:10000' ],
 	9 => [ '--debug-delay', 'page-applied:10000' ],);
 for my $i (1 .. $nclients)
 {
@@ -209,11 +210,11 @@ for my $i (1 .. $nclients)
 	  or diag(slurp_out($i));
 }
 
-# c8 was held at the end of its initial download (state renamed, download
-# file not yet removed): kill it there; it must open without downloading again.
-ok(wait_output(8, qr/^debug: at checkpoint-renamed/, 1, 10), 'c8 reached checkpoint-renamed after its download');
+# c8 was held at the end of its initial download (new state installed, not
+# acknowledged): kill it there; it must open without downloading again.
+ok(wait_output(8, qr/^debug: at download-installed/, 1, 10), 'c8 reached download-installed');
 kill9_client(8);
-start_client(8, '--debug-delay', 'checkpoint-renamed:10000', '--checkpoint-bytes', '2048');
+start_client(8, '--debug-delay', 'page-committed:10000');
 
 # --- the writer -----------------------------------------------------------
 my $script = "$work/writer.sql";
@@ -251,12 +252,12 @@ if ($writer == 0)
 
 # --- disturbances -----------------------------------------------------------
 # Kills at chosen points: wait for the client to say it is there, SIGKILL it,
-# restart it plainly (c8 first once more with a log checkpoint).
+# restart it plainly (c8 first once more with a debug point after a page).
 my %killed_at;
 {
 	# client => [ point, occurrence to wait for ]
 	my %pending = (6 => [ 'switch-verified', 1 ], 7 => [ 'switch-logged', 1 ],
-		8 => [ 'checkpoint-renamed', 2 ], 9 => [ 'page-applied', 1 ]);
+		8 => [ 'page-committed', 1 ], 9 => [ 'page-applied', 1 ]);
 	my $deadline = time + 60;
 	while (%pending && time < $deadline)
 	{
@@ -294,18 +295,15 @@ for my $i (2, 13)
 		SELECT c.log_id FROM synclog.client_pos c JOIN synclog.doc d USING (doc_id)
 		 WHERE d.name = '$doc_of{$i}' AND c.client_id = 'c$i'});
 }
-# The state file of c4 gets a flipped byte while it is stopped.
+# The replica of c4 gets a flipped bit in a stored value while it is
+# stopped (as a bad disk would; no hash follows).
 stop_client(4);
 {
-	my $f = dir_of(4) . '/state';
-	open(my $sf, '+<', $f) or die "$f: $!";
-	binmode $sf;
-	my $size = -s $f;
-	seek($sf, int($size / 2), 0);
-	read($sf, my $byte, 1);
-	seek($sf, int($size / 2), 0);
-	print $sf chr(ord($byte) ^ 0x20);
-	close($sf);
+	my $out = `'$bin' --doc doc4 --dir '@{[dir_of(4)]}' --debug-damage 2>&1`;
+	is($?, 0, 'c4 damaged') or diag($out);
+	open(my $of, '>>', out_of(4)) or die;
+	print $of $out;
+	close($of);
 }
 start_client(4);
 # The state of c5 is altered consistently (files and running hash agree).
@@ -440,7 +438,7 @@ for my $i (1 .. $nclients)
 	}
 	elsif ($role{$i} eq 'flipped')
 	{
-		like($log, qr/^corrupt: state file damaged/m, "c$i (flipped byte): damage detected on open");
+		like($log, qr/^corrupt: state damaged/m, "c$i (flipped byte): damage detected on open");
 		ok($reasons{'local-corrupt'}, "c$i (flipped byte): recovered by a download");
 	}
 	elsif ($role{$i} eq 'tampered')
