@@ -6,6 +6,7 @@
  * of the chain value a client sends with its position.
  *
  * Owns: synclog.protocol_version, synclog.chain_next, synclog.base_chain,
+ * synclog.chain_at,
  * and the SL006 error ("position not in this server's history").
  * Must never: compute chain values itself outside the shared core
  * (slc_chain_next), nor accept a position whose chain value it could not
@@ -21,6 +22,7 @@
 PG_FUNCTION_INFO_V1(synclog_protocol_version);
 PG_FUNCTION_INFO_V1(synclog_chain_next);
 PG_FUNCTION_INFO_V1(synclog_base_chain);
+PG_FUNCTION_INFO_V1(synclog_chain_at);
 
 /* A chain value argument: not NULL, exactly 16 bytes. */
 bytea *
@@ -58,47 +60,53 @@ chain_hex(const uint8 *c)
 }
 
 /*
- * Check that chain is this server's chain value at position (l, lsn),
- * which sl_check_position has already found inside the log: the log's
- * base chain at its base, else the stored value of the entry at lsn.  A
+ * This server's chain value at position (l, lsn), which sl_check_position
+ * has already found inside the log: the log's base chain at its base, else
+ * the stored value of the entry at lsn.  read_only as for sl_find_log: the
+ * snapshot the caller found the position in.  The result lives in the
+ * current (SPI) memory context.
+ */
+static const uint8 *
+chain_at(const SlLog *l, int64 doc_id, int64 lsn, bool read_only)
+{
+	static SPIPlanPtr plan;
+	Oid			types[2] = {INT8OID, INT8OID};
+	Datum		args[2] = {Int64GetDatum(doc_id), Int64GetDatum(lsn)};
+	bool		isnull;
+	bytea	   *stored;
+
+	if (lsn == l->base_lsn)
+		return (const uint8 *) VARDATA_ANY(l->base_chain);
+	sl_exec(&plan,
+			"SELECT chain FROM synclog.entry WHERE doc_id = $1 AND lsn = $2",
+			2, types, args, NULL, read_only, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("missing entry in log \"%s\"", l->log_id),
+				 errdetail("The log has no entry at LSN " INT64_FORMAT ".", lsn)));
+	stored = DatumGetByteaPP(sl_col(0, 1, &isnull));
+	if (VARSIZE_ANY_EXHDR(stored) != SLC_CHAIN_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("malformed chain value in synclog.entry"),
+				 errdetail("The entry at LSN " INT64_FORMAT " of log \"%s\" has a chain value of %d bytes.",
+						   lsn, l->log_id, (int) VARSIZE_ANY_EXHDR(stored))));
+	return (const uint8 *) VARDATA_ANY(stored);
+}
+
+/*
+ * Check that chain is this server's chain value at position (l, lsn).  A
  * different value means the client saw another history (the server failed
  * over to a standby that missed commits, or was restored or recovered to
- * an earlier point, and reused the LSNs): SL006.  read_only as for
- * sl_find_log: the snapshot the caller found the position in.
+ * an earlier point, and reused the LSNs): SL006.
  */
 void
 sl_check_chain(text *doc, int64 doc_id, const SlLog *l, int64 lsn, bytea *chain,
 			   bool read_only)
 {
-	static SPIPlanPtr plan;
-	const uint8 *have;
+	const uint8 *have = chain_at(l, doc_id, lsn, read_only);
 
-	if (lsn == l->base_lsn)
-		have = (const uint8 *) VARDATA_ANY(l->base_chain);
-	else
-	{
-		Oid			types[2] = {INT8OID, INT8OID};
-		Datum		args[2] = {Int64GetDatum(doc_id), Int64GetDatum(lsn)};
-		bool		isnull;
-		bytea	   *stored;
-
-		sl_exec(&plan,
-				"SELECT chain FROM synclog.entry WHERE doc_id = $1 AND lsn = $2",
-				2, types, args, NULL, read_only, 1);
-		if (SPI_processed == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("missing entry in log \"%s\"", l->log_id),
-					 errdetail("The log has no entry at LSN " INT64_FORMAT ".", lsn)));
-		stored = DatumGetByteaPP(sl_col(0, 1, &isnull));
-		if (VARSIZE_ANY_EXHDR(stored) != SLC_CHAIN_LEN)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("malformed chain value in synclog.entry"),
-					 errdetail("The entry at LSN " INT64_FORMAT " of log \"%s\" has a chain value of %d bytes.",
-							   lsn, l->log_id, (int) VARSIZE_ANY_EXHDR(stored))));
-		have = (const uint8 *) VARDATA_ANY(stored);
-	}
 	if (memcmp(have, VARDATA_ANY(chain), SLC_CHAIN_LEN) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYNCLOG_HISTORY_CHANGED),
@@ -108,6 +116,41 @@ sl_check_chain(text *doc, int64 doc_id, const SlLog *l, int64 lsn, bytea *chain,
 						   chain_hex((const uint8 *) VARDATA_ANY(chain)),
 						   chain_hex(have)),
 				 errhint("Repair the local state against synclog.current_log() (PROTOCOL.md section 13), keeping its pending mutations.")));
+}
+
+/*
+ * synclog.chain_at(doc text, log_id text, lsn bigint) returns bytea
+ *
+ * This server's chain value at a position of a log that is not collected
+ * (lsn from the log's base to its end, or to the head of the active log).
+ * For a client that reached its position by protocol version 1 and starts
+ * speaking version 2: it takes the server's value once, unverified, as a
+ * version 1 client trusts every position (PROTOCOL.md section 4a).  Errors
+ * as synclog.read for the position.
+ *
+ * Takes AccessShareLock on synclog.doc, synclog.log and synclog.entry; no
+ * row locks.
+ */
+Datum
+synclog_chain_at(PG_FUNCTION_ARGS)
+{
+	text	   *doc = sl_arg_doc(fcinfo, 0);
+	text	   *log_id = sl_arg_log_id(fcinfo, 1);
+	int64		lsn = sl_arg_lsn(fcinfo, 2, "lsn");
+	SlDoc		d;
+	SlLog		l;
+	/* the result outlives the SPI connection: allocate it first */
+	bytea	   *out = palloc(VARHDRSZ + SLC_CHAIN_LEN);
+
+	SET_VARSIZE(out, VARHDRSZ + SLC_CHAIN_LEN);
+	sl_spi_begin();
+	sl_require_doc(doc, false);
+	sl_find_doc(doc, &d, true);
+	sl_find_log(doc, &d, log_id, &l, false, true);
+	sl_check_position(&l, l.end_lsn >= 0 ? l.end_lsn : d.head_lsn, lsn, "lsn");
+	memcpy(VARDATA(out), chain_at(&l, d.doc_id, lsn, true), SLC_CHAIN_LEN);
+	sl_spi_end();
+	PG_RETURN_BYTEA_P(out);
 }
 
 /*

@@ -99,6 +99,7 @@ BEGIN ATOMIC
 		-- created further down in this script (protocol version 2)
 		'synclog.read2(text,text,bigint,bytea,integer,integer)',
 		'synclog.base_chain(text,text)',
+		'synclog.chain_at(text,text,bigint)',
 		'synclog.ack2(text,text,text,bigint,bytea)',
 		'synclog.protocol_version()',
 		'synclog.chain_next(bytea,bigint,bytea,text,bigint)',
@@ -395,6 +396,11 @@ RETURNS bytea
 AS 'MODULE_PATHNAME', 'synclog_base_chain'
 LANGUAGE C STABLE;
 
+CREATE FUNCTION synclog.chain_at(doc text, log_id text, lsn bigint)
+RETURNS bytea
+AS 'MODULE_PATHNAME', 'synclog_chain_at'
+LANGUAGE C STABLE;
+
 CREATE FUNCTION synclog.ack2(doc text, client_id text, log_id text, lsn bigint,
 	chain bytea)
 RETURNS void
@@ -433,7 +439,8 @@ LANGUAGE C STABLE;
 
 REVOKE ALL ON FUNCTION synclog.protocol_version(), synclog.chain_next(bytea,bigint,bytea,text,bigint),
 	synclog.read2(text,text,bigint,bytea,integer,integer),
-	synclog.base_chain(text,text), synclog.ack2(text,text,text,bigint,bytea),
+	synclog.base_chain(text,text), synclog.chain_at(text,text,bigint),
+	synclog.ack2(text,text,text,bigint,bytea),
 	synclog.pause(text), synclog.resume(), synclog.paused() FROM PUBLIC;
 
 /*
@@ -450,6 +457,7 @@ BEGIN
 			   FROM (VALUES ('synclog.read(text,text,bigint,integer,integer)'::regprocedure,
 							 ARRAY['synclog.read2(text,text,bigint,bytea,integer,integer)',
 								   'synclog.base_chain(text,text)',
+								   'synclog.chain_at(text,text,bigint)',
 								   'synclog.ack2(text,text,text,bigint,bytea)',
 								   'synclog.protocol_version()',
 								   'synclog.chain_next(bytea,bigint,bytea,text,bigint)']),

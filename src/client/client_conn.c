@@ -93,6 +93,31 @@ slcli_ensure_conn(slcl_client *c)
 		memcpy(c->channel, ch, len + 1);
 		PQclear(res);
 	}
+
+	/*
+	 * The protocol version, asked on every connect (a failover can land on
+	 * another server): 2 verifies positions and serves groups (PROTOCOL.md
+	 * sections 3a and 4a); a server without synclog.protocol_version, or
+	 * a role that may not call it, speaks version 1.
+	 */
+	res = PQexec(c->conn, "SELECT synclog.protocol_version()");
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		c->proto = atoi(PQgetvalue(res, 0, 0)) >= 2 ? 2 : 1;
+	else
+	{
+		const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+		if (st == NULL || (strcmp(st, "42883") != 0 && strcmp(st, "42501") != 0))
+		{
+			slcli_fail(c, SLCL_ERR_CONN, "could not ask the protocol version: %s",
+					   PQerrorMessage(c->conn));
+			PQclear(res);
+			slcli_drop_conn(c);
+			return SLCL_ERR_CONN;
+		}
+		c->proto = 1;
+	}
+	PQclear(res);
 	snprintf(sql, sizeof(sql), "LISTEN %s", c->channel);
 	res = PQexec(c->conn, sql);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
@@ -202,14 +227,24 @@ slcli_reason_of(const char *sqlstate)
 		return SLCL_DL_UNKNOWN_LOG;
 	if (strcmp(sqlstate, "SL004") == 0)
 		return SLCL_DL_AHEAD;
+	if (strcmp(sqlstate, "SL006") == 0)
+		return SLCL_DL_DIVERGED;
 	return SLCL_DL_NONE;
 }
 
+/*
+ * Report a position.  With chain (protocol version 2) the server checks it
+ * (synclog.ack2); without (a download's target, which the client does not
+ * hold yet, or a version 1 server) it is a plain synclog.ack.
+ */
 slcl_rc
-slcli_ack_at(slcl_client *c, const char *log_id, int64_t lsn)
+slcli_ack_at(slcl_client *c, const char *log_id, int64_t lsn,
+			 const uint8_t *chain)
 {
 	char		lsnbuf[32];
-	const char *vals[4];
+	const char *vals[5];
+	int			lens[5] = {0, 0, 0, 0, SLCL_CHAIN_LEN};
+	int			fmts[5] = {0, 0, 0, 0, 1};
 	PGresult   *res;
 	slcl_rc		rc;
 	char		st[6];
@@ -221,7 +256,12 @@ slcli_ack_at(slcl_client *c, const char *log_id, int64_t lsn)
 	vals[1] = c->client_id;
 	vals[2] = log_id;
 	vals[3] = lsnbuf;
-	res = slcli_query(c, "SELECT synclog.ack($1, $2, $3, $4::bigint)", 4, vals, NULL, NULL, &rc, st);
+	vals[4] = (const char *) chain;
+	if (chain != NULL && c->proto >= 2)
+		res = slcli_query(c, "SELECT synclog.ack2($1, $2, $3, $4::bigint, $5::bytea)",
+						  5, vals, lens, fmts, &rc, st);
+	else
+		res = slcli_query(c, "SELECT synclog.ack($1, $2, $3, $4::bigint)", 4, vals, NULL, NULL, &rc, st);
 	if (res == NULL)
 	{
 		if (rc == SLCL_ERR_CONN || rc == SLCL_ERR_DOC_GONE)
@@ -248,7 +288,8 @@ slcli_maybe_ack(slcl_client *c, int force)
 	if (!force && strcmp(c->acked_log, c->committed.log_id) == 0 &&
 		slcli_now_s() - c->acked_at < c->opt.ack_interval_ms / 1000.0)
 		return SLCL_OK;
-	return slcli_ack_at(c, c->committed.log_id, c->committed.lsn);
+	return slcli_ack_at(c, c->committed.log_id, c->committed.lsn,
+						c->committed.chain_known ? c->committed.chain : NULL);
 }
 
 slcl_rc

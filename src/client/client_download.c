@@ -168,7 +168,7 @@ dl_start(slcl_client *c, slcl_reason reason, int restart)
 	 * Tell the server where we are going, so that retention keeps the log
 	 * for us while we download it (PROTOCOL.md section 8).
 	 */
-	return slcli_ack_at(c, c->dl_log, c->dl_base);
+	return slcli_ack_at(c, c->dl_log, c->dl_base, NULL);
 }
 
 /*
@@ -262,7 +262,7 @@ dl_run(slcl_client *c, int *restart)
 	slcl_rc		rc;
 	char		st[6];
 	uint8_t		local[SLC_HASH_LEN];
-	uint8_t		zero_chain[SLCL_CHAIN_LEN] = {0};
+	uint8_t		base_chain[SLCL_CHAIN_LEN] = {0};	/* version 1: zeros */
 	int64_t		nclients = 0;
 	int64_t		old_gen;
 	slc_hash	sum;
@@ -292,6 +292,24 @@ dl_run(slcl_client *c, int *restart)
 		slcli_debug_hook(c, "download-page");
 		if (n < c->opt.snapshot_rows)
 			break;
+	}
+
+	/*
+	 * Protocol version 2: the chain value at the snapshot's base, where the
+	 * downloaded state stands (PROTOCOL.md section 6).
+	 */
+	if (c->proto >= 2)
+	{
+		res = slcli_query(c, "SELECT synclog.base_chain($1, $2)", 2, vals, NULL, NULL, &rc, st);
+		if (res == NULL)
+			return dl_target_gone(c, st, restart) ? SLCL_OK : rc;
+		if (PQntuples(res) != 1 || PQgetlength(res, 0, 0) != SLCL_CHAIN_LEN)
+		{
+			PQclear(res);
+			return slcli_fail(c, SLCL_ERR_PROTOCOL, "malformed base chain value of log %s", c->dl_log);
+		}
+		memcpy(base_chain, PQgetvalue(res, 0, 0), SLCL_CHAIN_LEN);
+		PQclear(res);
 	}
 
 	/* the watermarks, in one call, and the install in the same transaction */
@@ -351,7 +369,8 @@ dl_run(slcl_client *c, int *restart)
 
 	/* install: the new generation goes live with its position, in one commit */
 	old_gen = c->cur.have ? c->cur.gen : -1;
-	rc = slcli_store_install(c, c->dl_gen, c->dl_log, c->dl_base, zero_chain, &sum);
+	rc = slcli_store_install(c, c->dl_gen, c->dl_log, c->dl_base,
+							 c->proto >= 2 ? base_chain : NULL, &sum);
 	if (rc == SLCL_OK)
 		rc = slcli_store_clear_download(c);
 	if (rc != SLCL_OK)

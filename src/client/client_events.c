@@ -70,6 +70,8 @@ slcl_reason_name(slcl_reason r)
 			return "inconsistent";
 		case SLCL_DL_BAD_HASH_ALGO:
 			return "hash-algorithm";
+		case SLCL_DL_DIVERGED:
+			return "diverged";
 	}
 	return "?";
 }

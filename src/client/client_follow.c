@@ -24,6 +24,55 @@ want_download(slcl_client *c, slcl_reason r)
 		c->need_download = r;
 }
 
+/*
+ * A position reached by protocol version 1 (or converted from an old
+ * replica) has no chain value: take the server's once, unverified, as
+ * version 1 trusted every position (PROTOCOL.md section 4a), and commit it.
+ */
+static slcl_rc
+adopt_chain(slcl_client *c)
+{
+	char		lsnbuf[32];
+	const char *vals[3];
+	PGresult   *res;
+	slcl_rc		rc;
+	char		st[6];
+	uint8_t		chain[SLCL_CHAIN_LEN];
+
+	snprintf(lsnbuf, sizeof(lsnbuf), "%lld", (long long) c->cur.lsn);
+	vals[0] = c->doc;
+	vals[1] = c->cur.log_id;
+	vals[2] = lsnbuf;
+	res = slcli_query(c, "SELECT synclog.chain_at($1, $2, $3::bigint)", 3, vals, NULL, NULL, &rc, st);
+	if (res == NULL)
+	{
+		slcl_reason r = slcli_reason_of(st);
+
+		if (r == SLCL_DL_NONE && strcmp(st, "22023") == 0)
+			r = SLCL_DL_INCONSISTENT;
+		if (r == SLCL_DL_NONE)
+			return rc;
+		want_download(c, r);
+		return SLCL_OK;
+	}
+	if (PQntuples(res) != 1 || PQgetlength(res, 0, 0) != SLCL_CHAIN_LEN)
+	{
+		PQclear(res);
+		return slcli_fail(c, SLCL_ERR_PROTOCOL, "malformed chain value of log %s", c->cur.log_id);
+	}
+	memcpy(chain, PQgetvalue(res, 0, 0), SLCL_CHAIN_LEN);
+	PQclear(res);
+	rc = slcli_store_begin(c);
+	if (rc == SLCL_OK)
+		rc = slcli_store_set_position(c, c->cur.log_id, c->cur.lsn, chain);
+	if (rc == SLCL_OK)
+		rc = slcli_store_commit(c);
+	if (rc == SLCL_OK)
+		slcli_emit_simple(c, SLCL_EV_WARNING, "log=%s lsn=%lld: took the server's chain value for a position reached by protocol version 1",
+						  c->cur.log_id, (long long) c->cur.lsn);
+	return rc;
+}
+
 /* One page.  *rows gets the number of rows processed (0: caught up).  The
  * entries are applied in the open transaction; the caller commits. */
 static slcl_rc
@@ -32,24 +81,50 @@ read_page(slcl_client *c, int *rows)
 	char		lsnbuf[32],
 				entbuf[16],
 				bytbuf[16];
-	const char *vals[5];
+	const char *vals[6];
+	int			lens[6] = {0, 0, 0, SLCL_CHAIN_LEN, 0, 0};
+	int			fmts[6] = {0, 0, 0, 1, 0, 0};
 	PGresult   *res;
 	slcl_rc		rc;
 	char		st[6];
 	int			n;
+	int			v2 = c->proto >= 2;
+	int			col_next = v2 ? 8 : 5;
+	int			col_hash = col_next + 1;
+	int			open_group = 0;	/* entries of a group applied, its end not yet */
 
 	*rows = 0;
+	if (v2 && !c->cur.chain_known)
+	{
+		rc = adopt_chain(c);
+		if (rc != SLCL_OK || c->need_download != SLCL_DL_NONE)
+			return rc;
+	}
 	snprintf(lsnbuf, sizeof(lsnbuf), "%lld", (long long) c->cur.lsn);
 	snprintf(entbuf, sizeof(entbuf), "%d", c->opt.page_entries);
 	snprintf(bytbuf, sizeof(bytbuf), "%d", c->opt.page_bytes);
 	vals[0] = c->doc;
 	vals[1] = c->cur.log_id;
 	vals[2] = lsnbuf;
-	vals[3] = entbuf;
-	vals[4] = bytbuf;
-	res = slcli_query(c, "SELECT lsn, kind, delta, client_id, client_seq, next_log_id, snapshot_hash "
-					  "FROM synclog.read($1, $2, $3::bigint, $4::integer, $5::integer)",
-					  5, vals, NULL, NULL, &rc, st);
+	if (v2)
+	{
+		/* PROTOCOL.md section 3a: the position with its chain value */
+		vals[3] = (const char *) c->cur.chain;
+		vals[4] = entbuf;
+		vals[5] = bytbuf;
+		res = slcli_query(c, "SELECT lsn, kind, delta, client_id, client_seq, chain, group_lsn, "
+						  "group_end, next_log_id, snapshot_hash "
+						  "FROM synclog.read2($1, $2, $3::bigint, $4::bytea, $5::integer, $6::integer)",
+						  6, vals, lens, fmts, &rc, st);
+	}
+	else
+	{
+		vals[3] = entbuf;
+		vals[4] = bytbuf;
+		res = slcli_query(c, "SELECT lsn, kind, delta, client_id, client_seq, next_log_id, snapshot_hash "
+						  "FROM synclog.read($1, $2, $3::bigint, $4::integer, $5::integer)",
+						  5, vals, NULL, NULL, &rc, st);
+	}
 	if (res == NULL)
 	{
 		slcl_reason r = slcli_reason_of(st);
@@ -64,10 +139,12 @@ read_page(slcl_client *c, int *rows)
 		return rc;
 	}
 	n = PQntuples(res);
-	if (PQnfields(res) != 7)
+	if (PQnfields(res) != (v2 ? 10 : 7))
 	{
+		int			nf = PQnfields(res);
+
 		PQclear(res);
-		return slcli_fail(c, SLCL_ERR_PROTOCOL, "synclog.read returned %d columns", PQnfields(res));
+		return slcli_fail(c, SLCL_ERR_PROTOCOL, "synclog.read returned %d columns", nf);
 	}
 	for (int i = 0; i < n && c->need_download == SLCL_DL_NONE; i++)
 	{
@@ -85,6 +162,8 @@ read_page(slcl_client *c, int *rows)
 		if (strcmp(kind, "delta") == 0)
 		{
 			slcli_entry e = {lsn, NULL, 0, NULL, 0, 0};
+			uint8_t		chain[SLCL_CHAIN_LEN];
+			int			group_end;
 
 			if (lsn != c->cur.lsn + 1)
 			{
@@ -104,12 +183,44 @@ read_page(slcl_client *c, int *rows)
 			}
 			e.delta = (const uint8_t *) PQgetvalue(res, i, 2);
 			e.dlen = (size_t) PQgetlength(res, i, 2);
-			/* protocol version 1: every entry is a group of its own */
+			if (v2)
+			{
+				/*
+				 * PROTOCOL.md section 4a: our own chain value, which must be
+				 * the server's; the group ends where the server says.
+				 */
+				if (PQgetlength(res, i, 5) != SLCL_CHAIN_LEN || PQgetlength(res, i, 7) != 1)
+				{
+					PQclear(res);
+					return slcli_fail(c, SLCL_ERR_PROTOCOL, "entry %lld of log %s has a malformed chain value or group end",
+									  (long long) lsn, c->cur.log_id);
+				}
+				slc_chain_next(c->cur.chain, lsn, e.delta, e.dlen, e.cid, e.cidlen,
+							   e.cid ? e.seq : -1, chain);
+				if (memcmp(chain, PQgetvalue(res, i, 5), SLCL_CHAIN_LEN) != 0)
+				{
+					char		ours[2 * SLCL_CHAIN_LEN + 1],
+								theirs[2 * SLCL_CHAIN_LEN + 1];
+
+					slcli_hex(chain, SLCL_CHAIN_LEN, ours);
+					slcli_hex((const uint8_t *) PQgetvalue(res, i, 5), SLCL_CHAIN_LEN, theirs);
+					PQclear(res);
+					return slcli_fail(c, SLCL_ERR_PROTOCOL, "entry %lld of log %s: chain value %s, the server says %s",
+									  (long long) lsn, c->cur.log_id, ours, theirs);
+				}
+				group_end = PQgetvalue(res, i, 7)[0] != 0;
+			}
+			else
+			{
+				/* protocol version 1: every entry is a group of its own */
+				group_end = 1;
+			}
 			rc = slcli_store_begin(c);
 			if (rc == SLCL_OK)
-				rc = slcli_store_apply_entry(c, c->cur.gen, &c->cur.hash, &e, 1);
+				rc = slcli_store_apply_entry(c, c->cur.gen, &c->cur.hash, &e, group_end);
 			if (rc == SLCL_OK)
-				rc = slcli_store_set_position(c, c->cur.log_id, lsn, NULL);
+				rc = slcli_store_set_position(c, c->cur.log_id, lsn, v2 ? chain : NULL);
+			open_group = !group_end;
 			if (rc != SLCL_OK)
 			{
 				PQclear(res);
@@ -136,14 +247,21 @@ read_page(slcl_client *c, int *rows)
 						shx[2 * SLC_HASH_LEN + 1];
 
 			c->stats.bytes_marker += rb;
-			if (lsn != c->cur.lsn)
+			if (lsn != c->cur.lsn || open_group)
 			{
 				want_download(c, SLCL_DL_INCONSISTENT);
 				break;
 			}
-			hl = PQgetisnull(res, i, 6) ? 0 : PQgetlength(res, i, 6);
-			server = (const uint8_t *) PQgetvalue(res, i, 6);
-			if (slcli_col_log_id(res, i, 5, next) != 0 || hl < 1)
+			hl = PQgetisnull(res, i, col_hash) ? 0 : PQgetlength(res, i, col_hash);
+			server = (const uint8_t *) PQgetvalue(res, i, col_hash);
+			if (v2 && (PQgetlength(res, i, 5) != SLCL_CHAIN_LEN ||
+					   memcmp(PQgetvalue(res, i, 5), c->cur.chain, SLCL_CHAIN_LEN) != 0))
+			{
+				PQclear(res);
+				return slcli_fail(c, SLCL_ERR_PROTOCOL, "the end-log marker of log %s carries another chain value than its last entry",
+								  c->cur.log_id);
+			}
+			if (slcli_col_log_id(res, i, col_next, next) != 0 || hl < 1)
 			{
 				PQclear(res);
 				return slcli_fail(c, SLCL_ERR_PROTOCOL, "malformed end-log marker in log %s", c->cur.log_id);
@@ -195,7 +313,8 @@ read_page(slcl_client *c, int *rows)
 				c->stats.switches_marker++;
 				rc = slcli_store_begin(c);
 				if (rc == SLCL_OK)
-					rc = slcli_store_set_position(c, next, lsn, c->cur.chain);
+					rc = slcli_store_set_position(c, next, lsn,
+												  c->cur.chain_known ? c->cur.chain : NULL);
 				if (rc == SLCL_OK)
 					rc = slcli_store_commit(c);
 				if (rc != SLCL_OK)
@@ -224,6 +343,19 @@ read_page(slcl_client *c, int *rows)
 		}
 	}
 	PQclear(res);
+	if (open_group)
+	{
+		/*
+		 * Never commit part of a group: a version 2 page ends at a group's
+		 * end, so we are here only when the page was cut short (a download
+		 * is due).  The group is read again, whole, after it.
+		 */
+		slcli_store_rollback(c);
+		if (c->need_download == SLCL_DL_NONE)
+			return slcli_fail(c, SLCL_ERR_PROTOCOL, "a page of log %s ended inside a group",
+							  c->cur.log_id);
+		return SLCL_OK;
+	}
 	if (c->in_txn)
 	{
 		slcli_debug_hook(c, "page-applied");

@@ -308,6 +308,8 @@ typedef struct slcli_pos
 	char		log_id[SLCL_LOG_ID_MAX + 1];
 	int64_t		lsn;
 	uint8_t		chain[SLCL_CHAIN_LEN];
+	int			chain_known;	/* chain is the server's value at lsn (else zeros:
+								 * reached by protocol version 1 or converted) */
 	slc_hash	hash;
 } slcli_pos;
 
@@ -342,6 +344,7 @@ struct slcl_client
 	sqlite3    *db;
 	sqlite3_stmt *st[ST__COUNT];
 	int			in_txn;			/* a write transaction is open */
+	int			proto;			/* the server's protocol version (1 or 2), 0: not asked yet */
 	int			db_corrupt;		/* SQLite said SQLITE_CORRUPT/NOTADB */
 	int64_t		next_gen;
 
@@ -482,7 +485,8 @@ extern int	slcli_row_bytes(const PGresult *res, int row);
 extern int	slcli_col_log_id(const PGresult *res, int row, int col,
 							 char out[SLCL_LOG_ID_MAX + 1]);
 extern slcl_reason slcli_reason_of(const char *sqlstate);
-extern slcl_rc slcli_ack_at(slcl_client *c, const char *log_id, int64_t lsn);
+extern slcl_rc slcli_ack_at(slcl_client *c, const char *log_id, int64_t lsn,
+							 const uint8_t *chain);
 extern slcl_rc slcli_maybe_ack(slcl_client *c, int force);
 
 #endif							/* CLIENT_INT_H */

@@ -422,7 +422,8 @@ slcli_store_load(slcl_client *c, int *damaged, char *why, size_t whylen)
 		p.gen = sqlite3_column_int64(s, 0);
 		p.lsn = sqlite3_column_int64(s, 2);
 		if (ll == 0 || ll > SLCL_LOG_ID_MAX || p.lsn < 0 ||
-			sqlite3_column_bytes(s, 3) != SLCL_CHAIN_LEN ||
+			(sqlite3_column_type(s, 3) != SQLITE_NULL &&
+			 sqlite3_column_bytes(s, 3) != SLCL_CHAIN_LEN) ||
 			slc_hash_parse(sqlite3_column_blob(s, 4), (size_t) sqlite3_column_bytes(s, 4), &p.hash) != SLC_OK)
 		{
 			snprintf(why, whylen, "malformed position record");
@@ -431,7 +432,9 @@ slcli_store_load(slcl_client *c, int *damaged, char *why, size_t whylen)
 		else
 		{
 			memcpy(p.log_id, l, ll + 1);
-			memcpy(p.chain, sqlite3_column_blob(s, 3), SLCL_CHAIN_LEN);
+			p.chain_known = sqlite3_column_type(s, 3) != SQLITE_NULL;
+			if (p.chain_known)
+				memcpy(p.chain, sqlite3_column_blob(s, 3), SLCL_CHAIN_LEN);
 		}
 	}
 	sqlite3_finalize(s);
@@ -557,7 +560,10 @@ save_meta(slcl_client *c)
 		sqlite3_bind_int64(s, 1, p->gen);
 		sqlite3_bind_text(s, 2, p->log_id, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(s, 3, p->lsn);
-		sqlite3_bind_blob(s, 4, p->chain, SLCL_CHAIN_LEN, SQLITE_STATIC);
+		if (p->chain_known)
+			sqlite3_bind_blob(s, 4, p->chain, SLCL_CHAIN_LEN, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(s, 4);	/* not known: reached by version 1 */
 		sqlite3_bind_blob(s, 5, h, SLC_HASH_LEN, SQLITE_STATIC);
 	}
 	/* else: all NULL (cleared bindings) */
@@ -795,8 +801,9 @@ slcli_store_apply_entry(slcl_client *c, int64_t gen, slc_hash *h, const slcli_en
 			return slcli_fail(c, SLCL_ERR_PROTOCOL, "entry %lld has a client id of %zu bytes",
 							  (long long) e->lsn, e->cidlen);
 		slc_watermark_encode(e->seq, e->lsn, wm);
+		/* a retire entry (PROTOCOL.md section 4) removes the watermark */
 		r = slcli_store_put(c, gen, h, SLC_NS_CLIENT, (const uint8_t *) e->cid, e->cidlen,
-							wm, SLC_WATERMARK_LEN, track);
+							e->seq == SLC_RETIRE_SEQ ? NULL : wm, SLC_WATERMARK_LEN, track);
 		if (r != SLCL_OK)
 			return r;
 	}
@@ -825,6 +832,7 @@ slcli_store_set_position(slcl_client *c, const char *log_id, int64_t lsn,
 		memcpy(c->cur.chain, chain, SLCL_CHAIN_LEN);
 	else
 		memset(c->cur.chain, 0, SLCL_CHAIN_LEN);
+	c->cur.chain_known = chain != NULL;
 	return SLCL_OK;
 }
 

@@ -111,7 +111,8 @@ typedef enum slcl_reason
 	SLCL_DL_UNKNOWN_LOG,		/* SL002: the server does not know the log */
 	SLCL_DL_AHEAD,				/* SL004: the local LSN is beyond the log's end */
 	SLCL_DL_INCONSISTENT,		/* 22023 or a gap: position and log disagree */
-	SLCL_DL_BAD_HASH_ALGO		/* a marker with a hash algorithm we lack */
+	SLCL_DL_BAD_HASH_ALGO,		/* a marker with a hash algorithm we lack */
+	SLCL_DL_DIVERGED			/* SL006: the server's history changed under us */
 } slcl_reason;
 
 /* Short name of a reason ("initial", "mismatch", "collected", ...). */

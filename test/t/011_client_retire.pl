@@ -43,11 +43,27 @@ sub follow
 {
 	my $out = `'$bin' --dsn '$dsn' --doc rt --dir '$work/c' --client-id follower --once --verify --no-progress 2>&1`;
 	my $rc = $? >> 8;
+	count_run($out);
 	return ($rc, $out);
 }
 
-sub downloads { my ($n) = $_[0] =~ /^stats: .* downloads=(\d+)/m; return $n; }
-sub switches { my ($n) = $_[0] =~ /^stats: .* switches_marker=(\d+)/m; return $n; }
+# The replica keeps its counters across runs: what a run did is the
+# difference from the run before (follow keeps both).
+my %seen = (downloads => 0, switches_marker => 0);
+my %did;
+sub count_run
+{
+	my ($out) = @_;
+	for my $name (keys %seen)
+	{
+		my ($n) = $out =~ /^stats: .* \Q$name\E=(\d+)/m;
+		$did{$name} = defined $n ? $n - $seen{$name} : undef;
+		$seen{$name} = $n if defined $n;
+	}
+	return;
+}
+sub downloads { return $did{downloads}; }
+sub switches { return $did{switches_marker}; }
 
 sub verified
 {

@@ -232,8 +232,11 @@ is("$final->{log}:$final->{lsn}", "$cur_log:$cur_head", 'the follower reached th
 	my $hash = $node->safe_psql('postgres', "SELECT encode(snapshot_hash, 'hex') FROM synclog.current_log('$doc')");
 	my @r = split /\n/, $rows;
 	my @c = split /\n/, $cls;
+	# the chain value at the position (protocol version 2)
+	my $chain = $node->safe_psql('postgres',
+		"SELECT encode(synclog.chain_at('$doc', '$cur_log', $cur_head), 'hex')");
 	my $want = "# synclog-export 1 doc=" . unpack('H*', $doc) . " log=$cur_log lsn=$cur_head chain="
-	  . ('0' x 32) . " hash=$hash\n$rows\n$cls\n# end items=" . scalar(@r) . " clients=" . scalar(@c) . "\n";
+	  . $chain . " hash=$hash\n$rows\n$cls\n# end items=" . scalar(@r) . " clients=" . scalar(@c) . "\n";
 	is($final->{text}, $want, 'the export is the server snapshot: header, items in key order, watermarks, end line');
 }
 
