@@ -14,16 +14,33 @@
 # connected, and every document passes recompute_hash and the marker checks
 # afterwards; then the worker rotates again.
 #
-# The client here is written from PROTOCOL.md alone (sections 3a, 4a, 6),
-# in Perl over psql: it keeps its position (log, LSN, chain value) and its
-# state (data and watermarks) on the test's side, across servers.
+# Two clients check it: one written from PROTOCOL.md alone (sections 3a,
+# 4a, 6), in Perl over psql, which keeps its position (log, LSN, chain
+# value) and its state (data and watermarks) on the test's side across
+# servers; and the reference client (synclog-follow), whose replicas are
+# pointed at the new server, and which reports how each one recovered.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $ZERO = '\\x' . ('00' x 16);
+my $top = $ENV{TESTDIR} or die "TESTDIR is not set";
+my $bin = "$top/src/client/synclog-follow";
+ok(-x $bin, "the reference client is built ($bin)") or BAIL_OUT("build the client first: make");
+my $work = PostgreSQL::Test::Utils::tempdir('history');
+
+# The reference client: one sync of replica $dir from $node, verified.
+sub ref_sync
+{
+	my ($node, $doc, $dir) = @_;
+	my $dsn = $node->connstr('postgres');
+	my $out = `'$bin' --dsn '$dsn' --doc $doc --dir '$work/$dir' --client-id $dir --once --verify --no-progress 2>&1`;
+	my $rc = $? >> 8;
+	return ($rc, $out);
+}
+sub ref_ok { my ($rc, $out) = @_; return $rc == 0 && $out =~ /^verify: ok$/m && $out =~ /^verify: server equal: /m; }
+sub ref_downloads { my ($out) = @_; return [ $out =~ /^download-start: .* reason=(\S+)/mg ]; }
 
 # --- the spec client ----------------------------------------------------------
 
@@ -184,12 +201,22 @@ my %c = map { $_ => new_client($_) } qw(kept early lost lost_end);
 download($primary, 'postgres', 'f', $_) for values %c;
 is(follow($primary, 'postgres', 'f', $_), '', "client $_->{name} follows the primary") for values %c;
 is($c{kept}{lsn}, 44, 'the clients are at LSN 44, which the standby has');
+for my $r (qw(ref_kept ref_lost))
+{
+	my ($rc, $out) = ref_sync($primary, 'f', $r);
+	ok(ref_ok($rc, $out), "reference client $r follows the primary") or diag($out);
+}
 $c{early}{downloads} = $c{kept}{downloads} = 0;
 
 # The standby stops receiving; the primary goes on; two clients read on.
 $standby->stop;
 $primary->safe_psql('postgres', append_sql('f', 45, 60, 'lost'));
 is(follow($primary, 'postgres', 'f', $c{lost}), '', 'client lost reads the commits the standby misses');
+{
+	my ($rc, $out) = ref_sync($primary, 'f', 'ref_lost');
+	ok(ref_ok($rc, $out) && $out =~ /^stats: .* lsn=60 /m,
+		'reference client ref_lost reads them too') or diag($out);
+}
 $primary->safe_psql('postgres', q{SELECT synclog.compact('f')});
 is(follow($primary, 'postgres', 'f', $c{lost_end}), '', 'client lost_end reads them and a marker the standby misses');
 is($c{lost}{lsn}, 60, 'client lost is at LSN 60');
@@ -217,6 +244,19 @@ for my $name (qw(kept lost lost_end))
 	is(state_of($c{$name}), $want, "client $name ends equal to the new primary");
 }
 is($c{kept}{downloads}, 0, 'the client whose history survived downloaded nothing');
+
+# The reference clients against the new primary.
+my %recovered;
+for my $r (qw(ref_kept ref_lost))
+{
+	my ($rc, $out) = ref_sync($standby, 'f', $r);
+	ok(ref_ok($rc, $out), "reference client $r ends equal to the new primary") or diag($out);
+	$recovered{$r} = join(',', @{ ref_downloads($out) }) || 'none';
+}
+is($recovered{ref_lost}, 'diverged', 'reference client ref_lost detected the divergence and downloaded once');
+is($recovered{ref_kept}, 'none', 'reference client ref_kept continued without a download');
+note("failover: 1 of 2 reference clients diverged; downloads by reason: "
+	  . join('; ', map { "$_=$recovered{$_}" } sort keys %recovered));
 is($c{lost}{downloads} + $c{lost_end}{downloads}, 2, 'each diverged client downloaded once');
 $standby->stop;
 
