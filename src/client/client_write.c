@@ -842,6 +842,12 @@ slcl_submit(slcl_client *c, const uint8_t *delta, size_t len, int64_t *seq)
 	return r;
 }
 
+int64_t
+slcl_next_seq(slcl_client *c)
+{
+	return least_seq(c);
+}
+
 int
 slcl_pending(const slcl_client *c)
 {

@@ -461,6 +461,10 @@ slcl_rc		slcl_submit_seq(slcl_client *c, const uint8_t *delta, size_t len, int64
  * were sent (not yet confirmed); SLCL_ERR_CONN etc.: try again later. */
 slcl_rc		slcl_flush(slcl_client *c);
 
+/* The least client_seq slcl_submit_seq accepts now (every lower one was
+ * used or seen for this client id). */
+int64_t		slcl_next_seq(slcl_client *c);
+
 /* Mutations in the queue (sent or not, not yet confirmed). */
 int			slcl_pending(const slcl_client *c);
 
