@@ -109,6 +109,8 @@
 /* the replica database's file name in the directory, and its format */
 #define SLCLI_DB_NAME		"replica.db"
 #define SLCLI_DB_FORMAT		1
+/* statements client_write.c keeps prepared */
+#define SLCLI_WST_MAX		16
 /* item rows deleted per transaction when a generation is retired */
 #define SLCLI_RETIRE_BATCH	2000
 
@@ -437,6 +439,7 @@ struct slcl_client
 	int64_t		srv_max_delta;	/* synclog.max_delta_size in bytes (0: unknown) */
 	int64_t		srv_max_changes;	/* synclog.max_delta_changes (0: unknown) */
 	slcli_wconfirm wconfirm;
+	sqlite3_stmt *wst[SLCLI_WST_MAX];	/* client_write.c's statements */
 
 	slcl_reader *reader;		/* slcl_client_reader's, opened on demand */
 	buf			rec;			/* scratch */
@@ -512,6 +515,7 @@ extern slcl_rc slcli_changes_diff(slcl_client *c, int64_t old_gen, int64_t new_g
 
 /* client_write.c */
 extern slcl_rc slcli_write_load(slcl_client *c);
+extern void slcli_write_close(slcl_client *c);
 extern slcl_rc slcli_write_confirm(slcl_client *c);
 extern void slcli_write_committed(slcl_client *c);
 extern slcl_rc slcli_read_to_head(slcl_client *c);

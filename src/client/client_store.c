@@ -403,6 +403,7 @@ slcli_store_close(slcl_client *c)
 		sqlite3_finalize(c->st[i]);
 		c->st[i] = NULL;
 	}
+	slcli_write_close(c);
 	sqlite3_close(c->db);
 	c->db = NULL;
 }

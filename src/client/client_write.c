@@ -31,6 +31,71 @@
 #define DEFAULT_PART_BYTES		(16 * 1024 * 1024)
 #define DEFAULT_PART_CHANGES	100000
 
+/* The write path's statements, prepared once per handle (c->wst). */
+enum
+{
+	WS_OWN_WM,
+	WS_COUNT,
+	WS_CONFIRM,
+	WS_RETIRE,
+	WS_LEAST,
+	WS_INSERT,
+	WS_NEXT,
+	WS_LOAD,
+	WS_FAIL,
+	WS_DELETE,
+	WS__COUNT
+};
+
+static const char *const ws_sql[WS__COUNT] = {
+	[WS_OWN_WM] = "SELECT val FROM item WHERE gen = ?1 AND ns = 2 AND key = ?2",
+	[WS_COUNT] = "SELECT count(*) FROM pending",
+	[WS_CONFIRM] = "DELETE FROM pending WHERE seq <= ?1",
+	[WS_RETIRE] = "INSERT OR REPLACE INTO failed (seq, last_seq, sqlstate, message, at, delta) "
+	"SELECT seq, last_seq, 'SL007', 'client retired: the client''s watermark was retired while this "
+	"mutation was pending; whether it was applied is unknown', ?1, delta FROM pending",
+	/* next_seq, but never at or below a seq the tables hold (a damaged row) */
+	[WS_LEAST] = "SELECT max(next_seq, coalesce((SELECT last_seq + 1 FROM pending ORDER BY seq DESC LIMIT 1), 0), "
+	"coalesce((SELECT last_seq + 1 FROM failed ORDER BY seq DESC LIMIT 1), 0)) FROM writer WHERE id = 1",
+	[WS_INSERT] = "INSERT INTO pending (seq, last_seq, part_bytes, part_changes, queued, delta, chk) "
+	"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[WS_NEXT] = "UPDATE writer SET next_seq = ?1 WHERE id = 1",
+	[WS_LOAD] = "SELECT seq, last_seq, part_bytes, part_changes, delta, chk FROM pending "
+	"WHERE seq > ?1 ORDER BY seq LIMIT 1",
+	[WS_FAIL] = "INSERT OR REPLACE INTO failed (seq, last_seq, sqlstate, message, at, delta) "
+	"VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[WS_DELETE] = "DELETE FROM pending WHERE seq = ?1",
+};
+
+_Static_assert(WS__COUNT <= SLCLI_WST_MAX, "SLCLI_WST_MAX is too small");
+
+/* A cached statement (NULL and c->err on failure). */
+static sqlite3_stmt *
+ws(slcl_client *c, int which)
+{
+	if (c->wst[which] == NULL)
+		c->wst[which] = slcli_store_prepare(c, ws_sql[which]);
+	return c->wst[which];
+}
+
+/* Reset a cached statement after use. */
+static void
+ws_done(sqlite3_stmt *s)
+{
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+}
+
+void
+slcli_write_close(slcl_client *c)
+{
+	for (int i = 0; i < SLCLI_WST_MAX; i++)
+	{
+		sqlite3_finalize(c->wst[i]);
+		c->wst[i] = NULL;
+	}
+}
+
 /* One part of a mutation: changes [off, off + len) of its delta, n of them. */
 typedef struct wpart
 {
@@ -149,7 +214,7 @@ own_watermark(slcl_client *c, int64_t gen, int64_t *seq, int64_t *lsn)
 	int			rc;
 	int			found = 0;
 
-	q = slcli_store_prepare(c, "SELECT val FROM item WHERE gen = ?1 AND ns = 2 AND key = ?2");
+	q = ws(c, WS_OWN_WM);
 	if (q == NULL)
 		return -1;
 	sqlite3_bind_int64(q, 1, gen);
@@ -162,16 +227,16 @@ own_watermark(slcl_client *c, int64_t gen, int64_t *seq, int64_t *lsn)
 	}
 	else if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		found = -1;
-	sqlite3_finalize(q);
+	ws_done(q);
 	if (found < 0)
 		slcli_db_fail(c, "could not read the client's watermark");
 	return found;
 }
 
 static int64_t
-count_rows(slcl_client *c, const char *sql)
+count_pending(slcl_client *c)
 {
-	sqlite3_stmt *s = slcli_store_prepare(c, sql);
+	sqlite3_stmt *s = ws(c, WS_COUNT);
 	int64_t		n = -1;
 
 	if (s == NULL)
@@ -180,7 +245,7 @@ count_rows(slcl_client *c, const char *sql)
 		n = sqlite3_column_int64(s, 0);
 	else
 		slcli_db_fail(c, "could not count the queue");
-	sqlite3_finalize(s);
+	ws_done(s);
 	return n;
 }
 
@@ -196,7 +261,7 @@ slcli_write_load(slcl_client *c)
 	if (c->committed.have &&
 		own_watermark(c, c->committed.gen, &c->own_wm_seq, &c->own_wm_lsn) < 0)
 		return SLCL_ERR_IO;
-	n = count_rows(c, "SELECT count(*) FROM pending");
+	n = count_pending(c);
 	if (n < 0)
 		return SLCL_ERR_IO;
 	c->pending_n = (int) n;
@@ -231,33 +296,30 @@ slcli_write_confirm(slcl_client *c)
 		return SLCL_OK;
 	if (seq >= 0)
 	{
-		s = slcli_store_prepare(c, "DELETE FROM pending WHERE seq <= ?1");
+		s = ws(c, WS_CONFIRM);
 		if (s == NULL)
 			return SLCL_ERR_IO;
 		sqlite3_bind_int64(s, 1, seq);
 		if (sqlite3_step(s) != SQLITE_DONE)
 		{
-			sqlite3_finalize(s);
+			ws_done(s);
 			return slcli_db_fail(c, "could not confirm mutations");
 		}
-		sqlite3_finalize(s);
+		ws_done(s);
 		w->confirmed = sqlite3_changes(c->db);
 	}
 	else if (c->own_wm_seq >= 0)
 	{
-		s = slcli_store_prepare(c, "INSERT OR REPLACE INTO failed (seq, last_seq, sqlstate, message, at, delta) "
-								"SELECT seq, last_seq, 'SL007', 'client retired: the client''s watermark was "
-								"retired while this mutation was pending; whether it was applied is unknown', "
-								"?1, delta FROM pending");
+		s = ws(c, WS_RETIRE);
 		if (s == NULL)
 			return SLCL_ERR_IO;
 		sqlite3_bind_double(s, 1, slcli_now_s());
 		if (sqlite3_step(s) != SQLITE_DONE)
 		{
-			sqlite3_finalize(s);
+			ws_done(s);
 			return slcli_db_fail(c, "could not record retired mutations");
 		}
-		sqlite3_finalize(s);
+		ws_done(s);
 		w->retired = sqlite3_changes(c->db);
 		if (slcli_store_exec(c, "DELETE FROM pending") != SLCL_OK)
 			return SLCL_ERR_IO;
@@ -379,8 +441,7 @@ ask_limits(slcl_client *c)
 static int64_t
 least_seq(slcl_client *c)
 {
-	sqlite3_stmt *s = slcli_store_prepare(c, "SELECT max(next_seq, coalesce((SELECT max(last_seq) + 1 FROM pending), 0), "
-										  "coalesce((SELECT max(last_seq) + 1 FROM failed), 0)) FROM writer WHERE id = 1");
+	sqlite3_stmt *s = ws(c, WS_LEAST);
 	int64_t		v = -1;
 
 	if (s == NULL)
@@ -389,7 +450,7 @@ least_seq(slcl_client *c)
 		v = sqlite3_column_int64(s, 0);
 	else
 		slcli_db_fail(c, "could not read the next client_seq");
-	sqlite3_finalize(s);
+	ws_done(s);
 	if (v >= 0 && c->own_wm_seq >= v)
 		v = c->own_wm_seq + 1;	/* the server has seen it: never go back */
 	if (v >= 0 && v < 1)
@@ -471,8 +532,7 @@ queue_mutation(slcl_client *c, const uint8_t *delta, size_t len, int64_t want, i
 									 (long long) want, c->client_id, (long long) (least - 1)));
 	if (seq > INT64_MAX - np)
 		return qtx_end(c, slcli_fail(c, SLCL_ERR_ARG, "client_seq %lld is too large", (long long) seq));
-	s = slcli_store_prepare(c, "INSERT INTO pending (seq, last_seq, part_bytes, part_changes, queued, delta, chk) "
-							"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+	s = ws(c, WS_INSERT);
 	if (s == NULL)
 		return qtx_end(c, SLCL_ERR_IO);
 	sqlite3_bind_int64(s, 1, seq);
@@ -483,16 +543,16 @@ queue_mutation(slcl_client *c, const uint8_t *delta, size_t len, int64_t want, i
 	sqlite3_bind_blob(s, 6, len ? (const void *) delta : "", (int) len, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 7, row_chk(seq, seq + np - 1, pb, pc, delta, len));
 	r = sqlite3_step(s) == SQLITE_DONE ? SLCL_OK : slcli_db_fail(c, "could not queue the mutation");
-	sqlite3_finalize(s);
+	ws_done(s);
 	if (r == SLCL_OK)
 	{
-		s = slcli_store_prepare(c, "UPDATE writer SET next_seq = ?1 WHERE id = 1");
+		s = ws(c, WS_NEXT);
 		if (s == NULL)
 			return qtx_end(c, SLCL_ERR_IO);
 		sqlite3_bind_int64(s, 1, seq + np);
 		if (sqlite3_step(s) != SQLITE_DONE || sqlite3_changes(c->db) != 1)
 			r = slcli_db_fail(c, "could not save the next client_seq");
-		sqlite3_finalize(s);
+		ws_done(s);
 	}
 	r = qtx_end(c, r);
 	if (r != SLCL_OK)
@@ -534,8 +594,7 @@ retryable(const char *st)
 static int
 load_row(slcl_client *c, int64_t after, wrow *w, int *damaged)
 {
-	sqlite3_stmt *s = slcli_store_prepare(c, "SELECT seq, last_seq, part_bytes, part_changes, delta, chk FROM pending "
-										  "WHERE seq > ?1 ORDER BY seq LIMIT 1");
+	sqlite3_stmt *s = ws(c, WS_LOAD);
 	int			rc;
 	int			result = 0;
 
@@ -571,7 +630,7 @@ load_row(slcl_client *c, int64_t after, wrow *w, int *damaged)
 		slcli_db_fail(c, "could not read the queue");
 		result = -1;
 	}
-	sqlite3_finalize(s);
+	ws_done(s);
 	return result;
 }
 
@@ -585,8 +644,7 @@ fail_row(slcl_client *c, const wrow *w, const char *sqlstate, const char *msg)
 
 	if (r != SLCL_OK)
 		return r;
-	s = slcli_store_prepare(c, "INSERT OR REPLACE INTO failed (seq, last_seq, sqlstate, message, at, delta) "
-							"VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+	s = ws(c, WS_FAIL);
 	if (s == NULL)
 		return qtx_end(c, SLCL_ERR_IO);
 	sqlite3_bind_int64(s, 1, w->seq);
@@ -596,16 +654,16 @@ fail_row(slcl_client *c, const wrow *w, const char *sqlstate, const char *msg)
 	sqlite3_bind_double(s, 5, slcli_now_s());
 	sqlite3_bind_blob(s, 6, w->delta.len ? (const void *) w->delta.p : "", (int) w->delta.len, SQLITE_STATIC);
 	r = sqlite3_step(s) == SQLITE_DONE ? SLCL_OK : slcli_db_fail(c, "could not record a refused mutation");
-	sqlite3_finalize(s);
+	ws_done(s);
 	if (r == SLCL_OK)
 	{
-		s = slcli_store_prepare(c, "DELETE FROM pending WHERE seq = ?1");
+		s = ws(c, WS_DELETE);
 		if (s == NULL)
 			return qtx_end(c, SLCL_ERR_IO);
 		sqlite3_bind_int64(s, 1, w->seq);
 		if (sqlite3_step(s) != SQLITE_DONE)
 			r = slcli_db_fail(c, "could not remove a refused mutation");
-		sqlite3_finalize(s);
+		ws_done(s);
 	}
 	r = qtx_end(c, r);
 	if (r != SLCL_OK)
