@@ -52,9 +52,12 @@
  *             row are one transaction.
  *   stats     one row (id 1) of counters (slcl_stats), saved with every
  *             transaction, so they survive restarts and kill -9.
- *   writer    one row (id 1): next_seq, the lowest client_seq the next
- *             local mutation may take (it only grows: a client_seq is
- *             never used twice, even after its mutation left the queue).
+ *   writer    one row (id 1): next_seq, raised past a mutation's seqs in
+ *             the transaction that takes it out of the queue; the next
+ *             mutation takes max(next_seq, the queue's last seq + 1, the
+ *             failed list's, the own watermark's + 1), so a client_seq is
+ *             never used twice, even after its mutation left the queue
+ *             (and a queue commit touches the pending table only).
  *   pending   the durable queue of local mutations, one row per mutation:
  *             seq (its first client_seq), last_seq (its last: a mutation
  *             split into parts takes one client_seq per part), part_bytes

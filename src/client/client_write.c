@@ -59,7 +59,9 @@ static const char *const ws_sql[WS__COUNT] = {
 	"coalesce((SELECT last_seq + 1 FROM failed ORDER BY seq DESC LIMIT 1), 0)) FROM writer WHERE id = 1",
 	[WS_INSERT] = "INSERT INTO pending (seq, last_seq, part_bytes, part_changes, queued, delta, chk) "
 	"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-	[WS_NEXT] = "UPDATE writer SET next_seq = ?1 WHERE id = 1",
+	/* when rows leave the queue: keep their seqs used (run before they go) */
+	[WS_NEXT] = "UPDATE writer SET next_seq = max(next_seq, coalesce((SELECT last_seq + 1 FROM pending "
+	"ORDER BY seq DESC LIMIT 1), 0)) WHERE id = 1",
 	[WS_LOAD] = "SELECT seq, last_seq, part_bytes, part_changes, delta, chk FROM pending "
 	"WHERE seq > ?1 ORDER BY seq LIMIT 1",
 	[WS_FAIL] = "INSERT OR REPLACE INTO failed (seq, last_seq, sqlstate, message, at, delta) "
@@ -270,6 +272,22 @@ slcli_write_load(slcl_client *c)
 	return SLCL_OK;
 }
 
+/* In the open transaction: writer.next_seq above every queued seq. */
+static slcl_rc
+remember_seqs(slcl_client *c)
+{
+	sqlite3_stmt *s = ws(c, WS_NEXT);
+	int			rc;
+
+	if (s == NULL)
+		return SLCL_ERR_IO;
+	rc = sqlite3_step(s);
+	ws_done(s);
+	if (rc != SQLITE_DONE)
+		return slcli_db_fail(c, "could not save the next client_seq");
+	return SLCL_OK;
+}
+
 /*
  * In the open transaction, just before its commit: drop the pending
  * mutations the state being committed holds (own watermark seq >= theirs),
@@ -294,6 +312,8 @@ slcli_write_confirm(slcl_client *c)
 	w->wm_lsn = lsn;
 	if (c->pending_n == 0)
 		return SLCL_OK;
+	if (remember_seqs(c) != SLCL_OK)
+		return SLCL_ERR_IO;
 	if (seq >= 0)
 	{
 		s = ws(c, WS_CONFIRM);
@@ -544,16 +564,6 @@ queue_mutation(slcl_client *c, const uint8_t *delta, size_t len, int64_t want, i
 	sqlite3_bind_int64(s, 7, row_chk(seq, seq + np - 1, pb, pc, delta, len));
 	r = sqlite3_step(s) == SQLITE_DONE ? SLCL_OK : slcli_db_fail(c, "could not queue the mutation");
 	ws_done(s);
-	if (r == SLCL_OK)
-	{
-		s = ws(c, WS_NEXT);
-		if (s == NULL)
-			return qtx_end(c, SLCL_ERR_IO);
-		sqlite3_bind_int64(s, 1, seq + np);
-		if (sqlite3_step(s) != SQLITE_DONE || sqlite3_changes(c->db) != 1)
-			r = slcli_db_fail(c, "could not save the next client_seq");
-		ws_done(s);
-	}
 	r = qtx_end(c, r);
 	if (r != SLCL_OK)
 		return r;
@@ -655,6 +665,8 @@ fail_row(slcl_client *c, const wrow *w, const char *sqlstate, const char *msg)
 	sqlite3_bind_blob(s, 6, w->delta.len ? (const void *) w->delta.p : "", (int) w->delta.len, SQLITE_STATIC);
 	r = sqlite3_step(s) == SQLITE_DONE ? SLCL_OK : slcli_db_fail(c, "could not record a refused mutation");
 	ws_done(s);
+	if (r == SLCL_OK)
+		r = remember_seqs(c);
 	if (r == SLCL_OK)
 	{
 		s = ws(c, WS_DELETE);
