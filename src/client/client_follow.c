@@ -8,7 +8,7 @@
  * the next log when they match, and turns to a download when the protocol
  * says so.
  *
- * Owns: slcl_sync and the read loop, the decision that a download is
+ * Owns: slcl_sync (reading, then the queue: client_write.c) and the read loop, the decision that a download is
  * needed (and why).
  * Must never: apply an entry out of LSN order, act on a marker before the
  * entries before it are committed, switch logs without a byte-for-byte
@@ -367,12 +367,12 @@ read_page(slcl_client *c, int *rows)
 	return SLCL_OK;
 }
 
+/* Read (and download, if due) until the server has nothing more. */
 slcl_rc
-slcl_sync(slcl_client *c)
+slcli_read_to_head(slcl_client *c)
 {
 	slcl_rc		rc;
 
-	c->err[0] = '\0';
 	rc = slcli_ensure_conn(c);
 	if (rc != SLCL_OK)
 		return rc;
@@ -405,4 +405,32 @@ slcl_sync(slcl_client *c)
 			return rc;
 	}
 	return slcli_maybe_ack(c, 0);
+}
+
+/*
+ * Read to the head, send the pending mutations (client_write.c) and read
+ * again, so that what the server took is confirmed as soon as it is in
+ * the log.
+ */
+slcl_rc
+slcl_sync(slcl_client *c)
+{
+	slcl_rc		rc;
+
+	c->err[0] = '\0';
+	rc = slcli_read_to_head(c);
+	if (rc == SLCL_OK && slcl_pending(c) > 0)
+	{
+		rc = slcl_flush(c);
+		if (rc == SLCL_OK || rc == SLCL_ERR_REFUSED)
+		{
+			slcl_rc		r2 = slcli_read_to_head(c);
+
+			if (r2 != SLCL_OK)
+				rc = r2;
+		}
+	}
+	else if (rc == SLCL_OK)
+		rc = slcl_flush(c);		/* reports an SL007 found while reading */
+	return rc;
 }

@@ -22,6 +22,9 @@
  *                      follower writes)
  *   client_changes.c   the change feed: changed keys per group, and the
  *                      difference a download makes
+ *   client_write.c     the write path: the pending queue, slcl_submit and
+ *                      slcl_flush, confirmation by the client's own
+ *                      watermark, the rebased view (slcl_reader_*_rebased)
  *   client_pagefile.c  the page file of a page-store document
  *   client_events.c    error messages, events, debug points, accessors
  *   client_util.c      clock, random ids, hex, one-line messages, paths
@@ -49,6 +52,23 @@
  *             row are one transaction.
  *   stats     one row (id 1) of counters (slcl_stats), saved with every
  *             transaction, so they survive restarts and kill -9.
+ *   writer    one row (id 1): next_seq, raised past a mutation's seqs in
+ *             the transaction that takes it out of the queue; the next
+ *             mutation takes max(next_seq, the queue's last seq + 1, the
+ *             failed list's, the own watermark's + 1), so a client_seq is
+ *             never used twice, even after its mutation left the queue
+ *             (and a queue commit touches the pending table only).
+ *   pending   the durable queue of local mutations, one row per mutation:
+ *             seq (its first client_seq), last_seq (its last: a mutation
+ *             split into parts takes one client_seq per part), part_bytes
+ *             and part_changes (how it is split, fixed when it is queued so
+ *             that every retry sends the same parts), queued (unix time),
+ *             delta (the whole mutation, PROTOCOL.md section 10), chk
+ *             (XXH3-64 over the other columns).  A row leaves in the
+ *             transaction that commits a state holding the client's own
+ *             watermark with seq >= its seq, or moves to failed.
+ *   failed    mutations the server refused (or that SL007 made unsure):
+ *             seq, last_seq, sqlstate, message, at, delta.
  *
  * Applying the log (client_store.c): every change of the replica happens
  * in a transaction of the writer connection, slcli_store_begin ...
@@ -92,6 +112,8 @@
 /* the replica database's file name in the directory, and its format */
 #define SLCLI_DB_NAME		"replica.db"
 #define SLCLI_DB_FORMAT		1
+/* statements client_write.c keeps prepared */
+#define SLCLI_WST_MAX		16
 /* item rows deleted per transaction when a generation is retired */
 #define SLCLI_RETIRE_BATCH	2000
 
@@ -287,6 +309,16 @@ cur_rest(cur *c, size_t *n)
 	return cur_take(c, *n);
 }
 
+/* What the open transaction's confirmation did (client_write.c). */
+typedef struct slcli_wconfirm
+{
+	int			valid;
+	int64_t		wm_seq;			/* the own watermark being committed (-1: none) */
+	int64_t		wm_lsn;
+	int			confirmed;		/* pending rows it removes */
+	int			retired;		/* pending rows it moves to failed (SL007) */
+} slcli_wconfirm;
+
 /* The prepared statements of a handle's writer connection. */
 typedef enum slcli_stmt
 {
@@ -391,6 +423,27 @@ struct slcl_client
 	int			chg_open;		/* a group has changes not yet closed */
 	int			installed;		/* the open transaction installs a state */
 
+	/*
+	 * The write path (client_write.c).  own_wm_seq is the client's own
+	 * watermark in the committed state (-1: none), own_wm_lsn its LSN;
+	 * sent_upto the last seq whose submission got its reply in this
+	 * session; unsure: a submission's outcome is unknown (or the handle
+	 * was opened with a non-empty queue), so the log is read to its head
+	 * before anything is sent again.
+	 */
+	int64_t		own_wm_seq;
+	int64_t		own_wm_lsn;
+	int64_t		sent_upto;
+	int			unsure;
+	int			pending_n;		/* rows in pending (committed) */
+	int			retired_n;		/* mutations SL007 moved to failed, to report */
+	int			refused_n;		/* mutations refused by the last slcl_flush */
+	const void *limits_conn;	/* the connection the limits were asked on */
+	int64_t		srv_max_delta;	/* synclog.max_delta_size in bytes (0: unknown) */
+	int64_t		srv_max_changes;	/* synclog.max_delta_changes (0: unknown) */
+	slcli_wconfirm wconfirm;
+	sqlite3_stmt *wst[SLCLI_WST_MAX];	/* client_write.c's statements */
+
 	slcl_reader *reader;		/* slcl_client_reader's, opened on demand */
 	buf			rec;			/* scratch */
 	char		err[1024];
@@ -462,6 +515,13 @@ extern int	slcli_changes_key(slcl_client *c, uint8_t ns, const uint8_t *key, siz
 extern int	slcli_changes_group_end(slcl_client *c, int64_t lsn);
 extern void slcli_changes_emit(slcl_client *c);
 extern slcl_rc slcli_changes_diff(slcl_client *c, int64_t old_gen, int64_t new_gen);
+
+/* client_write.c */
+extern slcl_rc slcli_write_load(slcl_client *c);
+extern void slcli_write_close(slcl_client *c);
+extern slcl_rc slcli_write_confirm(slcl_client *c);
+extern void slcli_write_committed(slcl_client *c);
+extern slcl_rc slcli_read_to_head(slcl_client *c);
 
 /* client_pagefile.c */
 extern slcl_rc slcli_pagefile_sync(slcl_client *c);

@@ -58,6 +58,7 @@ slcl_options_init(slcl_options *o)
 	o->snapshot_rows = 1000;
 	o->open_check = 1;
 	o->cache_kib = 8192;
+	o->submit_max_bytes = INT64_C(256) * 1024 * 1024;
 }
 
 static char *
@@ -300,6 +301,8 @@ open_local(slcl_client *c)
 	if (rc != SLCL_OK)
 		return rc;
 	rc = slcli_pagefile_sync(c);
+	if (rc == SLCL_OK)
+		rc = slcli_write_load(c);
 	if (rc != SLCL_OK)
 		return rc;
 	if (!c->cur.have)
@@ -355,6 +358,10 @@ slcl_open(const slcl_options *o, slcl_client **out)
 		c->opt.ack_interval_ms = 10000;
 	if (c->opt.cache_kib <= 0)
 		c->opt.cache_kib = 8192;
+	if (c->opt.part_bytes < 0)
+		c->opt.part_bytes = 0;
+	if (c->opt.submit_max_bytes <= 0)
+		c->opt.submit_max_bytes = INT64_C(256) * 1024 * 1024;
 	c->lockfd = -1;
 	c->dsn = dup_or_null(o->dsn);
 	c->doc = strdup(o->doc);

@@ -9,7 +9,9 @@
  * taken at begin.
  *
  * Owns: struct slcl_reader, slcl_reader_open/close/begin/end/position/
- * get/scan, and slcl_client_reader (the follower's own reader).
+ * get/scan, the rebased view (get/scan_rebased: the pending queue's
+ * deltas laid over the state, in seq order, from the same snapshot), and
+ * slcl_client_reader (the follower's own reader).
  * Must never: write to the database, take the directory's lock, or mix
  * two committed states in one answer (an item lookup and a scan each run
  * in one snapshot: their own, or begin's).
@@ -306,4 +308,281 @@ slcl_reader_scan(slcl_reader *r, uint8_t ns, const uint8_t *from, size_t fromlen
 	if (rc != SQLITE_DONE)
 		return rdb_fail(r, "could not scan the items");
 	return SLCL_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * The rebased view: the state plus the pending mutations (client_write.c)
+ */
+
+/* One change of a pending mutation; ord orders them (seq, then position). */
+typedef struct ov_item
+{
+	const uint8_t *key;
+	size_t		klen;
+	const uint8_t *val;			/* NULL: deleted */
+	size_t		vlen;
+	size_t		ord;
+} ov_item;
+
+typedef struct overlay
+{
+	buf			deltas;			/* the queue's deltas, u32 length-prefixed */
+	ov_item    *items;
+	size_t		n;
+} overlay;
+
+/* keys in bytea order: memcmp, a prefix first */
+static int
+key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+	int			d = memcmp(a, b, al < bl ? al : bl);
+
+	if (d != 0)
+		return d;
+	return al < bl ? -1 : (al > bl ? 1 : 0);
+}
+
+static int
+ov_item_cmp(const void *pa, const void *pb)
+{
+	const ov_item *a = pa;
+	const ov_item *b = pb;
+	int			d = key_cmp(a->key, a->klen, b->key, b->klen);
+
+	if (d != 0)
+		return d;
+	return a->ord < b->ord ? -1 : (a->ord > b->ord ? 1 : 0);
+}
+
+/*
+ * Load the changes of the queue (in the open snapshot) with from <= key <
+ * to (NULL: unbounded), sorted by key, the last change of each key only.
+ * A replica written before the queue existed has no pending table: an
+ * empty overlay.
+ */
+static slcl_rc
+overlay_load(slcl_reader *r, const uint8_t *from, size_t fromlen, const uint8_t *to, size_t tolen,
+			 overlay *o)
+{
+	sqlite3_stmt *s = NULL;
+	int			rc;
+	size_t		cap = 0,
+				off = 0,
+				ord = 0,
+				out = 0;
+
+	memset(o, 0, sizeof(*o));
+	if (sqlite3_prepare_v2(r->db, "SELECT delta FROM pending ORDER BY seq", -1, &s, NULL) != SQLITE_OK)
+	{
+		if (strstr(sqlite3_errmsg(r->db), "no such table") != NULL)
+			return SLCL_OK;
+		return rdb_fail(r, "could not read the queue");
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+	{
+		size_t		n = (size_t) sqlite3_column_bytes(s, 0);
+
+		if (buf_lp(&o->deltas, n ? sqlite3_column_blob(s, 0) : "", n) != 0)
+		{
+			sqlite3_finalize(s);
+			return rfail(r, SLCL_ERR_NOMEM, "out of memory");
+		}
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		return rdb_fail(r, "could not read the queue");
+	while (off < o->deltas.len)
+	{
+		size_t		dl = get_u32(o->deltas.p + off);
+		const uint8_t *d = o->deltas.p + off + 4;
+		slc_delta_reader rd;
+		slc_change	ch;
+		int			more;
+
+		off += 4 + dl;
+		if (slc_delta_reader_init(&rd, d, dl, UINT32_MAX) != SLC_OK)
+			return rfail(r, SLCL_ERR_IO, "replica database: a queued mutation does not decode");
+		for (;;)
+		{
+			if (slc_delta_next(&rd, &ch, &more, NULL) != SLC_OK)
+				return rfail(r, SLCL_ERR_IO, "replica database: a queued mutation does not decode");
+			if (!more)
+				break;
+			if ((from && key_cmp(ch.key, ch.klen, from, fromlen) < 0) ||
+				(to && key_cmp(ch.key, ch.klen, to, tolen) >= 0))
+				continue;
+			if (o->n == cap)
+			{
+				ov_item    *q = realloc(o->items, sizeof(ov_item) * (cap ? cap * 2 : 16));
+
+				if (q == NULL)
+					return rfail(r, SLCL_ERR_NOMEM, "out of memory");
+				o->items = q;
+				cap = cap ? cap * 2 : 16;
+			}
+			o->items[o->n].key = ch.klen ? ch.key : (const uint8_t *) "";
+			o->items[o->n].klen = ch.klen;
+			o->items[o->n].val = ch.is_delete ? NULL : (ch.vlen ? ch.val : (const uint8_t *) "");
+			o->items[o->n].vlen = ch.vlen;
+			o->items[o->n].ord = ord++;
+			o->n++;
+		}
+	}
+	if (o->n > 1)
+		qsort(o->items, o->n, sizeof(ov_item), ov_item_cmp);
+	/* keep the last change of each key */
+	for (size_t i = 0; i < o->n; i++)
+	{
+		if (i + 1 < o->n && key_cmp(o->items[i].key, o->items[i].klen,
+									o->items[i + 1].key, o->items[i + 1].klen) == 0)
+			continue;
+		o->items[out++] = o->items[i];
+	}
+	o->n = out;
+	return SLCL_OK;
+}
+
+static void
+overlay_free(overlay *o)
+{
+	free(o->deltas.p);
+	free(o->items);
+}
+
+/* Run fn in the reader's snapshot: begin's, or one of its own. */
+static slcl_rc
+in_snapshot_begin(slcl_reader *r, int *own)
+{
+	*own = 0;
+	if (r->in_snap)
+		return SLCL_OK;
+	if (slcl_reader_begin(r) != SLCL_OK)
+		return SLCL_ERR_IO;
+	*own = 1;
+	return SLCL_OK;
+}
+
+slcl_rc
+slcl_reader_get_rebased(slcl_reader *r, const uint8_t *key, size_t klen, int *found,
+						const uint8_t **val, size_t *vlen)
+{
+	overlay		o;
+	int			own;
+	slcl_rc		rc;
+
+	*found = 0;
+	if (klen > SLC_KEY_MAX)
+		return SLCL_OK;
+	rc = in_snapshot_begin(r, &own);
+	if (rc != SLCL_OK)
+		return rc;
+	if (key == NULL)
+		key = (const uint8_t *) "";
+	rc = overlay_load(r, key, klen, NULL, 0, &o);
+	if (rc == SLCL_OK)
+	{
+		if (o.n > 0 && key_cmp(o.items[0].key, o.items[0].klen, key, klen) == 0)
+		{
+			/* the queue decides: the state's value does not matter */
+			if (o.items[0].val != NULL)
+			{
+				r->val.len = 0;
+				if (buf_put(&r->val, o.items[0].val, o.items[0].vlen) != 0)
+					rc = rfail(r, SLCL_ERR_NOMEM, "out of memory");
+				else
+				{
+					*found = 1;
+					if (val)
+						*val = r->val.p ? r->val.p : (const uint8_t *) "";
+					if (vlen)
+						*vlen = o.items[0].vlen;
+				}
+			}
+			else
+				rc = slcl_reader_position(r, NULL, NULL, NULL, NULL);
+		}
+		else
+			rc = slcl_reader_get(r, key, klen, found, val, vlen);
+	}
+	overlay_free(&o);
+	if (own)
+		slcl_reader_end(r);
+	return rc;
+}
+
+typedef struct merge_ctx
+{
+	overlay    *o;
+	size_t		next;			/* first overlay item not yet passed */
+	slcl_item_fn fn;
+	void	   *arg;
+	int			stopped;
+} merge_ctx;
+
+/* Emit the overlay's values with keys below (key, klen) (all: key NULL). */
+static int
+merge_upto(merge_ctx *m, const uint8_t *key, size_t klen)
+{
+	while (m->next < m->o->n)
+	{
+		ov_item    *it = &m->o->items[m->next];
+
+		if (key && key_cmp(it->key, it->klen, key, klen) >= 0)
+			break;
+		m->next++;
+		if (it->val && m->fn(m->arg, it->key, it->klen, it->val, it->vlen) != 0)
+			return m->stopped = 1;
+	}
+	return 0;
+}
+
+static int
+merge_item(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	merge_ctx  *m = arg;
+
+	if (merge_upto(m, key, klen))
+		return 1;
+	if (m->next < m->o->n &&
+		key_cmp(m->o->items[m->next].key, m->o->items[m->next].klen, key, klen) == 0)
+	{
+		ov_item    *it = &m->o->items[m->next++];
+
+		/* the queue's change replaces the state's item */
+		if (it->val && m->fn(m->arg, it->key, it->klen, it->val, it->vlen) != 0)
+			return m->stopped = 1;
+		return 0;
+	}
+	if (m->fn(m->arg, key, klen, val, vlen) != 0)
+		return m->stopped = 1;
+	return 0;
+}
+
+slcl_rc
+slcl_reader_scan_rebased(slcl_reader *r, const uint8_t *from, size_t fromlen,
+						 const uint8_t *to, size_t tolen, slcl_item_fn fn, void *arg)
+{
+	overlay		o;
+	merge_ctx	m;
+	int			own;
+	slcl_rc		rc;
+
+	rc = in_snapshot_begin(r, &own);
+	if (rc != SLCL_OK)
+		return rc;
+	rc = overlay_load(r, from, fromlen, to, tolen, &o);
+	if (rc == SLCL_OK)
+	{
+		memset(&m, 0, sizeof(m));
+		m.o = &o;
+		m.fn = fn;
+		m.arg = arg;
+		rc = slcl_reader_scan(r, SLC_NS_DATA, from, fromlen, to, tolen, merge_item, &m);
+		if (rc == SLCL_OK && !m.stopped)
+			(void) merge_upto(&m, NULL, 0);
+	}
+	overlay_free(&o);
+	if (own)
+		slcl_reader_end(r);
+	return rc;
 }

@@ -77,7 +77,26 @@ static const char *const schema_sql =
 "  repairs INTEGER NOT NULL DEFAULT 0,"
 "  retired_rows INTEGER NOT NULL DEFAULT 0,"
 "  bytes_downloaded INTEGER NOT NULL DEFAULT 0);"
-"INSERT OR IGNORE INTO stats (id) VALUES (1);";
+"INSERT OR IGNORE INTO stats (id) VALUES (1);"
+"CREATE TABLE IF NOT EXISTS writer ("
+"  id INTEGER PRIMARY KEY CHECK (id = 1),"
+"  next_seq INTEGER NOT NULL);"
+"INSERT OR IGNORE INTO writer (id, next_seq) VALUES (1, 1);"
+"CREATE TABLE IF NOT EXISTS pending ("
+"  seq INTEGER PRIMARY KEY,"
+"  last_seq INTEGER NOT NULL,"
+"  part_bytes INTEGER NOT NULL,"
+"  part_changes INTEGER NOT NULL,"
+"  queued REAL NOT NULL,"
+"  delta BLOB NOT NULL,"
+"  chk INTEGER NOT NULL);"
+"CREATE TABLE IF NOT EXISTS failed ("
+"  seq INTEGER PRIMARY KEY,"
+"  last_seq INTEGER NOT NULL,"
+"  sqlstate TEXT NOT NULL,"
+"  message TEXT NOT NULL,"
+"  at REAL NOT NULL,"
+"  delta BLOB NOT NULL);";
 
 /* The counters in the order of the stats table's columns. */
 #define NSTATS 14
@@ -384,6 +403,7 @@ slcli_store_close(slcl_client *c)
 		sqlite3_finalize(c->st[i]);
 		c->st[i] = NULL;
 	}
+	slcli_write_close(c);
 	sqlite3_close(c->db);
 	c->db = NULL;
 }
@@ -597,6 +617,8 @@ slcli_store_commit(slcl_client *c)
 	r = save_meta(c);
 	if (r == SLCL_OK)
 		r = save_stats(c);
+	if (r == SLCL_OK)
+		r = slcli_write_confirm(c);
 	if (r == SLCL_OK && sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		r = slcli_db_fail(c, "could not commit");
 	if (r != SLCL_OK)
@@ -611,6 +633,7 @@ slcli_store_commit(slcl_client *c)
 
 		c->committed = c->cur;
 		c->installed = 0;
+		slcli_write_committed(c);
 		/* the page file follows; a failure there leaves it at its position */
 		r = slcli_pagefile_commit(c, &before, whole);
 		if (r != SLCL_OK)

@@ -62,8 +62,28 @@
  *          entries=N bytes_log=N bytes_marker=N bytes_snapshot=N acks=N
  *          repairs=N retired_rows=N bytes_downloaded=N log=L lsn=N hash=H
  *
+ * Writing (the queue of local mutations, see synclog_client.h):
+ *   --submit FILE       queue the delta in FILE (- for standard input), in
+ *                       the binary encoding of PROTOCOL.md section 10, send
+ *                       it, and sync until the queue is empty (confirmed or
+ *                       refused), then exit; --verify checks afterwards
+ *   --submit-text FILE  the same for text (- for standard input): one
+ *                       mutation per line, changes separated by blanks,
+ *                       bytes in hex: KEY=VALUE sets, KEY alone deletes
+ *                       (KEY= sets the empty value); a line may start with
+ *                       "@SEQ " to give its client_seq: a line whose SEQ is
+ *                       below the next free client_seq was queued before
+ *                       and is skipped, so the same file can be run again
+ *                       after a crash; lines starting with # are ignored
+ *   --pending           list the queue and the failed mutations, offline:
+ *                       "pending seq=N last_seq=M bytes=B"
+ *                       "failed seq=N last_seq=M sqlstate=S message=..."
+ *   --part-bytes N      split mutations larger than N bytes (default: the
+ *                       server's synclog.max_delta_size)
+ *   Events: "queued:", "submitted:", "confirmed:", "refused:", "retired:".
+ *
  * Exit status: 0 ok, 1 error, 2 usage, 3 verification failed, 4 the
- * document does not exist.
+ * document does not exist, 5 a mutation was refused (or SL007).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -203,6 +223,21 @@ on_event(void *arg, const slcl_event *ev)
 		case SLCL_EV_DEBUG:
 			what = "debug";
 			break;
+		case SLCL_EV_QUEUED:
+			what = "queued";
+			break;
+		case SLCL_EV_SUBMITTED:
+			what = "submitted";
+			break;
+		case SLCL_EV_CONFIRMED:
+			what = "confirmed";
+			break;
+		case SLCL_EV_REFUSED:
+			what = "refused";
+			break;
+		case SLCL_EV_RETIRED:
+			what = "retired";
+			break;
 		case SLCL_EV_CHANGES:
 			if (show_changes)
 			{
@@ -224,6 +259,8 @@ on_event(void *arg, const slcl_event *ev)
 			return;
 	}
 	if (quiet && ev->type != SLCL_EV_WARNING && ev->type != SLCL_EV_CORRUPT &&
+		ev->type != SLCL_EV_QUEUED && ev->type != SLCL_EV_REFUSED &&
+		ev->type != SLCL_EV_RETIRED &&
 		ev->type != SLCL_EV_DEBUG && !(ev->type == SLCL_EV_MARKER && !ev->ok) &&
 		!(ev->type == SLCL_EV_DOWNLOAD_DONE && !ev->ok))
 		return;
@@ -425,6 +462,228 @@ run_export(const char *dir, const char *doc, const char *out)
 	return status;
 }
 
+static int
+hexval(int ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/* Hex (even length) into out (room for len/2); -1 if it is not hex. */
+static long
+unhex(const char *s, size_t len, uint8_t *out)
+{
+	if (len % 2)
+		return -1;
+	for (size_t i = 0; i < len; i += 2)
+	{
+		int			a = hexval(s[i]),
+					b = hexval(s[i + 1]);
+
+		if (a < 0 || b < 0)
+			return -1;
+		out[i / 2] = (uint8_t) (a * 16 + b);
+	}
+	return (long) (len / 2);
+}
+
+/* Read a whole file (- : standard input). */
+static uint8_t *
+read_all(const char *path, size_t *len)
+{
+	FILE	   *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+	uint8_t    *b = NULL;
+	size_t		cap = 0;
+
+	*len = 0;
+	if (f == NULL)
+		return NULL;
+	for (;;)
+	{
+		size_t		n;
+
+		if (*len + 65536 + 1 > cap)
+		{
+			uint8_t    *q = realloc(b, cap ? cap * 2 : 131072);
+
+			if (q == NULL)
+			{
+				free(b);
+				b = NULL;
+				break;
+			}
+			b = q;
+			cap = cap ? cap * 2 : 131072;
+		}
+		n = fread(b + *len, 1, 65536, f);
+		*len += n;
+		if (n == 0)
+			break;
+	}
+	if (b && ferror(f))
+	{
+		free(b);
+		b = NULL;
+	}
+	if (f != stdin)
+		fclose(f);
+	if (b)
+		b[*len] = '\0';
+	return b;
+}
+
+/* Encode one text line (KEY=VALUE and KEY tokens) as a delta. */
+static uint8_t *
+text_delta(char *line, size_t *dlen, const char **why)
+{
+	size_t		ll = strlen(line);
+	uint8_t    *d = malloc(5 + ll * 2 + 16);
+	size_t		off = 5;
+	uint32_t	n = 0;
+	char	   *save = NULL;
+
+	*why = "out of memory";
+	if (d == NULL)
+		return NULL;
+	for (char *tok = strtok_r(line, " \t\r", &save); tok; tok = strtok_r(NULL, " \t\r", &save))
+	{
+		char	   *eq = strchr(tok, '=');
+		size_t		kl = eq ? (size_t) (eq - tok) : strlen(tok);
+		long		k,
+					v;
+
+		k = unhex(tok, kl, d + off + 4);
+		if (k < 0)
+		{
+			*why = "a key is not hex";
+			free(d);
+			return NULL;
+		}
+		for (int i = 0; i < 4; i++)
+			d[off + i] = (uint8_t) ((unsigned long) k >> (8 * i));
+		off += 4 + (size_t) k;
+		if (eq)
+		{
+			v = unhex(eq + 1, strlen(eq + 1), d + off + 4);
+			if (v < 0)
+			{
+				*why = "a value is not hex";
+				free(d);
+				return NULL;
+			}
+		}
+		else
+			v = -1;
+		for (int i = 0; i < 4; i++)
+			d[off + i] = (uint8_t) ((unsigned long) (v < 0 ? 0xffffffffUL : (unsigned long) v) >> (8 * i));
+		off += 4 + (v < 0 ? 0 : (size_t) v);
+		n++;
+	}
+	d[0] = 1;
+	for (int i = 0; i < 4; i++)
+		d[1 + i] = (uint8_t) (n >> (8 * i));
+	*dlen = off;
+	return d;
+}
+
+static int
+print_mutation(void *arg, const slcl_mutation *m)
+{
+	(void) arg;
+	if (!m->failed)
+		printf("pending seq=%lld last_seq=%lld bytes=%zu\n", (long long) m->seq,
+			   (long long) m->last_seq, m->dlen);
+	else
+		printf("failed seq=%lld last_seq=%lld sqlstate=%s message=%s\n", (long long) m->seq,
+			   (long long) m->last_seq, m->sqlstate ? m->sqlstate : "", m->message ? m->message : "");
+	return 0;
+}
+
+/*
+ * Queue the mutations of a file (binary: one delta; text: one per line);
+ * 0 ok, 5 one was refused, 1 another error.
+ */
+static int
+run_submit(slcl_client *c, const char *path, int text)
+{
+	size_t		len;
+	uint8_t    *all = read_all(path, &len);
+	int			status = 0;
+
+	if (all == NULL)
+	{
+		fprintf(stderr, "synclog-follow: could not read \"%s\": %s\n", path, strerror(errno));
+		return 1;
+	}
+	if (!text)
+	{
+		slcl_rc		rc = slcl_submit(c, all, len, NULL);
+
+		if (rc != SLCL_OK)
+		{
+			fprintf(stderr, "synclog-follow: %s\n", slcl_errmsg(c));
+			status = rc == SLCL_ERR_REFUSED || rc == SLCL_ERR_RETIRED ? 5 : 1;
+		}
+		free(all);
+		return status;
+	}
+	for (char *line = (char *) all, *next; line && *line && status != 1 && !stop_flag; line = next)
+	{
+		long long	seq = -1;
+		size_t		dlen;
+		uint8_t    *d;
+		const char *why;
+		slcl_rc		rc;
+
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		if (line[0] == '#' || line[strspn(line, " \t\r")] == '\0')
+			continue;
+		if (line[0] == '@')
+		{
+			char	   *end;
+
+			seq = strtoll(line + 1, &end, 10);
+			if (end == line + 1 || seq < 1)
+			{
+				fprintf(stderr, "synclog-follow: bad client_seq in line \"%.40s\"\n", line);
+				status = 1;
+				break;
+			}
+			line = end;
+			if (seq < slcl_next_seq(c))
+				continue;		/* queued by an earlier run */
+		}
+		d = text_delta(line, &dlen, &why);
+		if (d == NULL)
+		{
+			fprintf(stderr, "synclog-follow: %s in line \"%.40s\"\n", why, line);
+			status = 1;
+			break;
+		}
+		rc = seq > 0 ? slcl_submit_seq(c, d, dlen, seq) : slcl_submit(c, d, dlen, NULL);
+		free(d);
+		if (rc == SLCL_ERR_REFUSED || rc == SLCL_ERR_RETIRED)
+		{
+			fprintf(stderr, "synclog-follow: %s\n", slcl_errmsg(c));
+			status = 5;
+		}
+		else if (rc != SLCL_OK)
+		{
+			fprintf(stderr, "synclog-follow: %s\n", slcl_errmsg(c));
+			status = 1;
+		}
+	}
+	free(all);
+	return status;
+}
+
 static void
 usage(FILE *f)
 {
@@ -436,6 +695,9 @@ usage(FILE *f)
 			"                      [--no-open-check] [--page-file PATH] [--progress|--no-progress]\n"
 			"                      [--max-runtime S]\n"
 			"                      [--debug-delay POINT:MS] [--debug-tamper] [--debug-damage]\n"
+			"       synclog-follow --dsn DSN --doc DOC --dir DIR --submit FILE|- [--part-bytes N]\n"
+			"       synclog-follow --dsn DSN --doc DOC --dir DIR --submit-text FILE|- [...]\n"
+			"       synclog-follow --doc DOC --dir DIR --pending\n"
 			"       synclog-follow --doc DOC --dir DIR --export FILE|-\n");
 }
 
@@ -450,6 +712,9 @@ main(int argc, char **argv)
 				tamper = 0,
 				damage = 0;
 	const char *export_to = NULL;
+	const char *submit = NULL;
+	int			submit_text = 0,
+				list_pending = 0;
 	int			poll_ms = 5000,
 				min_interval = 0;
 	double		max_runtime = 0;
@@ -485,6 +750,10 @@ main(int argc, char **argv)
 		{"max-runtime", required_argument, NULL, 'T'},
 		{"debug-delay", required_argument, NULL, 'X'},
 		{"debug-tamper", no_argument, NULL, 'Z'},
+		{"submit", required_argument, NULL, 'S'},
+		{"submit-text", required_argument, NULL, 'U'},
+		{"pending", no_argument, NULL, 'L'},
+		{"part-bytes", required_argument, NULL, 'B'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}
 	};
@@ -568,6 +837,20 @@ main(int argc, char **argv)
 			case 'Z':
 				tamper = 1;
 				break;
+			case 'S':
+				submit = optarg;
+				submit_text = 0;
+				break;
+			case 'U':
+				submit = optarg;
+				submit_text = 1;
+				break;
+			case 'L':
+				list_pending = 1;
+				break;
+			case 'B':
+				o.part_bytes = atoi(optarg);
+				break;
 			case 'h':
 				usage(stdout);
 				return 0;
@@ -577,7 +860,7 @@ main(int argc, char **argv)
 		}
 	}
 	if (optind < argc || o.doc == NULL || o.dir == NULL ||
-		(o.dsn == NULL && !tamper && !damage && !export_to) || poll_ms <= 0)
+		(o.dsn == NULL && !tamper && !damage && !export_to && !list_pending) || poll_ms <= 0)
 	{
 		usage(stderr);
 		return 2;
@@ -616,6 +899,29 @@ main(int argc, char **argv)
 		fprintf(stderr, "synclog-follow: %s\n", slcl_open_error());
 		return 1;
 	}
+	if (list_pending)
+	{
+		rc = slcl_queue_list(c, print_mutation, NULL);
+		if (rc != SLCL_OK)
+			fprintf(stderr, "synclog-follow: %s\n", slcl_errmsg(c));
+		slcl_close(c);
+		return rc == SLCL_OK ? 0 : 1;
+	}
+	if (submit)
+	{
+		/* the queue is only sent with a state read to its head */
+		rc = slcl_sync(c);
+		if (rc == SLCL_OK || rc == SLCL_ERR_CONN || rc == SLCL_ERR_SERVER)
+			status = run_submit(c, submit, submit_text);
+		else
+		{
+			fprintf(stderr, "synclog-follow: %s\n", slcl_errmsg(c));
+			status = rc == SLCL_ERR_REFUSED || rc == SLCL_ERR_RETIRED ? 5 : 1;
+		}
+		once = 1;
+		if (poll_ms > 200)
+			poll_ms = 200;
+	}
 	if (tamper || damage)
 	{
 		char		what[256];
@@ -641,10 +947,17 @@ main(int argc, char **argv)
 
 		last_sync = now_s();
 		rc = slcl_sync(c);
+		if (rc == SLCL_ERR_REFUSED || rc == SLCL_ERR_RETIRED)
+		{
+			fprintf(stderr, "synclog-follow: %s\n", slcl_errmsg(c));
+			status = 5;
+			rc = SLCL_OK;
+		}
 		if (rc == SLCL_OK)
 		{
 			backoff = 100;
-			if (once)
+			/* with --submit: until every mutation is confirmed (or refused) */
+			if (once && (submit == NULL || slcl_pending(c) == 0))
 				break;
 		}
 		else if (rc == SLCL_ERR_INTERRUPTED)
@@ -684,6 +997,11 @@ main(int argc, char **argv)
 			if (left > 0)
 				usleep((useconds_t) (left * 1e6));
 		}
+	}
+	if (submit && slcl_pending(c) > 0 && status == 0)
+	{
+		fprintf(stderr, "synclog-follow: %d mutation(s) still pending\n", slcl_pending(c));
+		status = 1;
 	}
 	if (verify && status == 0)
 		status = run_verify(c);

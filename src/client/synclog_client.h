@@ -97,7 +97,12 @@ typedef enum slcl_rc
 	SLCL_ERR_PROTOCOL,			/* the server broke the protocol (e.g. bad delta,
 								 * a downloaded snapshot that never verifies) */
 	SLCL_ERR_INTERRUPTED,		/* *options.interrupt became non-zero */
-	SLCL_ERR_STATE				/* the call needs a state the replica lacks */
+	SLCL_ERR_STATE,				/* the call needs a state the replica lacks */
+	SLCL_ERR_REFUSED,			/* the server refused a mutation: it left the
+								 * queue for the failed list (slcl_queue_list) */
+	SLCL_ERR_RETIRED			/* SL007: the client's own watermark was retired
+								 * while mutations were pending: they moved to
+								 * the failed list, unsure whether applied */
 } slcl_rc;
 
 /* Why a snapshot is downloaded. */
@@ -134,7 +139,14 @@ typedef enum slcl_event_type
 	SLCL_EV_CONNECT,			/* (re)connected and listening */
 	SLCL_EV_WARNING,			/* something non-fatal, e.g. an ack failed */
 	SLCL_EV_DEBUG,				/* a debug hook fired (see debug_point) */
-	SLCL_EV_CHANGES				/* keys changed by a group (options.changes) */
+	SLCL_EV_CHANGES,			/* keys changed by a group (options.changes) */
+	SLCL_EV_QUEUED,				/* a local mutation is durable in the queue (seq) */
+	SLCL_EV_SUBMITTED,			/* the server took it (seq; lsn: the LSN it returned) */
+	SLCL_EV_CONFIRMED,			/* mutations up to seq are in the state (lsn: the
+								 * watermark's) and left the queue */
+	SLCL_EV_REFUSED,			/* the server refused mutation seq (sqlstate) */
+	SLCL_EV_RETIRED				/* SL007: the client's watermark was retired with
+								 * mutations pending (rows: how many) */
 } slcl_event_type;
 
 /* One changed key (SLCL_EV_CHANGES). */
@@ -178,6 +190,10 @@ typedef struct slcl_event
 	const slcl_change *changes;
 	size_t		nchanges;
 	int			more;
+
+	/* QUEUED, SUBMITTED, CONFIRMED, REFUSED: the mutation's client_seq */
+	int64_t		seq;
+	const char *sqlstate;		/* REFUSED, RETIRED: the SQLSTATE (or NULL) */
 } slcl_event;
 
 typedef void (*slcl_event_fn) (void *arg, const slcl_event *ev);
@@ -214,6 +230,14 @@ typedef struct slcl_options
 								 * after every commit as an SQLite write
 								 * transaction (rollback journal, locks);
 								 * NULL (default): none */
+	int			part_bytes;		/* a mutation larger than this is split by
+								 * keys into parts appended in one server
+								 * transaction; 0 (default): the server's
+								 * synclog.max_delta_size when known, else
+								 * 16 MiB (its default) */
+	int64_t		submit_max_bytes;	/* largest mutation slcl_submit queues
+									 * (default 256 MiB, the server's default
+									 * synclog.max_group_size) */
 	volatile sig_atomic_t *interrupt;	/* if set and non-zero, long calls
 										 * return SLCL_ERR_INTERRUPTED */
 	slcl_event_fn on_event;		/* optional event callback */
@@ -232,7 +256,9 @@ typedef struct slcl_options
 	 * an old generation deleted, more left), "converted" (an old-format
 	 * directory converted, its old files not yet removed), "pagefile-written"
 	 * (the page file's new pages written and synced, its journal not yet
-	 * deleted).
+	 * deleted), "submit-queued" (a mutation committed to the queue, not
+	 * sent), "submit-sent" (the server committed a submission, its reply
+	 * not yet handled).
 	 */
 	const char *debug_point;
 	int			debug_delay_ms;
@@ -382,6 +408,95 @@ typedef int (*slcl_item_fn) (void *arg, const uint8_t *key, size_t klen,
 							 const uint8_t *val, size_t vlen);
 slcl_rc		slcl_reader_scan(slcl_reader *r, uint8_t ns, const uint8_t *from, size_t fromlen,
 							 const uint8_t *to, size_t tolen, slcl_item_fn fn, void *arg);
+
+/* ------------------------------------------------------------------------
+ * Writing: local mutations (PROTOCOL.md sections 4 and 9)
+ *
+ * A mutation is a delta (PROTOCOL.md section 10).  slcl_submit checks it
+ * with the shared core, gives it the next client_seq and commits it to the
+ * pending queue in replica.db (one SQLite transaction, synchronous=FULL:
+ * from then on it survives kill -9 and power loss), then sends the queue
+ * to the server with synclog.append_delta(doc, delta, client_id,
+ * client_seq) under the handle's client id, in client_seq order, one at a
+ * time.  A mutation larger than the server's synclog.max_delta_size (or
+ * options.part_bytes) is split by keys into parts with consecutive
+ * client_seqs, appended in ONE server transaction: readers apply them as
+ * one group.  Sending is idempotent: after a lost reply or a restart the
+ * same client_seqs are sent again and the server appends nothing twice;
+ * before sending again after an unknown outcome the client reads the log
+ * to its head.
+ *
+ * A mutation leaves the queue in the local transaction that commits a
+ * state in which the client's own watermark (ns 2, keyed by its client
+ * id) has seq >= the mutation's client_seq: after the group that carried
+ * it, a marker switch, or a download.  One the server refuses (42501,
+ * 54000, 22P03, 22023, ... any SQLSTATE that is not a connection error,
+ * 40001/40P01, 57xxx, 53xxx, 25006, XX001 or SLxxx, which are retried)
+ * moves to the failed list with its SQLSTATE and message (SLCL_EV_REFUSED).
+ * If the client's own watermark disappears from the state (a retire entry,
+ * PROTOCOL.md section 4) while mutations are pending, whether they were
+ * applied cannot be told: they all move to the failed list with SQLSTATE
+ * SL007, SLCL_EV_RETIRED is delivered and the call returns
+ * SLCL_ERR_RETIRED (PROTOCOL-v2.md section C).  The application decides
+ * what to submit again.
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * Queue a mutation and try to send the queue.  *seq (may be NULL) gets its
+ * client_seq.  SLCL_OK once it is durable in the queue, whether or not it
+ * could be sent yet (slcl_sync and slcl_flush send it later);
+ * SLCL_ERR_ARG for a delta that does not decode, repeats a key, has a key
+ * over 1024 bytes, a change larger than the part size, or is larger than
+ * options.submit_max_bytes (nothing is queued); SLCL_ERR_REFUSED if the
+ * server refused it (or an older one) during this call.
+ */
+slcl_rc		slcl_submit(slcl_client *c, const uint8_t *delta, size_t len, int64_t *seq);
+
+/* The same with a client_seq of the caller's: SLCL_ERR_ARG if seq is not
+ * above every client_seq this replica used or saw for its client id. */
+slcl_rc		slcl_submit_seq(slcl_client *c, const uint8_t *delta, size_t len, int64_t seq);
+
+/* Send the pending mutations now (slcl_sync does it too).  SLCL_OK when all
+ * were sent (not yet confirmed); SLCL_ERR_CONN etc.: try again later. */
+slcl_rc		slcl_flush(slcl_client *c);
+
+/* The least client_seq slcl_submit_seq accepts now (every lower one was
+ * used or seen for this client id). */
+int64_t		slcl_next_seq(slcl_client *c);
+
+/* Mutations in the queue (sent or not, not yet confirmed). */
+int			slcl_pending(const slcl_client *c);
+
+/* One queued or failed mutation (slcl_queue_list). */
+typedef struct slcl_mutation
+{
+	int64_t		seq;			/* first client_seq */
+	int64_t		last_seq;		/* last client_seq (seq + parts - 1) */
+	const uint8_t *delta;
+	size_t		dlen;
+	double		at;				/* unix time queued (failed: when refused) */
+	int			failed;			/* 0: pending; 1: refused or SL007 */
+	const char *sqlstate;		/* failed: the SQLSTATE */
+	const char *message;		/* failed: the server's message */
+} slcl_mutation;
+
+typedef int (*slcl_mutation_fn) (void *arg, const slcl_mutation *m);
+
+/* Visit the pending mutations in seq order, then the failed ones; a
+ * non-zero return stops. */
+slcl_rc		slcl_queue_list(slcl_client *c, slcl_mutation_fn fn, void *arg);
+
+/*
+ * The rebased view: the state read (as slcl_reader_get/scan) with the
+ * pending mutations of the replica's queue applied on top, in seq order,
+ * all from one snapshot.  scan_rebased visits data items only.
+ */
+slcl_rc		slcl_reader_get_rebased(slcl_reader *r, const uint8_t *key, size_t klen,
+									int *found, const uint8_t **val, size_t *vlen);
+slcl_rc		slcl_reader_scan_rebased(slcl_reader *r, const uint8_t *from, size_t fromlen,
+									 const uint8_t *to, size_t tolen,
+									 slcl_item_fn fn, void *arg);
 
 /* Result of slcl_verify. */
 typedef struct slcl_verify_result

@@ -1,0 +1,967 @@
+/*
+ * client_write.c
+ *
+ * The write path of the reference client (PROTOCOL.md sections 4 and 9,
+ * PROTOCOL-v2.md sections B and C): local mutations in a durable pending
+ * queue (tables writer, pending and failed of replica.db, client_int.h),
+ * client_seq numbering, sending the queue with synclog.append_delta in
+ * client_seq order (a large mutation split by keys into parts appended in
+ * one server transaction), confirmation by the client's own watermark in
+ * the state, refusals, and SL007 when the watermark was retired under
+ * pending mutations.
+ *
+ * Owns: slcl_submit, slcl_submit_seq, slcl_flush, slcl_pending,
+ * slcl_queue_list, the SQL of the writer/pending/failed tables, how a
+ * mutation is split into parts, and which SQLSTATEs are retried.
+ * Must never: use a client_seq twice or below one already used or seen
+ * for the client id, send a mutation before it is committed to the queue,
+ * send mutations out of client_seq order or two at a time, send again
+ * after an unknown outcome without first reading the log to its head,
+ * split a mutation differently on a retry, drop a pending mutation but in
+ * the transaction that commits a state holding it (or records why it
+ * failed), or send again a mutation whose fate the retirement of the
+ * client's watermark made unknown.
+ */
+#define _GNU_SOURCE
+#include "client_int.h"
+
+#include <xxhash.h>
+
+/* the server's defaults (synclog.max_delta_size, synclog.max_delta_changes) */
+#define DEFAULT_PART_BYTES		(16 * 1024 * 1024)
+#define DEFAULT_PART_CHANGES	100000
+
+/* The write path's statements, prepared once per handle (c->wst). */
+enum
+{
+	WS_OWN_WM,
+	WS_COUNT,
+	WS_CONFIRM,
+	WS_RETIRE,
+	WS_LEAST,
+	WS_INSERT,
+	WS_NEXT,
+	WS_LOAD,
+	WS_FAIL,
+	WS_DELETE,
+	WS__COUNT
+};
+
+static const char *const ws_sql[WS__COUNT] = {
+	[WS_OWN_WM] = "SELECT val FROM item WHERE gen = ?1 AND ns = 2 AND key = ?2",
+	[WS_COUNT] = "SELECT count(*) FROM pending",
+	[WS_CONFIRM] = "DELETE FROM pending WHERE seq <= ?1",
+	[WS_RETIRE] = "INSERT OR REPLACE INTO failed (seq, last_seq, sqlstate, message, at, delta) "
+	"SELECT seq, last_seq, 'SL007', 'client retired: the client''s watermark was retired while this "
+	"mutation was pending; whether it was applied is unknown', ?1, delta FROM pending",
+	/* next_seq, but never at or below a seq the tables hold (a damaged row) */
+	[WS_LEAST] = "SELECT max(next_seq, coalesce((SELECT last_seq + 1 FROM pending ORDER BY seq DESC LIMIT 1), 0), "
+	"coalesce((SELECT last_seq + 1 FROM failed ORDER BY seq DESC LIMIT 1), 0)) FROM writer WHERE id = 1",
+	[WS_INSERT] = "INSERT INTO pending (seq, last_seq, part_bytes, part_changes, queued, delta, chk) "
+	"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	/* when rows leave the queue: keep their seqs used (run before they go) */
+	[WS_NEXT] = "UPDATE writer SET next_seq = max(next_seq, coalesce((SELECT last_seq + 1 FROM pending "
+	"ORDER BY seq DESC LIMIT 1), 0)) WHERE id = 1",
+	[WS_LOAD] = "SELECT seq, last_seq, part_bytes, part_changes, delta, chk FROM pending "
+	"WHERE seq > ?1 ORDER BY seq LIMIT 1",
+	[WS_FAIL] = "INSERT OR REPLACE INTO failed (seq, last_seq, sqlstate, message, at, delta) "
+	"VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[WS_DELETE] = "DELETE FROM pending WHERE seq = ?1",
+};
+
+_Static_assert(WS__COUNT <= SLCLI_WST_MAX, "SLCLI_WST_MAX is too small");
+
+/* A cached statement (NULL and c->err on failure). */
+static sqlite3_stmt *
+ws(slcl_client *c, int which)
+{
+	if (c->wst[which] == NULL)
+		c->wst[which] = slcli_store_prepare(c, ws_sql[which]);
+	return c->wst[which];
+}
+
+/* Reset a cached statement after use. */
+static void
+ws_done(sqlite3_stmt *s)
+{
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+}
+
+void
+slcli_write_close(slcl_client *c)
+{
+	for (int i = 0; i < SLCLI_WST_MAX; i++)
+	{
+		sqlite3_finalize(c->wst[i]);
+		c->wst[i] = NULL;
+	}
+}
+
+/* One part of a mutation: changes [off, off + len) of its delta, n of them. */
+typedef struct wpart
+{
+	size_t		off;
+	size_t		len;
+	uint32_t	n;
+} wpart;
+
+/* A pending row, loaded to be sent. */
+typedef struct wrow
+{
+	int64_t		seq;
+	int64_t		last_seq;
+	int64_t		part_bytes;
+	int64_t		part_changes;
+	buf			delta;
+} wrow;
+
+static int64_t
+row_chk(int64_t seq, int64_t last_seq, int64_t pb, int64_t pc, const uint8_t *d, size_t len)
+{
+	XXH3_state_t *st = XXH3_createState();
+	uint8_t		h[32];
+	uint64_t	v;
+
+	if (st == NULL)
+		return 0;
+	put_u64(h, (uint64_t) seq);
+	put_u64(h + 8, (uint64_t) last_seq);
+	put_u64(h + 16, (uint64_t) pb);
+	put_u64(h + 24, (uint64_t) pc);
+	XXH3_64bits_reset(st);
+	XXH3_64bits_update(st, h, sizeof(h));
+	XXH3_64bits_update(st, d, len);
+	v = XXH3_64bits_digest(st);
+	XXH3_freeState(st);
+	return (int64_t) v;
+}
+
+/*
+ * Split a valid delta into parts of at most part_bytes encoded bytes and
+ * part_changes changes, keeping the changes' order.  Returns the number
+ * of parts (1 for a delta without changes); 0 if one change alone does
+ * not fit (*big gets its encoded size); -1 out of memory.
+ */
+static int
+split_delta(const uint8_t *d, size_t len, int64_t part_bytes, int64_t part_changes,
+			wpart **out, size_t *big)
+{
+	slc_delta_reader rd;
+	slc_change	ch;
+	int			more;
+	wpart	   *p = NULL;
+	int			np = 0,
+				cap = 0;
+
+	*out = NULL;
+	if (slc_delta_reader_init(&rd, d, len, UINT32_MAX) != SLC_OK)
+		return 0;
+	for (;;)
+	{
+		size_t		before = rd.pos;
+		size_t		csz;
+
+		if (slc_delta_next(&rd, &ch, &more, NULL) != SLC_OK || !more)
+			break;
+		csz = rd.pos - before;
+		if ((int64_t) (5 + csz) > part_bytes)
+		{
+			*big = 5 + csz;
+			free(p);
+			return 0;
+		}
+		if (np == 0 || p[np - 1].n >= part_changes ||
+			(int64_t) (5 + p[np - 1].len + csz) > part_bytes)
+		{
+			if (np == cap)
+			{
+				wpart	   *q = realloc(p, sizeof(wpart) * (size_t) (cap ? cap * 2 : 4));
+
+				if (q == NULL)
+				{
+					free(p);
+					return -1;
+				}
+				p = q;
+				cap = cap ? cap * 2 : 4;
+			}
+			p[np].off = before;
+			p[np].len = 0;
+			p[np].n = 0;
+			np++;
+		}
+		p[np - 1].len += csz;
+		p[np - 1].n++;
+	}
+	if (np == 0)
+	{
+		p = malloc(sizeof(wpart));
+		if (p == NULL)
+			return -1;
+		p[0].off = 5;
+		p[0].len = 0;
+		p[0].n = 0;
+		np = 1;
+	}
+	*out = p;
+	return np;
+}
+
+/* The client's own watermark in generation gen: 1 found, 0 none, -1 error. */
+static int
+own_watermark(slcl_client *c, int64_t gen, int64_t *seq, int64_t *lsn)
+{
+	sqlite3_stmt *q;
+	int			rc;
+	int			found = 0;
+
+	q = ws(c, WS_OWN_WM);
+	if (q == NULL)
+		return -1;
+	sqlite3_bind_int64(q, 1, gen);
+	sqlite3_bind_blob(q, 2, c->client_id, (int) strlen(c->client_id), SQLITE_STATIC);
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW && sqlite3_column_bytes(q, 0) == SLC_WATERMARK_LEN)
+	{
+		slc_watermark_decode(sqlite3_column_blob(q, 0), seq, lsn);
+		found = 1;
+	}
+	else if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		found = -1;
+	ws_done(q);
+	if (found < 0)
+		slcli_db_fail(c, "could not read the client's watermark");
+	return found;
+}
+
+static int64_t
+count_pending(slcl_client *c)
+{
+	sqlite3_stmt *s = ws(c, WS_COUNT);
+	int64_t		n = -1;
+
+	if (s == NULL)
+		return -1;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		n = sqlite3_column_int64(s, 0);
+	else
+		slcli_db_fail(c, "could not count the queue");
+	ws_done(s);
+	return n;
+}
+
+/* On open: the own watermark of the committed state and the queue's size. */
+slcl_rc
+slcli_write_load(slcl_client *c)
+{
+	int64_t		n;
+
+	c->own_wm_seq = -1;
+	c->own_wm_lsn = 0;
+	c->sent_upto = 0;
+	if (c->committed.have &&
+		own_watermark(c, c->committed.gen, &c->own_wm_seq, &c->own_wm_lsn) < 0)
+		return SLCL_ERR_IO;
+	n = count_pending(c);
+	if (n < 0)
+		return SLCL_ERR_IO;
+	c->pending_n = (int) n;
+	/* a submission may have been under way when the last process stopped */
+	c->unsure = n > 0;
+	return SLCL_OK;
+}
+
+/* In the open transaction: writer.next_seq above every queued seq. */
+static slcl_rc
+remember_seqs(slcl_client *c)
+{
+	sqlite3_stmt *s = ws(c, WS_NEXT);
+	int			rc;
+
+	if (s == NULL)
+		return SLCL_ERR_IO;
+	rc = sqlite3_step(s);
+	ws_done(s);
+	if (rc != SQLITE_DONE)
+		return slcli_db_fail(c, "could not save the next client_seq");
+	return SLCL_OK;
+}
+
+/*
+ * In the open transaction, just before its commit: drop the pending
+ * mutations the state being committed holds (own watermark seq >= theirs),
+ * or, if that state lost the watermark the committed one had while
+ * mutations are pending, move them to failed (SL007).
+ */
+slcl_rc
+slcli_write_confirm(slcl_client *c)
+{
+	slcli_wconfirm *w = &c->wconfirm;
+	int64_t		seq = -1,
+				lsn = 0;
+	sqlite3_stmt *s;
+
+	memset(w, 0, sizeof(*w));
+	if (!c->cur.have)
+		return SLCL_OK;			/* no state (dropped): nothing to tell */
+	if (own_watermark(c, c->cur.gen, &seq, &lsn) < 0)
+		return SLCL_ERR_IO;
+	w->valid = 1;
+	w->wm_seq = seq;
+	w->wm_lsn = lsn;
+	if (c->pending_n == 0)
+		return SLCL_OK;
+	if (remember_seqs(c) != SLCL_OK)
+		return SLCL_ERR_IO;
+	if (seq >= 0)
+	{
+		s = ws(c, WS_CONFIRM);
+		if (s == NULL)
+			return SLCL_ERR_IO;
+		sqlite3_bind_int64(s, 1, seq);
+		if (sqlite3_step(s) != SQLITE_DONE)
+		{
+			ws_done(s);
+			return slcli_db_fail(c, "could not confirm mutations");
+		}
+		ws_done(s);
+		w->confirmed = sqlite3_changes(c->db);
+	}
+	else if (c->own_wm_seq >= 0)
+	{
+		s = ws(c, WS_RETIRE);
+		if (s == NULL)
+			return SLCL_ERR_IO;
+		sqlite3_bind_double(s, 1, slcli_now_s());
+		if (sqlite3_step(s) != SQLITE_DONE)
+		{
+			ws_done(s);
+			return slcli_db_fail(c, "could not record retired mutations");
+		}
+		ws_done(s);
+		w->retired = sqlite3_changes(c->db);
+		if (slcli_store_exec(c, "DELETE FROM pending") != SLCL_OK)
+			return SLCL_ERR_IO;
+	}
+	return SLCL_OK;
+}
+
+/* After the commit: the committed watermark and queue, and the events. */
+void
+slcli_write_committed(slcl_client *c)
+{
+	slcli_wconfirm *w = &c->wconfirm;
+	slcl_event	ev;
+
+	if (!w->valid)
+	{
+		if (!c->committed.have)
+			c->own_wm_seq = -1;
+		return;
+	}
+	w->valid = 0;
+	c->own_wm_seq = w->wm_seq;
+	c->own_wm_lsn = w->wm_lsn;
+	c->pending_n -= w->confirmed + w->retired;
+	if (c->pending_n < 0)
+		c->pending_n = 0;
+	memset(&ev, 0, sizeof(ev));
+	ev.total_rows = ev.total_bytes = -1;
+	ev.log_id = c->committed.log_id;
+	if (w->confirmed > 0)
+	{
+		ev.type = SLCL_EV_CONFIRMED;
+		ev.seq = w->wm_seq;
+		ev.lsn = w->wm_lsn;
+		ev.rows = w->confirmed;
+		slcli_emit(c, &ev, "confirmed %d mutation(s) up to seq=%lld at lsn=%lld, %d pending",
+				   w->confirmed, (long long) w->wm_seq, (long long) w->wm_lsn, c->pending_n);
+	}
+	if (w->retired > 0)
+	{
+		c->retired_n += w->retired;
+		ev.type = SLCL_EV_RETIRED;
+		ev.lsn = c->committed.lsn;
+		ev.rows = w->retired;
+		ev.sqlstate = "SL007";
+		slcli_emit(c, &ev, "client retired (SL007): the watermark of client %s is gone with %d mutation(s) pending; they moved to the failed list",
+				   c->client_id, w->retired);
+	}
+}
+
+/* The call's result, turned into SLCL_ERR_RETIRED once after SL007. */
+static slcl_rc
+retired_check(slcl_client *c, slcl_rc r)
+{
+	int			n = c->retired_n;
+
+	if (n == 0)
+		return r;
+	c->retired_n = 0;
+	return slcli_fail(c, SLCL_ERR_RETIRED,
+					  "client retired (SL007): %d pending mutation(s) may or may not have been applied; they are in the failed list",
+					  n);
+}
+
+/* Begin/commit of a queue transaction (the writer connection, no state change). */
+static slcl_rc
+qtx_begin(slcl_client *c)
+{
+	if (c->in_txn)
+		return slcli_fail(c, SLCL_ERR_STATE, "a replica transaction is open");
+	return slcli_store_exec(c, "BEGIN IMMEDIATE");
+}
+
+static slcl_rc
+qtx_end(slcl_client *c, slcl_rc r)
+{
+	if (r == SLCL_OK && sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		r = slcli_db_fail(c, "could not commit the queue");
+	if (r != SLCL_OK)
+		(void) sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+	return r;
+}
+
+/* Ask the server's delta limits once per connection (best effort). */
+static void
+ask_limits(slcl_client *c)
+{
+	PGresult   *res;
+	slcl_rc		rc;
+	char		st[6];
+	char		saved[sizeof(c->err)];
+
+	if (c->conn == NULL || c->limits_conn == (const void *) c->conn)
+		return;
+	memcpy(saved, c->err, sizeof(saved));
+	res = slcli_query(c, "SELECT (SELECT setting::bigint * CASE unit WHEN 'kB' THEN 1024 WHEN 'MB' THEN 1048576 "
+					  "ELSE 1 END FROM pg_settings WHERE name = 'synclog.max_delta_size'), "
+					  "(SELECT setting::bigint FROM pg_settings WHERE name = 'synclog.max_delta_changes')",
+					  0, NULL, NULL, NULL, &rc, st);
+	if (res == NULL)
+	{
+		memcpy(c->err, saved, sizeof(saved));
+		return;
+	}
+	if (PQntuples(res) == 1)
+	{
+		int64_t		v;
+
+		if (slcli_col_i8(res, 0, 0, &v) == 0 && v > 0)
+			c->srv_max_delta = v;
+		if (slcli_col_i8(res, 0, 1, &v) == 0 && v > 0)
+			c->srv_max_changes = v;
+	}
+	PQclear(res);
+	c->limits_conn = c->conn;
+}
+
+/* The least client_seq a new mutation may take (-1: error). */
+static int64_t
+least_seq(slcl_client *c)
+{
+	sqlite3_stmt *s = ws(c, WS_LEAST);
+	int64_t		v = -1;
+
+	if (s == NULL)
+		return -1;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	else
+		slcli_db_fail(c, "could not read the next client_seq");
+	ws_done(s);
+	if (v >= 0 && c->own_wm_seq >= v)
+		v = c->own_wm_seq + 1;	/* the server has seen it: never go back */
+	if (v >= 0 && v < 1)
+		v = 1;
+	return v;
+}
+
+/*
+ * Check a mutation (structure, no key twice, size, that it splits) and
+ * queue it durably with client_seq seq (-1: the next one).
+ */
+static slcl_rc
+queue_mutation(slcl_client *c, const uint8_t *delta, size_t len, int64_t want, int64_t *seq_out)
+{
+	slc_status	st;
+	uint32_t	n = 0;
+	size_t		off = 0;
+	int64_t		pb,
+				pc,
+				least,
+				seq;
+	wpart	   *parts = NULL;
+	size_t		big = 0;
+	int			np;
+	sqlite3_stmt *s;
+	slcl_rc		r;
+
+	if (delta == NULL && len > 0)
+		return slcli_fail(c, SLCL_ERR_ARG, "no delta given");
+	if ((int64_t) len > c->opt.submit_max_bytes)
+		return slcli_fail(c, SLCL_ERR_ARG, "the mutation is %zu bytes, over the limit of %lld (submit_max_bytes)",
+						  len, (long long) c->opt.submit_max_bytes);
+	st = slc_delta_validate(delta, len, UINT32_MAX, &n, &off);
+	if (st == SLC_OK && n >= 2)
+	{
+		slc_change *all = calloc(n, sizeof(slc_change));
+		uint32_t   *scratch = malloc(sizeof(uint32_t) * (size_t) n);
+		slc_delta_reader rd;
+		int			more;
+
+		if (all == NULL || scratch == NULL)
+			st = SLC_ERR_NOMEM;
+		else
+		{
+			(void) slc_delta_reader_init(&rd, delta, len, UINT32_MAX);
+			for (uint32_t i = 0; i < n && st == SLC_OK; i++)
+				st = slc_delta_next(&rd, &all[i], &more, NULL);
+			if (st == SLC_OK)
+				st = slc_delta_find_duplicate(all, n, scratch, NULL);
+		}
+		free(all);
+		free(scratch);
+	}
+	if (st == SLC_ERR_NOMEM)
+		return slcli_fail(c, SLCL_ERR_NOMEM, "out of memory");
+	if (st != SLC_OK)
+		return slcli_fail(c, SLCL_ERR_ARG, "invalid delta: %s (near byte %zu)", slc_status_message(st), off);
+	if (c->dsn != NULL && c->opt.part_bytes == 0 && c->srv_max_delta == 0 && c->conn != NULL)
+		ask_limits(c);
+	pb = c->opt.part_bytes > 0 ? c->opt.part_bytes : (c->srv_max_delta > 0 ? c->srv_max_delta : DEFAULT_PART_BYTES);
+	pc = c->srv_max_changes > 0 ? c->srv_max_changes : DEFAULT_PART_CHANGES;
+	np = split_delta(delta, len, pb, pc, &parts, &big);
+	free(parts);
+	if (np < 0)
+		return slcli_fail(c, SLCL_ERR_NOMEM, "out of memory");
+	if (np == 0)
+		return slcli_fail(c, SLCL_ERR_ARG, "a change of the mutation takes %zu bytes, over the part size of %lld bytes",
+						  big, (long long) pb);
+
+	r = qtx_begin(c);
+	if (r != SLCL_OK)
+		return r;
+	least = least_seq(c);
+	if (least < 0)
+		return qtx_end(c, SLCL_ERR_IO);
+	seq = want >= 0 ? want : least;
+	if (seq < least)
+		return qtx_end(c, slcli_fail(c, SLCL_ERR_ARG, "client_seq %lld would go backwards: client %s has used or seen client_seqs up to %lld",
+									 (long long) want, c->client_id, (long long) (least - 1)));
+	if (seq > INT64_MAX - np)
+		return qtx_end(c, slcli_fail(c, SLCL_ERR_ARG, "client_seq %lld is too large", (long long) seq));
+	s = ws(c, WS_INSERT);
+	if (s == NULL)
+		return qtx_end(c, SLCL_ERR_IO);
+	sqlite3_bind_int64(s, 1, seq);
+	sqlite3_bind_int64(s, 2, seq + np - 1);
+	sqlite3_bind_int64(s, 3, pb);
+	sqlite3_bind_int64(s, 4, pc);
+	sqlite3_bind_double(s, 5, slcli_now_s());
+	sqlite3_bind_blob(s, 6, len ? (const void *) delta : "", (int) len, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 7, row_chk(seq, seq + np - 1, pb, pc, delta, len));
+	r = sqlite3_step(s) == SQLITE_DONE ? SLCL_OK : slcli_db_fail(c, "could not queue the mutation");
+	ws_done(s);
+	r = qtx_end(c, r);
+	if (r != SLCL_OK)
+		return r;
+	c->pending_n++;
+	if (seq_out)
+		*seq_out = seq;
+	{
+		slcl_event	ev;
+
+		memset(&ev, 0, sizeof(ev));
+		ev.type = SLCL_EV_QUEUED;
+		ev.seq = seq;
+		ev.rows = np;
+		ev.bytes = (int64_t) len;
+		ev.total_rows = ev.total_bytes = -1;
+		slcli_emit(c, &ev, "queued seq=%lld (%d part%s, %zu bytes), %d pending", (long long) seq, np,
+				   np == 1 ? "" : "s", len, c->pending_n);
+	}
+	slcli_debug_hook(c, "submit-queued");
+	return SLCL_OK;
+}
+
+/* Is a failure with this SQLSTATE worth retrying (with the same client_seq)? */
+static int
+retryable(const char *st)
+{
+	static const char *const classes[] = {"08", "40", "53", "57", "58", "XX", "SL"};
+
+	if (st[0] == '\0' || strcmp(st, "25006") == 0 || strcmp(st, "55P03") == 0)
+		return 1;
+	for (size_t i = 0; i < sizeof(classes) / sizeof(classes[0]); i++)
+		if (strncmp(st, classes[i], 2) == 0)
+			return 1;
+	return 0;
+}
+
+/* Load the first pending row with seq > after.  1: found, 0: none, -1: error. */
+static int
+load_row(slcl_client *c, int64_t after, wrow *w, int *damaged)
+{
+	sqlite3_stmt *s = ws(c, WS_LOAD);
+	int			rc;
+	int			result = 0;
+
+	*damaged = 0;
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, after);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+	{
+		size_t		n = (size_t) sqlite3_column_bytes(s, 4);
+
+		w->seq = sqlite3_column_int64(s, 0);
+		w->last_seq = sqlite3_column_int64(s, 1);
+		w->part_bytes = sqlite3_column_int64(s, 2);
+		w->part_changes = sqlite3_column_int64(s, 3);
+		w->delta.len = 0;
+		if (buf_put(&w->delta, n ? sqlite3_column_blob(s, 4) : "", n) != 0)
+		{
+			slcli_fail(c, SLCL_ERR_NOMEM, "out of memory");
+			result = -1;
+		}
+		else
+		{
+			result = 1;
+			*damaged = sqlite3_column_int64(s, 5) !=
+				row_chk(w->seq, w->last_seq, w->part_bytes, w->part_changes, w->delta.p, w->delta.len) ||
+				w->last_seq < w->seq || w->part_bytes < 6 || w->part_changes < 1;
+		}
+	}
+	else if (rc != SQLITE_DONE)
+	{
+		slcli_db_fail(c, "could not read the queue");
+		result = -1;
+	}
+	ws_done(s);
+	return result;
+}
+
+/* Move a pending mutation to failed, with why, in its own transaction. */
+static slcl_rc
+fail_row(slcl_client *c, const wrow *w, const char *sqlstate, const char *msg)
+{
+	sqlite3_stmt *s;
+	slcl_rc		r = qtx_begin(c);
+	slcl_event	ev;
+
+	if (r != SLCL_OK)
+		return r;
+	s = ws(c, WS_FAIL);
+	if (s == NULL)
+		return qtx_end(c, SLCL_ERR_IO);
+	sqlite3_bind_int64(s, 1, w->seq);
+	sqlite3_bind_int64(s, 2, w->last_seq);
+	sqlite3_bind_text(s, 3, sqlstate, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, msg, -1, SQLITE_STATIC);
+	sqlite3_bind_double(s, 5, slcli_now_s());
+	sqlite3_bind_blob(s, 6, w->delta.len ? (const void *) w->delta.p : "", (int) w->delta.len, SQLITE_STATIC);
+	r = sqlite3_step(s) == SQLITE_DONE ? SLCL_OK : slcli_db_fail(c, "could not record a refused mutation");
+	ws_done(s);
+	if (r == SLCL_OK)
+		r = remember_seqs(c);
+	if (r == SLCL_OK)
+	{
+		s = ws(c, WS_DELETE);
+		if (s == NULL)
+			return qtx_end(c, SLCL_ERR_IO);
+		sqlite3_bind_int64(s, 1, w->seq);
+		if (sqlite3_step(s) != SQLITE_DONE)
+			r = slcli_db_fail(c, "could not remove a refused mutation");
+		ws_done(s);
+	}
+	r = qtx_end(c, r);
+	if (r != SLCL_OK)
+		return r;
+	c->pending_n--;
+	memset(&ev, 0, sizeof(ev));
+	ev.type = SLCL_EV_REFUSED;
+	ev.seq = w->seq;
+	ev.sqlstate = sqlstate;
+	ev.total_rows = ev.total_bytes = -1;
+	slcli_emit(c, &ev, "mutation seq=%lld refused (%s): %s", (long long) w->seq, sqlstate, msg);
+	return SLCL_OK;
+}
+
+/*
+ * Send one mutation: its parts with client_seqs seq, seq+1, ..., in one
+ * server transaction when there are several.  SLCL_OK (*lsn: the LSN the
+ * server returned for its last part); on failure the sqlstate (empty: the
+ * connection) and c->err.
+ */
+static slcl_rc
+send_row(slcl_client *c, const wrow *w, int64_t *lsn, char sqlstate[6])
+{
+	wpart	   *parts = NULL;
+	size_t		big = 0;
+	int			np = split_delta(w->delta.p, w->delta.len, w->part_bytes, w->part_changes, &parts, &big);
+	buf			part = {0};
+	slcl_rc		rc = SLCL_OK;
+	PGresult   *res;
+
+	sqlstate[0] = '\0';
+	if (np < 0)
+		return slcli_fail(c, SLCL_ERR_NOMEM, "out of memory");
+	if (np == 0 || w->seq + np - 1 != w->last_seq)
+	{
+		free(parts);
+		snprintf(sqlstate, 6, "XX001");
+		return slcli_fail(c, SLCL_ERR_PROTOCOL, "mutation seq=%lld does not split as it was queued", (long long) w->seq);
+	}
+	if (np > 1)
+	{
+		res = slcli_query(c, "BEGIN", 0, NULL, NULL, NULL, &rc, sqlstate);
+		if (res == NULL)
+		{
+			free(parts);
+			return rc;
+		}
+		PQclear(res);
+	}
+	for (int i = 0; i < np && rc == SLCL_OK; i++)
+	{
+		char		seqbuf[32];
+		const char *vals[4];
+		int			lens[4] = {0, 0, 0, 0};
+		int			fmts[4] = {0, 1, 0, 0};
+
+		part.len = 0;
+		if (buf_u8(&part, 1) || buf_u32(&part, parts[i].n) ||
+			buf_put(&part, w->delta.p + parts[i].off, parts[i].len))
+		{
+			rc = slcli_fail(c, SLCL_ERR_NOMEM, "out of memory");
+			break;
+		}
+		snprintf(seqbuf, sizeof(seqbuf), "%lld", (long long) (w->seq + i));
+		vals[0] = c->doc;
+		vals[1] = (const char *) part.p;
+		lens[1] = (int) part.len;
+		vals[2] = c->client_id;
+		vals[3] = seqbuf;
+		res = slcli_query(c, "SELECT synclog.append_delta($1, $2::bytea, $3, $4::bigint)",
+						  4, vals, lens, fmts, &rc, sqlstate);
+		if (res == NULL)
+			break;
+		if (PQntuples(res) != 1 || slcli_col_i8(res, 0, 0, lsn) != 0)
+			rc = slcli_fail(c, SLCL_ERR_PROTOCOL, "synclog.append_delta returned no LSN");
+		PQclear(res);
+	}
+	free(parts);
+	free(part.p);
+	if (np > 1)
+	{
+		if (rc == SLCL_OK)
+		{
+			res = slcli_query(c, "COMMIT", 0, NULL, NULL, NULL, &rc, sqlstate);
+			if (res != NULL)
+			{
+				/* a failed transaction's COMMIT reports ROLLBACK */
+				if (strcmp(PQcmdStatus(res), "COMMIT") != 0)
+				{
+					snprintf(sqlstate, 6, "40001");
+					rc = slcli_fail(c, SLCL_ERR_SERVER, "the transaction of mutation seq=%lld was rolled back",
+									(long long) w->seq);
+				}
+				PQclear(res);
+			}
+		}
+		else if (c->conn != NULL)
+		{
+			char		st2[6];
+			slcl_rc		r2;
+			char		saved[sizeof(c->err)];
+
+			memcpy(saved, c->err, sizeof(saved));
+			res = slcli_query(c, "ROLLBACK", 0, NULL, NULL, NULL, &r2, st2);
+			PQclear(res);
+			memcpy(c->err, saved, sizeof(saved));
+		}
+	}
+	return rc;
+}
+
+slcl_rc
+slcl_flush(slcl_client *c)
+{
+	wrow		w;
+	slcl_rc		r = SLCL_OK;
+	int			refused = 0;
+
+	memset(&w, 0, sizeof(w));
+	c->refused_n = 0;
+	if (c->pending_n == 0)
+		return retired_check(c, SLCL_OK);
+	if (c->dsn == NULL)
+		return slcli_fail(c, SLCL_ERR_ARG, "no connection string given");
+	if (c->unsure || !c->committed.have || c->downloading)
+	{
+		/* what an earlier attempt did must be in the state first */
+		r = slcli_read_to_head(c);
+		if (r != SLCL_OK)
+			return retired_check(c, r);
+		c->unsure = 0;
+	}
+	ask_limits(c);
+	for (;;)
+	{
+		int			damaged;
+		int			found = load_row(c, c->sent_upto, &w, &damaged);
+		int64_t		lsn = 0;
+		char		st[6];
+
+		if (found <= 0)
+		{
+			r = found < 0 ? SLCL_ERR_IO : SLCL_OK;
+			break;
+		}
+		if (slcli_interrupted(c))
+		{
+			r = slcli_fail(c, SLCL_ERR_INTERRUPTED, "interrupted");
+			break;
+		}
+		if (w.seq <= c->own_wm_seq)
+		{
+			/* in the state already (queued before its confirmation could run) */
+			c->sent_upto = w.last_seq;
+			continue;
+		}
+		if (damaged)
+		{
+			r = fail_row(c, &w, "XX001", "the queued mutation is damaged in the local database");
+			if (r != SLCL_OK)
+				break;
+			refused++;
+			continue;
+		}
+		r = send_row(c, &w, &lsn, st);
+		if (r == SLCL_OK)
+		{
+			slcl_event	ev;
+
+			slcli_debug_hook(c, "submit-sent");
+			c->sent_upto = w.last_seq;
+			memset(&ev, 0, sizeof(ev));
+			ev.type = SLCL_EV_SUBMITTED;
+			ev.seq = w.seq;
+			ev.lsn = lsn;
+			ev.total_rows = ev.total_bytes = -1;
+			slcli_emit(c, &ev, "submitted seq=%lld lsn=%lld", (long long) w.seq, (long long) lsn);
+			continue;
+		}
+		if (r == SLCL_ERR_NOMEM || r == SLCL_ERR_INTERRUPTED || retryable(st))
+		{
+			/* the outcome is unknown: read the log before sending again */
+			c->unsure = 1;
+			break;
+		}
+		{
+			char		msg[sizeof(c->err)];
+
+			memcpy(msg, c->err, sizeof(msg));
+			r = fail_row(c, &w, st, msg);
+			if (r != SLCL_OK)
+				break;
+			refused++;
+		}
+	}
+	free(w.delta.p);
+	c->refused_n = refused;
+	if (r == SLCL_OK && refused > 0)
+		r = slcli_fail(c, SLCL_ERR_REFUSED, "the server refused %d mutation(s): see the failed list", refused);
+	return retired_check(c, r);
+}
+
+slcl_rc
+slcl_submit_seq(slcl_client *c, const uint8_t *delta, size_t len, int64_t seq)
+{
+	slcl_rc		r;
+
+	c->err[0] = '\0';
+	if (seq < 1)
+		return slcli_fail(c, SLCL_ERR_ARG, "client_seq %lld: it must be positive", (long long) seq);
+	r = queue_mutation(c, delta, len, seq, NULL);
+	if (r != SLCL_OK || c->dsn == NULL)
+		return r;
+	r = slcl_flush(c);
+	return r == SLCL_ERR_REFUSED || r == SLCL_ERR_RETIRED ? r : SLCL_OK;
+}
+
+slcl_rc
+slcl_submit(slcl_client *c, const uint8_t *delta, size_t len, int64_t *seq)
+{
+	slcl_rc		r;
+
+	c->err[0] = '\0';
+	r = queue_mutation(c, delta, len, -1, seq);
+	if (r != SLCL_OK || c->dsn == NULL)
+		return r;
+	/* queued: a failure to send now is for slcl_sync to retry */
+	r = slcl_flush(c);
+	if (r != SLCL_OK && r != SLCL_ERR_REFUSED && r != SLCL_ERR_RETIRED)
+	{
+		slcli_emit_simple(c, SLCL_EV_WARNING, "mutation queued, not sent yet: %s", c->err);
+		return SLCL_OK;
+	}
+	return r;
+}
+
+int64_t
+slcl_next_seq(slcl_client *c)
+{
+	return least_seq(c);
+}
+
+int
+slcl_pending(const slcl_client *c)
+{
+	return c->pending_n;
+}
+
+slcl_rc
+slcl_queue_list(slcl_client *c, slcl_mutation_fn fn, void *arg)
+{
+	static const char *const sql[2] = {
+		"SELECT seq, last_seq, delta, queued, NULL, NULL FROM pending ORDER BY seq",
+		"SELECT seq, last_seq, delta, at, sqlstate, message FROM failed ORDER BY seq",
+	};
+
+	for (int f = 0; f < 2; f++)
+	{
+		sqlite3_stmt *s = slcli_store_prepare(c, sql[f]);
+		int			rc;
+
+		if (s == NULL)
+			return SLCL_ERR_IO;
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		{
+			slcl_mutation m;
+			const void *d = sqlite3_column_blob(s, 2);
+
+			memset(&m, 0, sizeof(m));
+			m.seq = sqlite3_column_int64(s, 0);
+			m.last_seq = sqlite3_column_int64(s, 1);
+			m.delta = d ? d : (const uint8_t *) "";
+			m.dlen = (size_t) sqlite3_column_bytes(s, 2);
+			m.at = sqlite3_column_double(s, 3);
+			m.failed = f;
+			m.sqlstate = f ? (const char *) sqlite3_column_text(s, 4) : NULL;
+			m.message = f ? (const char *) sqlite3_column_text(s, 5) : NULL;
+			if (fn(arg, &m) != 0)
+			{
+				sqlite3_finalize(s);
+				return SLCL_OK;
+			}
+		}
+		sqlite3_finalize(s);
+		if (rc != SQLITE_DONE)
+			return slcli_db_fail(c, "could not read the queue");
+	}
+	return SLCL_OK;
+}
