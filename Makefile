@@ -23,6 +23,8 @@ OBJS = \
 	src/access.o \
 	src/version.o \
 	src/drop_guard.o
+# Compressed deltas (issue 16): the shared codec and the server's use of it.
+OBJS += src/core/synclog_zip.o src/delta_store.o
 
 EXTENSION = synclog
 DATA = src/synclog--0.1.sql src/synclog--0.1--0.2.sql
@@ -38,6 +40,7 @@ endif
 # PostgreSQL's own headers have unused parameters in inline functions.
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter
 SHLIB_LINK = -lxxhash
+SHLIB_LINK += -lzstd
 
 REGRESS = delta hash vectors docs append read compact snapshot gc policy retention access access_confine clients
 REGRESS_OPTS = --load-extension=synclog
@@ -72,6 +75,7 @@ CLIENT_CFLAGS ?= -std=gnu99 -O2 -g -Wall -Wextra
 CLIENT_CPPFLAGS = -I$(srcdir)/$(CLIENT_DIR) -I$(srcdir)/src/core \
 	-I$(shell $(PG_CONFIG) --includedir)
 CLIENT_LIBS = -L$(shell $(PG_CONFIG) --libdir) -lpq -lxxhash
+CLIENT_LIBS += -lzstd
 CLIENT_LIB = $(CLIENT_DIR)/libsynclog_client.a
 CLIENT_BIN = $(CLIENT_DIR)/synclog-follow
 # The library's files share one private header, client_int.h (see it for
@@ -80,6 +84,7 @@ CLIENT_LIB_OBJS = $(addprefix $(CLIENT_DIR)/, client_open.o client_replica.o \
 	client_download.o client_follow.o client_conn.o client_verify.o \
 	client_files.o client_events.o client_util.o)
 CLIENT_OBJS = $(CLIENT_LIB_OBJS) $(CLIENT_DIR)/synclog_core_client.o
+CLIENT_OBJS += $(CLIENT_DIR)/synclog_zip_client.o
 
 .PHONY: client clean-client check-client
 all: client
@@ -90,6 +95,8 @@ $(CLIENT_LIB_OBJS): $(CLIENT_DIR)/%.o: $(CLIENT_DIR)/%.c $(CLIENT_DIR)/client_in
 	$(CLIENT_CC) $(CLIENT_CFLAGS) $(CLIENT_CPPFLAGS) -c -o $@ $<
 # The very same core source as the extension, compiled for the client.
 $(CLIENT_DIR)/synclog_core_client.o: src/core/synclog_core.c src/core/synclog_core.h
+	$(CLIENT_CC) $(CLIENT_CFLAGS) $(CLIENT_CPPFLAGS) -c -o $@ $<
+$(CLIENT_DIR)/synclog_zip_client.o: src/core/synclog_zip.c src/core/synclog_zip.h src/core/synclog_core.h
 	$(CLIENT_CC) $(CLIENT_CFLAGS) $(CLIENT_CPPFLAGS) -c -o $@ $<
 $(CLIENT_LIB): $(CLIENT_OBJS)
 	rm -f $@

@@ -795,6 +795,13 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 		}
 	}
 
+	/*
+	 * Store it compressed when that pays (delta_store.c); everything above
+	 * (the size, the policy) is over the version 1 bytes, and so is
+	 * anything computed from delta before this point.
+	 */
+	delta = sl_delta_to_store(delta);
+
 	/* The entry. */
 	{
 		TupleDesc	edesc = RelationGetDescr(entryrel);

@@ -97,6 +97,7 @@ synclog_read(PG_FUNCTION_ARGS)
 				Datum		values[READ_NCOLS];
 				bool		nulls[READ_NCOLS] = {false, false, false, true, true, true, true};
 				Size		size;
+				bytea	   *decoded;
 
 				values[0] = sl_col(i, 1, &nulls[0]);
 				if (DatumGetInt64(values[0]) != last + 1)
@@ -105,6 +106,20 @@ synclog_read(PG_FUNCTION_ARGS)
 							 errmsg("missing entry in log \"%s\"", l.log_id),
 							 errdetail("The log has no entry at LSN " INT64_FORMAT ".", last + 1)));
 				values[2] = sl_col(i, 2, &nulls[2]);
+				/*
+				 * Version 1 readers get version 1 bytes (delta_store.c); a
+				 * decoded copy goes once the tuplestore has its own.
+				 */
+				decoded = NULL;
+				if (!sl_stored_delta_is_v1(values[2]))
+				{
+					bytea	   *stored = DatumGetByteaPP(values[2]);
+
+					decoded = sl_stored_delta_v1(stored, d.doc_id, last + 1);
+					if ((Pointer) stored != DatumGetPointer(values[2]))
+						pfree(stored);
+					values[2] = PointerGetDatum(decoded);
+				}
 				size = toast_raw_datum_size(values[2]);
 				/* Always make progress: the first entry goes out whatever its size. */
 				if (sent > 0 && bytes + (int64) size > max_bytes)
@@ -118,6 +133,8 @@ synclog_read(PG_FUNCTION_ARGS)
 				values[4] = sl_col(i, 4, &nulls[4]);
 				values[5] = values[6] = (Datum) 0;
 				tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+				if (decoded != NULL)
+					pfree(decoded);
 				last = DatumGetInt64(values[0]);
 				sent++;
 			}

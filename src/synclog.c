@@ -39,6 +39,8 @@ int			synclog_gc_max_logs = 100;
 bool		synclog_worker_paused = false;
 bool		synclog_vacuum_after_gc = true;
 int			synclog_debug_rotation_delay_ms = 0;
+bool		synclog_compression = true;
+int			synclog_compression_min_size = 256;
 
 void		_PG_init(void);
 
@@ -215,6 +217,24 @@ define_settings(void)
 							 true,
 							 PGC_SIGHUP, 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("synclog.compression",
+							 "Store appended deltas compressed (Zstandard) when that makes them smaller.",
+							 "Readers that do not ask for compressed deltas get them uncompressed, "
+							 "as before; off stores every new delta as it comes.",
+							 &synclog_compression,
+							 true,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("synclog.compression_min_size",
+							"Smallest delta an append tries to compress.",
+							"Smaller deltas are stored as they come; compressing them would "
+							"save too little to pay for the work.",
+							&synclog_compression_min_size,
+							256, 256, INT_MAX,
+							PGC_SUSET, GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
 
 #ifdef SYNCLOG_TEST_HOOKS
 	/* Only in test builds (make SYNCLOG_TEST_HOOKS=1), never in packages. */

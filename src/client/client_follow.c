@@ -103,7 +103,7 @@ read_page(slcl_client *c, int *rows)
 									  (long long) lsn);
 				}
 			}
-			s = slc_state_apply_entry(c->state, (const uint8_t *) PQgetvalue(res, i, 2),
+			s = slc_state_apply_any(c->state, (const uint8_t *) PQgetvalue(res, i, 2),
 									  (size_t) PQgetlength(res, i, 2), lsn, cid, cidlen, seq);
 			if (s != SLC_OK)
 			{

@@ -426,7 +426,7 @@ slcli_log_open_replay(slcl_client *c)
 				stop = "entry out of sequence";
 				break;
 			}
-			st = slc_state_apply_entry(c->state, delta, dl, lsn, (const char *) cid,
+			st = slc_state_apply_any(c->state, delta, dl, lsn, (const char *) cid,
 									   cid ? cl : 0, seq);
 			if (st == SLC_ERR_NOMEM)
 			{

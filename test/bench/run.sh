@@ -226,7 +226,8 @@ if [ -n "$ISOLATED" ]; then SRC_ROOT=$W/src; else SRC_ROOT=$ROOT; fi
 log "compiling the reference client (synclog-follow)"
 gcc -O2 -Wall -I"$SRC_ROOT/src/client" -I"$SRC_ROOT/src/core" -I"$(pg_config --includedir)" \
 	-o "$W/synclog-follow" "$SRC_ROOT/src/client/synclog-follow.c" "$SRC_ROOT"/src/client/client_*.c \
-	"$SRC_ROOT/src/core/synclog_core.c" -L"$(pg_config --libdir)" -lpq -lxxhash ||
+	"$SRC_ROOT/src/core/synclog_core.c" "$SRC_ROOT/src/core/synclog_zip.c" \
+	-L"$(pg_config --libdir)" -lpq -lxxhash -lzstd ||
 	bench_die "building the reference client failed"
 FOLLOW=$W/synclog-follow
 
