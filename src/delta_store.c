@@ -193,28 +193,40 @@ sl_user_delta_v1(bytea *delta)
 }
 
 /*
- * Whether the stored delta (a column value, possibly a TOAST pointer) is
- * version 1, reading no more of it than its first byte: a large delta is
- * stored out of line, and only its first chunk is fetched.
+ * For synclog.read: the stored delta of the entry at lsn (a column value,
+ * possibly a TOAST pointer) as version 1 bytes, or NULL when the stored
+ * value is version 1 and can be sent as it is.  v1_len is the entry's
+ * version 1 size from log_bytes (its log_bytes less the previous entry's;
+ * -1 when not known).  A large delta is stored out of line, and fetching
+ * it just to look at its first byte would cost a version 1 reader a TOAST
+ * lookup per entry; the size tells without a fetch: an entry stored in
+ * fewer bytes than its version 1 size is compressed, one stored in as many
+ * is not.  That holds because log_bytes counts version 1 bytes (append.c
+ * sums the size of the validated delta, before sl_delta_to_store), which
+ * must stay so.  A value stored inline is checked by its first byte anyway.
  */
-bool
-sl_stored_delta_is_v1(Datum stored)
+bytea *
+sl_read_stored_v1(Datum stored, int64 v1_len, int64 doc_id, int64 lsn)
 {
 	struct varlena *p = (struct varlena *) DatumGetPointer(stored);
-	bool		v1;
+	bytea	   *whole;
+	bytea	   *v1;
 
-	if (VARATT_IS_EXTERNAL(p) || VARATT_IS_COMPRESSED(p))
+	if (!VARATT_IS_EXTERNAL(p) && !VARATT_IS_COMPRESSED(p))
+		return slc_delta_version((const uint8 *) VARDATA_ANY(p),
+								 VARSIZE_ANY_EXHDR(p)) == SLC_DELTA_VERSION_ZIP ?
+			sl_stored_delta_v1((bytea *) p, doc_id, lsn) : NULL;
+	if (v1_len >= 0 && (int64) (toast_raw_datum_size(stored) - VARHDRSZ) >= v1_len)
+		return NULL;
+	whole = DatumGetByteaPP(stored);
+	v1 = sl_stored_delta_v1(whole, doc_id, lsn);
+	if (v1 == whole)
 	{
-		struct varlena *head = detoast_attr_slice(p, 0, 1);
-
-		v1 = VARSIZE_ANY_EXHDR(head) == 0 ||
-			*(const uint8 *) VARDATA_ANY(head) != SLC_DELTA_VERSION_ZIP;
-		if (head != p)
-			pfree(head);
-		return v1;
+		pfree(whole);
+		return NULL;
 	}
-	return VARSIZE_ANY_EXHDR(p) == 0 ||
-		*(const uint8 *) VARDATA_ANY(p) != SLC_DELTA_VERSION_ZIP;
+	pfree(whole);
+	return v1;
 }
 
 /*

@@ -24,6 +24,25 @@ PG_FUNCTION_INFO_V1(synclog_read);
 #define READ_NCOLS 7
 
 /*
+ * The log_bytes of the document's entry at lsn, -1 if there is none: the
+ * page's first entry's version 1 size is its log_bytes less this.
+ */
+static int64
+log_bytes_at(int64 doc_id, int64 lsn)
+{
+	static SPIPlanPtr plan;
+	Oid			types[2] = {INT8OID, INT8OID};
+	Datum		args[2] = {Int64GetDatum(doc_id), Int64GetDatum(lsn)};
+	bool		isnull;
+
+	sl_exec(&plan, "SELECT log_bytes FROM synclog.entry WHERE doc_id = $1 AND lsn = $2",
+			2, types, args, NULL, true, 1);
+	if (SPI_processed == 0)
+		return -1;
+	return DatumGetInt64(sl_col(0, 1, &isnull));
+}
+
+/*
  * synclog.read(doc text, log_id text, after_lsn bigint, max_entries integer, max_bytes integer)
  *   returns setof (lsn bigint, kind text, delta bytea, client_id text, client_seq bigint,
  *                  next_log_id text, snapshot_hash bytea)
@@ -74,13 +93,14 @@ synclog_read(PG_FUNCTION_ARGS)
 		Portal		portal;
 		bool		full = false;
 		int64		sent = 0;
+		int64		prev_bytes = after > l.base_lsn ? log_bytes_at(d.doc_id, after) : 0;
 
 		/*
 		 * Stream through a cursor: the tuplestore spills to disk past
 		 * work_mem, so a page of any size costs one batch of memory.
 		 */
 		portal = sl_cursor(&plan,
-						   "SELECT lsn, delta, client_id, client_seq FROM synclog.entry "
+						   "SELECT lsn, delta, client_id, client_seq, log_bytes FROM synclog.entry "
 						   "WHERE doc_id = $1 AND lsn > $2 AND lsn <= $3 "
 						   "ORDER BY lsn LIMIT $4",
 						   4, types, args, NULL, true);
@@ -98,6 +118,8 @@ synclog_read(PG_FUNCTION_ARGS)
 				bool		nulls[READ_NCOLS] = {false, false, false, true, true, true, true};
 				Size		size;
 				bytea	   *decoded;
+				int64		log_bytes;
+				bool		isnull;
 
 				values[0] = sl_col(i, 1, &nulls[0]);
 				if (DatumGetInt64(values[0]) != last + 1)
@@ -110,16 +132,13 @@ synclog_read(PG_FUNCTION_ARGS)
 				 * Version 1 readers get version 1 bytes (delta_store.c); a
 				 * decoded copy goes once the tuplestore has its own.
 				 */
-				decoded = NULL;
-				if (!sl_stored_delta_is_v1(values[2]))
-				{
-					bytea	   *stored = DatumGetByteaPP(values[2]);
-
-					decoded = sl_stored_delta_v1(stored, d.doc_id, last + 1);
-					if ((Pointer) stored != DatumGetPointer(values[2]))
-						pfree(stored);
+				log_bytes = DatumGetInt64(sl_col(i, 5, &isnull));
+				decoded = sl_read_stored_v1(values[2],
+											prev_bytes < 0 ? -1 : log_bytes - prev_bytes,
+											d.doc_id, last + 1);
+				prev_bytes = log_bytes;
+				if (decoded != NULL)
 					values[2] = PointerGetDatum(decoded);
-				}
 				size = toast_raw_datum_size(values[2]);
 				/* Always make progress: the first entry goes out whatever its size. */
 				if (sent > 0 && bytes + (int64) size > max_bytes)

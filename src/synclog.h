@@ -257,7 +257,8 @@ extern bytea *sl_delta_to_store(bytea *v1);
 extern bytea *sl_delta_v1(bytea *stored);
 extern bytea *sl_stored_delta_v1(bytea *stored, int64 doc_id, int64 lsn);
 extern bytea *sl_user_delta_v1(bytea *delta);
-extern bool sl_stored_delta_is_v1(Datum stored);
+extern bytea *sl_read_stored_v1(Datum stored, int64 v1_len, int64 doc_id,
+								 int64 lsn);
 extern bytea *sl_delta_for_reader(bytea *stored, int accept_mask);
 extern int	sl_parse_accept(ArrayType *accept);
 
