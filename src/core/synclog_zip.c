@@ -26,6 +26,8 @@
 /* The sample slc_zip_worth_trying looks at: up to 16 stretches of 256 bytes. */
 #define SAMPLE_STRETCHES	16
 #define SAMPLE_STRETCH		256
+/* Entropy of the sample, bits per byte, above which a delta is not tried. */
+#define WORTH_MAX_BITS		7.5
 
 struct slc_zip
 {
@@ -152,14 +154,30 @@ slc_zip_bound(size_t len)
 	return SLC_ZIP_HEADER_LEN + ZSTD_compressBound(len);
 }
 
+/*
+ * log2(x) for x >= 1 without libm: the exponent, plus a quadratic fit of
+ * log2(1 + f) on [0, 1) (off by less than 0.008).
+ */
+static double
+approx_log2(uint32_t x)
+{
+	int			e = 0;
+	double		f;
+
+	while ((x >> e) > 1)
+		e++;
+	f = (double) x / (double) ((uint32_t) 1 << e) - 1.0;
+	return e + f * (1.3466 - 0.3466 * f);
+}
+
 int
 slc_zip_worth_trying(const uint8_t *v1, size_t len)
 {
 	uint32_t	count[256] = {0};
-	uint64_t	n = 0,
-				sq = 0;
+	uint32_t	n = 0;
 	size_t		stretches,
 				step;
+	double		sum = 0;
 
 	if (len < SLC_ZIP_MIN_LEN)
 		return 0;
@@ -180,18 +198,22 @@ slc_zip_worth_trying(const uint8_t *v1, size_t len)
 
 		for (size_t i = 0; i < m; i++)
 			count[p[i]]++;
-		n += m;
+		n += (uint32_t) m;
 	}
-	for (int b = 0; b < 256; b++)
-		sq += (uint64_t) count[b] * count[b];
 
 	/*
-	 * Renyi entropy of order 2 is -log2(sum p^2), with p = count / n: it is
-	 * above 7.5 bits (random-looking) when sum count^2 < n^2 / 2^7.5, and
-	 * 2^7.5 is 181.02.  Random bytes give about 7.9 on 4 KiB, text and
-	 * pages of it 4 to 6.
+	 * The sample's order-0 entropy, log2(n) - sum(c log2 c) / n bits per
+	 * byte, bounds what a coder of single bytes saves; above 7.5 bits (a
+	 * saving under 6%) the data looks random: random bytes give 7.95 on
+	 * 4 KiB, area 8's deltas of random values with their length fields
+	 * 7.6, text and pages of it 4 to 6.  Matches across a delta (an LZ
+	 * coder's gain) are not seen; a delta of random values repeated within
+	 * itself is rare enough to store as it comes.
 	 */
-	return sq * 181 >= n * n;
+	for (int b = 0; b < 256; b++)
+		if (count[b] > 0)
+			sum += count[b] * approx_log2(count[b]);
+	return approx_log2(n) - sum / n <= WORTH_MAX_BITS;
 }
 
 size_t

@@ -93,9 +93,9 @@ size_t		slc_zip_bound(size_t len);
 /*
  * Whether a version 1 delta is worth compressing: at least
  * SLC_ZIP_MIN_LEN bytes, and a sample of its bytes does not look random
- * (order-2 Renyi entropy of the byte histogram of up to 4 KiB, spread over
- * the delta, above 7.5 bits per byte: such data saves a few percent at
- * best, and compressing it would cost an append more than storing it).
+ * (order-0 entropy of up to 4 KiB spread over the delta above 7.5 bits
+ * per byte: such data saves a few percent at best, and compressing it
+ * would cost an append more than storing it saves).
  */
 int			slc_zip_worth_trying(const uint8_t *v1, size_t len);
 
