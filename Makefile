@@ -43,6 +43,7 @@ SHLIB_LINK = -lxxhash
 SHLIB_LINK += -lzstd
 
 REGRESS = delta hash vectors docs append read compact snapshot gc policy retention access access_confine clients
+REGRESS += compress
 REGRESS_OPTS = --load-extension=synclog
 
 ISOLATION = append_rotate rotate_rotate retry_race append_rotate_more append_drop append_rr gc_read ack_gc compact_due_race policy_append gc_forget append_truncate grant_stale rotate_fairness
