@@ -40,6 +40,8 @@ ROOT=$(cd "$HERE/../.." && pwd)
 . "$HERE/lib.sh"
 # shellcheck source=areas.sh
 . "$HERE/areas.sh"
+# shellcheck source=area14.sh
+. "$HERE/area14.sh"
 export PATH="$PG_BIN:$PATH"
 
 MODE=${BENCH_MODE:-quick}
@@ -65,6 +67,7 @@ smoke)
 	ST_CYCLE_S=1				# ... seconds between cycles
 	ST_WARMUP=2					# ... cycles before them, not counted
 	ST_DOCS=2 ST_KEYS=200 ST_VSIZE=100 ST_RATE=100	# ... documents, keys, value bytes, appends/s
+	ZIP_COMMITS=60 ZIP_JSON=2000	# compression: page-store commits, JSON deltas
 	;;
 quick)
 	REPS=3
@@ -87,6 +90,7 @@ quick)
 	ST_CYCLE_S=3
 	ST_WARMUP=2
 	ST_DOCS=10 ST_KEYS=2000 ST_VSIZE=1024 ST_RATE=200
+	ZIP_COMMITS=1000 ZIP_JSON=20000
 	;;
 full)
 	REPS=5
@@ -109,6 +113,7 @@ full)
 	ST_CYCLE_S=10
 	ST_WARMUP=2
 	ST_DOCS=10 ST_KEYS=10000 ST_VSIZE=1024 ST_RATE=200
+	ZIP_COMMITS=3000 ZIP_JSON=50000
 	;;
 *)
 	bench_die "BENCH_MODE must be smoke, quick or full (not $MODE)"
@@ -607,7 +612,7 @@ bench_memory() {
 	record 7 m_kv "(b) baseline: paged plain SELECT of the $((BIG_K * 4 / 1024)) MiB state, $SNAP_PAGE rows a page" MiB base - - "${kv_g[*]}"
 	record 7 m_snap "(b) synclog.snapshot download of the $((BIG_K * 4 / 1024)) MiB state, $SNAP_PAGE rows a page" MiB subj m_kv "max<=32" "${snap_g[*]}"
 	record 7 m_kv_t "(b) baseline download speed (information)" "MiB/s" base - - "${kv_t[*]}"
-	record 7 m_snap_t "(b) snapshot download speed (information)" "MiB/s" subj m_kv_t - "${snap_t[*]}"
+	record 7 m_snap_t "(b) snapshot download speed" "MiB/s" subj m_kv_t "ratio>=1" "${snap_t[*]}"
 }
 
 # 6: append latency during a rotation ------------------------------------------------
@@ -761,7 +766,7 @@ write_report() {
 log "mode $MODE, $REPS run(s) per measurement ($REPS_APPEND for the appends of areas 1-3), scratch $W"
 # BENCH_ONLY="9 11" (development): only these areas, plus the ones they
 # build on (4 for 6, 7 and 13; 5 for 7).
-ONLY=" ${BENCH_ONLY:-1 2 3 4 5 6 7 8 9 10 11 12 13} "
+ONLY=" ${BENCH_ONLY:-1 2 3 4 5 6 7 8 9 10 11 12 13 14} "
 case $ONLY in *" 6 "* | *" 7 "* | *" 13 "*) ONLY="$ONLY 4 " ;; esac
 case $ONLY in *" 7 "*) ONLY="$ONLY 5 " ;; esac
 area_on() {
@@ -783,11 +788,12 @@ if area_on 9; then bench_rotation_matrix; fi
 if area_on 10; then bench_switchover; fi
 if area_on 11; then bench_scale; fi
 if area_on 12; then bench_steady; fi
+if area_on 14; then bench_compression; fi
 
 [ "$(so_stamp)" = "$SO_STAMP" ] ||
 	bench_die "$SO was reinstalled during the run; the results are not valid, run again"
 
-render_tables 1 2 3 8 4 13 5 9 6 7 10 11 12 >"$W/tables.md"
+render_tables 1 2 3 8 4 13 5 9 6 7 10 11 12 14 >"$W/tables.md"
 OUT=$OUT_FILE
 write_report "$OUT"
 log "report written to $OUT"
