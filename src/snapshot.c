@@ -11,8 +11,17 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
 #include "catalog/pg_type_d.h"
 #include "funcapi.h"
+#include "miscadmin.h"
+#include "parser/parse_relation.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "lib/stringinfo.h"
 #include "utils/memutils.h"
 #include "utils/builtins.h"
@@ -70,6 +79,120 @@ find_snapshot(FunctionCallInfo fcinfo, SlDoc *d, SlLog *l)
 	sl_find_log(doc, d, log_id, l, false, true);
 }
 
+/* A column of rel that must exist. */
+static AttrNumber
+kv_column(Relation rel, const char *name)
+{
+	AttrNumber	att = attnameAttNum(rel, name, false);
+
+	if (att == InvalidAttrNumber)
+		elog(ERROR, "column \"%s\" of relation \"%s\" does not exist",
+			 name, RelationGetRelationName(rel));
+	return att;
+}
+
+/*
+ * One page of the data keys of the state at lsn into the tuplestore: the
+ * first max_rows keys after after_key (NULL: from the first) whose newest
+ * version at or below lsn is a value, with that value.
+ *
+ * An ordered scan of kv_key_idx (doc_id, ns, key, lsn DESC) in the
+ * caller's snapshot, with no SQL in between: within a key the versions come
+ * newest first, so the first one at or below lsn decides the key (a
+ * tombstone drops it) and the older ones are skipped.  A page costs what a
+ * plain paged SELECT of the same rows costs, plus the tuplestore
+ * (BENCHMARKS.md, area 7b).
+ *
+ * Values go into the tuplestore as they are stored, out-of-line ones as
+ * TOAST pointers, and are fetched once, when the row is sent, as a plain
+ * SELECT does; detoasting them here copied every value twice more.  The
+ * pointers stay good until then: the rows they point to are visible to
+ * this statement's snapshot, which stays registered until the last row is
+ * sent (a portal keeps it; PostgreSQL detoasts the rows of one held past
+ * its transaction when it persists them), so no VACUUM after a gc can take
+ * them away before that.
+ */
+static void
+data_page(ReturnSetInfo *rsinfo, Oid kv_oid, Oid kv_idx_oid, int64 doc_id,
+		  int64 lsn, bytea *after_key, int32 max_rows)
+{
+	Relation	kv = table_open(kv_oid, AccessShareLock);
+	Relation	idx = index_open(kv_idx_oid, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(kv);
+	AttrNumber	a_doc = kv_column(kv, "doc_id"),
+				a_ns = kv_column(kv, "ns"),
+				a_key = kv_column(kv, "key"),
+				a_lsn = kv_column(kv, "lsn"),
+				a_kind = kv_column(kv, "kind"),
+				a_value = kv_column(kv, "value");
+	ScanKeyData skey[3];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	MemoryContext row_cxt;
+	char	   *decided = palloc(SLC_KEY_MAX);	/* the last key decided */
+	int			decided_len = -1;
+	int32		sent = 0;
+
+	ScanKeyEntryInitialize(&skey[0], 0, a_doc, BTEqualStrategyNumber,
+						   InvalidOid, InvalidOid, F_INT8EQ, Int64GetDatum(doc_id));
+	ScanKeyEntryInitialize(&skey[1], 0, a_ns, BTEqualStrategyNumber,
+						   InvalidOid, InvalidOid, F_INT2EQ, Int16GetDatum(SLC_NS_DATA));
+	if (after_key != NULL)
+		ScanKeyEntryInitialize(&skey[2], 0, a_key, BTGreaterStrategyNumber,
+							   InvalidOid, InvalidOid, F_BYTEAGT,
+							   PointerGetDatum(after_key));
+	row_cxt = AllocSetContextCreate(CurrentMemoryContext, "synclog snapshot row",
+									ALLOCSET_SMALL_SIZES);
+	scan = systable_beginscan_ordered(kv, idx, GetActiveSnapshot(),
+									  after_key != NULL ? 3 : 2, skey);
+	while (sent < max_rows &&
+		   (tup = systable_getnext_ordered(scan, ForwardScanDirection)) != NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(row_cxt);
+		bool		isnull;
+		bytea	   *key = DatumGetByteaPP(heap_getattr(tup, a_key, desc, &isnull));
+		int			klen = VARSIZE_ANY_EXHDR(key);
+
+		CHECK_FOR_INTERRUPTS();
+		if (klen > SLC_KEY_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("malformed key in synclog.kv"),
+					 errdetail("A key of the document with internal id %lld is %d bytes; keys are at most %d bytes.",
+							   (long long) doc_id, klen, SLC_KEY_MAX)));
+		/* an older version of a key already decided, or one after lsn */
+		if (!(klen == decided_len && memcmp(VARDATA_ANY(key), decided, klen) == 0) &&
+			DatumGetInt64(heap_getattr(tup, a_lsn, desc, &isnull)) <= lsn)
+		{
+			memcpy(decided, VARDATA_ANY(key), klen);
+			decided_len = klen;
+			if (DatumGetChar(heap_getattr(tup, a_kind, desc, &isnull)) == 'v')
+			{
+				Datum		values[2];
+				bool		nulls[2] = {false, false};
+
+				values[0] = heap_getattr(tup, a_key, desc, &isnull);
+				values[1] = heap_getattr(tup, a_value, desc, &nulls[1]);
+				if (nulls[1])
+					ereport(ERROR,
+							(errcode(ERRCODE_DATA_CORRUPTED),
+							 errmsg("missing value in synclog.kv"),
+							 errdetail("A version of kind 'v' of the document with internal id %lld has no value.",
+									   (long long) doc_id)));
+				tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+				sent++;
+			}
+		}
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(row_cxt);
+	}
+	systable_endscan_ordered(scan);
+	MemoryContextDelete(row_cxt);
+	pfree(decided);
+	index_close(idx, AccessShareLock);
+	table_close(kv, AccessShareLock);
+}
+
 /*
  * synclog.snapshot(doc text, log_id text, after_key bytea, max_rows integer)
  *   returns setof (key bytea, value bytea)
@@ -91,73 +214,20 @@ synclog_snapshot(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	bytea	   *after_key = PG_ARGISNULL(2) ? NULL : PG_GETARG_BYTEA_PP(2);
 	int32		max_rows = sl_arg_positive_int(fcinfo, 3, "max_rows");
-	static SPIPlanPtr plan_first;
-	static SPIPlanPtr plan_next;
-	Oid			types[5] = {INT8OID, INT2OID, INT8OID, INT8OID, BYTEAOID};
-	Datum		args[5];
 	SlDoc		d;
 	SlLog		l;
-	Portal		portal;
-	MemoryContext row_cxt;
-	SPITupleTable *batch;
-	uint64		n;
+	Oid			kv_oid,
+				kv_idx_oid;
 
 	(void) sl_arg_doc(fcinfo, 0);
 	(void) sl_arg_log_id(fcinfo, 1);
 	InitMaterializedSRF(fcinfo, 0);
 	sl_spi_begin();
 	find_snapshot(fcinfo, &d, &l);
-
-	/*
-	 * Stream the page through a cursor into the tuplestore (which spills
-	 * past work_mem): a page of 10,000 large values must not sit in memory
-	 * twice.
-	 */
-	args[0] = Int64GetDatum(d.doc_id);
-	args[1] = Int16GetDatum(SLC_NS_DATA);
-	args[2] = Int64GetDatum(l.base_lsn);
-	args[3] = Int64GetDatum(max_rows);
-	args[4] = PointerGetDatum(after_key);
-	if (after_key == NULL)
-		portal = sl_cursor(&plan_first, SNAPSHOT_PAGE_SQL(""), 4, types, args,
-						   NULL, true);
-	else
-		portal = sl_cursor(&plan_next, SNAPSHOT_PAGE_SQL("AND key > $5"), 5,
-						   types, args, NULL, true);
-	row_cxt = AllocSetContextCreate(CurrentMemoryContext, "synclog snapshot row",
-									ALLOCSET_DEFAULT_SIZES);
-	while ((n = sl_fetch(portal, &batch)) > 0)
-	{
-		for (uint64 i = 0; i < n; i++)
-		{
-			Datum		values[2];
-			bool		nulls[2] = {false, false};
-			bool		isnull;
-			MemoryContext old = MemoryContextSwitchTo(row_cxt);
-
-			/*
-			 * Values go into the tuplestore as they are, out-of-line ones
-			 * as TOAST pointers, and are fetched once, when the row is
-			 * sent, as a plain SELECT does: detoasting here copied every
-			 * value twice more and made a page cost 1.6 times a plain
-			 * SELECT of the same rows (BENCHMARKS.md, area 7b).  The
-			 * pointers stay good until then: the rows they point to are
-			 * visible to this statement's snapshot, which stays
-			 * registered until the last row is sent (a portal keeps it;
-			 * one held past its transaction is detoasted by PostgreSQL
-			 * when it is persisted), so no VACUUM after a gc can take them
-			 * away before that.
-			 */
-			values[0] = SPI_getbinval(batch->vals[i], batch->tupdesc, 1, &isnull);
-			values[1] = SPI_getbinval(batch->vals[i], batch->tupdesc, 3, &isnull);
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-			MemoryContextSwitchTo(old);
-			MemoryContextReset(row_cxt);
-		}
-		SPI_freetuptable(batch);
-	}
-	SPI_cursor_close(portal);
+	kv_oid = sl_relid("kv");
+	kv_idx_oid = sl_relid("kv_key_idx");
 	sl_spi_end();
+	data_page(rsinfo, kv_oid, kv_idx_oid, d.doc_id, l.base_lsn, after_key, max_rows);
 	return (Datum) 0;
 }
 

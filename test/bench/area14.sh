@@ -58,12 +58,14 @@ zip_read() {
 }
 
 bench_compression() {
-	local gen pages_per ps_bytes raw on r log_raw log_on b rr s
+	local gen pages_per ps_bytes raw on r log_raw log_on b rr s rot_raw rot_on gc_raw gc_on
 	local disk_raw disk_on entry_raw entry_on kv_raw kv_on
 	local t_raw=() t_v1=() t_v2=() f_raw f_v1 f_v2 s_snap=() s_plain=() kb
 	log "area 14: compressed deltas on a page store ($ZIP_COMMITS commits)"
 	zip_build_tools
-	gen=$("$W/pagestore" -c "$ZIP_COMMITS" -s 1 "$W/ps.bin" "$W/ps.hex") ||
+	# ZIP_COMMITS for the log that is measured, 50 more for a second log
+	# (so that the first can be collected)
+	gen=$("$W/pagestore" -c $((ZIP_COMMITS + 50)) -s 1 "$W/ps.bin" "$W/ps.hex") ||
 		bench_die "pagestore failed"
 	pages_per=$(awk '{ printf "%.1f", $4 / $2 }' <<<"$gen")
 	ps_bytes=$(awk '{ print $6 }' <<<"$gen")
@@ -71,7 +73,7 @@ bench_compression() {
 	"$W/codec_speed" json "$ZIP_JSON" 1 >"$W/codec_json.txt" || bench_die "codec_speed json failed"
 
 	area_title 14 "14. Compression: a SQLite page store, stored and served"
-	area_note 14 "Workload (test/bench/pagestore.c): a notes application on a real SQLite database (libsqlite3, 4 KiB pages, rollback journal), $ZIP_COMMITS commits of a few inserted notes (pseudo-English text), edits of others, a burst of small JSON events and the deletion of old notes once the file passes 5 MiB; after each commit the pages that changed are one delta (key: page number, 4 bytes big-endian; value: the 4096-byte page): $pages_per pages per commit on average, $(mib_of "$ps_bytes") MiB of deltas, a $(awk '{ printf "%.1f", $8 * 4 / 1024 }' <<<"$gen") MiB database at the end. Two databases of this cluster get the same deltas through synclog.append_delta, one per statement, committing every 100, then one rotation (synclog.compact): *before* stores as synclog did before issue 16 (\`synclog.compression = off\`, synclog.kv.value with pglz), *now* as it does now (deltas compressed with Zstandard when it pays, synclog.kv.value with lz4).
+	area_note 14 "Workload (test/bench/pagestore.c): a notes application on a real SQLite database (libsqlite3, 4 KiB pages, rollback journal), $ZIP_COMMITS commits of a few inserted notes (pseudo-English text), edits of others, a burst of small JSON events and the deletion of old notes once the file passes 5 MiB; after each commit the pages that changed are one delta (key: page number, 4 bytes big-endian; value: the 4096-byte page): $pages_per pages per commit on average ($((ZIP_COMMITS + 50)) commits generated, $(mib_of "$ps_bytes") MiB of deltas), a $(awk '{ printf "%.1f", $8 * 4 / 1024 }' <<<"$gen") MiB database at the end. Two databases of this cluster get the same deltas through synclog.append_delta, one per statement, committing every 100, then one rotation (synclog.compact, timed), then 50 more commits, a second rotation and the collection of the first log (synclog.gc with retention 0, timed): *before* stores as synclog did before issue 16 (\`synclog.compression = off\`, synclog.kv.value with pglz), *now* as it does now (deltas compressed with Zstandard when it pays, synclog.kv.value with lz4).
 - On disk: synclog's tables with their indexes and TOAST (the retention keeps the sealed log: a late follower may still read it).
 - A late follower reads the whole log from LSN 0 (test/bench/readlog.c, every byte of every column received): with synclog.read, as every version 1 client does, from *before* and from *now*; and the stored deltas as they are, what synclog.read2 serves a client whose accept lists zstd (measured as a paged \`SELECT lsn, delta\` of the entries, pages of 1000, since read2 is not in this build). Times are of $READ_PASSES passes in a row in one connection, after one untimed pass.
 - Snapshot download of the state after the rotation ($SNAP_PAGE rows a page, 10 passes per run in one connection after an untimed one) against a paged plain SELECT of the same keys and values from an ordinary table (primary key on key, default compression)."
@@ -81,8 +83,8 @@ bench_compression() {
 	raw=$(zip_load zip_before)
 	on=$(zip_load zip_now)
 	log "  appends: before $raw, now $on (ms, WAL bytes, growth)"
-	qd zip_before -c "SELECT synclog.compact('ps')" >/dev/null
-	qd zip_now -c "SELECT synclog.compact('ps')" >/dev/null
+	rot_raw=$(DB=zip_before time_sql_ms "SELECT synclog.compact('ps')")
+	rot_on=$(DB=zip_now time_sql_ms "SELECT synclog.compact('ps')")
 	log_raw=$(qd zip_before -c "SELECT log_id FROM synclog.log l JOIN synclog.doc d USING (doc_id) WHERE d.name = 'ps' AND l.generation = 1")
 	log_on=$(qd zip_now -c "SELECT log_id FROM synclog.log l JOIN synclog.doc d USING (doc_id) WHERE d.name = 'ps' AND l.generation = 1")
 	disk_raw=$(qd zip_before -c "$SL_SIZE_SQL")
@@ -128,6 +130,19 @@ bench_compression() {
 		log "  run $r: snapshot ${s_snap[-1]} MiB/s, plain paged ${s_plain[-1]} MiB/s"
 	done
 
+	# A second log, and collecting the first (gc reads its deltas).
+	for db in zip_before zip_now; do
+		qd "$db" -c "DO \$\$ BEGIN
+		    FOR i IN $((ZIP_COMMITS + 1)) .. $((ZIP_COMMITS + 50)) LOOP
+		      PERFORM synclog.append_delta('ps', (SELECT d FROM public.ps_delta WHERE n = i));
+		    END LOOP;
+		  END \$\$" -c "SELECT synclog.compact('ps')" >/dev/null
+	done
+	gc_raw=$(DB=zip_before time_sql_ms "SET synclog.retention = 0; SELECT synclog.gc()")
+	gc_on=$(DB=zip_now time_sql_ms "SET synclog.retention = 0; SELECT synclog.gc()")
+	[ "$(qd zip_now -c "SELECT count(*) FROM synclog.log WHERE state = 'collected'")" = 1 ] ||
+		bench_die "gc did not collect the first log"
+
 	record 14 z_disk_raw "on disk after the appends and a rotation, before (baseline)" bytes base - - "$disk_raw"
 	record 14 z_disk "on disk after the appends and a rotation, now" bytes subj z_disk_raw "ratio<=0.5" "$disk_on"
 	record 14 z_entry_raw "of which synclog.entry, before (baseline)" bytes base - - "$entry_raw"
@@ -136,6 +151,10 @@ bench_compression() {
 	record 14 z_kv "of which synclog.kv (lz4), now" bytes subj z_kv_raw - "$kv_on"
 	record 14 z_app_raw "appending the $ZIP_COMMITS commits, before (baseline)" ms base - - "$(cut -d' ' -f1 <<<"$raw")"
 	record 14 z_app "appending the $ZIP_COMMITS commits, now ($zipped of $total deltas compressed)" ms subj z_app_raw - "$(cut -d' ' -f1 <<<"$on")"
+	record 14 z_rot_raw "rotating that log (synclog.compact), before (baseline)" ms base - - "$rot_raw"
+	record 14 z_rot "rotating that log, now (reading compressed deltas)" ms subj z_rot_raw - "$rot_on"
+	record 14 z_gc_raw "collecting that log (synclog.gc), before (baseline)" ms base - - "$gc_raw"
+	record 14 z_gc "collecting that log, now" ms subj z_gc_raw - "$gc_on"
 	record 14 z_wal_raw "WAL of those appends, before (baseline)" bytes base - - "$(cut -d' ' -f2 <<<"$raw")"
 	record 14 z_wal "WAL of those appends, now" bytes subj z_wal_raw - "$(cut -d' ' -f2 <<<"$on")"
 	record 14 z_f_raw "bytes a late follower moves, synclog.read, before (baseline)" bytes base - - "$f_raw"
