@@ -11,8 +11,13 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
 #include "access/genam.h"
+#include "access/relscan.h"
+#include "access/tableam.h"
+#include "executor/tuptable.h"
 #include "access/htup_details.h"
+#include "access/itup.h"
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "catalog/pg_type_d.h"
@@ -91,17 +96,26 @@ kv_column(Relation rel, const char *name)
 	return att;
 }
 
+/* The index columns of kv_key_idx: (doc_id, ns, key, lsn DESC). */
+#define KV_IDX_DOC	1
+#define KV_IDX_NS	2
+#define KV_IDX_KEY	3
+#define KV_IDX_LSN	4
+
 /*
  * One page of the data keys of the state at lsn into the tuplestore: the
  * first max_rows keys after after_key (NULL: from the first) whose newest
  * version at or below lsn is a value, with that value.
  *
- * An ordered scan of kv_key_idx (doc_id, ns, key, lsn DESC) in the
- * caller's snapshot, with no SQL in between: within a key the versions come
- * newest first, so the first one at or below lsn decides the key (a
- * tombstone drops it) and the older ones are skipped.  A page costs what a
- * plain paged SELECT of the same rows costs, plus the tuplestore
- * (BENCHMARKS.md, area 7b).
+ * A scan of kv_key_idx in the caller's snapshot, with no SQL in between.
+ * Within a key the versions come newest first, and the index entry holds
+ * the key and the LSN: versions after lsn and versions older than the one
+ * that decided the key are skipped without reading their rows.  The first
+ * version at or below lsn that the snapshot sees decides the key (a
+ * tombstone drops it); one it does not see (a row of a rotation that
+ * rolled back) is passed over.  So a page reads the rows it returns and
+ * little more, as a plain paged SELECT of the same rows does, however many
+ * older versions the state keeps (BENCHMARKS.md, area 7b).
  *
  * Values go into the tuplestore as they are stored, out-of-line ones as
  * TOAST pointers, and are fetched once, when the row is sent, as a plain
@@ -118,42 +132,44 @@ data_page(ReturnSetInfo *rsinfo, Oid kv_oid, Oid kv_idx_oid, int64 doc_id,
 {
 	Relation	kv = table_open(kv_oid, AccessShareLock);
 	Relation	idx = index_open(kv_idx_oid, AccessShareLock);
-	TupleDesc	desc = RelationGetDescr(kv);
-	AttrNumber	a_doc = kv_column(kv, "doc_id"),
-				a_ns = kv_column(kv, "ns"),
-				a_key = kv_column(kv, "key"),
-				a_lsn = kv_column(kv, "lsn"),
+	AttrNumber	a_key = kv_column(kv, "key"),
 				a_kind = kv_column(kv, "kind"),
 				a_value = kv_column(kv, "value");
 	ScanKeyData skey[3];
-	SysScanDesc scan;
-	HeapTuple	tup;
-	MemoryContext row_cxt;
+	int			nkeys = after_key != NULL ? 3 : 2;
+	IndexScanDesc scan;
+	TupleTableSlot *slot = table_slot_create(kv, NULL);
 	char	   *decided = palloc(SLC_KEY_MAX);	/* the last key decided */
+	struct varlena *unpacked = NULL;
 	int			decided_len = -1;
 	int32		sent = 0;
 
-	ScanKeyEntryInitialize(&skey[0], 0, a_doc, BTEqualStrategyNumber,
-						   InvalidOid, InvalidOid, F_INT8EQ, Int64GetDatum(doc_id));
-	ScanKeyEntryInitialize(&skey[1], 0, a_ns, BTEqualStrategyNumber,
-						   InvalidOid, InvalidOid, F_INT2EQ, Int16GetDatum(SLC_NS_DATA));
+	ScanKeyInit(&skey[0], KV_IDX_DOC, BTEqualStrategyNumber, F_INT8EQ,
+				Int64GetDatum(doc_id));
+	ScanKeyInit(&skey[1], KV_IDX_NS, BTEqualStrategyNumber, F_INT2EQ,
+				Int16GetDatum(SLC_NS_DATA));
 	if (after_key != NULL)
-		ScanKeyEntryInitialize(&skey[2], 0, a_key, BTGreaterStrategyNumber,
-							   InvalidOid, InvalidOid, F_BYTEAGT,
-							   PointerGetDatum(after_key));
-	row_cxt = AllocSetContextCreate(CurrentMemoryContext, "synclog snapshot row",
-									ALLOCSET_SMALL_SIZES);
-	scan = systable_beginscan_ordered(kv, idx, GetActiveSnapshot(),
-									  after_key != NULL ? 3 : 2, skey);
-	while (sent < max_rows &&
-		   (tup = systable_getnext_ordered(scan, ForwardScanDirection)) != NULL)
+		ScanKeyInit(&skey[2], KV_IDX_KEY, BTGreaterStrategyNumber, F_BYTEAGT,
+					PointerGetDatum(after_key));
+	scan = index_beginscan(kv, idx, GetActiveSnapshot(), nkeys, 0);
+	scan->xs_want_itup = true;
+	index_rescan(scan, skey, nkeys, NULL, 0);
+	while (sent < max_rows && index_getnext_tid(scan, ForwardScanDirection) != NULL)
 	{
-		MemoryContext old = MemoryContextSwitchTo(row_cxt);
 		bool		isnull;
-		bytea	   *key = DatumGetByteaPP(heap_getattr(tup, a_key, desc, &isnull));
-		int			klen = VARSIZE_ANY_EXHDR(key);
+		Datum		k = index_getattr(scan->xs_itup, KV_IDX_KEY, scan->xs_itupdesc, &isnull);
+		struct varlena *kp = (struct varlena *) DatumGetPointer(k);
+		int			klen;
 
 		CHECK_FOR_INTERRUPTS();
+		/* an index keeps long keys compressed (never out of line) */
+		if (VARATT_IS_COMPRESSED(kp))
+		{
+			if (unpacked != NULL)
+				pfree(unpacked);
+			kp = unpacked = detoast_attr(kp);
+		}
+		klen = VARSIZE_ANY_EXHDR(kp);
 		if (klen > SLC_KEY_MAX)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_CORRUPTED),
@@ -161,33 +177,34 @@ data_page(ReturnSetInfo *rsinfo, Oid kv_oid, Oid kv_idx_oid, int64 doc_id,
 					 errdetail("A key of the document with internal id %lld is %d bytes; keys are at most %d bytes.",
 							   (long long) doc_id, klen, SLC_KEY_MAX)));
 		/* an older version of a key already decided, or one after lsn */
-		if (!(klen == decided_len && memcmp(VARDATA_ANY(key), decided, klen) == 0) &&
-			DatumGetInt64(heap_getattr(tup, a_lsn, desc, &isnull)) <= lsn)
+		if ((klen == decided_len && memcmp(VARDATA_ANY(kp), decided, klen) == 0) ||
+			DatumGetInt64(index_getattr(scan->xs_itup, KV_IDX_LSN,
+										scan->xs_itupdesc, &isnull)) > lsn)
+			continue;
+		/* a version this snapshot does not see decides nothing */
+		if (!index_fetch_heap(scan, slot))
+			continue;
+		memcpy(decided, VARDATA_ANY(kp), klen);
+		decided_len = klen;
+		if (DatumGetChar(slot_getattr(slot, a_kind, &isnull)) == 'v')
 		{
-			memcpy(decided, VARDATA_ANY(key), klen);
-			decided_len = klen;
-			if (DatumGetChar(heap_getattr(tup, a_kind, desc, &isnull)) == 'v')
-			{
-				Datum		values[2];
-				bool		nulls[2] = {false, false};
+			Datum		values[2];
+			bool		nulls[2] = {false, false};
 
-				values[0] = heap_getattr(tup, a_key, desc, &isnull);
-				values[1] = heap_getattr(tup, a_value, desc, &nulls[1]);
-				if (nulls[1])
-					ereport(ERROR,
-							(errcode(ERRCODE_DATA_CORRUPTED),
-							 errmsg("missing value in synclog.kv"),
-							 errdetail("A version of kind 'v' of the document with internal id %lld has no value.",
-									   (long long) doc_id)));
-				tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-				sent++;
-			}
+			values[0] = slot_getattr(slot, a_key, &isnull);
+			values[1] = slot_getattr(slot, a_value, &nulls[1]);
+			if (nulls[1])
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("missing value in synclog.kv"),
+						 errdetail("A version of kind 'v' of the document with internal id %lld has no value.",
+								   (long long) doc_id)));
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+			sent++;
 		}
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(row_cxt);
 	}
-	systable_endscan_ordered(scan);
-	MemoryContextDelete(row_cxt);
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
 	pfree(decided);
 	index_close(idx, AccessShareLock);
 	table_close(kv, AccessShareLock);
