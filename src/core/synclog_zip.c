@@ -161,11 +161,15 @@ slc_zip_bound(size_t len)
 static double
 approx_log2(uint32_t x)
 {
-	int			e = 0;
+	int			e;
 	double		f;
 
-	while ((x >> e) > 1)
-		e++;
+#if defined(__GNUC__)
+	e = 31 - __builtin_clz(x);
+#else
+	for (e = 0; (x >> e) > 1; e++)
+		;
+#endif
 	f = (double) x / (double) ((uint32_t) 1 << e) - 1.0;
 	return e + f * (1.3466 - 0.3466 * f);
 }
@@ -173,7 +177,7 @@ approx_log2(uint32_t x)
 int
 slc_zip_worth_trying(const uint8_t *v1, size_t len)
 {
-	uint32_t	count[256] = {0};
+	uint32_t	count[4][256] = {{0}};	/* four, so that increments overlap */
 	uint32_t	n = 0;
 	size_t		stretches,
 				step;
@@ -196,8 +200,17 @@ slc_zip_worth_trying(const uint8_t *v1, size_t len)
 		const uint8_t *p = v1 + s * step;
 		size_t		m = stretches == 1 ? len : SAMPLE_STRETCH;
 
-		for (size_t i = 0; i < m; i++)
-			count[p[i]]++;
+		size_t		i = 0;
+
+		for (; i + 4 <= m; i += 4)
+		{
+			count[0][p[i]]++;
+			count[1][p[i + 1]]++;
+			count[2][p[i + 2]]++;
+			count[3][p[i + 3]]++;
+		}
+		for (; i < m; i++)
+			count[0][p[i]]++;
 		n += (uint32_t) m;
 	}
 
@@ -211,8 +224,12 @@ slc_zip_worth_trying(const uint8_t *v1, size_t len)
 	 * itself is rare enough to store as it comes.
 	 */
 	for (int b = 0; b < 256; b++)
-		if (count[b] > 0)
-			sum += count[b] * approx_log2(count[b]);
+	{
+		uint32_t	c = count[0][b] + count[1][b] + count[2][b] + count[3][b];
+
+		if (c > 0)
+			sum += c * approx_log2(c);
+	}
 	return approx_log2(n) - sum / n <= WORTH_MAX_BITS;
 }
 
