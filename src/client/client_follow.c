@@ -104,7 +104,7 @@ read_page(slcl_client *c, int *rows)
 				}
 			}
 			s = slc_state_apply_any(c->state, (const uint8_t *) PQgetvalue(res, i, 2),
-									  (size_t) PQgetlength(res, i, 2), lsn, cid, cidlen, seq);
+									(size_t) PQgetlength(res, i, 2), lsn, cid, cidlen, seq);
 			if (s != SLC_OK)
 			{
 				PQclear(res);

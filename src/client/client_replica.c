@@ -427,7 +427,7 @@ slcli_log_open_replay(slcl_client *c)
 				break;
 			}
 			st = slc_state_apply_any(c->state, delta, dl, lsn, (const char *) cid,
-									   cid ? cl : 0, seq);
+									 cid ? cl : 0, seq);
 			if (st == SLC_ERR_NOMEM)
 			{
 				slcli_rdr_close(&r);
