@@ -29,11 +29,10 @@
 #include "synclog_zip.h"
 
 /*
- * The largest raw_len a stored delta may announce: the largest
- * "synclog.max_delta_size" there can be (256 MB).  Not the current
+ * A stored delta may announce up to SLC_ZIP_RAW_MAX bytes, the largest
+ * "synclog.max_delta_size" there can be (256 MB), and not just the current
  * setting: lowering it must not make deltas appended before unreadable.
  */
-#define STORED_RAW_MAX	((size_t) 256 * 1024 * 1024)
 
 /* The backend's codec contexts (malloc'd by libzstd, kept for reuse). */
 static slc_zip *zip;
@@ -97,6 +96,11 @@ decode_zip(bytea *delta, size_t max_raw, uint32 max_changes,
 	if (st == SLC_OK)
 		return out;
 
+	if (st == SLC_ERR_NOMEM)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("Failed while decompressing a delta of %u bytes.", raw_len)));
 	if (doc_id >= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
@@ -161,7 +165,7 @@ sl_delta_v1(bytea *stored)
 	if (slc_delta_version((const uint8 *) VARDATA_ANY(stored),
 						  VARSIZE_ANY_EXHDR(stored)) != SLC_DELTA_VERSION_ZIP)
 		return stored;
-	return decode_zip(stored, STORED_RAW_MAX, UINT32_MAX, -1, 0);
+	return decode_zip(stored, SLC_ZIP_RAW_MAX, UINT32_MAX, -1, 0);
 }
 
 /*
@@ -174,7 +178,7 @@ sl_stored_delta_v1(bytea *stored, int64 doc_id, int64 lsn)
 	if (slc_delta_version((const uint8 *) VARDATA_ANY(stored),
 						  VARSIZE_ANY_EXHDR(stored)) != SLC_DELTA_VERSION_ZIP)
 		return stored;
-	return decode_zip(stored, STORED_RAW_MAX, UINT32_MAX, doc_id, lsn);
+	return decode_zip(stored, SLC_ZIP_RAW_MAX, UINT32_MAX, doc_id, lsn);
 }
 
 /*

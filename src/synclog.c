@@ -17,6 +17,7 @@
 #include "utils/memutils.h"
 
 #include "synclog.h"
+#include "synclog_zip.h"
 
 PG_MODULE_MAGIC;
 
@@ -57,6 +58,9 @@ void		_PG_init(void);
 
 StaticAssertDecl((int64) MAX_DELTA_SIZE_LIMIT_KB * 1024 * 2 + 2 < MaxAllocSize,
 				 "a delta of the largest allowed size must fit MaxAllocSize as hex");
+/* Stored compressed deltas are decoded up to that size (delta_store.c). */
+StaticAssertDecl((size_t) MAX_DELTA_SIZE_LIMIT_KB * 1024 == SLC_ZIP_RAW_MAX,
+				 "compressed deltas must decode up to the largest allowed delta");
 
 /* Every synclog.* setting, with its default, range and unit. */
 static void
