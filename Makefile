@@ -28,6 +28,8 @@ OBJS = \
 	src/drop_guard.o \
 	src/forget.o \
 	src/worker_state.o
+# Compressed deltas (issue 16): the shared codec and the server's use of it.
+OBJS += src/core/synclog_zip.o src/delta_store.o
 
 EXTENSION = synclog
 DATA = src/synclog--0.1.sql src/synclog--0.1--0.2.sql
@@ -49,11 +51,13 @@ endif
 # PostgreSQL's own headers have unused parameters in inline functions.
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter
 SHLIB_LINK = -lxxhash
+SHLIB_LINK += -lzstd
 
 # PGXS tracks no header dependencies: every object depends on the shared headers.
 $(OBJS): src/synclog.h src/core/synclog_core.h
 
 REGRESS = delta hash vectors docs append read compact snapshot gc policy retention access access_confine clients protocol2 forget monitor corruption watermark_pages arguments
+REGRESS += compress
 REGRESS_OPTS = --load-extension=synclog
 
 ISOLATION = append_rotate rotate_rotate retry_race append_rotate_more append_drop append_rr gc_read ack_gc compact_due_race policy_append gc_forget append_truncate grant_stale rotate_fairness read2_groups forget_append rotate_passes compact_due_cancel drop_races
@@ -104,6 +108,7 @@ CLIENT_CFLAGS ?= -std=gnu99 -O2 -g -Wall -Wextra
 CLIENT_CPPFLAGS = -I$(srcdir)/$(CLIENT_DIR) -I$(srcdir)/src/core \
 	-I$(shell $(PG_CONFIG) --includedir)
 CLIENT_LIBS = -L$(shell $(PG_CONFIG) --libdir) -lpq -lxxhash -lsqlite3
+CLIENT_LIBS += -lzstd
 CLIENT_LIB = $(CLIENT_DIR)/libsynclog_client.a
 CLIENT_BIN = $(CLIENT_DIR)/synclog-follow
 # The library's files share one private header, client_int.h (see it for
@@ -114,6 +119,7 @@ CLIENT_LIB_OBJS = $(addprefix $(CLIENT_DIR)/, client_open.o client_store.o \
 	client_events.o client_util.o client_write.o)
 CLIENT_OBJS = $(CLIENT_LIB_OBJS) $(CLIENT_DIR)/synclog_core_client.o \
 	$(CLIENT_DIR)/synclog_chain_client.o
+CLIENT_OBJS += $(CLIENT_DIR)/synclog_zip_client.o
 
 .PHONY: client clean-client check-client
 all: client
@@ -126,6 +132,8 @@ $(CLIENT_LIB_OBJS): $(CLIENT_DIR)/%.o: $(CLIENT_DIR)/%.c $(CLIENT_DIR)/client_in
 $(CLIENT_DIR)/synclog_core_client.o: src/core/synclog_core.c src/core/synclog_core.h
 	$(CLIENT_CC) $(CLIENT_CFLAGS) $(CLIENT_CPPFLAGS) -c -o $@ $<
 $(CLIENT_DIR)/synclog_chain_client.o: src/core/synclog_chain.c src/core/synclog_core.h
+	$(CLIENT_CC) $(CLIENT_CFLAGS) $(CLIENT_CPPFLAGS) -c -o $@ $<
+$(CLIENT_DIR)/synclog_zip_client.o: src/core/synclog_zip.c src/core/synclog_zip.h src/core/synclog_core.h
 	$(CLIENT_CC) $(CLIENT_CFLAGS) $(CLIENT_CPPFLAGS) -c -o $@ $<
 $(CLIENT_LIB): $(CLIENT_OBJS)
 	rm -f $@

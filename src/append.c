@@ -609,11 +609,13 @@ last_entry(Relation entryrel, Relation pkey, int64 doc_id, Snapshot snap,
 }
 
 /*
- * The log bytes before the entry at lsn (its log_bytes less its own
- * delta's): where a group that starts there started.
+ * The log bytes before the entry at lsn, which lies in the active log
+ * (above base): the log_bytes of the entry before it, or 0 when it is the
+ * log's first.  log_bytes counts version 1 bytes, whatever is stored.
  */
 static int64
-bytes_before(Relation entryrel, Relation pkey, int64 doc_id, int64 lsn, Snapshot snap)
+bytes_before(Relation entryrel, Relation pkey, int64 doc_id, int64 lsn,
+			 int64 base, Snapshot snap)
 {
 	ScanKeyData key[2];
 	SysScanDesc scan;
@@ -622,20 +624,21 @@ bytes_before(Relation entryrel, Relation pkey, int64 doc_id, int64 lsn, Snapshot
 	TupleDesc	desc = RelationGetDescr(entryrel);
 	bool		isnull;
 
+	if (lsn - 1 <= base)
+		return 0;
 	ScanKeyEntryInitialize(&key[0], 0, hot.e_doc_id, BTEqualStrategyNumber,
 						   InvalidOid, InvalidOid, F_INT8EQ, Int64GetDatum(doc_id));
 	ScanKeyEntryInitialize(&key[1], 0, hot.e_lsn, BTEqualStrategyNumber,
-						   InvalidOid, InvalidOid, F_INT8EQ, Int64GetDatum(lsn));
+						   InvalidOid, InvalidOid, F_INT8EQ, Int64GetDatum(lsn - 1));
 	scan = systable_beginscan_ordered(entryrel, pkey, snap, 2, key);
 	found = systable_getnext_ordered(scan, ForwardScanDirection);
 	if (!HeapTupleIsValid(found))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("missing entry in synclog.entry"),
-				 errdetail("The document with internal id %lld has no entry at LSN " INT64_FORMAT ", where a group starts.",
-						   (long long) doc_id, lsn)));
-	result = DatumGetInt64(heap_getattr(found, hot.e_log_bytes, desc, &isnull)) -
-		(int64) toast_raw_datum_size(heap_getattr(found, hot.e_delta, desc, &isnull));
+				 errdetail("The document with internal id %lld has no entry at LSN " INT64_FORMAT ", before a group's start.",
+						   (long long) doc_id, lsn - 1)));
+	result = DatumGetInt64(heap_getattr(found, hot.e_log_bytes, desc, &isnull));
 	systable_endscan_ordered(scan);
 	return result;
 }
@@ -800,6 +803,7 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 				group_lsn;
 	LastEntry	last;
 	uint8		prev_chain[SLC_CHAIN_LEN];
+	bytea	   *stored;			/* what the entry keeps: delta, maybe compressed */
 	char		name[SL_DOC_NAME_MAX + 1];
 	DocHint    *h;
 	bool		isnull;
@@ -913,7 +917,7 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 
 		group_lsn = last.group_lsn;
 		snap = RegisterSnapshot(GetLatestSnapshot());
-		group_bytes = bytes - bytes_before(entryrel, pkey, doc_id, group_lsn, snap);
+		group_bytes = bytes - bytes_before(entryrel, pkey, doc_id, group_lsn, base, snap);
 		UnregisterSnapshot(snap);
 		if (group_bytes > (int64) synclog_max_group_kb * 1024)
 			ereport(ERROR,
@@ -956,6 +960,13 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 		}
 	}
 
+	/*
+	 * Store it compressed when that pays (delta_store.c); everything else
+	 * (the size, the policy, the chain value below) is over the version 1
+	 * bytes in delta.
+	 */
+	stored = sl_delta_to_store(delta);
+
 	/* The entry. */
 	{
 		TupleDesc	edesc = RelationGetDescr(entryrel);
@@ -972,7 +983,7 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 		en[hot.e_lsn - 1] = false;
 		ev[hot.e_log_bytes - 1] = Int64GetDatum(bytes);
 		en[hot.e_log_bytes - 1] = false;
-		ev[hot.e_delta - 1] = PointerGetDatum(delta);
+		ev[hot.e_delta - 1] = PointerGetDatum(stored);
 		en[hot.e_delta - 1] = false;
 		if (client_id != NULL)
 		{

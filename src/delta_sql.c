@@ -19,6 +19,7 @@
 #include "utils/lsyscache.h"
 
 #include "synclog.h"
+#include "synclog_zip.h"
 
 PG_FUNCTION_INFO_V1(synclog_encode_delta);
 PG_FUNCTION_INFO_V1(synclog_decode_delta);
@@ -205,12 +206,23 @@ parse_delta(bytea *delta, uint32 *n_out)
 	return changes;
 }
 
-/* Check a client-encoded delta before it is stored (see parse_delta). */
+/*
+ * Check a client-encoded delta before it is stored (see parse_delta).  An
+ * append takes version 1 only: the server compresses what it stores.
+ */
 void
 sl_validate_delta(bytea *delta)
 {
 	uint32		n;
 
+	if (VARSIZE_ANY_EXHDR(delta) > 0 &&
+		*(const uint8 *) VARDATA_ANY(delta) == SLC_DELTA_VERSION_ZIP)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("compressed deltas cannot be appended"),
+				 errdetail("The delta is version %d; appends take version %d deltas.",
+						   SLC_DELTA_VERSION_ZIP, SLC_DELTA_VERSION),
+				 errhint("Append the uncompressed delta; the server stores it compressed when that pays (\"synclog.compression\").")));
 	pfree(parse_delta(delta, &n));
 }
 
@@ -240,6 +252,9 @@ synclog_encode_delta(PG_FUNCTION_ARGS)
  *
  * Checks a binary delta as synclog.append_delta would and returns its
  * changes in encoded order, one row per key (value NULL for a deletion).
+ * A version 2 (compressed) delta is decoded first: its raw_len must be
+ * within "synclog.max_delta_size", and the delta inside is checked the same
+ * way.
  *
  * Touches no table and takes no locks.
  */
@@ -255,7 +270,8 @@ synclog_decode_delta(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("delta must not be NULL")));
-	delta = PG_GETARG_BYTEA_PP(0);
+	/* A compressed delta is checked and decoded first (delta_store.c). */
+	delta = sl_user_delta_v1(PG_GETARG_BYTEA_PP(0));
 	changes = parse_delta(delta, &n);
 
 	InitMaterializedSRF(fcinfo, 0);

@@ -80,6 +80,7 @@ sl_foreach_entry(int64 doc_id, int64 lo, int64 hi, bool newest_first,
 				missing_entry(doc_id, expect);
 			expect += newest_first ? -1 : 1;
 			delta = DatumGetByteaPP(SPI_getbinval(batch->vals[i], batch->tupdesc, 2, &isnull));
+			delta = sl_stored_delta_v1(delta, doc_id, lsn);
 			d = SPI_getbinval(batch->vals[i], batch->tupdesc, 3, &isnull);
 			if (!isnull)
 			{

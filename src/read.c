@@ -46,6 +46,7 @@ typedef struct ReadPage
 	bool		held;
 	Datum		values[READ_MAX_NCOLS];
 	bool		nulls[READ_MAX_NCOLS];
+	bytea	   *decoded;		/* the held row's delta, decompressed here */
 } ReadPage;
 
 static void
@@ -61,7 +62,12 @@ put_row(ReadPage *pg, bool group_end)
 	tuplestore_putvalues(pg->rsinfo->setResult, pg->rsinfo->setDesc,
 						 pg->values, pg->nulls);
 	pg->held = false;
+	if (pg->decoded != NULL)
+		pfree(pg->decoded);
+	pg->decoded = NULL;
 }
+
+static int64 log_bytes_at(int64 doc_id, int64 lsn);
 
 static void
 missing_entry(const SlLog *l, int64 lsn)
@@ -94,6 +100,9 @@ put_entries(ReadPage *pg, int64 doc_id, const SlLog *l, int64 after, int64 end,
 	int64		bytes = 0;
 	int64		last = after;
 	Datum		kind_delta = CStringGetTextDatum("delta");
+	int			col_bytes = pg->v2 ? 7 : 5;
+	/* log_bytes counts version 1 bytes: the difference is a delta's v1 size */
+	int64		prev_bytes = after > l->base_lsn ? log_bytes_at(doc_id, after) : 0;
 
 	/*
 	 * Stream through a cursor: the tuplestore spills to disk past work_mem,
@@ -103,13 +112,13 @@ put_entries(ReadPage *pg, int64 doc_id, const SlLog *l, int64 after, int64 end,
 	if (pg->v2)
 		portal = sl_cursor(&plan_v2,
 						   "SELECT lsn, delta, client_id, client_seq, chain, "
-						   "coalesce(group_lsn, lsn) "
+						   "coalesce(group_lsn, lsn), log_bytes "
 						   "FROM synclog.entry "
 						   "WHERE doc_id = $1 AND lsn > $2 AND lsn <= $3 ORDER BY lsn",
 						   3, types, args, NULL, true);
 	else
 		portal = sl_cursor(&plan_v1,
-						   "SELECT lsn, delta, client_id, client_seq FROM synclog.entry "
+						   "SELECT lsn, delta, client_id, client_seq, log_bytes FROM synclog.entry "
 						   "WHERE doc_id = $1 AND lsn > $2 AND lsn <= $3 "
 						   "ORDER BY lsn LIMIT $4",
 						   4, types, args, NULL, true);
@@ -126,11 +135,20 @@ put_entries(ReadPage *pg, int64 doc_id, const SlLog *l, int64 after, int64 end,
 			bool		isnull;
 			int64		lsn = DatumGetInt64(sl_col(i, 1, &isnull));
 			Datum		delta = sl_col(i, 2, &isnull);
-			Size		size = toast_raw_datum_size(delta);
+			int64		log_bytes = DatumGetInt64(sl_col(i, col_bytes, &isnull));
+			bytea	   *decoded;
+			Size		size;
 			bool		starts_group = true;
 
 			if (lsn != last + 1)
 				missing_entry(l, last + 1);
+			/* readers get version 1 bytes (delta_store.c) */
+			decoded = sl_read_stored_v1(delta, prev_bytes < 0 ? -1 : log_bytes - prev_bytes,
+										doc_id, lsn);
+			prev_bytes = log_bytes;
+			if (decoded != NULL)
+				delta = PointerGetDatum(decoded);
+			size = toast_raw_datum_size(delta);
 			if (pg->v2)
 			{
 				int64		group_lsn = DatumGetInt64(sl_col(i, 6, &isnull));
@@ -151,6 +169,8 @@ put_entries(ReadPage *pg, int64 doc_id, const SlLog *l, int64 after, int64 end,
 			if (starts_group &&
 				(full || (sent > 0 && bytes + (int64) size > max_bytes)))
 			{
+				if (decoded != NULL)
+					pfree(decoded);
 				stop = true;
 				break;
 			}
@@ -161,6 +181,7 @@ put_entries(ReadPage *pg, int64 doc_id, const SlLog *l, int64 after, int64 end,
 			pg->nulls[1] = false;
 			pg->values[2] = delta;
 			pg->nulls[2] = false;
+			pg->decoded = decoded;
 			pg->values[3] = sl_col(i, 3, &pg->nulls[3]);
 			pg->values[4] = sl_col(i, 4, &pg->nulls[4]);
 			pg->nulls[pg->col_next] = pg->nulls[pg->col_next + 1] = true;
@@ -175,7 +196,7 @@ put_entries(ReadPage *pg, int64 doc_id, const SlLog *l, int64 after, int64 end,
 		if (pg->held)
 		{
 			for (int c = 2; c <= 5; c++)
-				if (c != 4 && !pg->nulls[c])
+				if (c != 4 && !pg->nulls[c] && !(c == 2 && pg->decoded != NULL))
 					pg->values[c] = datumCopy(pg->values[c], false, -1);
 		}
 		SPI_freetuptable(SPI_tuptable);
@@ -251,6 +272,25 @@ serve(FunctionCallInfo fcinfo, bool v2)
 	}
 	sl_spi_end();
 	return (Datum) 0;
+}
+
+/*
+ * The log_bytes of the document's entry at lsn, -1 if there is none: the
+ * page's first entry's version 1 size is its log_bytes less this.
+ */
+static int64
+log_bytes_at(int64 doc_id, int64 lsn)
+{
+	static SPIPlanPtr plan;
+	Oid			types[2] = {INT8OID, INT8OID};
+	Datum		args[2] = {Int64GetDatum(doc_id), Int64GetDatum(lsn)};
+	bool		isnull;
+
+	sl_exec(&plan, "SELECT log_bytes FROM synclog.entry WHERE doc_id = $1 AND lsn = $2",
+			2, types, args, NULL, true, 1);
+	if (SPI_processed == 0)
+		return -1;
+	return DatumGetInt64(sl_col(0, 1, &isnull));
 }
 
 /*

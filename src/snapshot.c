@@ -11,8 +11,22 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
+#include "access/genam.h"
+#include "access/relscan.h"
+#include "access/tableam.h"
+#include "executor/tuptable.h"
+#include "access/htup_details.h"
+#include "access/itup.h"
+#include "access/stratnum.h"
+#include "access/table.h"
 #include "catalog/pg_type_d.h"
 #include "funcapi.h"
+#include "miscadmin.h"
+#include "parser/parse_relation.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "lib/stringinfo.h"
 #include "utils/memutils.h"
 #include "utils/builtins.h"
@@ -70,6 +84,132 @@ find_snapshot(FunctionCallInfo fcinfo, SlDoc *d, SlLog *l)
 	sl_find_log(doc, d, log_id, l, false, true);
 }
 
+/* A column of rel that must exist. */
+static AttrNumber
+kv_column(Relation rel, const char *name)
+{
+	AttrNumber	att = attnameAttNum(rel, name, false);
+
+	if (att == InvalidAttrNumber)
+		elog(ERROR, "column \"%s\" of relation \"%s\" does not exist",
+			 name, RelationGetRelationName(rel));
+	return att;
+}
+
+/* The index columns of kv_key_idx: (doc_id, ns, key, lsn DESC). */
+#define KV_IDX_DOC	1
+#define KV_IDX_NS	2
+#define KV_IDX_KEY	3
+#define KV_IDX_LSN	4
+
+/*
+ * One page of the data keys of the state at lsn into the tuplestore: the
+ * first max_rows keys after after_key (NULL: from the first) whose newest
+ * version at or below lsn is a value, with that value.
+ *
+ * A scan of kv_key_idx in the caller's snapshot, with no SQL in between.
+ * Within a key the versions come newest first, and the index entry holds
+ * the key and the LSN: versions after lsn and versions older than the one
+ * that decided the key are skipped without reading their rows.  The first
+ * version at or below lsn that the snapshot sees decides the key (a
+ * tombstone drops it); one it does not see (a row of a rotation that
+ * rolled back) is passed over.  So a page reads the rows it returns and
+ * little more, as a plain paged SELECT of the same rows does, however many
+ * older versions the state keeps (BENCHMARKS.md, area 7b).
+ *
+ * Values go into the tuplestore as they are stored, out-of-line ones as
+ * TOAST pointers, and are fetched once, when the row is sent, as a plain
+ * SELECT does; detoasting them here copied every value twice more.  The
+ * pointers stay good until then: the rows they point to are visible to
+ * this statement's snapshot, which stays registered until the last row is
+ * sent (a portal keeps it; PostgreSQL detoasts the rows of one held past
+ * its transaction when it persists them), so no VACUUM after a gc can take
+ * them away before that.
+ */
+static void
+data_page(ReturnSetInfo *rsinfo, Oid kv_oid, Oid kv_idx_oid, int64 doc_id,
+		  int64 lsn, bytea *after_key, int32 max_rows)
+{
+	Relation	kv = table_open(kv_oid, AccessShareLock);
+	Relation	idx = index_open(kv_idx_oid, AccessShareLock);
+	AttrNumber	a_key = kv_column(kv, "key"),
+				a_kind = kv_column(kv, "kind"),
+				a_value = kv_column(kv, "value");
+	ScanKeyData skey[3];
+	int			nkeys = after_key != NULL ? 3 : 2;
+	IndexScanDesc scan;
+	TupleTableSlot *slot = table_slot_create(kv, NULL);
+	char	   *decided = palloc(SLC_KEY_MAX);	/* the last key decided */
+	struct varlena *unpacked = NULL;
+	int			decided_len = -1;
+	int32		sent = 0;
+
+	ScanKeyInit(&skey[0], KV_IDX_DOC, BTEqualStrategyNumber, F_INT8EQ,
+				Int64GetDatum(doc_id));
+	ScanKeyInit(&skey[1], KV_IDX_NS, BTEqualStrategyNumber, F_INT2EQ,
+				Int16GetDatum(SLC_NS_DATA));
+	if (after_key != NULL)
+		ScanKeyInit(&skey[2], KV_IDX_KEY, BTGreaterStrategyNumber, F_BYTEAGT,
+					PointerGetDatum(after_key));
+	scan = index_beginscan(kv, idx, GetActiveSnapshot(), nkeys, 0);
+	scan->xs_want_itup = true;
+	index_rescan(scan, skey, nkeys, NULL, 0);
+	while (sent < max_rows && index_getnext_tid(scan, ForwardScanDirection) != NULL)
+	{
+		bool		isnull;
+		Datum		k = index_getattr(scan->xs_itup, KV_IDX_KEY, scan->xs_itupdesc, &isnull);
+		struct varlena *kp = (struct varlena *) DatumGetPointer(k);
+		int			klen;
+
+		CHECK_FOR_INTERRUPTS();
+		/* an index keeps long keys compressed (never out of line) */
+		if (VARATT_IS_COMPRESSED(kp))
+		{
+			if (unpacked != NULL)
+				pfree(unpacked);
+			kp = unpacked = detoast_attr(kp);
+		}
+		klen = VARSIZE_ANY_EXHDR(kp);
+		if (klen > SLC_KEY_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("malformed key in synclog.kv"),
+					 errdetail("A key of the document with internal id %lld is %d bytes; keys are at most %d bytes.",
+							   (long long) doc_id, klen, SLC_KEY_MAX)));
+		/* an older version of a key already decided, or one after lsn */
+		if ((klen == decided_len && memcmp(VARDATA_ANY(kp), decided, klen) == 0) ||
+			DatumGetInt64(index_getattr(scan->xs_itup, KV_IDX_LSN,
+										scan->xs_itupdesc, &isnull)) > lsn)
+			continue;
+		/* a version this snapshot does not see decides nothing */
+		if (!index_fetch_heap(scan, slot))
+			continue;
+		memcpy(decided, VARDATA_ANY(kp), klen);
+		decided_len = klen;
+		if (DatumGetChar(slot_getattr(slot, a_kind, &isnull)) == 'v')
+		{
+			Datum		values[2];
+			bool		nulls[2] = {false, false};
+
+			values[0] = slot_getattr(slot, a_key, &isnull);
+			values[1] = slot_getattr(slot, a_value, &nulls[1]);
+			if (nulls[1])
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("missing value in synclog.kv"),
+						 errdetail("A version of kind 'v' of the document with internal id %lld has no value.",
+								   (long long) doc_id)));
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+			sent++;
+		}
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	pfree(decided);
+	index_close(idx, AccessShareLock);
+	table_close(kv, AccessShareLock);
+}
+
 /*
  * synclog.snapshot(doc text, log_id text, after_key bytea, max_rows integer)
  *   returns setof (key bytea, value bytea)
@@ -91,64 +231,20 @@ synclog_snapshot(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	bytea	   *after_key = PG_ARGISNULL(2) ? NULL : PG_GETARG_BYTEA_PP(2);
 	int32		max_rows = sl_arg_positive_int(fcinfo, 3, "max_rows");
-	static SPIPlanPtr plan_first;
-	static SPIPlanPtr plan_next;
-	Oid			types[5] = {INT8OID, INT2OID, INT8OID, INT8OID, BYTEAOID};
-	Datum		args[5];
 	SlDoc		d;
 	SlLog		l;
-	Portal		portal;
-	MemoryContext row_cxt;
-	SPITupleTable *batch;
-	uint64		n;
+	Oid			kv_oid,
+				kv_idx_oid;
 
 	(void) sl_arg_doc(fcinfo, 0);
 	(void) sl_arg_log_id(fcinfo, 1);
 	InitMaterializedSRF(fcinfo, 0);
 	sl_spi_begin();
 	find_snapshot(fcinfo, &d, &l);
-
-	/*
-	 * Stream the page through a cursor into the tuplestore (which spills
-	 * past work_mem): a page of 10,000 large values must not sit in memory
-	 * twice.
-	 */
-	args[0] = Int64GetDatum(d.doc_id);
-	args[1] = Int16GetDatum(SLC_NS_DATA);
-	args[2] = Int64GetDatum(l.base_lsn);
-	args[3] = Int64GetDatum(max_rows);
-	args[4] = PointerGetDatum(after_key);
-	if (after_key == NULL)
-		portal = sl_cursor(&plan_first, SNAPSHOT_PAGE_SQL(""), 4, types, args,
-						   NULL, true);
-	else
-		portal = sl_cursor(&plan_next, SNAPSHOT_PAGE_SQL("AND key > $5"), 5,
-						   types, args, NULL, true);
-	row_cxt = AllocSetContextCreate(CurrentMemoryContext, "synclog snapshot row",
-									ALLOCSET_DEFAULT_SIZES);
-	while ((n = sl_fetch(portal, &batch)) > 0)
-	{
-		for (uint64 i = 0; i < n; i++)
-		{
-			Datum		values[2];
-			bool		nulls[2] = {false, false};
-			bool		isnull;
-			MemoryContext old = MemoryContextSwitchTo(row_cxt);
-
-			/*
-			 * Detoast here: the tuplestore must hold the bytes, not TOAST
-			 * pointers into synclog.kv, whose rows gc may delete.
-			 */
-			values[0] = PointerGetDatum(DatumGetByteaPP(SPI_getbinval(batch->vals[i], batch->tupdesc, 1, &isnull)));
-			values[1] = PointerGetDatum(DatumGetByteaPP(SPI_getbinval(batch->vals[i], batch->tupdesc, 3, &isnull)));
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-			MemoryContextSwitchTo(old);
-			MemoryContextReset(row_cxt);
-		}
-		SPI_freetuptable(batch);
-	}
-	SPI_cursor_close(portal);
+	kv_oid = sl_relid("kv");
+	kv_idx_oid = sl_relid("kv_key_idx");
 	sl_spi_end();
+	data_page(rsinfo, kv_oid, kv_idx_oid, d.doc_id, l.base_lsn, after_key, max_rows);
 	return (Datum) 0;
 }
 

@@ -665,3 +665,28 @@ BEGIN
 					   g.what, g.role);
 	END LOOP;
 END $$;
+
+-- Compressed deltas and snapshot values (issue 16) --------------------------
+
+/*
+ * Deltas: an append stores a delta compressed itself when that pays
+ * (delta_store.c, PROTOCOL.md section 10, "Version 2 (compressed)
+ * deltas"), so synclog.entry.delta keeps STORAGE EXTERNAL: PostgreSQL must
+ * not try to compress those bytes again.  Nothing here changes the
+ * entries already stored: they stay version 1, and every reader gets
+ * version 1 bytes of old and new entries alike.
+ *
+ * Snapshot values: synclog.kv.value is compressed by PostgreSQL's TOAST,
+ * with lz4 instead of pglz where the server was built with it.  On 4 KiB
+ * pages of a SQLite page store lz4 stores them in as many bytes on disk as
+ * pglz, writes them (at a rotation) twice as fast and reads them (for a
+ * snapshot page) two to three times as fast (BENCHMARKS.md, area 15).
+ * Values written before keep pglz; both read back the same.
+ */
+DO $$
+BEGIN
+	IF EXISTS (SELECT 1 FROM pg_catalog.pg_settings
+				WHERE name = 'default_toast_compression' AND 'lz4' = ANY (enumvals)) THEN
+		ALTER TABLE synclog.kv ALTER COLUMN value SET COMPRESSION lz4;
+	END IF;
+END $$;

@@ -22,6 +22,7 @@
 #include "utils/timestamp.h"
 
 #include "synclog.h"
+#include "synclog_zip.h"
 
 PG_MODULE_MAGIC;
 
@@ -54,6 +55,8 @@ int			synclog_debug_hint_block = -1;
 static char *synclog_debug_pause_at = NULL;
 static int	pause_arrivals = 0;
 #endif
+bool		synclog_compression = true;
+int			synclog_compression_min_size = 256;
 
 void		_PG_init(void);
 
@@ -70,6 +73,9 @@ void		_PG_init(void);
 
 StaticAssertDecl((int64) MAX_DELTA_SIZE_LIMIT_KB * 1024 * 2 + 2 < MaxAllocSize,
 				 "a delta of the largest allowed size must fit MaxAllocSize as hex");
+/* Stored compressed deltas are decoded up to that size (delta_store.c). */
+StaticAssertDecl((size_t) MAX_DELTA_SIZE_LIMIT_KB * 1024 == SLC_ZIP_RAW_MAX,
+				 "compressed deltas must decode up to the largest allowed delta");
 
 #ifdef SYNCLOG_TEST_HOOKS
 /* Setting "synclog.debug_pause_at" starts the count of arrivals afresh. */
@@ -281,6 +287,24 @@ define_settings(void)
 							&synclog_max_group_kb,
 							256 * 1024, 1, 1024 * 1024,
 							PGC_SUSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("synclog.compression",
+							 "Store appended deltas compressed (Zstandard) when that makes them smaller.",
+							 "Readers that do not ask for compressed deltas get them uncompressed, "
+							 "as before; off stores every new delta as it comes.",
+							 &synclog_compression,
+							 true,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("synclog.compression_min_size",
+							"Smallest delta an append tries to compress.",
+							"Smaller deltas are stored as they come; compressing them would "
+							"save too little to pay for the work.",
+							&synclog_compression_min_size,
+							256, 256, INT_MAX,
+							PGC_SUSET, GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
 
 #ifdef SYNCLOG_TEST_HOOKS

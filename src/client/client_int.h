@@ -99,6 +99,7 @@
 #define CLIENT_INT_H
 
 #include "synclog_client.h"
+#include "synclog_zip.h"
 
 #include <stddef.h>
 #include <stdint.h>

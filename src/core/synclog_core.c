@@ -119,6 +119,12 @@ slc_status_message(slc_status st)
 			return "malformed snapshot hash";
 		case SLC_ERR_NOMEM:
 			return "out of memory";
+		case SLC_ERR_CODEC:
+			return "unsupported compression codec";
+		case SLC_ERR_RAW_LEN:
+			return "uncompressed length out of range";
+		case SLC_ERR_COMPRESSED:
+			return "compressed data is corrupt or does not match its length";
 	}
 	/* a value outside the enum, e.g. from a newer peer */
 	return "unrecognized status";

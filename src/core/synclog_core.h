@@ -70,7 +70,12 @@ typedef enum slc_status
 	SLC_ERR_DUPLICATE_KEY,		/* the same key twice in one delta */
 	SLC_ERR_TOO_MANY,			/* change count larger than allowed */
 	SLC_ERR_HASH_FORMAT,		/* serialized hash of wrong length or algo */
-	SLC_ERR_NOMEM				/* allocation failed (in-memory state only) */
+	SLC_ERR_NOMEM,				/* allocation failed (in-memory state only) */
+	/* version 2 (compressed) deltas, synclog_zip.h: */
+	SLC_ERR_CODEC,				/* codec byte not one this build decodes */
+	SLC_ERR_RAW_LEN,			/* announced uncompressed length out of range */
+	SLC_ERR_COMPRESSED			/* compressed data corrupt, or not exactly
+								 * the announced length */
 } slc_status;
 
 /* Human-readable text for a status; never NULL. */

@@ -89,7 +89,7 @@ EOF
 # 8: batched deltas -----------------------------------------------------------
 
 bench_append_batched() {
-	local r i keys vals delta tp tq tl ta plain=() pgq=() pl=() app=() bytes
+	local r i keys vals delta tp tq tl ta tz plain=() pgq=() pl=() app=() zoff=() bytes
 	log "area 8: batched appends, 100 changes per entry, ${T_APPEND}s per run"
 	# 100 distinct random 100-byte values (within one delta nothing repeats,
 	# so TOAST compression cannot shrink it), keys :k .. :k + 99.
@@ -108,14 +108,15 @@ bench_append_batched() {
 	printf '\\set k random(1, 1000000)\nSELECT pgq.insert_event(%sbench_q%s, %sbenchb%s, encode(int4send(:k) || %s\\x%s%s::bytea, %shex%s));\n' "$Q" "$Q" "$Q" "$Q" "$Q" "$delta" "$Q" "$Q" "$Q" >"$W/pgqb.sql"
 	q -c "SELECT synclog.create_doc('benchb')" -c "INSERT INTO bench.pl_doc (name) VALUES ('benchb')" >/dev/null
 	area_title 8 "8. Append, batched deltas (100 changes per entry), one connection"
-	area_note 8 "pgbench -n -M prepared -c1 -T $T_APPEND; each transaction writes one entry of 100 changes: keys :k .. :k+99 (:k random), 100 distinct random values of 100 bytes ($bytes bytes encoded). synclog: \`synclog.append('benchb', <100 keys>, <100 values>)\`; plain INSERT: one row whose payload is the encoded delta ($bytes bytes + 4); PgQ: one event carrying the same bytes hex-encoded; PL/pgSQL: \`bench.pl_append('benchb', <100 keys>, <100 values>)\` (arrays stored as they come). Runs alternate plain / PgQ / PL/pgSQL / synclog. One transaction moves about $((bytes / 1024)) KiB, so 1000 tx/s is about $((bytes * 1000 / 1048576)) MiB/s of changes."
+	area_note 8 "pgbench -n -M prepared -c1 -T $T_APPEND; each transaction writes one entry of 100 changes: keys :k .. :k+99 (:k random), 100 distinct random values of 100 bytes ($bytes bytes encoded). synclog: \`synclog.append('benchb', <100 keys>, <100 values>)\`; plain INSERT: one row whose payload is the encoded delta ($bytes bytes + 4); PgQ: one event carrying the same bytes hex-encoded; PL/pgSQL: \`bench.pl_append('benchb', <100 keys>, <100 values>)\` (arrays stored as they come). Runs alternate plain / PgQ / PL/pgSQL / synclog / synclog with \`synclog.compression = off\` (PGOPTIONS; the values are random, so the append's compression check finds nothing worth compressing, and this row shows what the check costs). One transaction moves about $((bytes / 1024)) KiB, so 1000 tx/s is about $((bytes * 1000 / 1048576)) MiB/s of changes."
 	for ((r = 1; r <= REPS; r++)); do
 		tp=$(pgbench_tps plainb.$r -c1 -T "$T_APPEND" -f "$W/plainb.sql")
 		tq=$(pgbench_tps pgqb.$r -c1 -T "$T_APPEND" -f "$W/pgqb.sql")
 		tl=$(pgbench_tps plb.$r -c1 -T "$T_APPEND" -f "$W/plb.sql")
 		ta=$(pgbench_tps appendb.$r -c1 -T "$T_APPEND" -f "$W/appendb.sql")
-		plain+=("$tp"); pgq+=("$tq"); pl+=("$tl"); app+=("$ta")
-		log "  run $r: plain $tp, PgQ $tq, PL/pgSQL $tl, append $ta tps"
+		tz=$(PGOPTIONS='-c synclog.compression=off' pgbench_tps appendz.$r -c1 -T "$T_APPEND" -f "$W/appendb.sql")
+		plain+=("$tp"); pgq+=("$tq"); pl+=("$tl"); app+=("$ta"); zoff+=("$tz")
+		log "  run $r: plain $tp, PgQ $tq, PL/pgSQL $tl, append $ta, append with compression off $tz tps"
 	done
 	record 8 b_plain "plain INSERT of the encoded delta (baseline)" "tx/s" base - - "${plain[*]}"
 	record 8 b_pgq "PgQ insert_event, hex (baseline)" "tx/s" base - - "${pgq[*]}"
@@ -123,6 +124,8 @@ bench_append_batched() {
 	record 8 b_append "synclog.append of 100 changes vs plain INSERT" "tx/s" subj b_plain - "${app[*]}"
 	record 8 b_append_q "synclog.append of 100 changes vs PgQ" "tx/s" subj b_pgq - "${app[*]}"
 	record 8 b_append_l "synclog.append of 100 changes vs PL/pgSQL" "tx/s" subj b_pl - "${app[*]}"
+	record 8 b_zoff "synclog.append of 100 changes, synclog.compression = off (baseline)" "tx/s" base - - "${zoff[*]}"
+	record 8 b_zon "synclog.append of 100 changes, compression on vs off" "tx/s" subj b_zoff - "${app[*]}"
 	wal_rows 8 b b "$REPS"
 }
 

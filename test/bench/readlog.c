@@ -22,6 +22,9 @@
  *
  * Options: -d doc  -l log_id  -a after_lsn (pgq: tick)  -t table (pgq: queue)
  *          -c consumer  -p page_rows
+ *          -n passes -w   (all modes but pgq: do it all that many times in
+ *          the one connection, after one untimed pass with -w; the figures
+ *          printed are the totals)
  *          -P pidfile -s sleep_ms   (write the backend pid to pidfile, then
  *          sleep before starting, so that a sampler can take a baseline)
  *
@@ -94,6 +97,9 @@ main(int argc, char **argv)
 	long long	after = 0;
 	int			page = 1000;
 	int			sleep_ms = 0;
+	int			passes = 1;
+	int			warm = 0;
+	long long	after0;
 	int			opt;
 	long long	bytes = 0;
 	long long	rows = 0;
@@ -109,7 +115,7 @@ main(int argc, char **argv)
 	}
 	mode = argv[1];
 	optind = 2;
-	while ((opt = getopt(argc, argv, "d:l:a:t:c:p:P:s:")) != -1)
+	while ((opt = getopt(argc, argv, "d:l:a:t:c:p:P:s:n:w")) != -1)
 	{
 		switch (opt)
 		{
@@ -121,6 +127,8 @@ main(int argc, char **argv)
 			case 'p': page = atoi(optarg); break;
 			case 'P': pidfile = optarg; break;
 			case 's': sleep_ms = atoi(optarg); break;
+			case 'n': passes = atoi(optarg); break;
+			case 'w': warm = 1; break;
 			default: return 1;
 		}
 	}
@@ -162,180 +170,196 @@ main(int argc, char **argv)
 		PQclear(res);
 	}
 
+	if (strcmp(mode, "pgq") == 0 && (passes != 1 || warm))
+	{
+		fprintf(stderr, "readlog: pgq reads its queue once (-n, -w do not apply)\n");
+		return 1;
+	}
+	after0 = after;
 	t0 = now();
-	if (strcmp(mode, "read") == 0)
+	for (int pass = warm ? -1 : 0; pass < passes; pass++)
 	{
-		char		abuf[32];
-		const char *params[3] = {doc, log_id, abuf};
-
-		if (!doc || !log_id)
+		if (pass == 0)
 		{
-			fprintf(stderr, "readlog: read needs -d and -l\n");
-			return 1;
+			/* the warm-up pass does not count */
+			bytes = rows = pages = 0;
+			t0 = now();
 		}
-		for (;;)
+		after = after0;
+		if (strcmp(mode, "read") == 0)
 		{
-			int			n;
+			char		abuf[32];
+			const char *params[3] = {doc, log_id, abuf};
 
-			snprintf(abuf, sizeof(abuf), "%lld", after);
-			res = PQexecParams(conn,
-							   "SELECT * FROM synclog.read($1, $2, $3::bigint)",
-							   3, NULL, params, NULL, NULL, 1);
+			if (!doc || !log_id)
+			{
+				fprintf(stderr, "readlog: read needs -d and -l\n");
+				return 1;
+			}
+			for (;;)
+			{
+				int			n;
+
+				snprintf(abuf, sizeof(abuf), "%lld", after);
+				res = PQexecParams(conn,
+								   "SELECT * FROM synclog.read($1, $2, $3::bigint)",
+								   3, NULL, params, NULL, NULL, 1);
+				if (PQresultStatus(res) != PGRES_TUPLES_OK)
+					die("synclog.read", res);
+				n = PQntuples(res);
+				pages++;
+				if (n == 0)
+				{
+					PQclear(res);
+					break;
+				}
+				count_bytes(res, &bytes);
+				rows += n;
+				after = get_int8(res, n - 1, 0);
+				/* A sealed log ends with its end marker. */
+				if (strcmp(PQgetvalue(res, n - 1, 1), "end") == 0)
+				{
+					PQclear(res);
+					break;
+				}
+				PQclear(res);
+			}
+		}
+		else if (strcmp(mode, "plain-paged") == 0)
+		{
+			char		abuf[32];
+			const char *params[1] = {abuf};
+
+			snprintf(sql, sizeof(sql),
+					 "SELECT lsn, delta FROM %s WHERE lsn > $1::bigint ORDER BY lsn LIMIT %d",
+					 table, page);
+			for (;;)
+			{
+				int			n;
+
+				snprintf(abuf, sizeof(abuf), "%lld", after);
+				res = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 1);
+				if (PQresultStatus(res) != PGRES_TUPLES_OK)
+					die("plain-paged", res);
+				n = PQntuples(res);
+				pages++;
+				if (n == 0)
+				{
+					PQclear(res);
+					break;
+				}
+				count_bytes(res, &bytes);
+				rows += n;
+				after = get_int8(res, n - 1, 0);
+				PQclear(res);
+			}
+		}
+		else if (strcmp(mode, "plain-all") == 0)
+		{
+			snprintf(sql, sizeof(sql), "SELECT lsn, delta FROM %s ORDER BY lsn", table);
+			res = PQexecParams(conn, sql, 0, NULL, NULL, NULL, NULL, 1);
 			if (PQresultStatus(res) != PGRES_TUPLES_OK)
-				die("synclog.read", res);
-			n = PQntuples(res);
-			pages++;
-			if (n == 0)
-			{
-				PQclear(res);
-				break;
-			}
+				die("plain-all", res);
 			count_bytes(res, &bytes);
-			rows += n;
-			after = get_int8(res, n - 1, 0);
-			/* A sealed log ends with its end marker. */
-			if (strcmp(PQgetvalue(res, n - 1, 1), "end") == 0)
-			{
-				PQclear(res);
-				break;
-			}
+			rows = PQntuples(res);
+			pages = 1;
 			PQclear(res);
 		}
-	}
-	else if (strcmp(mode, "plain-paged") == 0)
-	{
-		char		abuf[32];
-		const char *params[1] = {abuf};
-
-		snprintf(sql, sizeof(sql),
-				 "SELECT lsn, delta FROM %s WHERE lsn > $1::bigint ORDER BY lsn LIMIT %d",
-				 table, page);
-		for (;;)
+		else if (strcmp(mode, "snapshot") == 0 || strcmp(mode, "plain-kv") == 0)
 		{
-			int			n;
-
-			snprintf(abuf, sizeof(abuf), "%lld", after);
-			res = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 1);
-			if (PQresultStatus(res) != PGRES_TUPLES_OK)
-				die("plain-paged", res);
-			n = PQntuples(res);
-			pages++;
-			if (n == 0)
-			{
-				PQclear(res);
-				break;
-			}
-			count_bytes(res, &bytes);
-			rows += n;
-			after = get_int8(res, n - 1, 0);
-			PQclear(res);
-		}
-	}
-	else if (strcmp(mode, "plain-all") == 0)
-	{
-		snprintf(sql, sizeof(sql), "SELECT lsn, delta FROM %s ORDER BY lsn", table);
-		res = PQexecParams(conn, sql, 0, NULL, NULL, NULL, NULL, 1);
-		if (PQresultStatus(res) != PGRES_TUPLES_OK)
-			die("plain-all", res);
-		count_bytes(res, &bytes);
-		rows = PQntuples(res);
-		pages = 1;
-		PQclear(res);
-	}
-	else if (strcmp(mode, "snapshot") == 0 || strcmp(mode, "plain-kv") == 0)
-	{
-		int			is_snap = strcmp(mode, "snapshot") == 0;
-		char	   *key = NULL;
-		int			keylen = 0;
-
-		if (is_snap)
-			snprintf(sql, sizeof(sql),
-					 "SELECT key, value FROM synclog.snapshot($1, $2, $3::bytea, %d)",
-					 page);
-		else
-			snprintf(sql, sizeof(sql),
-					 "SELECT key, value FROM %s WHERE key > coalesce($1::bytea, ''::bytea) "
-					 "ORDER BY key LIMIT %d", table, page);
-		for (;;)
-		{
-			const char *params[3];
-			int			lengths[3] = {0, 0, keylen};
-			int			formats[3] = {0, 0, 1};
-			int			n;
+			int			is_snap = strcmp(mode, "snapshot") == 0;
+			char	   *key = NULL;
+			int			keylen = 0;
 
 			if (is_snap)
-			{
-				params[0] = doc;
-				params[1] = log_id;
-				params[2] = key;
-				res = PQexecParams(conn, sql, 3, NULL, params, lengths, formats, 1);
-			}
+				snprintf(sql, sizeof(sql),
+						 "SELECT key, value FROM synclog.snapshot($1, $2, $3::bytea, %d)",
+						 page);
 			else
+				snprintf(sql, sizeof(sql),
+						 "SELECT key, value FROM %s WHERE key > coalesce($1::bytea, ''::bytea) "
+						 "ORDER BY key LIMIT %d", table, page);
+			for (;;)
 			{
-				params[0] = key;
-				lengths[0] = keylen;
-				formats[0] = 1;
-				res = PQexecParams(conn, sql, 1, NULL, params, lengths, formats, 1);
-			}
-			if (PQresultStatus(res) != PGRES_TUPLES_OK)
-				die(mode, res);
-			n = PQntuples(res);
-			pages++;
-			count_bytes(res, &bytes);
-			rows += n;
-			if (n > 0)
-			{
-				keylen = PQgetlength(res, n - 1, 0);
-				free(key);
-				key = malloc(keylen + 1);
-				memcpy(key, PQgetvalue(res, n - 1, 0), keylen);
-			}
-			PQclear(res);
-			if (n < page)
-				break;
-		}
-		free(key);
-	}
-	else if (strcmp(mode, "pgq") == 0)
-	{
-		const char *params[2] = {table, consumer};
+				const char *params[3];
+				int			lengths[3] = {0, 0, keylen};
+				int			formats[3] = {0, 0, 1};
+				int			n;
 
-		for (;;)
-		{
-			char		batch[32];
-			const char *bparam[1] = {batch};
-
-			res = PQexecParams(conn, "SELECT pgq.next_batch($1, $2)",
-							   2, NULL, params, NULL, NULL, 0);
-			if (PQresultStatus(res) != PGRES_TUPLES_OK)
-				die("pgq.next_batch", res);
-			if (PQgetisnull(res, 0, 0))
-			{
+				if (is_snap)
+				{
+					params[0] = doc;
+					params[1] = log_id;
+					params[2] = key;
+					res = PQexecParams(conn, sql, 3, NULL, params, lengths, formats, 1);
+				}
+				else
+				{
+					params[0] = key;
+					lengths[0] = keylen;
+					formats[0] = 1;
+					res = PQexecParams(conn, sql, 1, NULL, params, lengths, formats, 1);
+				}
+				if (PQresultStatus(res) != PGRES_TUPLES_OK)
+					die(mode, res);
+				n = PQntuples(res);
+				pages++;
+				count_bytes(res, &bytes);
+				rows += n;
+				if (n > 0)
+				{
+					keylen = PQgetlength(res, n - 1, 0);
+					free(key);
+					key = malloc(keylen + 1);
+					memcpy(key, PQgetvalue(res, n - 1, 0), keylen);
+				}
 				PQclear(res);
-				break;
+				if (n < page)
+					break;
 			}
-			snprintf(batch, sizeof(batch), "%s", PQgetvalue(res, 0, 0));
-			PQclear(res);
-			res = PQexecParams(conn,
-							   "SELECT ev_id, ev_data FROM pgq.get_batch_events($1::bigint)",
-							   1, NULL, bparam, NULL, NULL, 1);
-			if (PQresultStatus(res) != PGRES_TUPLES_OK)
-				die("pgq.get_batch_events", res);
-			count_bytes(res, &bytes);
-			rows += PQntuples(res);
-			pages++;
-			PQclear(res);
-			res = PQexecParams(conn, "SELECT pgq.finish_batch($1::bigint)",
-							   1, NULL, bparam, NULL, NULL, 0);
-			if (PQresultStatus(res) != PGRES_TUPLES_OK)
-				die("pgq.finish_batch", res);
-			PQclear(res);
+			free(key);
 		}
-	}
-	else
-	{
-		fprintf(stderr, "readlog: unknown mode %s\n", mode);
-		return 1;
+		else if (strcmp(mode, "pgq") == 0)
+		{
+			const char *params[2] = {table, consumer};
+
+			for (;;)
+			{
+				char		batch[32];
+				const char *bparam[1] = {batch};
+
+				res = PQexecParams(conn, "SELECT pgq.next_batch($1, $2)",
+								   2, NULL, params, NULL, NULL, 0);
+				if (PQresultStatus(res) != PGRES_TUPLES_OK)
+					die("pgq.next_batch", res);
+				if (PQgetisnull(res, 0, 0))
+				{
+					PQclear(res);
+					break;
+				}
+				snprintf(batch, sizeof(batch), "%s", PQgetvalue(res, 0, 0));
+				PQclear(res);
+				res = PQexecParams(conn,
+								   "SELECT ev_id, ev_data FROM pgq.get_batch_events($1::bigint)",
+								   1, NULL, bparam, NULL, NULL, 1);
+				if (PQresultStatus(res) != PGRES_TUPLES_OK)
+					die("pgq.get_batch_events", res);
+				count_bytes(res, &bytes);
+				rows += PQntuples(res);
+				pages++;
+				PQclear(res);
+				res = PQexecParams(conn, "SELECT pgq.finish_batch($1::bigint)",
+								   1, NULL, bparam, NULL, NULL, 0);
+				if (PQresultStatus(res) != PGRES_TUPLES_OK)
+					die("pgq.finish_batch", res);
+				PQclear(res);
+			}
+		}
+		else
+		{
+			fprintf(stderr, "readlog: unknown mode %s\n", mode);
+			return 1;
+		}
 	}
 
 	printf("%lld %lld %lld %.6f\n", bytes, rows, pages, now() - t0);

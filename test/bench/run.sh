@@ -42,6 +42,8 @@ ROOT=$(cd "$HERE/../.." && pwd)
 . "$HERE/lib.sh"
 # shellcheck source=areas.sh
 . "$HERE/areas.sh"
+# shellcheck source=area15.sh
+. "$HERE/area15.sh"
 export PATH="$PG_BIN:$PATH"
 
 MODE=${BENCH_MODE:-quick}
@@ -69,6 +71,7 @@ smoke)
 	ST_CYCLE_S=1				# ... seconds between cycles
 	ST_WARMUP=2					# ... cycles before them, not counted
 	ST_DOCS=2 ST_KEYS=200 ST_VSIZE=100 ST_RATE=100	# ... documents, keys, value bytes, appends/s
+	ZIP_COMMITS=60 ZIP_JSON=2000	# compression: page-store commits, JSON deltas
 	;;
 quick)
 	REPS=3
@@ -93,6 +96,7 @@ quick)
 	ST_CYCLE_S=3
 	ST_WARMUP=2
 	ST_DOCS=10 ST_KEYS=2000 ST_VSIZE=1024 ST_RATE=200
+	ZIP_COMMITS=1000 ZIP_JSON=20000
 	;;
 full)
 	REPS=5
@@ -117,6 +121,7 @@ full)
 	ST_CYCLE_S=10
 	ST_WARMUP=2
 	ST_DOCS=10 ST_KEYS=10000 ST_VSIZE=1024 ST_RATE=200
+	ZIP_COMMITS=3000 ZIP_JSON=50000
 	;;
 *)
 	bench_die "BENCH_MODE must be smoke, quick or full (not $MODE)"
@@ -234,7 +239,7 @@ if [ -n "$ISOLATED" ]; then SRC_ROOT=$W/src; else SRC_ROOT=$ROOT; fi
 log "compiling the reference client (synclog-follow)"
 gcc -O2 -Wall -I"$SRC_ROOT/src/client" -I"$SRC_ROOT/src/core" -I"$(pg_config --includedir)" \
 	-o "$W/synclog-follow" "$SRC_ROOT/src/client/synclog-follow.c" "$SRC_ROOT"/src/client/client_*.c \
-	"$SRC_ROOT"/src/core/synclog_*.c -L"$(pg_config --libdir)" -lpq -lxxhash -lsqlite3 ||
+	"$SRC_ROOT"/src/core/synclog_*.c -L"$(pg_config --libdir)" -lpq -lxxhash -lsqlite3 -lzstd ||
 	bench_die "building the reference client failed"
 FOLLOW=$W/synclog-follow
 
@@ -614,7 +619,7 @@ bench_memory() {
 	record 7 m_kv "(b) baseline: paged plain SELECT of the $((BIG_K * 4 / 1024)) MiB state, $SNAP_PAGE rows a page" MiB base - - "${kv_g[*]}"
 	record 7 m_snap "(b) synclog.snapshot download of the $((BIG_K * 4 / 1024)) MiB state, $SNAP_PAGE rows a page" MiB subj m_kv "max<=32" "${snap_g[*]}"
 	record 7 m_kv_t "(b) baseline download speed (information)" "MiB/s" base - - "${kv_t[*]}"
-	record 7 m_snap_t "(b) snapshot download speed (information)" "MiB/s" subj m_kv_t - "${snap_t[*]}"
+	record 7 m_snap_t "(b) snapshot download speed" "MiB/s" subj m_kv_t "ratio>=1" "${snap_t[*]}"
 }
 
 # 6: append latency during a rotation ------------------------------------------------
@@ -791,11 +796,12 @@ if area_on 10; then bench_switchover; fi
 if area_on 11; then bench_scale; fi
 if area_on 12; then bench_steady; fi
 if area_on 14; then bench_client_store; fi
+if area_on 15; then bench_compression; fi
 
 [ "$(so_stamp)" = "$SO_STAMP" ] ||
 	bench_die "$SO was reinstalled during the run; the results are not valid, run again"
 
-render_tables 1 2 3 8 4 13 5 9 6 7 10 14 11 12 >"$W/tables.md"
+render_tables 1 2 3 8 4 13 5 9 6 7 10 14 15 11 12 >"$W/tables.md"
 OUT=$OUT_FILE
 write_report "$OUT"
 log "report written to $OUT"

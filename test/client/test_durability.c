@@ -889,8 +889,8 @@ test_reader_while_writing(void)
 
 	snprintf(dir, sizeof(dir), "%s/readers", base_dir);
 	copy_dir(base_path(), dir);
-	c = open_dir(dir);
 	assert(pipe(pipefd) == 0);
+	/* fork before the writer opens: the child holds nothing it never frees */
 	pid = fork();
 	assert(pid >= 0);
 	if (pid == 0)
@@ -901,6 +901,7 @@ test_reader_while_writing(void)
 			rc = 9;
 		_exit(rc);
 	}
+	c = open_dir(dir);
 	/* the writer: many small groups, as fast as it can, meanwhile */
 	for (int round = 0; round < 40; round++)
 		for (int r = 1; r <= NREC; r++)

@@ -5,7 +5,7 @@
  *   client_smoke DSN DOC DIR
  *
  * Includes <synclog/synclog_client.h> and links libsynclog_client.a from the
- * system's default paths (no -I, no -L), with -lpq -lxxhash -lsqlite3, so that it only
+ * system's default paths (no -I, no -L), with -lpq -lxxhash -lsqlite3 -lzstd, so that it only
  * builds if the package put the headers and the library where a user's
  * compiler looks.  Then it uses them: follows DOC into a new replica in DIR
  * (an initial download and the log's entries), rotates DOC with

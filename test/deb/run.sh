@@ -8,7 +8,7 @@
 #     installed extension on a throw-away cluster (test/lib/cluster.sh);
 #   - /usr/bin/synclog-follow runs, and follows a document with --verify;
 #   - test/deb/client_smoke.c compiles against the installed header and
-#     library (-lpq -lxxhash -lsqlite3) and follows a document across a rotation.
+#     library (-lpq -lxxhash -lsqlite3 -lzstd) and follows a document across a rotation.
 # At the end it removes the packages again (SL_DEB_KEEP=1 keeps them).
 #
 # Must never: run on a machine whose system PostgreSQL others are testing
@@ -132,7 +132,7 @@ grep -q ' lsn=3 ' <<<"$out" || fail "synclog-follow did not reach lsn 3"
 echo "== a program built against the installed client library"
 # -I for libpq-fe.h alone: client_smoke calls libpq itself.
 cc -std=gnu99 -Wall -Wextra -Werror -I"$($PG_CONFIG_SYS --includedir)" \
-	-o "$WORK/client_smoke" test/deb/client_smoke.c -lsynclog_client -lpq -lxxhash -lsqlite3 || fail "client_smoke does not build against the package"
+	-o "$WORK/client_smoke" test/deb/client_smoke.c -lsynclog_client -lpq -lxxhash -lsqlite3 -lzstd || fail "client_smoke does not build against the package"
 # client_smoke rotates 'deb' (synclog.compact), so the current log's head is
 # its base and the snapshot hash is the hash at the head.
 out=$("$WORK/client_smoke" "$dsn" deb "$WORK/smoke") || fail "client_smoke exited with $?"

@@ -7,7 +7,7 @@
 #                      printed as base64 (so CI logs carry it), and fails.
 #                      FUZZ_OUT=DIR keeps the grown corpora in DIR/<t>/.
 #   fuzz.sh regress    replay every file of corpus/<t>/ and crashes/<t>/.
-#   fuzz.sh coverage   line/function coverage of synclog_core.c from the
+#   fuzz.sh coverage   line/function coverage of src/core from the
 #                      cov_* builds over corpus/, crashes/ and COV_CORPUS/<t>/.
 #
 # Each mode ends with one line "fuzz <mode>: PASS ..." or "fuzz <mode>: FAIL
@@ -15,11 +15,12 @@
 set -u
 cd "$(dirname "$0")" || exit 2
 
-TARGETS="delta hash"
+TARGETS="delta hash zip"
 # Longest input the fuzzer generates, per target.
 max_len_of() {
 	case "$1" in
 		delta) echo 8192 ;;
+		zip) echo 16384 ;;
 		*) echo 1200 ;;
 	esac
 }
@@ -68,14 +69,14 @@ mode_run() {
 	trap "rm -rf '$tmp'" EXIT
 
 	for t in $TARGETS; do
-		# the hash target is small: a sixth of the time, the rest to delta
-		if [ "$t" = hash ]; then
-			s=$((secs / 6))
-			[ "$s" -ge 1 ] || s=1
-		else
-			s=$((secs - secs / 6))
-			[ "$s" -ge 1 ] || s=1
-		fi
+		# the hash target is small: a sixth of the time; a third to the
+		# compressed deltas, the rest to delta
+		case $t in
+			hash) s=$((secs / 6)) ;;
+			zip) s=$((secs / 3)) ;;
+			*) s=$((secs - secs / 6 - secs / 3)) ;;
+		esac
+		[ "$s" -ge 1 ] || s=1
 		mkdir -p "$tmp/$t" "$tmp/art-$t"
 		inputs "$t" | while IFS= read -r f; do
 			cp "$f" "$tmp/$t/"
@@ -139,10 +140,10 @@ mode_coverage() {
 	done
 	# shellcheck disable=SC2086
 	llvm-profdata merge -sparse $prof -o cov.profdata || status=1
-	llvm-cov report ./cov_fuzz_delta -object ./cov_fuzz_hash \
+	llvm-cov report ./cov_fuzz_delta -object ./cov_fuzz_hash -object ./cov_fuzz_zip \
 		-instr-profile=cov.profdata -ignore-filename-regex='fuzz_' || status=1
-	echo "Lines of synclog_core.c never executed:"
-	llvm-cov show ./cov_fuzz_delta -object ./cov_fuzz_hash \
+	echo "Lines of synclog_core.c and synclog_zip.c never executed:"
+	llvm-cov show ./cov_fuzz_delta -object ./cov_fuzz_hash -object ./cov_fuzz_zip \
 		-instr-profile=cov.profdata -ignore-filename-regex='fuzz_' |
 		grep -E '^ +[0-9]+\| +0\|' || true
 	rm -f cov-*.profraw cov-*.profdata

@@ -7,7 +7,7 @@
  * malformed ones by hand, one file per error shape; several entries in one
  * file are joined with the separator "|SLC|" that fuzz_delta splits on.
  *
- * usage: gen_corpus DIR     (creates DIR/delta/ and DIR/hash/)
+ * usage: gen_corpus DIR     (creates DIR/delta/, DIR/hash/ and DIR/zip/)
  */
 #include <errno.h>
 #include <stdint.h>
@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "synclog_core.h"
+#include "synclog_zip.h"
 
 #define SEP		"|SLC|"
 
@@ -383,6 +384,136 @@ gen_hash(void)
 	free(b.p);
 }
 
+/* A file from hex (the compressed vectors and hand-made frames). */
+static void
+hex_file(const char *sub, const char *name, const char *hex)
+{
+	buf			b = {0};
+
+	for (size_t i = 0; hex[i] != '\0' && hex[i + 1] != '\0'; i += 2)
+	{
+		unsigned int v;
+
+		if (sscanf(hex + i, "%2x", &v) != 1)
+		{
+			errno = EINVAL;
+			die(name);
+		}
+		put_u8(&b, (uint8_t) v);
+	}
+	write_file(sub, name, &b);
+	free(b.p);
+}
+
+/* The envelope of changes[0..n), compressed by the core's encoder. */
+static void
+zip_file(const char *name, const slc_change *c, uint32_t n)
+{
+	buf			d = {0};
+	buf			z = {0};
+	size_t		len;
+
+	put_delta(&d, c, n);
+	z.cap = slc_zip_bound(d.len);
+	z.p = malloc(z.cap);
+	if (z.p == NULL)
+		die("malloc");
+	len = slc_zip_encode(NULL, d.p, d.len, z.p, z.cap);
+	if (len == 0)
+	{
+		errno = EINVAL;
+		die(name);
+	}
+	z.len = len;
+	write_file("zip", name, &z);
+	/* and the version 1 delta itself, for the encoder's round trip */
+	write_file("zip", name + 4, &d);
+	free(d.p);
+	free(z.p);
+}
+
+/*
+ * Seeds of fuzz_zip: the vectors of PROTOCOL.md 14 (l), envelopes made by
+ * the encoder (and their version 1 deltas), one file per refusal, bombs.
+ * The hand-made frames are explained in test/core/test_zip.c.
+ */
+static void
+gen_zip(void)
+{
+	static const char f1[] = "0102000000020000006b31020000007631020000006b32ffffffff";
+	char		hex[512];
+	uint8_t		page[3][4096];
+	uint8_t		keys[3][4] = {{0, 0, 0, 1}, {0, 0, 0, 2}, {0, 0, 0, 9}};
+	char		json[600] = "";
+	slc_change	c[3];
+
+	hex_file("zip", "vector-j1-page", "02021110000028b52ffd60110fb5000068010100000004000100100000ab0200fc07be08c008");
+	hex_file("zip", "vector-j2-note", "02025101000028b52ffd605100050100c80101000000040000006e6f74654001000073796e636c6f67200100d54c2d63");
+	snprintf(hex, sizeof(hex), "02021b00000028b52ffd201bd90000%s", f1);
+	hex_file("zip", "vector-j3-raw-block", hex);
+
+	/* three text-like pages, and a JSON record */
+	for (int p = 0; p < 3; p++)
+		for (int i = 0; i < 4096; i++)
+			page[p][i] = i % 97 < 60 ? (uint8_t) "the page store keeps text "[(i + p) % 26] : 0;
+	for (int p = 0; p < 3; p++)
+		c[p] = setn(keys[p], 4, page[p], 4096);
+	zip_file("zip-pages", c, 3);
+	for (int i = 0; i < 8; i++)
+		strcat(json, "{\"id\":12,\"title\":\"buy milk\",\"done\":false},");
+	c[0] = set("todo/0012", json);
+	c[1] = del("todo/0013");
+	zip_file("zip-json", c, 2);
+
+	/* refusals, one per file */
+	hex_file("zip", "bad-truncated-header", "02021b0000");
+	hex_file("zip", "bad-codec-1", "02011b00000028b52ffd201bd90000");
+	hex_file("zip", "bad-codec-0", "02001b000000");
+	hex_file("zip", "bad-raw-len-0", "020200000000");
+	hex_file("zip", "bad-raw-len-huge", "0202ffffffff28b52ffd201bd90000");
+	hex_file("zip", "bad-no-frame", "02021b000000");
+	snprintf(hex, sizeof(hex), "02021c00000028b52ffd201bd90000%s", f1);
+	hex_file("zip", "bad-raw-len-one-more", hex);
+	snprintf(hex, sizeof(hex), "02021b00000028b52ffd201bd90000%s00", f1);
+	hex_file("zip", "bad-trailing-byte", hex);
+	snprintf(hex, sizeof(hex), "02021b00000028b52ffd201bd90000%s28b52ffd201bd90000%s", f1, f1);
+	hex_file("zip", "bad-two-frames", hex);
+	hex_file("zip", "bad-skippable-frame", "02021b000000502a4d180400000000000000");
+	snprintf(hex, sizeof(hex), "02021400000028b52ffd0000d90000%s", f1);
+	hex_file("zip", "bad-no-content-size-too-long", hex);
+	snprintf(hex, sizeof(hex), "02021b00000028b52ffd0000d90000%s", f1);
+	hex_file("zip", "no-content-size", hex);
+	hex_file("zip", "bad-inner-truncated", "02021100000028b52ffd2011890000" "0102000000020000006b31020000007631");
+	hex_file("zip", "bad-inner-version-2", "02020600000028b52ffd2006310000" "020206000000");
+	hex_file("zip", "bad-inner-key-too-long", "02020900000028b52ffd2009490000" "010100000001040000");
+	/* bombs: 512 KiB of zeros from 25 bytes, above the 64 KiB limit; and
+	 * the same frame announcing 1 KiB */
+	hex_file("zip", "bomb-512k", "02020000080028b52ffda000000800020010000200100002001000030010" "00");
+	hex_file("zip", "bomb-512k-announced-1k", "02020004000028b52ffda000000800020010000200100002001000030010" "00");
+	/* a frame header announcing 1 GiB for 27 bytes */
+	snprintf(hex, sizeof(hex), "02021b00000028b52ffda000000040d90000%s", f1);
+	hex_file("zip", "bad-frame-announces-1g", hex);
+	/* version 1 deltas: one too small to compress, one of random bytes */
+	hex_file("zip", "v1-small", f1);
+	{
+		buf			b = {0};
+		uint8_t		rnd[1024];
+		uint64_t	x = 88172645463325252ULL;
+
+		for (int i = 0; i < 1024; i++)
+		{
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			rnd[i] = (uint8_t) x;
+		}
+		c[0] = setn(keys[0], 4, rnd, sizeof(rnd));
+		put_delta(&b, c, 1);
+		write_file("zip", "v1-random", &b);
+		free(b.p);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -394,7 +525,9 @@ main(int argc, char **argv)
 	outdir = argv[1];
 	mkdir_p("delta");
 	mkdir_p("hash");
+	mkdir_p("zip");
 	gen_delta();
 	gen_hash();
+	gen_zip();
 	return 0;
 }

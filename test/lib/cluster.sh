@@ -9,11 +9,13 @@
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 
 # Debian packages the build, the tests, the coverage report (lcov) and the
-# benchmarks need (the last line: building the Debian packages,
+# benchmarks need (libzstd-dev, liblz4-dev, zlib1g-dev: compression and
+# the codecs its benchmark compares; the last line: building the Debian packages,
 # test/deb/run.sh).
 SYNCLOG_PACKAGES="build-essential postgresql-15 postgresql-server-dev-15
-	postgresql-client-15 libxxhash-dev libpq-dev libsqlite3-dev sqlite3 time libipc-run-perl valgrind
+	postgresql-client-15 libxxhash-dev libzstd-dev libpq-dev libsqlite3-dev sqlite3 time libipc-run-perl valgrind
 	postgresql-15-pgq3 postgresql-15-cron gnuplot-nox clang libclang-rt-14-dev lcov
+	liblz4-dev zlib1g-dev
 	dpkg-dev debhelper postgresql-server-dev-all"
 
 sl_install_deps() {
