@@ -123,6 +123,26 @@ SELECT lsn, length(delta) AS delta_bytes, group_lsn, group_end
   FROM synclog.read2('p2-big', :'big_log', 0, :'zero', 1, 1);
 SELECT synclog.drop_doc('p2-big');
 
+-- Compressed deltas (PROTOCOL.md section 10): a reader that accepts zstd
+-- gets a compressible delta as stored (version 2, codec 2), the others
+-- version 1 bytes; its chain value is over the version 1 bytes either way.
+SELECT synclog.create_doc('p2-zip') AS zip_log \gset
+SELECT synclog.append('p2-zip', ARRAY['\x01'::bytea], ARRAY[convert_to(repeat('page ', 2000), 'UTF8')]);
+SELECT synclog.append('p2-zip', ARRAY['\x02'::bytea], ARRAY['small'::bytea]);
+SELECT lsn, get_byte(delta, 0) AS version, length(delta) < 1000 AS compressed,
+	   chain = synclog.chain_next(:'zero', 1, synclog.encode_delta(ARRAY['\x01'::bytea],
+			ARRAY[convert_to(repeat('page ', 2000), 'UTF8')])) AS chain_over_v1
+  FROM synclog.read2('p2-zip', :'zip_log', 0, :'zero', accept => '{zstd}') WHERE lsn = 1;
+SELECT lsn, get_byte(delta, 0) AS version, length(delta)
+  FROM synclog.read2('p2-zip', :'zip_log', 0, :'zero', accept => '{zstd}') WHERE lsn = 2;
+SELECT lsn, get_byte(delta, 0) AS version, length(delta)
+  FROM synclog.read2('p2-zip', :'zip_log', 0, :'zero') WHERE lsn = 1;
+\set VERBOSITY sqlstate
+SELECT count(*) FROM synclog.read2('p2-zip', :'zip_log', 0, :'zero', accept => '{lz9}');
+SELECT count(*) FROM synclog.read2('p2-zip', :'zip_log', 0, :'zero', accept => ARRAY[NULL::text]);
+\set VERBOSITY default
+SELECT synclog.drop_doc('p2-zip');
+
 -- Pausing: explicit rotations and collections fail, compact_due skips.
 SELECT paused FROM synclog.paused();
 SELECT synclog.pause('loading a dump');

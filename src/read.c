@@ -47,6 +47,7 @@ typedef struct ReadPage
 	Datum		values[READ_MAX_NCOLS];
 	bool		nulls[READ_MAX_NCOLS];
 	bytea	   *decoded;		/* the held row's delta, decompressed here */
+	int			accept;			/* codecs the reader takes (sl_parse_accept) */
 } ReadPage;
 
 static void
@@ -142,9 +143,22 @@ put_entries(ReadPage *pg, int64 doc_id, const SlLog *l, int64 after, int64 end,
 
 			if (lsn != last + 1)
 				missing_entry(l, last + 1);
-			/* readers get version 1 bytes (delta_store.c) */
-			decoded = sl_read_stored_v1(delta, prev_bytes < 0 ? -1 : log_bytes - prev_bytes,
-										doc_id, lsn);
+			/*
+			 * Readers get version 1 bytes (delta_store.c), unless they
+			 * accept the codec a delta is stored with: then the stored
+			 * bytes, as they are, at no cost.
+			 */
+			if (pg->accept != 0)
+			{
+				bytea	   *stored = DatumGetByteaPP(delta);
+				bytea	   *served = sl_delta_for_reader(stored, pg->accept);
+
+				decoded = served != stored ? served : NULL;
+				delta = PointerGetDatum(served);
+			}
+			else
+				decoded = sl_read_stored_v1(delta, prev_bytes < 0 ? -1 : log_bytes - prev_bytes,
+											doc_id, lsn);
 			prev_bytes = log_bytes;
 			if (decoded != NULL)
 				delta = PointerGetDatum(decoded);
@@ -232,6 +246,8 @@ serve(FunctionCallInfo fcinfo, bool v2)
 	pg.rsinfo = rsinfo;
 	pg.v2 = v2;
 	pg.col_next = v2 ? 8 : 5;
+	if (v2 && PG_NARGS() > 6 && !PG_ARGISNULL(6))
+		pg.accept = sl_parse_accept(PG_GETARG_ARRAYTYPE_P(6));
 
 	sl_spi_begin();
 	sl_require_doc(doc, false);
@@ -316,7 +332,7 @@ synclog_read(PG_FUNCTION_ARGS)
 
 /*
  * synclog.read2(doc text, log_id text, after_lsn bigint, after_chain bytea,
- *               max_entries integer, max_bytes integer)
+ *               max_entries integer, max_bytes integer, accept text[])
  *   returns setof (lsn bigint, kind text, delta bytea, client_id text,
  *                  client_seq bigint, chain bytea, group_lsn bigint,
  *                  group_end boolean, next_log_id text, snapshot_hash bytea)
@@ -330,7 +346,10 @@ synclog_read(PG_FUNCTION_ARGS)
  * less than one group, which "synclog.max_group_size" bounds).  Followed
  * by the end-log marker (kind 'end', with the chain value at the seal, the
  * next log's id and the hash of its snapshot) once the page reaches the
- * end of a sealed log.  Every lookup runs in the caller's snapshot.
+ * end of a sealed log.  Every lookup runs in the caller's snapshot.  With
+ * accept listing a codec (PROTOCOL.md section 10: 'zstd'), a delta stored
+ * compressed with it is served as stored (version 2); every other delta in
+ * the version 1 encoding.  22023 for a codec this server does not know.
  *
  * Takes the locks of synclog.read.
  */

@@ -97,7 +97,7 @@ BEGIN ATOMIC
 	SELECT f::regprocedure FROM unnest(ARRAY[
 		'synclog.read(text,text,bigint,integer,integer)',
 		-- created further down in this script (protocol version 2)
-		'synclog.read2(text,text,bigint,bytea,integer,integer)',
+		'synclog.read2(text,text,bigint,bytea,integer,integer,text[])',
 		'synclog.base_chain(text,text)',
 		'synclog.chain_at(text,text,bigint)',
 		'synclog.ack2(text,text,text,bigint,bytea)',
@@ -383,7 +383,7 @@ DROP AGGREGATE synclog.chain_fill(bigint, bytea, text, bigint);
 
 CREATE FUNCTION synclog.read2(doc text, log_id text, after_lsn bigint,
 	after_chain bytea, max_entries integer DEFAULT 1000,
-	max_bytes integer DEFAULT 8388608,
+	max_bytes integer DEFAULT 8388608, accept text[] DEFAULT NULL,
 	OUT lsn bigint, OUT kind text, OUT delta bytea, OUT client_id text,
 	OUT client_seq bigint, OUT chain bytea, OUT group_lsn bigint,
 	OUT group_end boolean, OUT next_log_id text, OUT snapshot_hash bytea)
@@ -438,7 +438,7 @@ AS 'MODULE_PATHNAME', 'synclog_paused'
 LANGUAGE C STABLE;
 
 REVOKE ALL ON FUNCTION synclog.protocol_version(), synclog.chain_next(bytea,bigint,bytea,text,bigint),
-	synclog.read2(text,text,bigint,bytea,integer,integer),
+	synclog.read2(text,text,bigint,bytea,integer,integer,text[]),
 	synclog.base_chain(text,text), synclog.chain_at(text,text,bigint),
 	synclog.ack2(text,text,text,bigint,bytea),
 	synclog.pause(text), synclog.resume(), synclog.paused() FROM PUBLIC;
@@ -455,7 +455,7 @@ DECLARE
 BEGIN
 	FOR g IN SELECT DISTINCT (a).grantee::regrole AS role, n2.fn
 			   FROM (VALUES ('synclog.read(text,text,bigint,integer,integer)'::regprocedure,
-							 ARRAY['synclog.read2(text,text,bigint,bytea,integer,integer)',
+							 ARRAY['synclog.read2(text,text,bigint,bytea,integer,integer,text[])',
 								   'synclog.base_chain(text,text)',
 								   'synclog.chain_at(text,text,bigint)',
 								   'synclog.ack2(text,text,text,bigint,bytea)',

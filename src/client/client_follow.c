@@ -112,9 +112,11 @@ read_page(slcl_client *c, int *rows)
 		vals[3] = (const char *) c->cur.chain;
 		vals[4] = entbuf;
 		vals[5] = bytbuf;
+		/* compressed deltas as the server stores them (PROTOCOL.md section 10) */
 		res = slcli_query(c, "SELECT lsn, kind, delta, client_id, client_seq, chain, group_lsn, "
 						  "group_end, next_log_id, snapshot_hash "
-						  "FROM synclog.read2($1, $2, $3::bigint, $4::bytea, $5::integer, $6::integer)",
+						  "FROM synclog.read2($1, $2, $3::bigint, $4::bytea, $5::integer, $6::integer, "
+						  "'{zstd}')",
 						  6, vals, lens, fmts, &rc, st);
 	}
 	else
@@ -164,6 +166,7 @@ read_page(slcl_client *c, int *rows)
 			slcli_entry e = {lsn, NULL, 0, NULL, 0, 0};
 			uint8_t		chain[SLCL_CHAIN_LEN];
 			int			group_end;
+			uint8_t    *owned = NULL;	/* a compressed delta, decoded */
 
 			if (lsn != c->cur.lsn + 1)
 			{
@@ -186,11 +189,30 @@ read_page(slcl_client *c, int *rows)
 			if (v2)
 			{
 				/*
+				 * A version 2 (compressed) delta becomes its version 1 bytes,
+				 * over which the chain value and the state are defined; the
+				 * decoder never allocates more than the announced length.
+				 */
+				size_t		off = 0;
+				slc_status	zs = slc_delta_to_v1(NULL, e.delta, e.dlen, SLC_ZIP_RAW_MAX,
+												 UINT32_MAX, &e.delta, &e.dlen, &owned, &off);
+
+				if (zs != SLC_OK)
+				{
+					PQclear(res);
+					if (zs == SLC_ERR_NOMEM)
+						return slcli_fail(c, SLCL_ERR_NOMEM, "out of memory");
+					return slcli_fail(c, SLCL_ERR_PROTOCOL, "entry %lld of log %s: compressed delta does not decode: %s at byte %zu",
+									  (long long) lsn, c->cur.log_id, slc_status_message(zs), off);
+				}
+
+				/*
 				 * PROTOCOL.md section 4a: our own chain value, which must be
 				 * the server's; the group ends where the server says.
 				 */
 				if (PQgetlength(res, i, 5) != SLCL_CHAIN_LEN || PQgetlength(res, i, 7) != 1)
 				{
+					free(owned);
 					PQclear(res);
 					return slcli_fail(c, SLCL_ERR_PROTOCOL, "entry %lld of log %s has a malformed chain value or group end",
 									  (long long) lsn, c->cur.log_id);
@@ -204,6 +226,7 @@ read_page(slcl_client *c, int *rows)
 
 					slcli_hex(chain, SLCL_CHAIN_LEN, ours);
 					slcli_hex((const uint8_t *) PQgetvalue(res, i, 5), SLCL_CHAIN_LEN, theirs);
+					free(owned);
 					PQclear(res);
 					return slcli_fail(c, SLCL_ERR_PROTOCOL, "entry %lld of log %s: chain value %s, the server says %s",
 									  (long long) lsn, c->cur.log_id, ours, theirs);
@@ -218,6 +241,8 @@ read_page(slcl_client *c, int *rows)
 			rc = slcli_store_begin(c);
 			if (rc == SLCL_OK)
 				rc = slcli_store_apply_entry(c, c->cur.gen, &c->cur.hash, &e, group_end);
+			free(owned);
+			owned = NULL;
 			if (rc == SLCL_OK)
 				rc = slcli_store_set_position(c, c->cur.log_id, lsn, v2 ? chain : NULL);
 			open_group = !group_end;
