@@ -24,6 +24,8 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use IPC::Run;
+use Time::HiRes qw(time sleep);
 
 my $top = $ENV{TESTDIR} or die "TESTDIR is not set";
 my $bin = "$top/src/client/synclog-follow";
@@ -222,6 +224,31 @@ is(follow($primary, 'postgres', 'f', $c{lost_end}), '', 'client lost_end reads t
 is($c{lost}{lsn}, 60, 'client lost is at LSN 60');
 $c{lost}{downloads} = $c{lost_end}{downloads} = 0;
 
+# A writer whose mutation the old primary committed, killed before the
+# reply (so the mutation is still in its queue), after it had read the
+# commits the standby misses.
+{
+	my ($rc, $out) = ref_sync($primary, 'f', 'ref_writer');
+	ok(ref_ok($rc, $out) && $out =~ /^stats: .* lsn=60 /m, 'reference client ref_writer reads to LSN 60')
+	  or diag($out);
+	my $file = "$work/mutation.txt";
+	open my $mf, '>', $file or die;
+	print $mf "77726974=6f6c64\n";    # "writ" -> "old"
+	close $mf;
+	my $dsn = $primary->connstr('postgres');
+	my $o = '';
+	my $h = IPC::Run::start([ $bin, '--dsn', $dsn, '--doc', 'f', '--dir', "$work/ref_writer",
+			'--client-id', 'ref_writer', '--submit-text', $file, '--debug-delay', 'submit-sent:60000' ],
+		'<', \undef, '>&', \$o);
+	my $deadline = time + 60;
+	$h->pump_nb while $o !~ /^debug: at submit-sent/m && time < $deadline && sleep(0.1) >= 0;
+	like($o, qr/^debug: at submit-sent/m, 'ref_writer sent its mutation and waits before the reply');
+	$h->signal('KILL');
+	$h->finish;
+	is($primary->safe_psql('postgres', q{SELECT count(*) FROM synclog.entry WHERE client_id = 'ref_writer'}),
+		'1', 'the old primary committed the mutation; the writer was killed before its reply');
+}
+
 # The primary is lost; the standby is promoted and takes different appends.
 $primary->stop('immediate');
 $standby->start;
@@ -252,6 +279,17 @@ for my $r (qw(ref_kept ref_lost))
 	my ($rc, $out) = ref_sync($standby, 'f', $r);
 	ok(ref_ok($rc, $out), "reference client $r ends equal to the new primary") or diag($out);
 	$recovered{$r} = join(',', @{ ref_downloads($out) }) || 'none';
+}
+{
+	my ($rc, $out) = ref_sync($standby, 'f', 'ref_writer');
+	# it had crossed a marker only the old primary wrote: its log is unknown
+	ok(ref_ok($rc, $out) && $out =~ /^download-start: .* reason=(diverged|unknown-log)/m,
+		'ref_writer finds its history gone (SL006 or SL002) and downloads') or diag($out);
+	is($standby->safe_psql('postgres',
+			q{SELECT count(*) || ':' || min(client_seq) FROM synclog.entry WHERE client_id = 'ref_writer'}),
+		'1:1', 'its pending mutation, lost with the old primary, was resubmitted to the new one, once');
+	my $pending = `'$bin' --dsn '' --doc f --dir '$work/ref_writer' --pending 2>&1`;
+	unlike($pending, qr/^pending seq=/m, 'its queue is empty') or diag($pending);
 }
 is($recovered{ref_lost}, 'diverged', 'reference client ref_lost detected the divergence and downloaded once');
 is($recovered{ref_kept}, 'none', 'reference client ref_kept continued without a download');
@@ -335,6 +373,9 @@ SELECT synclog.append('d' || d, ARRAY[int4send(i % 5)], CASE WHEN i % 4 = 0 THEN
 });
 my $dumpdir = $node->basedir . '/dump';
 $node->command_ok([ 'pg_dump', '-Fd', '-j', '2', '-f', $dumpdir, '-d', $node->connstr('postgres') ], 'pg_dump -Fd');
+# the rotations the dump records (the worker is paused): a restored copy
+# starts from this count, and only rotations after the restore add to it
+my $rot = $node->safe_psql('postgres', q{SELECT sum(rotations) FROM synclog.stats});
 $node->safe_psql('postgres', q{ALTER SYSTEM SET synclog.worker_paused = off; SELECT pg_reload_conf();});
 
 # The worst order: the state versions (kv) last, after the filler.
@@ -382,7 +423,6 @@ ok($node->log_contains(qr/skipping database "restored_[lj]": synclog is paused/,
 	'the worker visited a restoring database and left it alone');
 is( $node->safe_psql('restored_l',
 		q{SELECT paused FROM synclog.paused()}), 'f', 'no pause is left after pg_restore');
-my $rot = $node->safe_psql('restored_j', q{SELECT sum(rotations) FROM synclog.stats});
 ok( $node->poll_query_until('restored_j',
 		qq{SELECT sum(rotations) > $rot + 20 FROM synclog.stats}),
 	'after the restore the worker rotates the due documents');
