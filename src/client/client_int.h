@@ -486,6 +486,8 @@ extern slcl_rc slcli_store_begin(slcl_client *c);
 extern slcl_rc slcli_store_commit(slcl_client *c);
 extern slcl_rc slcli_store_finish(slcl_client *c, slcl_rc rc);
 extern void slcli_store_rollback(slcl_client *c);
+extern slc_status slcli_delta_check(const uint8_t *delta, size_t len, uint32_t *n,
+								   size_t *off);
 extern slcl_rc slcli_store_apply_entry(slcl_client *c, int64_t gen, slc_hash *h,
 									   const slcli_entry *e, int group_end);
 extern slcl_rc slcli_store_set_position(slcl_client *c, const char *log_id, int64_t lsn,

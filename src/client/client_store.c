@@ -757,6 +757,41 @@ slcli_store_insert(slcl_client *c, int64_t gen, slc_hash *h, uint8_t ns,
 	return SLCL_OK;
 }
 
+
+/*
+ * A delta checked whole, as the server checks an append: its structure
+ * (slc_delta_validate) and no key twice (slc_delta_find_duplicate, which
+ * slc_delta_validate leaves out).  *n gets its change count; *off, if not
+ * NULL, the offset of a structural error.
+ */
+slc_status
+slcli_delta_check(const uint8_t *delta, size_t len, uint32_t *n, size_t *off)
+{
+	slc_status	st = slc_delta_validate(delta, len, UINT32_MAX, n, off);
+
+	if (st == SLC_OK && *n >= 2)
+	{
+		slc_change *all = calloc(*n, sizeof(slc_change));
+		uint32_t   *scratch = malloc(sizeof(uint32_t) * (size_t) *n);
+		slc_delta_reader rd;
+		int			more;
+
+		if (all == NULL || scratch == NULL)
+			st = SLC_ERR_NOMEM;
+		else
+		{
+			(void) slc_delta_reader_init(&rd, delta, len, UINT32_MAX);
+			for (uint32_t i = 0; i < *n && st == SLC_OK; i++)
+				st = slc_delta_next(&rd, &all[i], &more, NULL);
+			if (st == SLC_OK)
+				st = slc_delta_find_duplicate(all, *n, scratch, NULL);
+		}
+		free(all);
+		free(scratch);
+	}
+	return st;
+}
+
 /*
  * Apply one log entry to generation gen (whose hash is *h), in the open
  * transaction: every change of its delta, then the writer's watermark
@@ -781,25 +816,7 @@ slcli_store_apply_entry(slcl_client *c, int64_t gen, slc_hash *h, const slcli_en
 
 	if (!c->in_txn)
 		return slcli_fail(c, SLCL_ERR_STATE, "no open transaction to apply entry %lld in", (long long) e->lsn);
-	st = slc_delta_validate(e->delta, e->dlen, UINT32_MAX, &n, NULL);
-	if (st == SLC_OK && n >= 2)
-	{
-		slc_change *all = calloc(n, sizeof(slc_change));
-		uint32_t   *scratch = malloc(sizeof(uint32_t) * (size_t) n);
-
-		if (all == NULL || scratch == NULL)
-			st = SLC_ERR_NOMEM;
-		else
-		{
-			(void) slc_delta_reader_init(&rd, e->delta, e->dlen, UINT32_MAX);
-			for (uint32_t i = 0; i < n && st == SLC_OK; i++)
-				st = slc_delta_next(&rd, &all[i], &more, NULL);
-			if (st == SLC_OK)
-				st = slc_delta_find_duplicate(all, n, scratch, NULL);
-		}
-		free(all);
-		free(scratch);
-	}
+	st = slcli_delta_check(e->delta, e->dlen, &n, NULL);
 	if (st == SLC_ERR_NOMEM)
 		return slcli_fail(c, SLCL_ERR_NOMEM, "out of memory");
 	if (st != SLC_OK)

@@ -503,27 +503,7 @@ queue_mutation(slcl_client *c, const uint8_t *delta, size_t len, int64_t want, i
 	if ((int64_t) len > c->opt.submit_max_bytes)
 		return slcli_fail(c, SLCL_ERR_ARG, "the mutation is %zu bytes, over the limit of %lld (submit_max_bytes)",
 						  len, (long long) c->opt.submit_max_bytes);
-	st = slc_delta_validate(delta, len, UINT32_MAX, &n, &off);
-	if (st == SLC_OK && n >= 2)
-	{
-		slc_change *all = calloc(n, sizeof(slc_change));
-		uint32_t   *scratch = malloc(sizeof(uint32_t) * (size_t) n);
-		slc_delta_reader rd;
-		int			more;
-
-		if (all == NULL || scratch == NULL)
-			st = SLC_ERR_NOMEM;
-		else
-		{
-			(void) slc_delta_reader_init(&rd, delta, len, UINT32_MAX);
-			for (uint32_t i = 0; i < n && st == SLC_OK; i++)
-				st = slc_delta_next(&rd, &all[i], &more, NULL);
-			if (st == SLC_OK)
-				st = slc_delta_find_duplicate(all, n, scratch, NULL);
-		}
-		free(all);
-		free(scratch);
-	}
+	st = slcli_delta_check(delta, len, &n, &off);
 	if (st == SLC_ERR_NOMEM)
 		return slcli_fail(c, SLCL_ERR_NOMEM, "out of memory");
 	if (st != SLC_OK)
