@@ -26,6 +26,9 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
 use Time::HiRes qw(time sleep);
+use FindBin;
+use lib $FindBin::Bin;
+use SynclogWorker;
 
 my $top = $ENV{TESTDIR} or die "TESTDIR is not set";
 my $bin = "$top/src/client/synclog-follow";
@@ -342,16 +345,7 @@ $pitr->stop;
 
 my $node = PostgreSQL::Test::Cluster->new('restore');
 $node->init;
-$node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'synclog'
-synclog.naptime = 1
-synclog.rotate_entries = 5
-synclog.rotate_size = 0
-synclog.rotate_age = 0
-synclog.rotate_min_interval = 0
-synclog.retention = 0
-synclog.retention_max = 0
-});
+$node->append_conf('postgresql.conf', worker_conf());
 $node->start;
 $node->safe_psql('postgres', q{
 CREATE EXTENSION synclog;
