@@ -477,6 +477,39 @@ slc_hash_init(slc_hash *h)
 }
 
 /*
+ * The bucket of an item: the top SLC_BUCKET_BITS bits of an XXH3-64 over
+ * the same prefix as the item hash (ns, key length) and the key, so a
+ * bucket never depends on the value.  Keys are at most SLC_KEY_MAX bytes
+ * on the wire; a longer one is hashed through the streaming API all the
+ * same, so the function is total.
+ */
+uint32_t
+slc_bucket(uint8_t ns, const uint8_t *key, size_t klen)
+{
+	uint8_t		buf[5 + SLC_KEY_MAX];
+	uint64_t	h;
+
+	buf[0] = ns;
+	put_u32le(buf + 1, (uint32_t) klen);
+	if (klen <= SLC_KEY_MAX)
+	{
+		if (klen > 0)
+			memcpy(buf + 5, key, klen);
+		h = XXH3_64bits(buf, 5 + klen);
+	}
+	else
+	{
+		XXH3_state_t st;
+
+		XXH3_64bits_reset(&st);
+		XXH3_64bits_update(&st, buf, 5);
+		XXH3_64bits_update(&st, key, klen);
+		h = XXH3_64bits_digest(&st);
+	}
+	return (uint32_t) (h >> (64 - SLC_BUCKET_BITS));
+}
+
+/*
  * klen goes on the wire as u32; protocol keys are at most SLC_KEY_MAX, so
  * the cast only matters for a caller hashing a >4 GB key, which the format
  * cannot express anyway.

@@ -213,6 +213,18 @@ void		slc_hash_replace(slc_hash *h, uint8_t ns,
 							 const uint8_t *old_val, size_t old_vlen,
 							 const uint8_t *new_val, size_t new_vlen);
 
+/*
+ * Range buckets (PROTOCOL.md section 7a).  Every item belongs to one of
+ * SLC_BUCKETS buckets, chosen by its namespace and key only (a value
+ * change never moves an item):
+ *   bucket = XXH3_64bits(ns || u32le(klen) || key) >> 52   (the top 12 bits)
+ * The range hash of a bucket is the snapshot hash of the items in it; the
+ * sum (slc_hash_combine) of all range hashes is the snapshot hash.
+ */
+#define SLC_BUCKETS				4096
+#define SLC_BUCKET_BITS			12
+uint32_t	slc_bucket(uint8_t ns, const uint8_t *key, size_t klen);
+
 /* h += other: the hash of the disjoint union of two states. */
 void		slc_hash_combine(slc_hash *h, const slc_hash *other);
 
