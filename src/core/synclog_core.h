@@ -214,7 +214,7 @@ void		slc_hash_replace(slc_hash *h, uint8_t ns,
 							 const uint8_t *new_val, size_t new_vlen);
 
 /*
- * Range buckets (PROTOCOL.md section 7a).  Every item belongs to one of
+ * Range buckets (PROTOCOL.md section 11a).  Every item belongs to one of
  * SLC_BUCKETS buckets, chosen by its namespace and key only (a value
  * change never moves an item):
  *   bucket = XXH3_64bits(ns || u32le(klen) || key) >> 52   (the top 12 bits)

@@ -1944,7 +1944,7 @@ test_property_random_log(void)
  * ---------------------------------------------------------------------
  */
 /*
- * Buckets (PROTOCOL.md 7a): the layout by hand, a key longer than the
+ * Buckets (PROTOCOL.md 11a): the layout by hand, a key longer than the
  * one-shot buffer, the range, and range hashes of a random state summing
  * to its hash whatever the order items arrive in.
  */
