@@ -248,6 +248,22 @@ ok( $node->poll_query_until('postgres',
 	'the worker resumes and completes the rotation after the restart');
 check_consistent('postgres', 'after the resumed rotation');
 
+# pg_terminate_backend on the launcher, the safe way to stop it (README,
+# "Failure drills" 1): the postmaster starts a new one after
+# bgw_restart_time (10 s), and the new one rotates again.
+my $old_launcher = $node->safe_psql('postgres',
+	q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'synclog launcher'});
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($old_launcher)");
+ok( $node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'synclog launcher' AND pid <> $old_launcher"),
+	'a terminated launcher is started again by the postmaster');
+my $gen_terminated = generation('postgres', 'w1');
+append_n('postgres', 'w1', 6);
+ok( $node->poll_query_until('postgres',
+		"SELECT generation > $gen_terminated FROM synclog.status WHERE doc = 'w1'"),
+	'the restarted launcher rotates again');
+check_consistent('postgres', 'after the launcher was terminated');
+
 # SIGTERM: on a fast shutdown the launcher ends on the signal itself (not
 # at the end of a round or a nap), and the shutdown completes.
 $log_offset = -s $node->logfile;
