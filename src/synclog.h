@@ -71,6 +71,7 @@ extern bool synclog_vacuum_after_gc;
 extern int	synclog_debug_rotation_delay_ms;
 extern int	synclog_max_group_kb;
 extern bool synclog_debug_fail_vacuum;
+extern bool synclog_debug_fail_worker_start;
 
 /*
  * Test builds only (make SYNCLOG_TEST_HOOKS=1): SL_TEST_PAUSE("point")
