@@ -183,6 +183,22 @@ ok( $node->poll_query_until('postgres', qq{
 		 WHERE schemaname = 'synclog' AND relname IN ('entry', 'kv')}),
 	'... and vacuum again after the next collection');
 
+# 5. A database paused by synclog.pause() (pause.c): the worker skips it,
+# saying why, rotates nothing there, and goes on after synclog.resume().
+$offset = -s $node->logfile;
+my $gen_good = generation('good');
+$node->safe_psql('postgres', q{SELECT synclog.pause('a restore by hand')});
+append_n('good', 5);
+$node->wait_for_log(
+	qr/LOG:  skipping database "postgres": synclog is paused\n[^\n]*DETAIL:  Rotations and collections are paused: paused by synclog\.pause\(\) at [^\n]*: a restore by hand\./,
+	$offset);
+pass('the worker skips a paused database and says why');
+wait_two_rounds($node);
+is(generation('good'), $gen_good, 'nothing is rotated in a paused database');
+$node->safe_psql('postgres', q{SELECT synclog.resume()});
+ok($node->poll_query_until('postgres', qq{SELECT generation > $gen_good FROM synclog.status WHERE doc = 'good'}),
+	'after synclog.resume() the worker rotates again');
+
 # Since the restart, no worker ended abnormally and nothing crashed.
 my $log = slurp_file($node->logfile, $started);
 unlike($log, qr/background worker "synclog (worker|launcher)" \(PID \d+\) (exited with exit code [1-9]|was terminated by signal)/,
