@@ -55,4 +55,13 @@ SELECT synclog.chain_at('rp', 'no-such-log', 1);
 SELECT synclog.compact('rp') AS log2 \gset
 SELECT synclog.chain_at('rp', :'log1', 2) = (SELECT chain FROM synclog.read2('rp', :'log1', 0, :'zero') WHERE lsn = 2) AS sealed_log;
 SELECT synclog.chain_at('rp', :'log2', 3) = synclog.base_chain('rp', :'log2') AS new_log_base;
+-- A stored delta whose codec this server does not know is corruption
+-- (XX001) for every reader, also one that accepts zstd.
+UPDATE synclog.entry SET delta = set_byte(delta, 1, 9)
+ WHERE doc_id = (SELECT doc_id FROM synclog.doc WHERE name = 'rp') AND lsn = 1;
+\set VERBOSITY sqlstate
+SELECT count(*) FROM synclog.read2('rp', :'log1', 0, :'zero', accept => '{zstd}');
+SELECT count(*) FROM synclog.read2('rp', :'log1', 0, :'zero');
+SELECT count(*) FROM synclog.read('rp', :'log1', 0);
+\set VERBOSITY default
 SELECT synclog.drop_doc('rp');
