@@ -8,8 +8,8 @@
  *
  * Owns: sl_delta_to_store (the append's choice: version 2 when it pays,
  * under "synclog.compression" and "synclog.compression_min_size"),
- * sl_delta_v1 / sl_stored_delta_v1 / sl_user_delta_v1 (bounded decoding,
- * with the SQLSTATE of who is asking), sl_delta_for_reader and
+ * sl_stored_delta_v1 / sl_user_delta_v1 (bounded decoding, with the
+ * SQLSTATE of who is asking), sl_delta_for_reader and
  * sl_parse_accept (what a version 2 reader gets), and the backend's codec
  * contexts.
  * Must never: hand a compressed delta to a reader that did not list its
@@ -155,22 +155,10 @@ sl_delta_to_store(bytea *v1)
 }
 
 /*
- * Any delta as version 1 bytes: the delta itself unless it is version 2,
- * which is decoded (bounded by the largest raw_len a delta may have) with
- * 22P03 (54000 for an inner delta over a limit) on a problem.
- */
-bytea *
-sl_delta_v1(bytea *stored)
-{
-	if (slc_delta_version((const uint8 *) VARDATA_ANY(stored),
-						  VARSIZE_ANY_EXHDR(stored)) != SLC_DELTA_VERSION_ZIP)
-		return stored;
-	return decode_zip(stored, SLC_ZIP_RAW_MAX, UINT32_MAX, -1, 0);
-}
-
-/*
- * The same for the stored delta of the entry at lsn of a document, where
- * a problem is corruption (XX001), as for any malformed stored delta.
+ * The stored delta of the entry at lsn of a document as version 1 bytes:
+ * the delta itself unless it is version 2, which is decoded (bounded by
+ * the largest raw_len a delta may have); a problem is corruption (XX001),
+ * as for any malformed stored delta.
  */
 bytea *
 sl_stored_delta_v1(bytea *stored, int64 doc_id, int64 lsn)
@@ -235,12 +223,13 @@ sl_read_stored_v1(Datum stored, int64 v1_len, int64 doc_id, int64 lsn)
 
 /*
  * What a version 2 reader whose accept list gave accept_mask
- * (sl_parse_accept) gets for a stored delta: the stored bytes when they are
- * version 1 or compressed with a codec it accepts, else the version 1
- * bytes (sl_delta_v1).
+ * (sl_parse_accept) gets for the stored delta of the entry at lsn of a
+ * document: the stored bytes when they are version 1 or compressed with a
+ * codec it accepts, else the version 1 bytes (sl_stored_delta_v1: a codec
+ * this server does not know is corruption, XX001, whoever reads it).
  */
 bytea *
-sl_delta_for_reader(bytea *stored, int accept_mask)
+sl_delta_for_reader(bytea *stored, int accept_mask, int64 doc_id, int64 lsn)
 {
 	const uint8 *buf = (const uint8 *) VARDATA_ANY(stored);
 	size_t		len = VARSIZE_ANY_EXHDR(stored);
@@ -249,7 +238,7 @@ sl_delta_for_reader(bytea *stored, int accept_mask)
 		(len >= 2 && buf[1] < 32 &&
 		 (accept_mask & SLC_CODEC_BIT(buf[1])) != 0))
 		return stored;
-	return sl_delta_v1(stored);
+	return sl_stored_delta_v1(stored, doc_id, lsn);
 }
 
 /*

@@ -133,6 +133,8 @@ sl_retire_idle_client(const SlIdleClient *c)
 	args[1] = Int32GetDatum(1);
 	args[2] = Int64GetDatum(c->doc_id);
 	args[3] = PointerGetDatum(id);	/* a text's bytes, as a bytea */
+	/* Test builds: a test can hold the worker here and append meanwhile. */
+	SL_TEST_PAUSE("retire_between_reads");
 	sl_spi_begin();
 	idle = synclog_client_retention_secs > 0 && sl_lock_document(c->doc_id);
 	if (idle)

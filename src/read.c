@@ -151,7 +151,7 @@ put_entries(ReadPage *pg, int64 doc_id, const SlLog *l, int64 after, int64 end,
 			if (pg->accept != 0)
 			{
 				bytea	   *stored = DatumGetByteaPP(delta);
-				bytea	   *served = sl_delta_for_reader(stored, pg->accept);
+				bytea	   *served = sl_delta_for_reader(stored, pg->accept, doc_id, lsn);
 
 				decoded = served != stored ? served : NULL;
 				delta = PointerGetDatum(served);

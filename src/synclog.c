@@ -50,6 +50,7 @@ bool		synclog_vacuum_after_gc = true;
 int			synclog_debug_rotation_delay_ms = 0;
 int			synclog_max_group_kb = 256 * 1024;
 bool		synclog_debug_fail_vacuum = false;
+bool		synclog_debug_fail_worker_start = false;
 #ifdef SYNCLOG_TEST_HOOKS
 int			synclog_debug_hint_block = -1;
 static char *synclog_debug_pause_at = NULL;
@@ -321,6 +322,15 @@ define_settings(void)
 							 "Testing only: the background worker's VACUUM fails with an error.",
 							 "Lets tests check how the worker counts and reports a failed VACUUM.",
 							 &synclog_debug_fail_vacuum,
+							 false,
+							 PGC_SIGHUP, GUC_NOT_IN_SAMPLE,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("synclog.debug_fail_worker_start",
+							 "Testing only: the launcher's per-database workers fail to start.",
+							 "The launcher cancels each worker it registers and waits until the "
+							 "postmaster has let go of it, so that tests can check how a round goes on "
+							 "when a worker does not start.",
+							 &synclog_debug_fail_worker_start,
 							 false,
 							 PGC_SIGHUP, GUC_NOT_IN_SAMPLE,
 							 NULL, NULL, NULL);

@@ -71,6 +71,7 @@ extern bool synclog_vacuum_after_gc;
 extern int	synclog_debug_rotation_delay_ms;
 extern int	synclog_max_group_kb;
 extern bool synclog_debug_fail_vacuum;
+extern bool synclog_debug_fail_worker_start;
 
 /*
  * Test builds only (make SYNCLOG_TEST_HOOKS=1): SL_TEST_PAUSE("point")
@@ -327,20 +328,21 @@ extern bool sl_clients_check_due(void);
  * delta_store.c: version 2 (compressed) deltas (PROTOCOL.md section 10).
  * An append stores sl_delta_to_store(v1), after computing from v1 what is
  * defined over version 1 bytes.  Readers get version 1 bytes from
- * sl_delta_v1 (22P03 on a bad envelope) or sl_stored_delta_v1 (XX001,
- * naming the entry), unless they listed the stored codec in accept:
- * sl_delta_for_reader(stored, sl_parse_accept(accept)) (22023 for a codec
- * name this server does not know).
+ * sl_stored_delta_v1 (XX001 on a bad envelope, naming the entry), unless
+ * they listed the stored codec in accept: sl_delta_for_reader(stored,
+ * sl_parse_accept(accept), doc_id, lsn) (22023 for a codec name this
+ * server does not know).  sl_user_delta_v1 decodes a delta a user hands
+ * in (22P03).
  */
 extern bool synclog_compression;
 extern int	synclog_compression_min_size;
 extern bytea *sl_delta_to_store(bytea *v1);
-extern bytea *sl_delta_v1(bytea *stored);
 extern bytea *sl_stored_delta_v1(bytea *stored, int64 doc_id, int64 lsn);
 extern bytea *sl_user_delta_v1(bytea *delta);
 extern bytea *sl_read_stored_v1(Datum stored, int64 v1_len, int64 doc_id,
 								 int64 lsn);
-extern bytea *sl_delta_for_reader(bytea *stored, int accept_mask);
+extern bytea *sl_delta_for_reader(bytea *stored, int accept_mask,
+								  int64 doc_id, int64 lsn);
 extern int	sl_parse_accept(ArrayType *accept);
 
 /* hash helpers (hash_sql.c) */

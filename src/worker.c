@@ -168,11 +168,33 @@ run_database_round(const DbEntry *db)
 				 errhint("You might need to increase \"max_worker_processes\".")));
 		return false;
 	}
+#ifdef SYNCLOG_TEST_HOOKS
+	if (synclog_debug_fail_worker_start)
+	{
+		/*
+		 * Test hook: as if the worker could not start.  Canceled before the
+		 * postmaster starts it (or at once after), and gone before we look.
+		 */
+		TerminateBackgroundWorker(handle);
+		if (WaitForBackgroundWorkerShutdown(handle) == BGWH_POSTMASTER_DIED)
+			proc_exit(1);
+	}
+#endif
 	status = WaitForBackgroundWorkerStartup(handle, &pid);
 	if (status == BGWH_POSTMASTER_DIED)
 		proc_exit(1);
 	if (status != BGWH_STARTED)
+	{
+		/*
+		 * It stopped before we saw it running: it could not start (the
+		 * postmaster logs why), or it ran and exited before we looked.  The
+		 * database counts as not visited; the next round tries again.
+		 */
+		ereport(DEBUG1,
+				(errmsg_internal("synclog worker for database \"%s\" stopped before it was seen running",
+								 db->name)));
 		return false;
+	}
 	snprintf(activity, sizeof(activity), "waiting for the worker in database %s", db->name);
 	pgstat_report_activity(STATE_RUNNING, activity);
 	status = WaitForBackgroundWorkerShutdown(handle);

@@ -211,8 +211,7 @@ sql(q{
 });
 is(sql(q{SELECT due FROM synclog.status WHERE doc = 'a/aged'}), 'f',
 	'status.due: not yet (one entry, 3 s age threshold)');
-sleep(3.2);
-is(sql(q{SELECT due FROM synclog.status WHERE doc = 'a/aged'}), 't',
+ok($node->poll_query_until('postgres', q{SELECT due FROM synclog.status WHERE doc = 'a/aged'}),
 	'status.due: due once the first entry is older than rotate_age');
 set_conf(q{ALTER SYSTEM SET synclog.worker_paused = off});
 wait_for(q{SELECT generation > 1 AND NOT due FROM synclog.status WHERE doc = 'a/aged'},

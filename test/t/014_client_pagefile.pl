@@ -113,8 +113,13 @@ ok($node->poll_query_until('postgres', qq{
 	SELECT count(*) = 1 FROM synclog.client_pos c JOIN synclog.doc_head d USING (doc_id)
 	 WHERE c.client_id = 'pf' AND c.log_id = d.active_log AND c.lsn = d.head_lsn}),
 	"the follower reached the head (lsn $head)");
-# the page file is written right after the commit the ack follows
-sleep 0.5;
+# The page file is written right after the commit that the ack follows:
+# wait for that (the file equals the writer's database), then sample it.
+{
+	my $want = Digest::SHA->new(256)->addfile($wdb)->hexdigest;
+	my $deadline = time + 60;
+	sleep 0.1 while Digest::SHA->new(256)->addfile($copy)->hexdigest ne $want && time < $deadline;
+}
 sample_for(0.5);
 cmp_ok($samples, '>=', 20, "$samples samples of the page file taken while it changed");
 is($good, $samples, 'every sample passed integrity_check');

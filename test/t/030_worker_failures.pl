@@ -66,6 +66,30 @@ $node->append_conf('postgresql.conf', 'max_worker_processes = 4');
 $node->restart;
 ok($node->poll_query_until('postgres', q{SELECT generation = 2 FROM synclog.status WHERE doc = 'slot'}),
 	'with a free slot the due document is rotated');
+
+# 1b. Workers that do not start (a test build's synclog.debug_fail_worker_start:
+# the launcher cancels each worker it registers and waits until it is gone,
+# so that it never sees it running).  The rounds go on, visiting no
+# database, and the work resumes once workers start again.  (Before the
+# offset below: a worker canceled just after it was forked exits with 1.)
+SKIP:
+{
+	skip 'synclog.debug_fail_worker_start needs a test build (make SYNCLOG_TEST_HOOKS=1)', 5
+	  unless $node->safe_psql('postgres',
+		q{SELECT count(*) FROM pg_settings WHERE name = 'synclog.debug_fail_worker_start'});
+	$node->safe_psql('postgres',
+		q{ALTER SYSTEM SET synclog.debug_fail_worker_start = on; SELECT pg_reload_conf();});
+	wait_two_rounds($node);
+	append_n('slot', 5);
+	wait_two_rounds($node);
+	like($node->safe_psql('postgres', q{SELECT query FROM pg_stat_activity WHERE backend_type = 'synclog launcher'}),
+		qr/databases visited: 0$/, 'while workers do not start, the launcher counts no database as visited');
+	is(generation('slot'), '2', 'nothing is rotated while workers do not start');
+	$node->safe_psql('postgres',
+		q{ALTER SYSTEM RESET synclog.debug_fail_worker_start; SELECT pg_reload_conf();});
+	ok($node->poll_query_until('postgres', q{SELECT generation = 3 FROM synclog.status WHERE doc = 'slot'}),
+		'once workers start again, the due document is rotated');
+}
 $offset = -s $node->logfile;
 my $started = $offset;
 
@@ -158,6 +182,22 @@ ok( $node->poll_query_until('postgres', qq{
 		SELECT sum(vacuum_count) > $vacuums FROM pg_stat_user_tables
 		 WHERE schemaname = 'synclog' AND relname IN ('entry', 'kv')}),
 	'... and vacuum again after the next collection');
+
+# 5. A database paused by synclog.pause() (pause.c): the worker skips it,
+# saying why, rotates nothing there, and goes on after synclog.resume().
+$offset = -s $node->logfile;
+my $gen_good = generation('good');
+$node->safe_psql('postgres', q{SELECT synclog.pause('a restore by hand')});
+append_n('good', 5);
+$node->wait_for_log(
+	qr/LOG:  skipping database "postgres": synclog is paused\n[^\n]*DETAIL:  Rotations and collections are paused: paused by synclog\.pause\(\) at [^\n]*: a restore by hand\./,
+	$offset);
+pass('the worker skips a paused database and says why');
+wait_two_rounds($node);
+is(generation('good'), $gen_good, 'nothing is rotated in a paused database');
+$node->safe_psql('postgres', q{SELECT synclog.resume()});
+ok($node->poll_query_until('postgres', qq{SELECT generation > $gen_good FROM synclog.status WHERE doc = 'good'}),
+	'after synclog.resume() the worker rotates again');
 
 # Since the restart, no worker ended abnormally and nothing crashed.
 my $log = slurp_file($node->logfile, $started);
