@@ -842,6 +842,7 @@ append_encoded(text *doc, bytea *delta, text *client_id, int64 client_seq)
 	row = lock_and_read(docrel, doc, h != NULL ? &h->tid : NULL,
 						IsolationUsesXactSnapshot());
 	doc_id = DatumGetInt64(heap_getattr(row, hot.d_doc_id, desc, &isnull));
+	sl_note_document_held(doc_id);
 	h = set_hint(name, doc_id, &row->t_self);
 	hint = h->last_lsn;
 	snap = RegisterSnapshot(GetLatestSnapshot());

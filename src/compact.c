@@ -418,21 +418,52 @@ fold_range(FoldCtx *fc, int64 hi)
 /*
  * Lock the active and previous log rows of the document, in generation
  * order (the order every other locker of log rows uses).  Returns false if
- * the chain changed since the document was read; the caller retries.
+ * the chain changed since the document was read; the caller retries.  In a
+ * transaction that appended to the document, a log row another rotation
+ * holds is refused at once (55P03) instead of waited for: that rotation
+ * waits for this transaction, so the wait would be a deadlock.
  */
 static bool
-lock_chain(const SlDoc *d, int32 *generation, slc_hash *hash)
+lock_chain(text *doc, const SlDoc *d, int32 *generation, slc_hash *hash)
 {
 	static SPIPlanPtr plan;
+	static SPIPlanPtr plan_held;
 	Oid			types[1] = {INT8OID};
 	Datum		args[1] = {Int64GetDatum(d->doc_id)};
 	bool		found = false;
 
-	sl_exec(&plan,
-			"SELECT log_id, state, generation, snapshot_hash FROM synclog.log "
-			"WHERE doc_id = $1 AND state IN ('active', 'previous') "
-			"ORDER BY generation FOR NO KEY UPDATE",
-			1, types, args, NULL, false, 0);
+	if (sl_document_held(d->doc_id))
+	{
+		/*
+		 * This transaction appended to the document, so it holds the
+		 * document's row.  A concurrent rotation holding the log rows
+		 * waits for that row in its last phase: waiting for its log rows
+		 * here would deadlock.  Take what is free and refuse at once if
+		 * anything is not (every document has an active log, so no row at
+		 * all means a locked one).
+		 */
+		sl_exec(&plan_held,
+				"SELECT log_id, state, generation, snapshot_hash, "
+				"  (SELECT count(*) FROM synclog.log c "
+				"    WHERE c.doc_id = $1 AND c.state IN ('active', 'previous')) "
+				"FROM synclog.log WHERE doc_id = $1 AND state IN ('active', 'previous') "
+				"ORDER BY generation FOR NO KEY UPDATE SKIP LOCKED",
+				1, types, args, NULL, false, 0);
+		if (SPI_processed == 0 ||
+			(int64) SPI_processed < sl_col_int64(0, 5))
+			ereport(ERROR,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("could not rotate document \"%s\": another rotation of it is in progress",
+							sl_doc_cstring(doc)),
+					 errdetail("This transaction appended to the document, and the other rotation waits for this transaction to end."),
+					 errhint("Rotate in a transaction that does not append to the document.")));
+	}
+	else
+		sl_exec(&plan,
+				"SELECT log_id, state, generation, snapshot_hash FROM synclog.log "
+				"WHERE doc_id = $1 AND state IN ('active', 'previous') "
+				"ORDER BY generation FOR NO KEY UPDATE",
+				1, types, args, NULL, false, 0);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		char	   *state = sl_col_text(i, 2);
@@ -585,7 +616,7 @@ sl_compact_doc(text *doc, const char *new_log, SlRotation *stats)
 	{
 		sl_find_doc(doc, &d, false);
 		SL_TEST_PAUSE("rotation_between_reads");
-		if (lock_chain(&d, &generation, &hash))
+		if (lock_chain(doc, &d, &generation, &hash))
 			break;
 		/* A concurrent rotation committed between our reads: look again. */
 		if (++attempt >= 3)

@@ -15,6 +15,7 @@
 #include "access/htup_details.h"
 #include "catalog/pg_type_d.h"
 #include "funcapi.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 
 #include "synclog.h"
@@ -94,7 +95,56 @@ sl_lock_document(int64 doc_id)
 
 	sl_exec(&plan, "SELECT 1 FROM synclog.doc WHERE doc_id = $1 FOR NO KEY UPDATE",
 			1, types, args, NULL, false, 1);
-	return SPI_processed > 0;
+	if (SPI_processed == 0)
+		return false;
+	sl_note_document_held(doc_id);
+	return true;
+}
+
+/*
+ * The documents whose row lock this transaction took (appends and
+ * sl_lock_document), so that a rotation in the same transaction knows it
+ * must not wait for the document's log rows (compact.c, lock_chain).  Kept
+ * per local transaction id: a new transaction starts an empty list.  Past
+ * HELD_MAX documents every document counts as held, which only makes such
+ * a rotation refuse sooner.  A subtransaction that rolled back released
+ * its lock but stays listed, with the same effect.
+ */
+#define HELD_MAX 32
+static LocalTransactionId held_lxid = InvalidLocalTransactionId;
+static int64 held_docs[HELD_MAX];
+static int	n_held;
+static bool held_overflow;
+
+void
+sl_note_document_held(int64 doc_id)
+{
+	if (held_lxid != MyProc->lxid)
+	{
+		held_lxid = MyProc->lxid;
+		n_held = 0;
+		held_overflow = false;
+	}
+	for (int i = 0; i < n_held; i++)
+		if (held_docs[i] == doc_id)
+			return;
+	if (n_held < HELD_MAX)
+		held_docs[n_held++] = doc_id;
+	else
+		held_overflow = true;
+}
+
+bool
+sl_document_held(int64 doc_id)
+{
+	if (held_lxid != MyProc->lxid)
+		return false;
+	if (held_overflow)
+		return true;
+	for (int i = 0; i < n_held; i++)
+		if (held_docs[i] == doc_id)
+			return true;
+	return false;
 }
 
 /*

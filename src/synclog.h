@@ -169,6 +169,8 @@ extern int64 sl_append_retire(text *doc, text *client_id);
 
 /* The row lock appends, a rotation's sealing step and set_policy take; see docs.c. */
 extern bool sl_lock_document(int64 doc_id);
+extern void sl_note_document_held(int64 doc_id);
+extern bool sl_document_held(int64 doc_id);
 
 typedef struct SlLog
 {
