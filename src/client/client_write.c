@@ -3,24 +3,29 @@
  *
  * The write path of the reference client (PROTOCOL.md sections 4 and 9,
  * PROTOCOL-v2.md sections B and C): local mutations in a durable pending
- * queue (tables writer, pending and failed of replica.db, client_int.h),
- * client_seq numbering, sending the queue with synclog.append_delta in
- * client_seq order (a large mutation split by keys into parts appended in
- * one server transaction), confirmation by the client's own watermark in
- * the state, refusals, and SL007 when the watermark was retired under
- * pending mutations.
+ * queue (tables writer, pending and failed of queue.db, its own SQLite
+ * file beside replica.db, client_int.h), client_seq numbering, sending the
+ * queue with synclog.append_delta in client_seq order (a large mutation
+ * split by keys into parts appended in one server transaction; several
+ * queued mutations appended in one server transaction, one at a time
+ * again if the server refuses one of them), confirmation by the client's
+ * own watermark in the state, refusals, SL007 when the watermark was
+ * retired under pending mutations, and moving a queue of replica.db (an
+ * earlier version's place) into queue.db.
  *
- * Owns: slcl_submit, slcl_submit_seq, slcl_flush, slcl_pending,
- * slcl_queue_list, the SQL of the writer/pending/failed tables, how a
- * mutation is split into parts, and which SQLSTATEs are retried.
+ * Owns: slcl_submit, slcl_submit_seq, slcl_submit_batch, slcl_flush,
+ * slcl_pending, slcl_queue_list, queue.db and the SQL of its tables, how
+ * a mutation is split into parts, how queued mutations are batched, and
+ * which SQLSTATEs are retried.
  * Must never: use a client_seq twice or below one already used or seen
  * for the client id, send a mutation before it is committed to the queue,
- * send mutations out of client_seq order or two at a time, send again
+ * send mutations out of client_seq order or two batches at a time, send again
  * after an unknown outcome without first reading the log to its head,
- * split a mutation differently on a retry, drop a pending mutation but in
- * the transaction that commits a state holding it (or records why it
- * failed), or send again a mutation whose fate the retirement of the
- * client's watermark made unknown.
+ * split a mutation differently on a retry, drop a pending mutation before
+ * a committed state holds it (or before why it failed is recorded), let a
+ * refused mutation take the others of its batch with it, remove queue.db,
+ * or send again a mutation whose fate the retirement of the client's
+ * watermark made unknown.
  */
 #define _GNU_SOURCE
 #include "client_int.h"
@@ -30,14 +35,27 @@
 /* the server's defaults (synclog.max_delta_size, synclog.max_delta_changes) */
 #define DEFAULT_PART_BYTES		(16 * 1024 * 1024)
 #define DEFAULT_PART_CHANGES	100000
+/* a batch of queued mutations sent in one server transaction: at most */
+#define BATCH_ROWS				256
+#define BATCH_BYTES				(4 * 1024 * 1024)
+
+static const char *const queue_schema =
+"CREATE TABLE IF NOT EXISTS writer ("
+"  id INTEGER PRIMARY KEY CHECK (id = 1),"
+"  next_seq INTEGER NOT NULL,"
+"  client_id TEXT);"
+"INSERT OR IGNORE INTO writer (id, next_seq) VALUES (1, 1);"
+SLCLI_QUEUE_TABLES_SQL;
 
 /* The write path's statements, prepared once per handle (c->wst). */
 enum
 {
-	WS_OWN_WM,
+	WS_OWN_WM,					/* on replica.db; the others on queue.db */
 	WS_COUNT,
+	WS_UPTO,
 	WS_CONFIRM,
 	WS_RETIRE,
+	WS_DROP_ALL,
 	WS_LEAST,
 	WS_INSERT,
 	WS_NEXT,
@@ -49,11 +67,13 @@ enum
 
 static const char *const ws_sql[WS__COUNT] = {
 	[WS_OWN_WM] = "SELECT val FROM item WHERE gen = ?1 AND ns = 2 AND key = ?2",
-	[WS_COUNT] = "SELECT count(*) FROM pending",
+	[WS_COUNT] = "SELECT count(*) FROM pending WHERE seq > ?1",
+	[WS_UPTO] = "SELECT count(*) FROM pending WHERE seq > ?1 AND seq <= ?2",
 	[WS_CONFIRM] = "DELETE FROM pending WHERE seq <= ?1",
 	[WS_RETIRE] = "INSERT OR REPLACE INTO failed (seq, last_seq, sqlstate, message, at, delta) "
 	"SELECT seq, last_seq, 'SL007', 'client retired: the client''s watermark was retired while this "
-	"mutation was pending; whether it was applied is unknown', ?1, delta FROM pending",
+	"mutation was pending; whether it was applied is unknown', ?1, delta FROM pending WHERE seq > ?2",
+	[WS_DROP_ALL] = "DELETE FROM pending",
 	/* next_seq, but never at or below a seq the tables hold (a damaged row) */
 	[WS_LEAST] = "SELECT max(next_seq, coalesce((SELECT last_seq + 1 FROM pending ORDER BY seq DESC LIMIT 1), 0), "
 	"coalesce((SELECT last_seq + 1 FROM failed ORDER BY seq DESC LIMIT 1), 0)) FROM writer WHERE id = 1",
@@ -71,12 +91,44 @@ static const char *const ws_sql[WS__COUNT] = {
 
 _Static_assert(WS__COUNT <= SLCLI_WST_MAX, "SLCLI_WST_MAX is too small");
 
+/* An error of queue.db (never marks replica.db damaged). */
+static slcl_rc
+q_fail(slcl_client *c, const char *what)
+{
+	int			code = c->qdb ? sqlite3_errcode(c->qdb) & 0xff : SQLITE_CANTOPEN;
+
+	if (code == SQLITE_NOMEM)
+		return slcli_fail(c, SLCL_ERR_NOMEM, "out of memory in the queue database (%s)", what);
+	return slcli_fail(c, SLCL_ERR_IO, "queue database \"%s/%s\": %s: %s%s", c->dir, SLCLI_QUEUE_NAME,
+					  what, c->qdb ? sqlite3_errmsg(c->qdb) : "not open",
+					  code == SQLITE_CORRUPT || code == SQLITE_NOTADB ?
+					  " (the client never removes it: move it away to drop its pending mutations)" : "");
+}
+
+static slcl_rc
+q_exec(slcl_client *c, const char *sql)
+{
+	if (sqlite3_exec(c->qdb, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return q_fail(c, sql);
+	return SLCL_OK;
+}
+
 /* A cached statement (NULL and c->err on failure). */
 static sqlite3_stmt *
 ws(slcl_client *c, int which)
 {
 	if (c->wst[which] == NULL)
-		c->wst[which] = slcli_store_prepare(c, ws_sql[which]);
+	{
+		if (which == WS_OWN_WM)
+			c->wst[which] = slcli_store_prepare(c, ws_sql[which]);
+		else if (c->qdb == NULL)
+			slcli_fail(c, SLCL_ERR_STATE, "the queue database is not open");
+		else if (sqlite3_prepare_v2(c->qdb, ws_sql[which], -1, &c->wst[which], NULL) != SQLITE_OK)
+		{
+			q_fail(c, "could not prepare a statement");
+			c->wst[which] = NULL;
+		}
+	}
 	return c->wst[which];
 }
 
@@ -88,6 +140,48 @@ ws_done(sqlite3_stmt *s)
 	sqlite3_clear_bindings(s);
 }
 
+/* Run a cached statement that returns no row; its changes in *changes. */
+static slcl_rc
+ws_run(slcl_client *c, int which, int64_t a1, int64_t a2, int *changes, const char *what)
+{
+	sqlite3_stmt *s = ws(c, which);
+	int			rc;
+
+	if (s == NULL)
+		return SLCL_ERR_IO;
+	if (sqlite3_bind_parameter_count(s) >= 1)
+		sqlite3_bind_int64(s, 1, a1);
+	if (sqlite3_bind_parameter_count(s) >= 2)
+		sqlite3_bind_int64(s, 2, a2);
+	rc = sqlite3_step(s);
+	ws_done(s);
+	if (rc != SQLITE_DONE)
+		return q_fail(c, what);
+	if (changes)
+		*changes = sqlite3_changes(c->qdb);
+	return SLCL_OK;
+}
+
+/* A count(*) of a cached statement with up to two arguments (-1: error). */
+static int64_t
+ws_count(slcl_client *c, int which, int64_t a1, int64_t a2)
+{
+	sqlite3_stmt *s = ws(c, which);
+	int64_t		n = -1;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, a1);
+	if (sqlite3_bind_parameter_count(s) >= 2)
+		sqlite3_bind_int64(s, 2, a2);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		n = sqlite3_column_int64(s, 0);
+	else
+		q_fail(c, "could not count the queue");
+	ws_done(s);
+	return n;
+}
+
 void
 slcli_write_close(slcl_client *c)
 {
@@ -96,6 +190,9 @@ slcli_write_close(slcl_client *c)
 		sqlite3_finalize(c->wst[i]);
 		c->wst[i] = NULL;
 	}
+	if (c->qdb != NULL)
+		sqlite3_close(c->qdb);
+	c->qdb = NULL;
 }
 
 /* One part of a mutation: changes [off, off + len) of its delta, n of them. */
@@ -235,23 +332,169 @@ own_watermark(slcl_client *c, int64_t gen, int64_t *seq, int64_t *lsn)
 	return found;
 }
 
-static int64_t
-count_pending(slcl_client *c)
+/* Begin/commit of a queue transaction (queue.db's own connection). */
+static slcl_rc
+qtx_begin(slcl_client *c)
 {
-	sqlite3_stmt *s = ws(c, WS_COUNT);
-	int64_t		n = -1;
-
-	if (s == NULL)
-		return -1;
-	if (sqlite3_step(s) == SQLITE_ROW)
-		n = sqlite3_column_int64(s, 0);
-	else
-		slcli_db_fail(c, "could not count the queue");
-	ws_done(s);
-	return n;
+	return q_exec(c, "BEGIN IMMEDIATE");
 }
 
-/* On open: the own watermark of the committed state and the queue's size. */
+static slcl_rc
+qtx_end(slcl_client *c, slcl_rc r)
+{
+	if (r == SLCL_OK && sqlite3_exec(c->qdb, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		r = q_fail(c, "could not commit the queue");
+	if (r != SLCL_OK)
+		(void) sqlite3_exec(c->qdb, "ROLLBACK", NULL, NULL, NULL);
+	return r;
+}
+
+/*
+ * Remove the confirmed rows (seq <= upto), keeping their seqs used, in a
+ * queue transaction of its own.  durable 0: without waiting for the disk
+ * (synchronous = NORMAL for this one commit): losing it to a power cut
+ * only brings back rows at or below a watermark that the replica already
+ * committed durably, which every reader skips and the next open removes.
+ */
+static slcl_rc
+drop_confirmed(slcl_client *c, int64_t upto, int durable)
+{
+	slcl_rc		r;
+
+	if (!durable && q_exec(c, "PRAGMA synchronous = NORMAL") != SLCL_OK)
+		return SLCL_ERR_IO;
+	r = qtx_begin(c);
+	if (r == SLCL_OK)
+	{
+		r = ws_run(c, WS_NEXT, 0, 0, NULL, "could not save the next client_seq");
+		if (r == SLCL_OK)
+			r = ws_run(c, WS_CONFIRM, upto, 0, NULL, "could not remove confirmed mutations");
+		r = qtx_end(c, r);
+	}
+	if (!durable && q_exec(c, "PRAGMA synchronous = FULL") != SLCL_OK && r == SLCL_OK)
+		r = SLCL_ERR_IO;
+	return r;
+}
+
+/*
+ * A queue in replica.db (written by an earlier version of the client):
+ * copy it into queue.db (INSERT OR IGNORE: a crash between the two steps
+ * copies again), then empty replica.db's tables.
+ */
+static slcl_rc
+convert_old_queue(slcl_client *c)
+{
+	sqlite3_stmt *s;
+	int64_t		rows = 0,
+				next = 1;
+	char		path[4096];
+	slcl_rc		r;
+
+	s = slcli_store_prepare(c, "SELECT (SELECT count(*) FROM pending) + (SELECT count(*) FROM failed), "
+							"(SELECT next_seq FROM writer WHERE id = 1)");
+	if (s == NULL)
+		return SLCL_ERR_IO;
+	if (sqlite3_step(s) == SQLITE_ROW)
+	{
+		rows = sqlite3_column_int64(s, 0);
+		next = sqlite3_column_type(s, 1) == SQLITE_NULL ? 1 : sqlite3_column_int64(s, 1);
+		r = SLCL_OK;
+	}
+	else
+		r = slcli_db_fail(c, "could not read the queue of an earlier version");
+	sqlite3_finalize(s);
+	if (r != SLCL_OK || (rows == 0 && next <= 1))
+		return r;
+
+	slcli_path_of(c, SLCLI_DB_NAME, path, sizeof(path));
+	if (sqlite3_prepare_v2(c->qdb, "ATTACH DATABASE ?1 AS old", -1, &s, NULL) != SQLITE_OK)
+		return q_fail(c, "could not attach the replica database");
+	sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
+	r = sqlite3_step(s) == SQLITE_DONE ? SLCL_OK : q_fail(c, "could not attach the replica database");
+	sqlite3_finalize(s);
+	if (r != SLCL_OK)
+		return r;
+	r = qtx_begin(c);
+	if (r == SLCL_OK)
+		r = qtx_end(c, q_exec(c, "INSERT OR IGNORE INTO main.pending SELECT * FROM old.pending; "
+							  "INSERT OR IGNORE INTO main.failed SELECT * FROM old.failed; "
+							  "UPDATE main.writer SET next_seq = max(next_seq, "
+							  "coalesce((SELECT next_seq FROM old.writer WHERE id = 1), 1)) WHERE id = 1"));
+	if (sqlite3_exec(c->qdb, "DETACH DATABASE old", NULL, NULL, NULL) != SQLITE_OK && r == SLCL_OK)
+		r = q_fail(c, "could not detach the replica database");
+	if (r != SLCL_OK)
+		return r;
+	r = slcli_store_exec(c, "BEGIN IMMEDIATE");
+	if (r == SLCL_OK)
+	{
+		r = slcli_store_exec(c, "DELETE FROM pending; DELETE FROM failed; UPDATE writer SET next_seq = 1");
+		if (r == SLCL_OK)
+			r = slcli_store_exec(c, "COMMIT");
+		else
+			(void) sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+	}
+	if (r == SLCL_OK)
+		slcli_emit_simple(c, SLCL_EV_REPAIR, "moved the queue of replica.db (%lld mutation(s), next client_seq %lld) to %s",
+						  (long long) rows, (long long) next, SLCLI_QUEUE_NAME);
+	return r;
+}
+
+/* Open (or create) queue.db: WAL, synchronous = FULL, its tables. */
+static slcl_rc
+queue_open(slcl_client *c)
+{
+	char		path[4096];
+	sqlite3_stmt *s = NULL;
+	int			rc;
+	slcl_rc		r;
+
+	if (c->qdb != NULL)
+		return SLCL_OK;
+	slcli_path_of(c, SLCLI_QUEUE_NAME, path, sizeof(path));
+	rc = sqlite3_open_v2(path, &c->qdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	if (rc != SQLITE_OK)
+		return q_fail(c, "could not open");
+	sqlite3_extended_result_codes(c->qdb, 1);
+	sqlite3_busy_timeout(c->qdb, 10000);
+	rc = sqlite3_prepare_v2(c->qdb, "PRAGMA journal_mode = WAL", -1, &s, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW || strcmp((const char *) sqlite3_column_text(s, 0), "wal") != 0)
+	{
+		r = rc == SQLITE_ROW ? slcli_fail(c, SLCL_ERR_IO, "queue database \"%s\": cannot use WAL mode", path)
+			: q_fail(c, "could not set WAL mode");
+		sqlite3_finalize(s);
+		return r;
+	}
+	sqlite3_finalize(s);
+	r = q_exec(c, "PRAGMA synchronous = FULL");
+	if (r == SLCL_OK)
+		r = qtx_begin(c);
+	if (r != SLCL_OK)
+		return r;
+	r = q_exec(c, queue_schema);
+	if (r == SLCL_OK &&
+		sqlite3_prepare_v2(c->qdb, "UPDATE writer SET client_id = ?1 WHERE id = 1 AND client_id IS NOT ?1",
+						   -1, &s, NULL) == SQLITE_OK)
+	{
+		sqlite3_bind_text(s, 1, c->client_id, -1, SQLITE_STATIC);
+		if (sqlite3_step(s) != SQLITE_DONE)
+			r = q_fail(c, "could not record the client id");
+		sqlite3_finalize(s);
+	}
+	else if (r == SLCL_OK)
+		r = q_fail(c, "could not record the client id");
+	r = qtx_end(c, r);
+	if (r == SLCL_OK)
+		r = convert_old_queue(c);
+	return r;
+}
+
+/*
+ * On open: queue.db (moving an earlier version's queue into it), the own
+ * watermark of the committed state, the rows it confirms (a crash came
+ * between that commit and their removal) and the queue's size.
+ */
 slcl_rc
 slcli_write_load(slcl_client *c)
 {
@@ -260,10 +503,15 @@ slcli_write_load(slcl_client *c)
 	c->own_wm_seq = -1;
 	c->own_wm_lsn = 0;
 	c->sent_upto = 0;
+	if (queue_open(c) != SLCL_OK)
+		return SLCL_ERR_IO;
 	if (c->committed.have &&
 		own_watermark(c, c->committed.gen, &c->own_wm_seq, &c->own_wm_lsn) < 0)
 		return SLCL_ERR_IO;
-	n = count_pending(c);
+	if (c->own_wm_seq >= 0 && ws_count(c, WS_UPTO, INT64_MIN, c->own_wm_seq) > 0 &&
+		drop_confirmed(c, c->own_wm_seq, 1) != SLCL_OK)
+		return SLCL_ERR_IO;
+	n = ws_count(c, WS_COUNT, c->own_wm_seq, 0);
 	if (n < 0)
 		return SLCL_ERR_IO;
 	c->pending_n = (int) n;
@@ -272,27 +520,13 @@ slcli_write_load(slcl_client *c)
 	return SLCL_OK;
 }
 
-/* In the open transaction: writer.next_seq above every queued seq. */
-static slcl_rc
-remember_seqs(slcl_client *c)
-{
-	sqlite3_stmt *s = ws(c, WS_NEXT);
-	int			rc;
-
-	if (s == NULL)
-		return SLCL_ERR_IO;
-	rc = sqlite3_step(s);
-	ws_done(s);
-	if (rc != SQLITE_DONE)
-		return slcli_db_fail(c, "could not save the next client_seq");
-	return SLCL_OK;
-}
-
 /*
- * In the open transaction, just before its commit: drop the pending
- * mutations the state being committed holds (own watermark seq >= theirs),
- * or, if that state lost the watermark the committed one had while
- * mutations are pending, move them to failed (SL007).
+ * In the open replica transaction, just before its commit: how many
+ * pending mutations the state being committed confirms (own watermark seq
+ * >= theirs; they leave the queue after the commit), or, if that state
+ * lost the watermark the committed one had while mutations are pending,
+ * move them to failed (SL007) now, in a queue transaction that is durable
+ * before the replica's commit.
  */
 slcl_rc
 slcli_write_confirm(slcl_client *c)
@@ -300,7 +534,6 @@ slcli_write_confirm(slcl_client *c)
 	slcli_wconfirm *w = &c->wconfirm;
 	int64_t		seq = -1,
 				lsn = 0;
-	sqlite3_stmt *s;
 
 	memset(w, 0, sizeof(*w));
 	if (!c->cur.have)
@@ -310,49 +543,68 @@ slcli_write_confirm(slcl_client *c)
 	w->valid = 1;
 	w->wm_seq = seq;
 	w->wm_lsn = lsn;
-	if (c->pending_n == 0)
+	if (c->pending_n == 0 || c->qdb == NULL)
 		return SLCL_OK;
-	if (remember_seqs(c) != SLCL_OK)
-		return SLCL_ERR_IO;
 	if (seq >= 0)
 	{
-		s = ws(c, WS_CONFIRM);
-		if (s == NULL)
+		int64_t		n = seq > c->own_wm_seq ? ws_count(c, WS_UPTO, c->own_wm_seq, seq) : 0;
+
+		if (n < 0)
 			return SLCL_ERR_IO;
-		sqlite3_bind_int64(s, 1, seq);
-		if (sqlite3_step(s) != SQLITE_DONE)
-		{
-			ws_done(s);
-			return slcli_db_fail(c, "could not confirm mutations");
-		}
-		ws_done(s);
-		w->confirmed = sqlite3_changes(c->db);
+		w->confirmed = (int) n;
 	}
 	else if (c->own_wm_seq >= 0)
 	{
-		s = ws(c, WS_RETIRE);
-		if (s == NULL)
-			return SLCL_ERR_IO;
-		sqlite3_bind_double(s, 1, slcli_now_s());
-		if (sqlite3_step(s) != SQLITE_DONE)
+		slcl_rc		r = qtx_begin(c);
+		slcl_event	ev;
+		int			moved = 0;
+
+		if (r != SLCL_OK)
+			return r;
+		r = ws_run(c, WS_NEXT, 0, 0, NULL, "could not save the next client_seq");
+		if (r == SLCL_OK)
 		{
-			ws_done(s);
-			return slcli_db_fail(c, "could not record retired mutations");
+			sqlite3_stmt *s = ws(c, WS_RETIRE);
+
+			if (s == NULL)
+				r = SLCL_ERR_IO;
+			else
+			{
+				sqlite3_bind_double(s, 1, slcli_now_s());
+				sqlite3_bind_int64(s, 2, c->own_wm_seq);
+				r = sqlite3_step(s) == SQLITE_DONE ? SLCL_OK : q_fail(c, "could not record retired mutations");
+				moved = sqlite3_changes(c->qdb);
+				ws_done(s);
+			}
 		}
-		ws_done(s);
-		w->retired = sqlite3_changes(c->db);
-		if (slcli_store_exec(c, "DELETE FROM pending") != SLCL_OK)
-			return SLCL_ERR_IO;
+		if (r == SLCL_OK)
+			r = ws_run(c, WS_DROP_ALL, 0, 0, NULL, "could not record retired mutations");
+		r = qtx_end(c, r);
+		if (r != SLCL_OK)
+			return r;
+		/* durable now, whatever becomes of the replica's transaction */
+		c->pending_n = 0;
+		c->retired_n += moved;
+		memset(&ev, 0, sizeof(ev));
+		ev.total_rows = ev.total_bytes = -1;
+		ev.type = SLCL_EV_RETIRED;
+		ev.lsn = c->cur.lsn;
+		ev.log_id = c->cur.log_id;
+		ev.rows = moved;
+		ev.sqlstate = "SL007";
+		slcli_emit(c, &ev, "client retired (SL007): the watermark of client %s is gone with %d mutation(s) pending; they moved to the failed list",
+				   c->client_id, moved);
 	}
 	return SLCL_OK;
 }
 
-/* After the commit: the committed watermark and queue, and the events. */
+/* After the commit: the committed watermark, the confirmed rows out of the queue, the events. */
 void
 slcli_write_committed(slcl_client *c)
 {
 	slcli_wconfirm *w = &c->wconfirm;
 	slcl_event	ev;
+	int64_t		n;
 
 	if (!w->valid)
 	{
@@ -363,31 +615,21 @@ slcli_write_committed(slcl_client *c)
 	w->valid = 0;
 	c->own_wm_seq = w->wm_seq;
 	c->own_wm_lsn = w->wm_lsn;
-	c->pending_n -= w->confirmed + w->retired;
-	if (c->pending_n < 0)
-		c->pending_n = 0;
+	if (w->confirmed <= 0)
+		return;
+	if (drop_confirmed(c, w->wm_seq, 0) != SLCL_OK)
+		slcli_emit_simple(c, SLCL_EV_WARNING, "confirmed mutations stay in the queue until the next open: %s", c->err);
+	n = ws_count(c, WS_COUNT, c->own_wm_seq, 0);
+	c->pending_n = n >= 0 ? (int) n : (c->pending_n > w->confirmed ? c->pending_n - w->confirmed : 0);
 	memset(&ev, 0, sizeof(ev));
 	ev.total_rows = ev.total_bytes = -1;
 	ev.log_id = c->committed.log_id;
-	if (w->confirmed > 0)
-	{
-		ev.type = SLCL_EV_CONFIRMED;
-		ev.seq = w->wm_seq;
-		ev.lsn = w->wm_lsn;
-		ev.rows = w->confirmed;
-		slcli_emit(c, &ev, "confirmed %d mutation(s) up to seq=%lld at lsn=%lld, %d pending",
-				   w->confirmed, (long long) w->wm_seq, (long long) w->wm_lsn, c->pending_n);
-	}
-	if (w->retired > 0)
-	{
-		c->retired_n += w->retired;
-		ev.type = SLCL_EV_RETIRED;
-		ev.lsn = c->committed.lsn;
-		ev.rows = w->retired;
-		ev.sqlstate = "SL007";
-		slcli_emit(c, &ev, "client retired (SL007): the watermark of client %s is gone with %d mutation(s) pending; they moved to the failed list",
-				   c->client_id, w->retired);
-	}
+	ev.type = SLCL_EV_CONFIRMED;
+	ev.seq = w->wm_seq;
+	ev.lsn = w->wm_lsn;
+	ev.rows = w->confirmed;
+	slcli_emit(c, &ev, "confirmed %d mutation(s) up to seq=%lld at lsn=%lld, %d pending",
+			   w->confirmed, (long long) w->wm_seq, (long long) w->wm_lsn, c->pending_n);
 }
 
 /* The call's result, turned into SLCL_ERR_RETIRED once after SL007. */
@@ -402,25 +644,6 @@ retired_check(slcl_client *c, slcl_rc r)
 	return slcli_fail(c, SLCL_ERR_RETIRED,
 					  "client retired (SL007): %d pending mutation(s) may or may not have been applied; they are in the failed list",
 					  n);
-}
-
-/* Begin/commit of a queue transaction (the writer connection, no state change). */
-static slcl_rc
-qtx_begin(slcl_client *c)
-{
-	if (c->in_txn)
-		return slcli_fail(c, SLCL_ERR_STATE, "a replica transaction is open");
-	return slcli_store_exec(c, "BEGIN IMMEDIATE");
-}
-
-static slcl_rc
-qtx_end(slcl_client *c, slcl_rc r)
-{
-	if (r == SLCL_OK && sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		r = slcli_db_fail(c, "could not commit the queue");
-	if (r != SLCL_OK)
-		(void) sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
-	return r;
 }
 
 /* Ask the server's delta limits once per connection (best effort). */
@@ -469,7 +692,7 @@ least_seq(slcl_client *c)
 	if (sqlite3_step(s) == SQLITE_ROW)
 		v = sqlite3_column_int64(s, 0);
 	else
-		slcli_db_fail(c, "could not read the next client_seq");
+		q_fail(c, "could not read the next client_seq");
 	ws_done(s);
 	if (v >= 0 && c->own_wm_seq >= v)
 		v = c->own_wm_seq + 1;	/* the server has seen it: never go back */
@@ -542,7 +765,7 @@ queue_mutation(slcl_client *c, const uint8_t *delta, size_t len, int64_t want, i
 	sqlite3_bind_double(s, 5, slcli_now_s());
 	sqlite3_bind_blob(s, 6, len ? (const void *) delta : "", (int) len, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 7, row_chk(seq, seq + np - 1, pb, pc, delta, len));
-	r = sqlite3_step(s) == SQLITE_DONE ? SLCL_OK : slcli_db_fail(c, "could not queue the mutation");
+	r = sqlite3_step(s) == SQLITE_DONE ? SLCL_OK : q_fail(c, "could not queue the mutation");
 	ws_done(s);
 	r = qtx_end(c, r);
 	if (r != SLCL_OK)
@@ -617,7 +840,7 @@ load_row(slcl_client *c, int64_t after, wrow *w, int *damaged)
 	}
 	else if (rc != SQLITE_DONE)
 	{
-		slcli_db_fail(c, "could not read the queue");
+		q_fail(c, "could not read the queue");
 		result = -1;
 	}
 	ws_done(s);
@@ -643,10 +866,10 @@ fail_row(slcl_client *c, const wrow *w, const char *sqlstate, const char *msg)
 	sqlite3_bind_text(s, 4, msg, -1, SQLITE_STATIC);
 	sqlite3_bind_double(s, 5, slcli_now_s());
 	sqlite3_bind_blob(s, 6, w->delta.len ? (const void *) w->delta.p : "", (int) w->delta.len, SQLITE_STATIC);
-	r = sqlite3_step(s) == SQLITE_DONE ? SLCL_OK : slcli_db_fail(c, "could not record a refused mutation");
+	r = sqlite3_step(s) == SQLITE_DONE ? SLCL_OK : q_fail(c, "could not record a refused mutation");
 	ws_done(s);
 	if (r == SLCL_OK)
-		r = remember_seqs(c);
+		r = ws_run(c, WS_NEXT, 0, 0, NULL, "could not save the next client_seq");
 	if (r == SLCL_OK)
 	{
 		s = ws(c, WS_DELETE);
@@ -654,7 +877,7 @@ fail_row(slcl_client *c, const wrow *w, const char *sqlstate, const char *msg)
 			return qtx_end(c, SLCL_ERR_IO);
 		sqlite3_bind_int64(s, 1, w->seq);
 		if (sqlite3_step(s) != SQLITE_DONE)
-			r = slcli_db_fail(c, "could not remove a refused mutation");
+			r = q_fail(c, "could not remove a refused mutation");
 		ws_done(s);
 	}
 	r = qtx_end(c, r);
@@ -908,17 +1131,21 @@ slcl_rc
 slcl_queue_list(slcl_client *c, slcl_mutation_fn fn, void *arg)
 {
 	static const char *const sql[2] = {
-		"SELECT seq, last_seq, delta, queued, NULL, NULL FROM pending ORDER BY seq",
+		"SELECT seq, last_seq, delta, queued, NULL, NULL FROM pending WHERE seq > ?1 ORDER BY seq",
 		"SELECT seq, last_seq, delta, at, sqlstate, message FROM failed ORDER BY seq",
 	};
 
 	for (int f = 0; f < 2; f++)
 	{
-		sqlite3_stmt *s = slcli_store_prepare(c, sql[f]);
+		sqlite3_stmt *s = NULL;
 		int			rc;
 
-		if (s == NULL)
-			return SLCL_ERR_IO;
+		if (c->qdb == NULL)
+			return slcli_fail(c, SLCL_ERR_STATE, "the queue database is not open");
+		if (sqlite3_prepare_v2(c->qdb, sql[f], -1, &s, NULL) != SQLITE_OK)
+			return q_fail(c, "could not read the queue");
+		if (f == 0)
+			sqlite3_bind_int64(s, 1, c->own_wm_seq);	/* confirmed rows not yet removed */
 		while ((rc = sqlite3_step(s)) == SQLITE_ROW)
 		{
 			slcl_mutation m;
@@ -941,7 +1168,7 @@ slcl_queue_list(slcl_client *c, slcl_mutation_fn fn, void *arg)
 		}
 		sqlite3_finalize(s);
 		if (rc != SQLITE_DONE)
-			return slcli_db_fail(c, "could not read the queue");
+			return q_fail(c, "could not read the queue");
 	}
 	return SLCL_OK;
 }
