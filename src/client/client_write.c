@@ -211,6 +211,10 @@ typedef struct wrow
 	int64_t		part_bytes;
 	int64_t		part_changes;
 	buf			delta;
+	wpart	   *parts;			/* how it splits (as queued) */
+	int			np;
+	int			damaged;		/* fails its checksum or does not split as queued */
+	int64_t		lsn;			/* the LSN of its last part, once sent */
 } wrow;
 
 static int64_t
@@ -702,24 +706,17 @@ least_seq(slcl_client *c)
 }
 
 /*
- * Check a mutation (structure, no key twice, size, that it splits) and
- * queue it durably with client_seq seq (-1: the next one).
+ * Check a mutation (structure, no key twice, size, that it splits): its
+ * part size and count, and the number of parts (client_seqs) it takes.
  */
 static slcl_rc
-queue_mutation(slcl_client *c, const uint8_t *delta, size_t len, int64_t want, int64_t *seq_out)
+check_mutation(slcl_client *c, const uint8_t *delta, size_t len, int64_t *pb, int64_t *pc, int *np)
 {
 	slc_status	st;
 	uint32_t	n = 0;
 	size_t		off = 0;
-	int64_t		pb,
-				pc,
-				least,
-				seq;
 	wpart	   *parts = NULL;
 	size_t		big = 0;
-	int			np;
-	sqlite3_stmt *s;
-	slcl_rc		r;
 
 	if (delta == NULL && len > 0)
 		return slcli_fail(c, SLCL_ERR_ARG, "no delta given");
@@ -733,60 +730,119 @@ queue_mutation(slcl_client *c, const uint8_t *delta, size_t len, int64_t want, i
 		return slcli_fail(c, SLCL_ERR_ARG, "invalid delta: %s (near byte %zu)", slc_status_message(st), off);
 	if (c->dsn != NULL && c->opt.part_bytes == 0 && c->srv_max_delta == 0 && c->conn != NULL)
 		ask_limits(c);
-	pb = c->opt.part_bytes > 0 ? c->opt.part_bytes : (c->srv_max_delta > 0 ? c->srv_max_delta : DEFAULT_PART_BYTES);
-	pc = c->srv_max_changes > 0 ? c->srv_max_changes : DEFAULT_PART_CHANGES;
-	np = split_delta(delta, len, pb, pc, &parts, &big);
+	*pb = c->opt.part_bytes > 0 ? c->opt.part_bytes : (c->srv_max_delta > 0 ? c->srv_max_delta : DEFAULT_PART_BYTES);
+	*pc = c->srv_max_changes > 0 ? c->srv_max_changes : DEFAULT_PART_CHANGES;
+	*np = split_delta(delta, len, *pb, *pc, &parts, &big);
 	free(parts);
-	if (np < 0)
+	if (*np < 0)
 		return slcli_fail(c, SLCL_ERR_NOMEM, "out of memory");
-	if (np == 0)
+	if (*np == 0)
 		return slcli_fail(c, SLCL_ERR_ARG, "a change of the mutation takes %zu bytes, over the part size of %lld bytes",
-						  big, (long long) pb);
-
-	r = qtx_begin(c);
-	if (r != SLCL_OK)
-		return r;
-	least = least_seq(c);
-	if (least < 0)
-		return qtx_end(c, SLCL_ERR_IO);
-	seq = want >= 0 ? want : least;
-	if (seq < least)
-		return qtx_end(c, slcli_fail(c, SLCL_ERR_ARG, "client_seq %lld would go backwards: client %s has used or seen client_seqs up to %lld",
-									 (long long) want, c->client_id, (long long) (least - 1)));
-	if (seq > INT64_MAX - np)
-		return qtx_end(c, slcli_fail(c, SLCL_ERR_ARG, "client_seq %lld is too large", (long long) seq));
-	s = ws(c, WS_INSERT);
-	if (s == NULL)
-		return qtx_end(c, SLCL_ERR_IO);
-	sqlite3_bind_int64(s, 1, seq);
-	sqlite3_bind_int64(s, 2, seq + np - 1);
-	sqlite3_bind_int64(s, 3, pb);
-	sqlite3_bind_int64(s, 4, pc);
-	sqlite3_bind_double(s, 5, slcli_now_s());
-	sqlite3_bind_blob(s, 6, len ? (const void *) delta : "", (int) len, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 7, row_chk(seq, seq + np - 1, pb, pc, delta, len));
-	r = sqlite3_step(s) == SQLITE_DONE ? SLCL_OK : q_fail(c, "could not queue the mutation");
-	ws_done(s);
-	r = qtx_end(c, r);
-	if (r != SLCL_OK)
-		return r;
-	c->pending_n++;
-	if (seq_out)
-		*seq_out = seq;
-	{
-		slcl_event	ev;
-
-		memset(&ev, 0, sizeof(ev));
-		ev.type = SLCL_EV_QUEUED;
-		ev.seq = seq;
-		ev.rows = np;
-		ev.bytes = (int64_t) len;
-		ev.total_rows = ev.total_bytes = -1;
-		slcli_emit(c, &ev, "queued seq=%lld (%d part%s, %zu bytes), %d pending", (long long) seq, np,
-				   np == 1 ? "" : "s", len, c->pending_n);
-	}
-	slcli_debug_hook(c, "submit-queued");
+						  big, (long long) *pb);
 	return SLCL_OK;
+}
+
+/*
+ * Queue n mutations durably in ONE queue transaction, with consecutive
+ * client_seqs from want (-1: the next one): all of them or, if one is
+ * refused, none.  seqs (may be NULL) gets each one's first client_seq.
+ */
+static slcl_rc
+queue_mutations(slcl_client *c, const slcl_delta_ref *m, int n, int64_t want, int64_t *seqs)
+{
+	int64_t    *pb,
+			   *pc,
+			   *sq,
+				least,
+				seq,
+				total = 0;
+	int		   *np;
+	slcl_rc		r = SLCL_OK;
+	sqlite3_stmt *s = NULL;
+
+	if (n < 1 || m == NULL)
+		return slcli_fail(c, SLCL_ERR_ARG, "no mutation given");
+	pb = malloc(sizeof(int64_t) * 3 * (size_t) n);
+	np = malloc(sizeof(int) * (size_t) n);
+	if (pb == NULL || np == NULL)
+	{
+		free(pb);
+		free(np);
+		return slcli_fail(c, SLCL_ERR_NOMEM, "out of memory");
+	}
+	pc = pb + n;
+	sq = pc + n;
+	for (int i = 0; i < n && r == SLCL_OK; i++)
+	{
+		r = check_mutation(c, m[i].delta, m[i].len, &pb[i], &pc[i], &np[i]);
+		if (r != SLCL_OK && n > 1)
+		{
+			char		msg[sizeof(c->err)];
+
+			memcpy(msg, c->err, sizeof(msg));
+			slcli_fail(c, r, "mutation %d of the batch: %s (nothing queued)", i, msg);
+		}
+		total += r == SLCL_OK ? np[i] : 0;
+	}
+	if (r == SLCL_OK)
+		r = qtx_begin(c);
+	if (r != SLCL_OK)
+	{
+		free(pb);
+		free(np);
+		return r;
+	}
+	least = least_seq(c);
+	seq = want >= 0 ? want : least;
+	if (least < 0)
+		r = SLCL_ERR_IO;
+	else if (seq < least)
+		r = slcli_fail(c, SLCL_ERR_ARG, "client_seq %lld would go backwards: client %s has used or seen client_seqs up to %lld",
+					   (long long) want, c->client_id, (long long) (least - 1));
+	else if (seq > INT64_MAX - total)
+		r = slcli_fail(c, SLCL_ERR_ARG, "client_seq %lld is too large", (long long) seq);
+	else if ((s = ws(c, WS_INSERT)) == NULL)
+		r = SLCL_ERR_IO;
+	for (int i = 0; i < n && r == SLCL_OK; i++)
+	{
+		int64_t		last = seq + np[i] - 1;
+
+		sqlite3_bind_int64(s, 1, seq);
+		sqlite3_bind_int64(s, 2, last);
+		sqlite3_bind_int64(s, 3, pb[i]);
+		sqlite3_bind_int64(s, 4, pc[i]);
+		sqlite3_bind_double(s, 5, slcli_now_s());
+		sqlite3_bind_blob(s, 6, m[i].len ? (const void *) m[i].delta : "", (int) m[i].len, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 7, row_chk(seq, last, pb[i], pc[i], m[i].delta, m[i].len));
+		r = sqlite3_step(s) == SQLITE_DONE ? SLCL_OK : q_fail(c, "could not queue the mutation");
+		ws_done(s);
+		sq[i] = seq;
+		seq = last + 1;
+	}
+	r = qtx_end(c, r);
+	if (r == SLCL_OK)
+	{
+		c->pending_n += n;
+		if (seqs)
+			memcpy(seqs, sq, sizeof(int64_t) * (size_t) n);
+		for (int i = 0; i < n; i++)
+		{
+			slcl_event	ev;
+
+			memset(&ev, 0, sizeof(ev));
+			ev.type = SLCL_EV_QUEUED;
+			ev.seq = sq[i];
+			ev.rows = np[i];
+			ev.bytes = (int64_t) m[i].len;
+			ev.total_rows = ev.total_bytes = -1;
+			slcli_emit(c, &ev, "queued seq=%lld (%d part%s, %zu bytes), %d pending", (long long) sq[i], np[i],
+					   np[i] == 1 ? "" : "s", m[i].len, c->pending_n - n + i + 1);
+		}
+		slcli_debug_hook(c, "submit-queued");
+	}
+	free(pb);
+	free(np);
+	return r;
 }
 
 /* Is a failure with this SQLSTATE worth retrying (with the same client_seq)? */
@@ -803,15 +859,22 @@ retryable(const char *st)
 	return 0;
 }
 
-/* Load the first pending row with seq > after.  1: found, 0: none, -1: error. */
+/*
+ * Load the first pending row with seq > after, with how it splits.
+ * 1: found (w->damaged if it fails its checksum or does not split as it
+ * was queued), 0: none, -1: error.
+ */
 static int
-load_row(slcl_client *c, int64_t after, wrow *w, int *damaged)
+load_row(slcl_client *c, int64_t after, wrow *w)
 {
 	sqlite3_stmt *s = ws(c, WS_LOAD);
 	int			rc;
 	int			result = 0;
 
-	*damaged = 0;
+	w->damaged = 0;
+	w->np = 0;
+	free(w->parts);
+	w->parts = NULL;
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, after);
@@ -833,7 +896,7 @@ load_row(slcl_client *c, int64_t after, wrow *w, int *damaged)
 		else
 		{
 			result = 1;
-			*damaged = sqlite3_column_int64(s, 5) !=
+			w->damaged = sqlite3_column_int64(s, 5) !=
 				row_chk(w->seq, w->last_seq, w->part_bytes, w->part_changes, w->delta.p, w->delta.len) ||
 				w->last_seq < w->seq || w->part_bytes < 6 || w->part_changes < 1;
 		}
@@ -844,6 +907,19 @@ load_row(slcl_client *c, int64_t after, wrow *w, int *damaged)
 		result = -1;
 	}
 	ws_done(s);
+	if (result == 1 && !w->damaged)
+	{
+		size_t		big = 0;
+
+		w->np = split_delta(w->delta.p, w->delta.len, w->part_bytes, w->part_changes, &w->parts, &big);
+		if (w->np < 0)
+		{
+			w->np = 0;
+			return slcli_fail(c, SLCL_ERR_NOMEM, "out of memory"), -1;
+		}
+		if (w->np == 0 || w->seq + w->np - 1 != w->last_seq)
+			w->damaged = 1;
+	}
 	return result;
 }
 
@@ -871,15 +947,7 @@ fail_row(slcl_client *c, const wrow *w, const char *sqlstate, const char *msg)
 	if (r == SLCL_OK)
 		r = ws_run(c, WS_NEXT, 0, 0, NULL, "could not save the next client_seq");
 	if (r == SLCL_OK)
-	{
-		s = ws(c, WS_DELETE);
-		if (s == NULL)
-			return qtx_end(c, SLCL_ERR_IO);
-		sqlite3_bind_int64(s, 1, w->seq);
-		if (sqlite3_step(s) != SQLITE_DONE)
-			r = q_fail(c, "could not remove a refused mutation");
-		ws_done(s);
-	}
+		r = ws_run(c, WS_DELETE, w->seq, 0, NULL, "could not remove a refused mutation");
 	r = qtx_end(c, r);
 	if (r != SLCL_OK)
 		return r;
@@ -893,111 +961,158 @@ fail_row(slcl_client *c, const wrow *w, const char *sqlstate, const char *msg)
 	return SLCL_OK;
 }
 
-/*
- * Send one mutation: its parts with client_seqs seq, seq+1, ..., in one
- * server transaction when there are several.  SLCL_OK (*lsn: the LSN the
- * server returned for its last part); on failure the sqlstate (empty: the
- * connection) and c->err.
- */
+/* A statement without parameters on the server: 0 ok, else rc (sqlstate set). */
 static slcl_rc
-send_row(slcl_client *c, const wrow *w, int64_t *lsn, char sqlstate[6])
+srv_exec(slcl_client *c, const char *sql, char sqlstate[6], PGresult **keep)
 {
-	wpart	   *parts = NULL;
-	size_t		big = 0;
-	int			np = split_delta(w->delta.p, w->delta.len, w->part_bytes, w->part_changes, &parts, &big);
-	buf			part = {0};
 	slcl_rc		rc = SLCL_OK;
-	PGresult   *res;
+	PGresult   *res = slcli_query(c, sql, 0, NULL, NULL, NULL, &rc, sqlstate);
 
-	sqlstate[0] = '\0';
-	if (np < 0)
-		return slcli_fail(c, SLCL_ERR_NOMEM, "out of memory");
-	if (np == 0 || w->seq + np - 1 != w->last_seq)
-	{
-		free(parts);
-		snprintf(sqlstate, 6, "XX001");
-		return slcli_fail(c, SLCL_ERR_PROTOCOL, "mutation seq=%lld does not split as it was queued", (long long) w->seq);
-	}
-	if (np > 1)
-	{
-		res = slcli_query(c, "BEGIN", 0, NULL, NULL, NULL, &rc, sqlstate);
-		if (res == NULL)
-		{
-			free(parts);
-			return rc;
-		}
+	if (res == NULL)
+		return rc;
+	if (keep)
+		*keep = res;
+	else
 		PQclear(res);
-	}
-	for (int i = 0; i < np && rc == SLCL_OK; i++)
+	return SLCL_OK;
+}
+
+/* Append the parts of one mutation (inside the caller's transaction, if any). */
+static slcl_rc
+send_parts(slcl_client *c, wrow *w, buf *part, char sqlstate[6])
+{
+	slcl_rc		rc = SLCL_OK;
+
+	for (int i = 0; i < w->np && rc == SLCL_OK; i++)
 	{
 		char		seqbuf[32];
 		const char *vals[4];
 		int			lens[4] = {0, 0, 0, 0};
 		int			fmts[4] = {0, 1, 0, 0};
+		PGresult   *res;
 
-		part.len = 0;
-		if (buf_u8(&part, 1) || buf_u32(&part, parts[i].n) ||
-			buf_put(&part, w->delta.p + parts[i].off, parts[i].len))
-		{
-			rc = slcli_fail(c, SLCL_ERR_NOMEM, "out of memory");
-			break;
-		}
+		part->len = 0;
+		if (buf_u8(part, 1) || buf_u32(part, w->parts[i].n) ||
+			buf_put(part, w->delta.p + w->parts[i].off, w->parts[i].len))
+			return slcli_fail(c, SLCL_ERR_NOMEM, "out of memory");
 		snprintf(seqbuf, sizeof(seqbuf), "%lld", (long long) (w->seq + i));
 		vals[0] = c->doc;
-		vals[1] = (const char *) part.p;
-		lens[1] = (int) part.len;
+		vals[1] = (const char *) part->p;
+		lens[1] = (int) part->len;
 		vals[2] = c->client_id;
 		vals[3] = seqbuf;
 		res = slcli_query(c, "SELECT synclog.append_delta($1, $2::bytea, $3, $4::bigint)",
 						  4, vals, lens, fmts, &rc, sqlstate);
 		if (res == NULL)
 			break;
-		if (PQntuples(res) != 1 || slcli_col_i8(res, 0, 0, lsn) != 0)
+		if (PQntuples(res) != 1 || slcli_col_i8(res, 0, 0, &w->lsn) != 0)
 			rc = slcli_fail(c, SLCL_ERR_PROTOCOL, "synclog.append_delta returned no LSN");
 		PQclear(res);
 	}
-	free(parts);
-	free(part.p);
-	if (np > 1)
-	{
-		if (rc == SLCL_OK)
-		{
-			res = slcli_query(c, "COMMIT", 0, NULL, NULL, NULL, &rc, sqlstate);
-			if (res != NULL)
-			{
-				/* a failed transaction's COMMIT reports ROLLBACK */
-				if (strcmp(PQcmdStatus(res), "COMMIT") != 0)
-				{
-					snprintf(sqlstate, 6, "40001");
-					rc = slcli_fail(c, SLCL_ERR_SERVER, "the transaction of mutation seq=%lld was rolled back",
-									(long long) w->seq);
-				}
-				PQclear(res);
-			}
-		}
-		else if (c->conn != NULL)
-		{
-			char		st2[6];
-			slcl_rc		r2;
-			char		saved[sizeof(c->err)];
+	return rc;
+}
 
-			memcpy(saved, c->err, sizeof(saved));
-			res = slcli_query(c, "ROLLBACK", 0, NULL, NULL, NULL, &r2, st2);
-			PQclear(res);
-			memcpy(c->err, saved, sizeof(saved));
+/*
+ * Send n queued mutations: their parts with client_seqs seq, seq+1, ...,
+ * in ONE server transaction when there are several parts in all (readers
+ * apply them as one group).  SLCL_OK (each row's lsn: the LSN of its last
+ * part); on failure the sqlstate (empty: the connection) and c->err, and
+ * nothing of them is committed unless the outcome is unknown.
+ */
+static slcl_rc
+send_rows(slcl_client *c, wrow *rows, int n, char sqlstate[6])
+{
+	buf			part = {0};
+	slcl_rc		rc = SLCL_OK;
+	int			total = 0;
+	PGresult   *res = NULL;
+
+	sqlstate[0] = '\0';
+	for (int i = 0; i < n; i++)
+		total += rows[i].np;
+	if (total > 1)
+	{
+		rc = srv_exec(c, "BEGIN", sqlstate, NULL);
+		if (rc != SLCL_OK)
+			return rc;
+	}
+	for (int i = 0; i < n && rc == SLCL_OK; i++)
+		rc = send_parts(c, &rows[i], &part, sqlstate);
+	free(part.p);
+	if (total <= 1)
+		return rc;
+	if (rc == SLCL_OK)
+	{
+		rc = srv_exec(c, "COMMIT", sqlstate, &res);
+		/* a failed transaction's COMMIT reports ROLLBACK */
+		if (rc == SLCL_OK && strcmp(PQcmdStatus(res), "COMMIT") != 0)
+		{
+			snprintf(sqlstate, 6, "40001");
+			rc = slcli_fail(c, SLCL_ERR_SERVER, "the transaction of mutations seq=%lld..%lld was rolled back",
+							(long long) rows[0].seq, (long long) rows[n - 1].last_seq);
 		}
+		PQclear(res);
+	}
+	else if (c->conn != NULL)
+	{
+		char		st2[6];
+		char		saved[sizeof(c->err)];
+
+		memcpy(saved, c->err, sizeof(saved));
+		(void) srv_exec(c, "ROLLBACK", st2, NULL);
+		memcpy(c->err, saved, sizeof(saved));
 	}
 	return rc;
+}
+
+/*
+ * Load the next batch of pending rows after c->sent_upto into rows (at
+ * most max, BATCH_BYTES of deltas; confirmed rows skipped; a damaged row
+ * only alone, first).  The number loaded, -1 on error.
+ */
+static int
+load_batch(slcl_client *c, wrow *rows, int max)
+{
+	int			n = 0;
+	int64_t		after = c->sent_upto;
+	size_t		bytes = 0;
+
+	while (n < max && bytes < BATCH_BYTES)
+	{
+		int			found = load_row(c, after, &rows[n]);
+
+		if (found < 0)
+			return -1;
+		if (found == 0)
+			break;
+		after = rows[n].last_seq;
+		if (rows[n].seq <= c->own_wm_seq)
+		{
+			/* in the state already (queued before its confirmation could run) */
+			if (n == 0)
+				c->sent_upto = rows[n].last_seq;
+			continue;
+		}
+		if (rows[n].damaged)
+		{
+			if (n == 0)
+				n = 1;
+			break;				/* alone, or for the next batch */
+		}
+		bytes += rows[n].delta.len;
+		n++;
+	}
+	return n;
 }
 
 slcl_rc
 slcl_flush(slcl_client *c)
 {
-	wrow		w;
+	wrow	   *rows;
 	slcl_rc		r = SLCL_OK;
 	int			refused = 0;
+	int			alone = 0;		/* rows to send one at a time (a batch was refused) */
 
-	memset(&w, 0, sizeof(w));
 	c->refused_n = 0;
 	if (c->pending_n == 0)
 		return retired_check(c, SLCL_OK);
@@ -1012,16 +1127,17 @@ slcl_flush(slcl_client *c)
 		c->unsure = 0;
 	}
 	ask_limits(c);
+	rows = calloc(BATCH_ROWS, sizeof(wrow));
+	if (rows == NULL)
+		return slcli_fail(c, SLCL_ERR_NOMEM, "out of memory");
 	for (;;)
 	{
-		int			damaged;
-		int			found = load_row(c, c->sent_upto, &w, &damaged);
-		int64_t		lsn = 0;
+		int			n = load_batch(c, rows, alone > 0 ? 1 : BATCH_ROWS);
 		char		st[6];
 
-		if (found <= 0)
+		if (n <= 0)
 		{
-			r = found < 0 ? SLCL_ERR_IO : SLCL_OK;
+			r = n < 0 ? SLCL_ERR_IO : SLCL_OK;
 			break;
 		}
 		if (slcli_interrupted(c))
@@ -1029,33 +1145,32 @@ slcl_flush(slcl_client *c)
 			r = slcli_fail(c, SLCL_ERR_INTERRUPTED, "interrupted");
 			break;
 		}
-		if (w.seq <= c->own_wm_seq)
+		if (rows[0].damaged)
 		{
-			/* in the state already (queued before its confirmation could run) */
-			c->sent_upto = w.last_seq;
-			continue;
-		}
-		if (damaged)
-		{
-			r = fail_row(c, &w, "XX001", "the queued mutation is damaged in the local database");
+			r = fail_row(c, &rows[0], "XX001", "the queued mutation is damaged in the local database");
 			if (r != SLCL_OK)
 				break;
 			refused++;
+			alone -= alone > 0;
 			continue;
 		}
-		r = send_row(c, &w, &lsn, st);
+		r = send_rows(c, rows, n, st);
 		if (r == SLCL_OK)
 		{
-			slcl_event	ev;
-
 			slcli_debug_hook(c, "submit-sent");
-			c->sent_upto = w.last_seq;
-			memset(&ev, 0, sizeof(ev));
-			ev.type = SLCL_EV_SUBMITTED;
-			ev.seq = w.seq;
-			ev.lsn = lsn;
-			ev.total_rows = ev.total_bytes = -1;
-			slcli_emit(c, &ev, "submitted seq=%lld lsn=%lld", (long long) w.seq, (long long) lsn);
+			c->sent_upto = rows[n - 1].last_seq;
+			alone -= alone > 0;
+			for (int i = 0; i < n; i++)
+			{
+				slcl_event	ev;
+
+				memset(&ev, 0, sizeof(ev));
+				ev.type = SLCL_EV_SUBMITTED;
+				ev.seq = rows[i].seq;
+				ev.lsn = rows[i].lsn;
+				ev.total_rows = ev.total_bytes = -1;
+				slcli_emit(c, &ev, "submitted seq=%lld lsn=%lld", (long long) rows[i].seq, (long long) rows[i].lsn);
+			}
 			continue;
 		}
 		if (r == SLCL_ERR_NOMEM || r == SLCL_ERR_INTERRUPTED || retryable(st))
@@ -1064,55 +1179,86 @@ slcl_flush(slcl_client *c)
 			c->unsure = 1;
 			break;
 		}
+		if (n > 1)
+		{
+			/* nothing of the batch was committed: find the refused one alone */
+			alone = n;
+			r = SLCL_OK;
+			continue;
+		}
 		{
 			char		msg[sizeof(c->err)];
 
 			memcpy(msg, c->err, sizeof(msg));
-			r = fail_row(c, &w, st, msg);
+			r = fail_row(c, &rows[0], st, msg);
 			if (r != SLCL_OK)
 				break;
 			refused++;
+			alone -= alone > 0;
 		}
 	}
-	free(w.delta.p);
+	for (int i = 0; i < BATCH_ROWS; i++)
+	{
+		free(rows[i].delta.p);
+		free(rows[i].parts);
+	}
+	free(rows);
 	c->refused_n = refused;
 	if (r == SLCL_OK && refused > 0)
 		r = slcli_fail(c, SLCL_ERR_REFUSED, "the server refused %d mutation(s): see the failed list", refused);
 	return retired_check(c, r);
 }
 
+/* After queueing: send now; a failure to send is for slcl_sync to retry. */
+static slcl_rc
+send_queued(slcl_client *c, int warn)
+{
+	slcl_rc		r;
+
+	if (c->dsn == NULL)
+		return SLCL_OK;
+	r = slcl_flush(c);
+	if (r != SLCL_OK && r != SLCL_ERR_REFUSED && r != SLCL_ERR_RETIRED)
+	{
+		if (warn)
+			slcli_emit_simple(c, SLCL_EV_WARNING, "mutation queued, not sent yet: %s", c->err);
+		return SLCL_OK;
+	}
+	return r;
+}
+
 slcl_rc
 slcl_submit_seq(slcl_client *c, const uint8_t *delta, size_t len, int64_t seq)
 {
+	slcl_delta_ref m = {delta, len};
 	slcl_rc		r;
 
 	c->err[0] = '\0';
 	if (seq < 1)
 		return slcli_fail(c, SLCL_ERR_ARG, "client_seq %lld: it must be positive", (long long) seq);
-	r = queue_mutation(c, delta, len, seq, NULL);
-	if (r != SLCL_OK || c->dsn == NULL)
-		return r;
-	r = slcl_flush(c);
-	return r == SLCL_ERR_REFUSED || r == SLCL_ERR_RETIRED ? r : SLCL_OK;
+	r = queue_mutations(c, &m, 1, seq, NULL);
+	return r != SLCL_OK ? r : send_queued(c, 0);
 }
 
 slcl_rc
 slcl_submit(slcl_client *c, const uint8_t *delta, size_t len, int64_t *seq)
 {
+	slcl_delta_ref m = {delta, len};
 	slcl_rc		r;
 
 	c->err[0] = '\0';
-	r = queue_mutation(c, delta, len, -1, seq);
-	if (r != SLCL_OK || c->dsn == NULL)
-		return r;
-	/* queued: a failure to send now is for slcl_sync to retry */
-	r = slcl_flush(c);
-	if (r != SLCL_OK && r != SLCL_ERR_REFUSED && r != SLCL_ERR_RETIRED)
-	{
-		slcli_emit_simple(c, SLCL_EV_WARNING, "mutation queued, not sent yet: %s", c->err);
-		return SLCL_OK;
-	}
-	return r;
+	r = queue_mutations(c, &m, 1, -1, seq);
+	return r != SLCL_OK ? r : send_queued(c, 1);
+}
+
+slcl_rc
+slcl_submit_batch(slcl_client *c, const slcl_delta_ref *m, int n, int64_t *seqs)
+{
+	slcl_rc		r;
+
+	c->err[0] = '\0';
+	r = queue_mutations(c, m, n, -1, seqs);
+	return r != SLCL_OK ? r : send_queued(c, 1);
 }
 
 int64_t

@@ -21,11 +21,14 @@
  *  5. SL007: a retire entry of the own watermark with mutations pending
  *     moves them to the failed list, and slcl_flush says SLCL_ERR_RETIRED;
  *  6. the rebased view: get and scan with the queue laid over the state;
- *  7. queue.db: a confirmed row whose removal was lost is skipped by readers
+ *  7. slcl_submit_batch: killed right after its queue commit, every
+ *     mutation of the batch is queued; consecutive client_seqs; a bad one
+ *     queues none;
+ *  8. queue.db: a confirmed row whose removal was lost is skipped by readers
  *     and removed at the next open; a damaged replica.db is dropped and the
  *     queue stays whole (and confirms against the new state); a queue an
  *     earlier version kept in replica.db moves into queue.db, once;
- *  8. the WAL cut at every commit frame boundary (and around it, and every
+ *  9. the WAL cut at every commit frame boundary (and around it, and every
  *     509 bytes) after a kill -9: the queue opens as a prefix of what was
  *     queued, in order, every delta intact, the prefix only growing with
  *     the cut (queue.db's WAL).
@@ -214,14 +217,35 @@ entry_of_ours(slcl_client *c, const uint8_t *d, size_t dl, int64_t seq)
 	CHECK(slcli_store_apply_group(c, &e, 1, "L", e.lsn, NULL) == SLCL_OK, "group: %s", c->err);
 }
 
+/* In a child: submit n mutations (n > 1: one slcl_submit_batch), killed -9 right after the queue commit. */
+static void
+queue_and_die(const char *dir, const slcl_delta_ref *m, int n)
+{
+	pid_t		pid = fork();
+	int			st;
+
+	if (pid == 0)
+	{
+		slcl_client *c;
+
+		die_at_debug = 1;
+		c = open_w(dir, "submit-queued", 0);
+		if (n == 1)
+			(void) slcl_submit(c, m[0].delta, m[0].len, NULL);
+		else
+			(void) slcl_submit_batch(c, m, n, NULL);
+		_exit(0);				/* not reached: killed at the point */
+	}
+	waitpid(pid, &st, 0);
+	CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "the child was killed at submit-queued (%d mutations)", n);
+}
+
 static void
 test_kill_after_queue(void)
 {
 	char		dir[1100];
 	uint8_t		d[128];
 	size_t		dl;
-	pid_t		pid;
-	int			st;
 	qlist		q;
 	slcl_client *c;
 
@@ -233,17 +257,11 @@ test_kill_after_queue(void)
 		CHECK(slcl_submit(c, d, dl, NULL) == SLCL_OK, "submit: %s", slcl_errmsg(c));
 	}
 	slcl_close(c);
-	pid = fork();
-	if (pid == 0)
 	{
-		die_at_debug = 1;
-		c = open_w(dir, "submit-queued", 0);
-		dl = mutation(3, d);
-		(void) slcl_submit(c, d, dl, NULL);
-		_exit(0);				/* not reached: killed at the point */
+		slcl_delta_ref m = {d, mutation(3, d)};
+
+		queue_and_die(dir, &m, 1);
 	}
-	waitpid(pid, &st, 0);
-	CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "the child was killed at submit-queued");
 	c = open_w(dir, NULL, 0);
 	list_queue(c, &q);
 	CHECK(q.n == 4 && slcl_pending(c) == 4, "the queue holds 4 mutations after kill -9 (%d)", q.n);
@@ -256,6 +274,72 @@ test_kill_after_queue(void)
 	CHECK(slcl_next_seq(c) == 5, "next client_seq after the kill: 5 (%lld)", (long long) slcl_next_seq(c));
 	slcl_close(c);
 	printf("kill -9 after a queue commit: the queue reopens whole, in order\n");
+}
+
+/*
+ * slcl_submit_batch: one queue transaction for all of them (a kill right
+ * after it leaves all of them queued), consecutive client_seqs (a split
+ * one takes several), and a bad one queues none.
+ */
+static void
+test_batch(void)
+{
+	char		dir[1100];
+	uint8_t		d[6][128],
+				big[256];
+	slcl_delta_ref m[6];
+	int64_t		seqs[6];
+	qlist		q;
+	slcl_client *c;
+
+	snprintf(dir, sizeof(dir), "%s/batch", root);
+	for (int i = 0; i < 5; i++)
+	{
+		m[i].len = mutation(i, d[i]);
+		m[i].delta = d[i];
+	}
+	{
+		slc_change	ch[3];
+		char		k[3][4] = {"b1", "b2", "b3"};
+		uint8_t		v[30];
+
+		memset(ch, 0, sizeof(ch));
+		memset(v, 'v', sizeof(v));
+		for (int i = 0; i < 3; i++)
+		{
+			ch[i].key = (uint8_t *) k[i];
+			ch[i].klen = 2;
+			ch[i].val = v;
+			ch[i].vlen = sizeof(v);
+		}
+		m[5].len = slc_delta_encode(ch, 3, big);	/* over part_bytes 64: 2 or more parts */
+		m[5].delta = big;
+	}
+	queue_and_die(dir, m, 6);
+	c = open_w(dir, NULL, 0);
+	list_queue(c, &q);
+	CHECK(q.n == 6 && slcl_pending(c) == 6, "the whole batch is queued after kill -9 (%d)", q.n);
+	for (int i = 0; i < q.n && i < 6; i++)
+		CHECK(q.seq[i] == i + 1 && q.dlen[i] == m[i].len && memcmp(q.delta[i], m[i].delta, m[i].len) == 0,
+			  "batch mutation %d intact with seq %d (%lld)", i, i + 1, (long long) q.seq[i]);
+	CHECK(slcl_next_seq(c) > 7, "the split one took several client_seqs (next %lld)", (long long) slcl_next_seq(c));
+
+	/* again: the seqs it reports, and a bad one in the middle queues none */
+	{
+		int64_t		next = slcl_next_seq(c);
+
+		CHECK(slcl_submit_batch(c, m, 3, seqs) == SLCL_OK && seqs[0] == next && seqs[1] == next + 1 &&
+			  seqs[2] == next + 2 && slcl_pending(c) == 9, "a batch of 3 takes %lld..%lld", (long long) next,
+			  (long long) next + 2);
+		m[1].len -= 1;			/* cut short */
+		CHECK(slcl_submit_batch(c, m, 3, seqs) == SLCL_ERR_ARG &&
+			  strstr(slcl_errmsg(c), "mutation 1 of the batch") != NULL && slcl_pending(c) == 9 &&
+			  slcl_next_seq(c) == next + 3, "a bad mutation queues none of its batch: %s", slcl_errmsg(c));
+		m[1].len += 1;
+		CHECK(slcl_submit_batch(c, m, 0, seqs) == SLCL_ERR_ARG, "an empty batch is refused");
+	}
+	slcl_close(c);
+	printf("batch: one queue transaction, consecutive client_seqs, all or none\n");
 }
 
 static void
@@ -774,6 +858,7 @@ main(int argc, char **argv)
 	}
 	run("rm -rf '%s'; mkdir -p '%s'", root);
 	test_kill_after_queue();
+	test_batch();
 	test_seq_and_bad();
 	test_retired();
 	test_rebased();
