@@ -13,7 +13,7 @@
  * retired under pending mutations, and moving a queue of replica.db (an
  * earlier version's place) into queue.db.
  *
- * Owns: slcl_submit, slcl_submit_seq, slcl_submit_batch, slcl_flush,
+ * Owns: slcl_submit, slcl_submit_seq, slcl_submit_batch, slcl_enqueue, slcl_flush,
  * slcl_pending, slcl_queue_list, queue.db and the SQL of its tables, how
  * a mutation is split into parts, how queued mutations are batched, and
  * which SQLSTATEs are retried.
@@ -1249,6 +1249,15 @@ slcl_submit(slcl_client *c, const uint8_t *delta, size_t len, int64_t *seq)
 	c->err[0] = '\0';
 	r = queue_mutations(c, &m, 1, -1, seq);
 	return r != SLCL_OK ? r : send_queued(c, 1);
+}
+
+slcl_rc
+slcl_enqueue(slcl_client *c, const uint8_t *delta, size_t len, int64_t *seq)
+{
+	slcl_delta_ref m = {delta, len};
+
+	c->err[0] = '\0';
+	return queue_mutations(c, &m, 1, -1, seq);
 }
 
 slcl_rc

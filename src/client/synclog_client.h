@@ -481,6 +481,17 @@ typedef struct slcl_delta_ref
  */
 slcl_rc		slcl_submit_batch(slcl_client *c, const slcl_delta_ref *m, int n, int64_t *seqs);
 
+/*
+ * Queue a mutation durably (as slcl_submit does, one queue transaction)
+ * without sending anything: slcl_flush or slcl_sync, called when the
+ * application chooses, sends everything queued by then, batched into
+ * server transactions as above.  For an application that produces
+ * mutations one at a time and can let them reach the server a little
+ * later: each call costs the queue's fsync only, and the server's commit
+ * is shared by all of them.  SLCL_ERR_ARG as slcl_submit.
+ */
+slcl_rc		slcl_enqueue(slcl_client *c, const uint8_t *delta, size_t len, int64_t *seq);
+
 /* Send the pending mutations now (slcl_sync does it too).  SLCL_OK when all
  * were sent (not yet confirmed); SLCL_ERR_CONN etc.: try again later. */
 slcl_rc		slcl_flush(slcl_client *c);

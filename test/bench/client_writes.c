@@ -13,6 +13,9 @@
  *           every round, so that no append is a duplicate);
  *  submit   slcl_submit for each (durable queue commit with fsync, then
  *           append_delta); an untimed slcl_sync after it confirms them;
+ *  queue    slcl_enqueue for each (durable queue commit only), then one
+ *           slcl_flush sends them (timed, batched into server
+ *           transactions of up to 256); then an untimed sync;
  *  plainB   the same appends, BATCH (default 100) per server transaction;
  *  batchB   slcl_submit_batch of BATCH mutations at a time (one queue
  *           commit, one server transaction each); then an untimed sync;
@@ -20,7 +23,8 @@
  * N/4 mutations, from the call to the mutation being confirmed in the
  * replica (its own watermark read back from the log).
  * Prints one line per run: "name n=N total_s=T per_s=R [p50_ms=.. p99_ms=..]"
- * and per round "ratio round=R single=X batch=Y" (client time / plain time).
+ * and per round "ratio round=R single=X queue=Q batch=Y" (client time /
+ * plain time; queue and single against plain, batch against plainB).
  *
  * Owns: nothing of the library; it only calls the public API and libpq.
  * Must never: be part of the library or of the test suites' pass/fail.
@@ -139,6 +143,26 @@ must_sync(slcl_client *c)
 	}
 }
 
+/* N slcl_enqueue, then one slcl_flush; seconds */
+static double
+run_enqueue(slcl_client *c, int n, int vlen, uint8_t *d)
+{
+	double		t0 = now();
+
+	for (int i = 0; i < n; i++)
+		if (slcl_enqueue(c, d, make_delta(i, vlen, d), NULL) != SLCL_OK)
+		{
+			fprintf(stderr, "enqueue: %s\n", slcl_errmsg(c));
+			exit(1);
+		}
+	if (slcl_flush(c) != SLCL_OK)
+	{
+		fprintf(stderr, "flush: %s\n", slcl_errmsg(c));
+		exit(1);
+	}
+	return now() - t0;
+}
+
 /* N mutations through the client, batch per slcl_submit_batch (1: slcl_submit); seconds */
 static double
 run_client(slcl_client *c, int n, int vlen, int batch, uint8_t *d)
@@ -241,6 +265,7 @@ main(int argc, char **argv)
 		char		cid[64];
 		double		p1,
 					s1,
+					q1,
 					pb,
 					sb;
 
@@ -250,13 +275,17 @@ main(int argc, char **argv)
 		s1 = run_client(c, n, vlen, 1, d);
 		report("submit", n, s1, NULL);
 		must_sync(c);
+		q1 = run_enqueue(c, n, vlen, d);
+		report("queue", n, q1, NULL);
+		must_sync(c);
 		snprintf(cid, sizeof(cid), "bench-plain-%d-%d-b", (int) getpid(), r);
 		pb = run_plain(pg, doc, cid, n, vlen, batch, d);
 		report("plainB", n, pb, NULL);
 		sb = run_client(c, n, vlen, batch, d);
 		report("batchB", n, sb, NULL);
 		must_sync(c);
-		printf("ratio round=%d single=%.2f batch=%.2f (batch of %d)\n", r, s1 / p1, sb / pb, batch);
+		printf("ratio round=%d single=%.2f queue=%.2f batch=%.2f (batch of %d)\n", r, s1 / p1, q1 / p1, sb / pb,
+			   batch);
 		fflush(stdout);
 	}
 	PQfinish(pg);

@@ -23,7 +23,7 @@
  *  6. the rebased view: get and scan with the queue laid over the state;
  *  7. slcl_submit_batch: killed right after its queue commit, every
  *     mutation of the batch is queued; consecutive client_seqs; a bad one
- *     queues none;
+ *     queues none; slcl_enqueue;
  *  8. queue.db: a confirmed row whose removal was lost is skipped by readers
  *     and removed at the next open; a damaged replica.db is dropped and the
  *     queue stays whole (and confirms against the new state); a queue an
@@ -337,6 +337,10 @@ test_batch(void)
 			  slcl_next_seq(c) == next + 3, "a bad mutation queues none of its batch: %s", slcl_errmsg(c));
 		m[1].len += 1;
 		CHECK(slcl_submit_batch(c, m, 0, seqs) == SLCL_ERR_ARG, "an empty batch is refused");
+		CHECK(slcl_enqueue(c, m[0].delta, m[0].len, &seqs[0]) == SLCL_OK && seqs[0] == next + 3 &&
+			  slcl_pending(c) == 10, "slcl_enqueue queues with the next seq (%lld)", (long long) seqs[0]);
+		CHECK(slcl_enqueue(c, m[1].delta, m[1].len - 1, &seqs[0]) == SLCL_ERR_ARG && slcl_pending(c) == 10,
+			  "and refuses a bad one");
 	}
 	slcl_close(c);
 	printf("batch: one queue transaction, consecutive client_seqs, all or none\n");
