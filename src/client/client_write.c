@@ -1067,8 +1067,9 @@ send_rows(slcl_client *c, wrow *rows, int n, char sqlstate[6])
 
 /*
  * Load the next batch of pending rows after c->sent_upto into rows (at
- * most max, BATCH_BYTES of deltas; confirmed rows skipped; a damaged row
- * only alone, first).  The number loaded, -1 on error.
+ * most max, and BATCH_BYTES of deltas unless one row alone is larger;
+ * confirmed rows skipped; a damaged row only alone, first).  The number
+ * loaded, -1 on error.
  */
 static int
 load_batch(slcl_client *c, wrow *rows, int max)
@@ -1077,7 +1078,7 @@ load_batch(slcl_client *c, wrow *rows, int max)
 	int64_t		after = c->sent_upto;
 	size_t		bytes = 0;
 
-	while (n < max && bytes < BATCH_BYTES)
+	while (n < max)
 	{
 		int			found = load_row(c, after, &rows[n]);
 
@@ -1099,6 +1100,8 @@ load_batch(slcl_client *c, wrow *rows, int max)
 				n = 1;
 			break;				/* alone, or for the next batch */
 		}
+		if (n > 0 && bytes + rows[n].delta.len > BATCH_BYTES)
+			break;				/* a large one starts the next batch */
 		bytes += rows[n].delta.len;
 		n++;
 	}

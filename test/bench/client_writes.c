@@ -24,7 +24,8 @@
  * replica (its own watermark read back from the log).
  * Prints one line per run: "name n=N total_s=T per_s=R [p50_ms=.. p99_ms=..]"
  * and per round "ratio round=R single=X queue=Q batch=Y" (client time /
- * plain time; queue and single against plain, batch against plainB).
+ * plain time; queue and single against plain, batch against plainB), and
+ * the median of each ratio over the rounds.
  *
  * Owns: nothing of the library; it only calls the public API and libpq.
  * Must never: be part of the library or of the test suites' pass/fail.
@@ -71,30 +72,36 @@ report(const char *name, int n, double total, double *lat)
 	fflush(stdout);
 }
 
-/* delta of mutation i: key "bench-<i % 64>", a value of vlen bytes */
+/* delta of mutation i: key "bench-<i % 64>", a value of vlen pseudo-random bytes */
 static size_t
 make_delta(int i, int vlen, uint8_t *out)
 {
 	char		k[32];
 	slc_change	ch;
+	uint8_t    *v = malloc((size_t) vlen + 1);
+	uint64_t	x = 0x9E3779B97F4A7C15ULL * (uint64_t) (i + 1);
+	size_t		n;
 
+	if (v == NULL)
+		exit(1);
+	/* xorshift bytes: incompressible, so the server's compression of
+	 * appends does not make the plain side write less than the queue */
+	for (int j = 0; j < vlen; j++)
+	{
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		v[j] = (uint8_t) x;
+	}
 	snprintf(k, sizeof(k), "bench-%d", i % 64);
 	memset(&ch, 0, sizeof(ch));
 	ch.key = (const uint8_t *) k;
 	ch.klen = (uint32_t) strlen(k);
+	ch.val = v;
 	ch.vlen = (uint32_t) vlen;
-	{
-		uint8_t    *v = malloc((size_t) vlen + 1);
-		size_t		n;
-
-		if (v == NULL)
-			exit(1);
-		memset(v, 'a' + i % 26, (size_t) vlen);
-		ch.val = v;
-		n = slc_delta_encode(&ch, 1, out);
-		free(v);
-		return n;
-	}
+	n = slc_delta_encode(&ch, 1, out);
+	free(v);
+	return n;
 }
 
 static void
@@ -218,7 +225,8 @@ main(int argc, char **argv)
 				nlat;
 	uint8_t    *d;
 	double		t0,
-			   *lat;
+			   *lat,
+			   *ratios;
 	PGconn	   *pg;
 	slcl_options o;
 	slcl_client *c;
@@ -240,7 +248,8 @@ main(int argc, char **argv)
 	nlat = n / 4 > 0 ? n / 4 : 1;
 	d = malloc((size_t) vlen + 256);
 	lat = calloc((size_t) nlat, sizeof(double));
-	if (n <= 0 || vlen < 0 || batch < 1 || rounds < 1 || d == NULL || lat == NULL)
+	ratios = calloc((size_t) (rounds > 0 ? rounds : 1) * 3, sizeof(double));
+	if (n <= 0 || vlen < 0 || batch < 1 || rounds < 1 || d == NULL || lat == NULL || ratios == NULL)
 		return 2;
 
 	pg = PQconnectdb(dsn);
@@ -286,9 +295,16 @@ main(int argc, char **argv)
 		must_sync(c);
 		printf("ratio round=%d single=%.2f queue=%.2f batch=%.2f (batch of %d)\n", r, s1 / p1, q1 / p1, sb / pb,
 			   batch);
+		ratios[r - 1] = s1 / p1;
+		ratios[rounds + r - 1] = q1 / p1;
+		ratios[2 * rounds + r - 1] = sb / pb;
 		fflush(stdout);
 	}
 	PQfinish(pg);
+	for (int k = 0; k < 3; k++)
+		qsort(ratios + k * rounds, (size_t) rounds, sizeof(double), cmp_d);
+	printf("median of %d rounds: single=%.2f queue=%.2f batch=%.2f\n", rounds, ratios[rounds / 2],
+		   ratios[rounds + rounds / 2], ratios[2 * rounds + rounds / 2]);
 
 	t0 = now();
 	for (int i = 0; i < nlat; i++)
@@ -307,5 +323,6 @@ main(int argc, char **argv)
 	slcl_close(c);
 	free(d);
 	free(lat);
+	free(ratios);
 	return 0;
 }
