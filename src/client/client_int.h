@@ -52,23 +52,36 @@
  *             row are one transaction.
  *   stats     one row (id 1) of counters (slcl_stats), saved with every
  *             transaction, so they survive restarts and kill -9.
+ *   writer, pending, failed  the queue's tables of earlier versions, kept
+ *             in the schema; emptied into queue.db at open (client_write.c).
+ *
+ * The queue database (dir/queue.db, its own SQLite file in WAL mode with
+ * synchronous=FULL, client_write.c), so that a damaged replica.db, which is
+ * removed and downloaded again, never takes pending mutations with it:
  *   writer    one row (id 1): next_seq, raised past a mutation's seqs in
  *             the transaction that takes it out of the queue; the next
  *             mutation takes max(next_seq, the queue's last seq + 1, the
  *             failed list's, the own watermark's + 1), so a client_seq is
  *             never used twice, even after its mutation left the queue
- *             (and a queue commit touches the pending table only).
+ *             (and a queue commit touches the pending table only);
+ *             client_id, the id the seqs belong to (readers need it).
  *   pending   the durable queue of local mutations, one row per mutation:
  *             seq (its first client_seq), last_seq (its last: a mutation
  *             split into parts takes one client_seq per part), part_bytes
  *             and part_changes (how it is split, fixed when it is queued so
  *             that every retry sends the same parts), queued (unix time),
  *             delta (the whole mutation, PROTOCOL.md section 10), chk
- *             (XXH3-64 over the other columns).  A row leaves in the
- *             transaction that commits a state holding the client's own
- *             watermark with seq >= its seq, or moves to failed.
+ *             (XXH3-64 over the other columns).  A row is confirmed once
+ *             the committed replica holds the client's own watermark with
+ *             seq >= its seq: it leaves the queue in a queue transaction
+ *             after that replica commit (or at the next open, if a crash
+ *             came between), and every reader skips rows at or below the
+ *             watermark of the state it reads.
  *   failed    mutations the server refused (or that SL007 made unsure):
- *             seq, last_seq, sqlstate, message, at, delta.
+ *             seq, last_seq, sqlstate, message, at, delta.  SL007 moves the
+ *             queue here before the replica commit that loses the
+ *             watermark, so a crash can never leave them pending with
+ *             their fate unknown.
  *
  * Applying the log (client_store.c): every change of the replica happens
  * in a transaction of the writer connection, slcli_store_begin ...
@@ -113,6 +126,25 @@
 /* the replica database's file name in the directory, and its format */
 #define SLCLI_DB_NAME		"replica.db"
 #define SLCLI_DB_FORMAT		1
+/* the pending queue's database file in the directory (client_write.c) */
+#define SLCLI_QUEUE_NAME	"queue.db"
+/* the pending and failed tables, the same in queue.db and (an earlier place) replica.db */
+#define SLCLI_QUEUE_TABLES_SQL \
+"CREATE TABLE IF NOT EXISTS pending (" \
+"  seq INTEGER PRIMARY KEY," \
+"  last_seq INTEGER NOT NULL," \
+"  part_bytes INTEGER NOT NULL," \
+"  part_changes INTEGER NOT NULL," \
+"  queued REAL NOT NULL," \
+"  delta BLOB NOT NULL," \
+"  chk INTEGER NOT NULL);" \
+"CREATE TABLE IF NOT EXISTS failed (" \
+"  seq INTEGER PRIMARY KEY," \
+"  last_seq INTEGER NOT NULL," \
+"  sqlstate TEXT NOT NULL," \
+"  message TEXT NOT NULL," \
+"  at REAL NOT NULL," \
+"  delta BLOB NOT NULL);"
 /* statements client_write.c keeps prepared */
 #define SLCLI_WST_MAX		16
 /* item rows deleted per transaction when a generation is retired */
@@ -316,7 +348,7 @@ typedef struct slcli_wconfirm
 	int			valid;
 	int64_t		wm_seq;			/* the own watermark being committed (-1: none) */
 	int64_t		wm_lsn;
-	int			confirmed;		/* pending rows it removes */
+	int			confirmed;		/* pending rows it confirms (removed after the commit) */
 	int			retired;		/* pending rows it moves to failed (SL007) */
 } slcli_wconfirm;
 
@@ -436,13 +468,14 @@ struct slcl_client
 	int64_t		own_wm_lsn;
 	int64_t		sent_upto;
 	int			unsure;
-	int			pending_n;		/* rows in pending (committed) */
+	int			pending_n;		/* pending rows above own_wm_seq */
 	int			retired_n;		/* mutations SL007 moved to failed, to report */
 	int			refused_n;		/* mutations refused by the last slcl_flush */
 	const void *limits_conn;	/* the connection the limits were asked on */
 	int64_t		srv_max_delta;	/* synclog.max_delta_size in bytes (0: unknown) */
 	int64_t		srv_max_changes;	/* synclog.max_delta_changes (0: unknown) */
 	slcli_wconfirm wconfirm;
+	sqlite3    *qdb;			/* queue.db (client_write.c) */
 	sqlite3_stmt *wst[SLCLI_WST_MAX];	/* client_write.c's statements */
 
 	slcl_reader *reader;		/* slcl_client_reader's, opened on demand */

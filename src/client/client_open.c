@@ -287,7 +287,10 @@ open_local(slcl_client *c)
 	if (slcli_remove_file(c, "client_id.tmp"))
 		return SLCL_ERR_IO;
 
+	/* the queue (queue.db) loads with the replica: it reads replica.db too */
 	rc = open_db(c);
+	if (rc == SLCL_OK)
+		rc = slcli_write_load(c);
 	if (rc != SLCL_OK && c->db_corrupt)
 	{
 		char		why[sizeof(c->err)];
@@ -296,13 +299,13 @@ open_local(slcl_client *c)
 		rc = reset_db(c, why);
 		if (rc == SLCL_OK)
 			rc = open_db(c);
+		if (rc == SLCL_OK)
+			rc = slcli_write_load(c);
 		c->stats.repairs++;		/* the new database's counters start at 0 */
 	}
 	if (rc != SLCL_OK)
 		return rc;
 	rc = slcli_pagefile_sync(c);
-	if (rc == SLCL_OK)
-		rc = slcli_write_load(c);
 	if (rc != SLCL_OK)
 		return rc;
 	if (!c->cur.have)

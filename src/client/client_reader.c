@@ -2,11 +2,16 @@
  * client_reader.c
  *
  * Reading a replica: slcl_reader_* over a read-only SQLite connection of
- * the reader's own to dir/replica.db.  WAL mode lets it read while a
+ * the reader's own to dir/replica.db, with dir/queue.db (the pending
+ * queue, client_write.c) attached as "q" when it exists.  WAL mode lets it
+ * read while a
  * follower (this process or another) writes, without any lock of the
  * library: each statement reads the newest committed state, and between
  * slcl_reader_begin and slcl_reader_end every call reads the one snapshot
- * taken at begin.
+ * taken at begin (the queue's snapshot first, then the state's: a row
+ * leaves the queue only after a state holding it is committed, so a
+ * mutation is always in one or the other; queue rows at or below the
+ * client's own watermark in the state are skipped).
  *
  * Owns: struct slcl_reader, slcl_reader_open/close/begin/end/position/
  * get/scan, the rebased view (get/scan_rebased: the pending queue's
@@ -28,6 +33,9 @@ struct slcl_reader
 	sqlite3    *db;
 	sqlite3_stmt *get;
 	sqlite3_stmt *pos;
+	sqlite3_stmt *qfirst;		/* q.writer's client id: takes the queue's snapshot */
+	int			has_q;			/* queue.db attached (else an old replica's own tables) */
+	char		client_id[256];	/* from q.writer at the last snapshot */
 	int			in_snap;
 	char		log_id[SLCL_LOG_ID_MAX + 1];
 	buf			val;
@@ -67,6 +75,7 @@ slcl_reader_close(slcl_reader *r)
 		(void) sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL);
 	sqlite3_finalize(r->get);
 	sqlite3_finalize(r->pos);
+	sqlite3_finalize(r->qfirst);
 	sqlite3_close(r->db);
 	free(r->val.p);
 	free(r);
@@ -130,6 +139,30 @@ reader_open(const char *dir, const char *doc, slcl_reader **out, char *err, size
 		return SLCL_ERR_ARG;
 	}
 	sqlite3_finalize(s);
+	s = NULL;
+	snprintf(path, sizeof(path), "%s/%s", dir, SLCLI_QUEUE_NAME);
+	if (stat(path, &st) == 0)
+	{
+		/* read-only like the main database */
+		rc = sqlite3_prepare_v2(r->db, "ATTACH DATABASE ?1 AS q", -1, &s, NULL);
+		if (rc == SQLITE_OK)
+		{
+			sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
+			rc = sqlite3_step(s) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+		}
+		if (rc == SQLITE_OK)
+			rc = sqlite3_prepare_v2(r->db, "SELECT client_id FROM q.writer WHERE id = 1", -1, &r->qfirst, NULL);
+		if (rc != SQLITE_OK)
+		{
+			snprintf(err, errlen, "could not read the queue database \"%.900s\": %s", path, sqlite3_errmsg(r->db));
+			sqlite3_finalize(s);
+			slcl_reader_close(r);
+			return SLCL_ERR_IO;
+		}
+		sqlite3_finalize(s);
+		r->has_q = 1;
+	}
+	snprintf(path, sizeof(path), "%s/%s", dir, SLCLI_DB_NAME);
 	if (sqlite3_prepare_v2(r->db, "SELECT val FROM item WHERE gen = (SELECT gen FROM meta WHERE id = 1) "
 						   "AND ns = 1 AND key = ?1", -1, &r->get, NULL) != SQLITE_OK ||
 		sqlite3_prepare_v2(r->db, "SELECT gen, log_id, lsn, chain, hash FROM meta WHERE id = 1",
@@ -173,7 +206,23 @@ slcl_reader_begin(slcl_reader *r)
 		return rfail(r, SLCL_ERR_STATE, "a snapshot is already taken: end it first");
 	if (sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
 		return rdb_fail(r, "could not begin");
-	/* a deferred transaction takes its snapshot at its first read */
+	/* a deferred transaction takes a file's snapshot at its first read: the queue's first */
+	if (r->has_q)
+	{
+		const unsigned char *id;
+
+		rc = sqlite3_step(r->qfirst);
+		id = rc == SQLITE_ROW ? sqlite3_column_text(r->qfirst, 0) : NULL;
+		snprintf(r->client_id, sizeof(r->client_id), "%s", id ? (const char *) id : "");
+		sqlite3_reset(r->qfirst);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		{
+			slcl_rc		e = rdb_fail(r, "could not take a snapshot of the queue");
+
+			(void) sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+			return e;
+		}
+	}
 	rc = sqlite3_step(r->pos);
 	sqlite3_reset(r->pos);
 	if (rc != SQLITE_ROW)
@@ -357,8 +406,9 @@ ov_item_cmp(const void *pa, const void *pb)
 /*
  * Load the changes of the queue (in the open snapshot) with from <= key <
  * to (NULL: unbounded), sorted by key, the last change of each key only.
- * A replica written before the queue existed has no pending table: an
- * empty overlay.
+ * Without queue.db (a replica an earlier version wrote): replica.db's own
+ * pending table, or none (a replica older than the queue): an empty
+ * overlay.
  */
 static slcl_rc
 overlay_load(slcl_reader *r, const uint8_t *from, size_t fromlen, const uint8_t *to, size_t tolen,
@@ -372,7 +422,33 @@ overlay_load(slcl_reader *r, const uint8_t *from, size_t fromlen, const uint8_t 
 				out = 0;
 
 	memset(o, 0, sizeof(*o));
-	if (sqlite3_prepare_v2(r->db, "SELECT delta FROM pending ORDER BY seq", -1, &s, NULL) != SQLITE_OK)
+	if (r->has_q)
+	{
+		int64_t		wm = -1;
+
+		/* the client's own watermark in the state: rows up to it are in the state */
+		if (r->client_id[0] != '\0')
+		{
+			if (sqlite3_prepare_v2(r->db, "SELECT val FROM item WHERE gen = (SELECT gen FROM meta WHERE id = 1) "
+								   "AND ns = 2 AND key = ?1", -1, &s, NULL) != SQLITE_OK)
+				return rdb_fail(r, "could not read the client's watermark");
+			sqlite3_bind_blob(s, 1, r->client_id, (int) strlen(r->client_id), SQLITE_STATIC);
+			rc = sqlite3_step(s);
+			if (rc == SQLITE_ROW && sqlite3_column_bytes(s, 0) == SLC_WATERMARK_LEN)
+			{
+				int64_t		lsn;
+
+				slc_watermark_decode(sqlite3_column_blob(s, 0), &wm, &lsn);
+			}
+			sqlite3_finalize(s);
+			if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+				return rdb_fail(r, "could not read the client's watermark");
+		}
+		if (sqlite3_prepare_v2(r->db, "SELECT delta FROM q.pending WHERE seq > ?1 ORDER BY seq", -1, &s, NULL) != SQLITE_OK)
+			return rdb_fail(r, "could not read the queue");
+		sqlite3_bind_int64(s, 1, wm);
+	}
+	else if (sqlite3_prepare_v2(r->db, "SELECT delta FROM pending ORDER BY seq", -1, &s, NULL) != SQLITE_OK)
 	{
 		if (strstr(sqlite3_errmsg(r->db), "no such table") != NULL)
 			return SLCL_OK;

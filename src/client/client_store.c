@@ -82,21 +82,7 @@ static const char *const schema_sql =
 "  id INTEGER PRIMARY KEY CHECK (id = 1),"
 "  next_seq INTEGER NOT NULL);"
 "INSERT OR IGNORE INTO writer (id, next_seq) VALUES (1, 1);"
-"CREATE TABLE IF NOT EXISTS pending ("
-"  seq INTEGER PRIMARY KEY,"
-"  last_seq INTEGER NOT NULL,"
-"  part_bytes INTEGER NOT NULL,"
-"  part_changes INTEGER NOT NULL,"
-"  queued REAL NOT NULL,"
-"  delta BLOB NOT NULL,"
-"  chk INTEGER NOT NULL);"
-"CREATE TABLE IF NOT EXISTS failed ("
-"  seq INTEGER PRIMARY KEY,"
-"  last_seq INTEGER NOT NULL,"
-"  sqlstate TEXT NOT NULL,"
-"  message TEXT NOT NULL,"
-"  at REAL NOT NULL,"
-"  delta BLOB NOT NULL);";
+SLCLI_QUEUE_TABLES_SQL;
 
 /* The counters in the order of the stats table's columns. */
 #define NSTATS 14

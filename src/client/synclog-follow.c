@@ -75,6 +75,9 @@
  *                       below the next free client_seq was queued before
  *                       and is skipped, so the same file can be run again
  *                       after a crash; lines starting with # are ignored
+ *   --batch N           with --submit-text: lines without "@SEQ " are queued
+ *                       N at a time, each N in one queue transaction and
+ *                       sent in one server transaction (slcl_submit_batch)
  *   --pending           list the queue and the failed mutations, offline:
  *                       "pending seq=N last_seq=M bytes=B"
  *                       "failed seq=N last_seq=M sqlstate=S message=..."
@@ -608,9 +611,36 @@ print_mutation(void *arg, const slcl_mutation *m)
  * Queue the mutations of a file (binary: one delta; text: one per line);
  * 0 ok, 5 one was refused, 1 another error.
  */
+static int	submit_batch = 1;	/* --batch */
+
+/* Queue (and send) the mutations held for one slcl_submit_batch; 0, 5 or 1. */
+static int
+submit_held(slcl_client *c, slcl_delta_ref *held, int *n)
+{
+	slcl_rc		rc = SLCL_OK;
+	int			status = 0;
+
+	if (*n == 1)
+		rc = slcl_submit(c, held[0].delta, held[0].len, NULL);
+	else if (*n > 1)
+		rc = slcl_submit_batch(c, held, *n, NULL);
+	for (int i = 0; i < *n; i++)
+		free((void *) held[i].delta);
+	*n = 0;
+	if (rc == SLCL_ERR_REFUSED || rc == SLCL_ERR_RETIRED)
+		status = 5;
+	else if (rc != SLCL_OK)
+		status = 1;
+	if (rc != SLCL_OK)
+		fprintf(stderr, "synclog-follow: %s\n", slcl_errmsg(c));
+	return status;
+}
+
 static int
 run_submit(slcl_client *c, const char *path, int text)
 {
+	slcl_delta_ref *held = NULL;
+	int			nheld = 0;
 	size_t		len;
 	uint8_t    *all = read_all(path, &len);
 	int			status = 0;
@@ -631,6 +661,13 @@ run_submit(slcl_client *c, const char *path, int text)
 		}
 		free(all);
 		return status;
+	}
+	held = calloc((size_t) submit_batch, sizeof(slcl_delta_ref));
+	if (held == NULL)
+	{
+		free(all);
+		fprintf(stderr, "synclog-follow: out of memory\n");
+		return 1;
 	}
 	for (char *line = (char *) all, *next; line && *line && status != 1 && !stop_flag; line = next)
 	{
@@ -667,6 +704,30 @@ run_submit(slcl_client *c, const char *path, int text)
 			status = 1;
 			break;
 		}
+		if (seq < 0 && submit_batch > 1)
+		{
+			/* held for one slcl_submit_batch */
+			held[nheld].delta = d;
+			held[nheld].len = dlen;
+			if (++nheld == submit_batch)
+			{
+				int			st = submit_held(c, held, &nheld);
+
+				status = st == 1 || status == 0 ? st : status;
+			}
+			continue;
+		}
+		if (nheld > 0)
+		{
+			int			st = submit_held(c, held, &nheld);
+
+			status = st == 1 || status == 0 ? st : status;
+			if (status == 1)
+			{
+				free(d);
+				break;
+			}
+		}
 		rc = seq > 0 ? slcl_submit_seq(c, d, dlen, seq) : slcl_submit(c, d, dlen, NULL);
 		free(d);
 		if (rc == SLCL_ERR_REFUSED || rc == SLCL_ERR_RETIRED)
@@ -680,6 +741,15 @@ run_submit(slcl_client *c, const char *path, int text)
 			status = 1;
 		}
 	}
+	if (nheld > 0 && status != 1)
+	{
+		int			st = submit_held(c, held, &nheld);
+
+		status = st == 1 || status == 0 ? st : status;
+	}
+	for (int i = 0; i < nheld; i++)
+		free((void *) held[i].delta);
+	free(held);
 	free(all);
 	return status;
 }
@@ -696,7 +766,7 @@ usage(FILE *f)
 			"                      [--max-runtime S]\n"
 			"                      [--debug-delay POINT:MS] [--debug-tamper] [--debug-damage]\n"
 			"       synclog-follow --dsn DSN --doc DOC --dir DIR --submit FILE|- [--part-bytes N]\n"
-			"       synclog-follow --dsn DSN --doc DOC --dir DIR --submit-text FILE|- [...]\n"
+			"       synclog-follow --dsn DSN --doc DOC --dir DIR --submit-text FILE|- [--batch N] [...]\n"
 			"       synclog-follow --doc DOC --dir DIR --pending\n"
 			"       synclog-follow --doc DOC --dir DIR --export FILE|-\n");
 }
@@ -754,6 +824,7 @@ main(int argc, char **argv)
 		{"submit-text", required_argument, NULL, 'U'},
 		{"pending", no_argument, NULL, 'L'},
 		{"part-bytes", required_argument, NULL, 'B'},
+		{"batch", required_argument, NULL, 'K'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}
 	};
@@ -847,6 +918,14 @@ main(int argc, char **argv)
 				break;
 			case 'L':
 				list_pending = 1;
+				break;
+			case 'K':
+				submit_batch = atoi(optarg);
+				if (submit_batch < 1 || submit_batch > 100000)
+				{
+					fprintf(stderr, "synclog-follow: --batch must be between 1 and 100000\n");
+					return 2;
+				}
 				break;
 			case 'B':
 				o.part_bytes = atoi(optarg);

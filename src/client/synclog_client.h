@@ -414,11 +414,13 @@ slcl_rc		slcl_reader_scan(slcl_reader *r, uint8_t ns, const uint8_t *from, size_
  *
  * A mutation is a delta (PROTOCOL.md section 10).  slcl_submit checks it
  * with the shared core, gives it the next client_seq and commits it to the
- * pending queue in replica.db (one SQLite transaction, synchronous=FULL:
- * from then on it survives kill -9 and power loss), then sends the queue
- * to the server with synclog.append_delta(doc, delta, client_id,
- * client_seq) under the handle's client id, in client_seq order, one at a
- * time.  A mutation larger than the server's synclog.max_delta_size (or
+ * pending queue in dir/queue.db (its own SQLite file, so that a damaged
+ * replica.db, which is removed and downloaded again, never takes the queue
+ * with it; one SQLite transaction, synchronous=FULL: from then on it
+ * survives kill -9 and power loss), then sends the queue to the server
+ * with synclog.append_delta(doc, delta, client_id, client_seq) under the
+ * handle's client id, in client_seq order (the mutations queued when it
+ * sends go in one server transaction, see slcl_submit_batch).  A mutation larger than the server's synclog.max_delta_size (or
  * options.part_bytes) is split by keys into parts with consecutive
  * client_seqs, appended in ONE server transaction: readers apply them as
  * one group.  Sending is idempotent: after a lost reply or a restart the
@@ -426,7 +428,7 @@ slcl_rc		slcl_reader_scan(slcl_reader *r, uint8_t ns, const uint8_t *from, size_
  * before sending again after an unknown outcome the client reads the log
  * to its head.
  *
- * A mutation leaves the queue in the local transaction that commits a
+ * A mutation leaves the queue once the replica has committed a
  * state in which the client's own watermark (ns 2, keyed by its client
  * id) has seq >= the mutation's client_seq: after the group that carried
  * it, a marker switch, or a download.  One the server refuses (42501,
@@ -456,6 +458,39 @@ slcl_rc		slcl_submit(slcl_client *c, const uint8_t *delta, size_t len, int64_t *
 /* The same with a client_seq of the caller's: SLCL_ERR_ARG if seq is not
  * above every client_seq this replica used or saw for its client id. */
 slcl_rc		slcl_submit_seq(slcl_client *c, const uint8_t *delta, size_t len, int64_t seq);
+
+/* One mutation of a batch (slcl_submit_batch). */
+typedef struct slcl_delta_ref
+{
+	const uint8_t *delta;
+	size_t		len;
+} slcl_delta_ref;
+
+/*
+ * Queue n mutations at once and try to send the queue: the API for bulk
+ * work.  They are checked like slcl_submit's and committed to the queue in
+ * ONE SQLite transaction (one fsync for all of them), with consecutive
+ * client_seqs (seqs, may be NULL, gets each one's first client_seq); a bad
+ * one queues none of them (SLCL_ERR_ARG naming its index).  Sending puts
+ * consecutive queued mutations (up to 256, 4 MiB of deltas) in ONE server
+ * transaction, each appended with its own client_seq; readers apply that
+ * transaction as one group.  If the server refuses one of them, nothing of
+ * that transaction is committed and its mutations are sent again one per
+ * transaction, so that only the refused one goes to the failed list.
+ * Returns as slcl_submit does.
+ */
+slcl_rc		slcl_submit_batch(slcl_client *c, const slcl_delta_ref *m, int n, int64_t *seqs);
+
+/*
+ * Queue a mutation durably (as slcl_submit does, one queue transaction)
+ * without sending anything: slcl_flush or slcl_sync, called when the
+ * application chooses, sends everything queued by then, batched into
+ * server transactions as above.  For an application that produces
+ * mutations one at a time and can let them reach the server a little
+ * later: each call costs the queue's fsync only, and the server's commit
+ * is shared by all of them.  SLCL_ERR_ARG as slcl_submit.
+ */
+slcl_rc		slcl_enqueue(slcl_client *c, const uint8_t *delta, size_t len, int64_t *seq);
 
 /* Send the pending mutations now (slcl_sync does it too).  SLCL_OK when all
  * were sent (not yet confirmed); SLCL_ERR_CONN etc.: try again later. */

@@ -21,10 +21,17 @@
  *  5. SL007: a retire entry of the own watermark with mutations pending
  *     moves them to the failed list, and slcl_flush says SLCL_ERR_RETIRED;
  *  6. the rebased view: get and scan with the queue laid over the state;
- *  7. the WAL cut at every commit frame boundary (and around it, and every
+ *  7. slcl_submit_batch: killed right after its queue commit, every
+ *     mutation of the batch is queued; consecutive client_seqs; a bad one
+ *     queues none; slcl_enqueue;
+ *  8. queue.db: a confirmed row whose removal was lost is skipped by readers
+ *     and removed at the next open; a damaged replica.db is dropped and the
+ *     queue stays whole (and confirms against the new state); a queue an
+ *     earlier version kept in replica.db moves into queue.db, once;
+ *  9. the WAL cut at every commit frame boundary (and around it, and every
  *     509 bytes) after a kill -9: the queue opens as a prefix of what was
  *     queued, in order, every delta intact, the prefix only growing with
- *     the cut.
+ *     the cut (queue.db's WAL).
  */
 #define _GNU_SOURCE
 #include "client_int.h"
@@ -52,6 +59,8 @@ static int	checks;
 static char root[1024];
 static int	die_at_debug;
 static int	retired_events;
+static int	corrupt_events;
+static int	moved_events;
 
 static void
 on_ev(void *arg, const slcl_event *ev)
@@ -61,6 +70,10 @@ on_ev(void *arg, const slcl_event *ev)
 		raise(SIGKILL);
 	if (ev->type == SLCL_EV_RETIRED)
 		retired_events++;
+	if (ev->type == SLCL_EV_CORRUPT)
+		corrupt_events++;
+	if (ev->type == SLCL_EV_REPAIR && ev->message && strstr(ev->message, "moved the queue") != NULL)
+		moved_events++;
 }
 
 static slcl_client *
@@ -204,14 +217,35 @@ entry_of_ours(slcl_client *c, const uint8_t *d, size_t dl, int64_t seq)
 	CHECK(slcli_store_apply_group(c, &e, 1, "L", e.lsn, NULL) == SLCL_OK, "group: %s", c->err);
 }
 
+/* In a child: submit n mutations (n > 1: one slcl_submit_batch), killed -9 right after the queue commit. */
+static void
+queue_and_die(const char *dir, const slcl_delta_ref *m, int n)
+{
+	pid_t		pid = fork();
+	int			st;
+
+	if (pid == 0)
+	{
+		slcl_client *c;
+
+		die_at_debug = 1;
+		c = open_w(dir, "submit-queued", 0);
+		if (n == 1)
+			(void) slcl_submit(c, m[0].delta, m[0].len, NULL);
+		else
+			(void) slcl_submit_batch(c, m, n, NULL);
+		_exit(0);				/* not reached: killed at the point */
+	}
+	waitpid(pid, &st, 0);
+	CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "the child was killed at submit-queued (%d mutations)", n);
+}
+
 static void
 test_kill_after_queue(void)
 {
 	char		dir[1100];
 	uint8_t		d[128];
 	size_t		dl;
-	pid_t		pid;
-	int			st;
 	qlist		q;
 	slcl_client *c;
 
@@ -223,17 +257,11 @@ test_kill_after_queue(void)
 		CHECK(slcl_submit(c, d, dl, NULL) == SLCL_OK, "submit: %s", slcl_errmsg(c));
 	}
 	slcl_close(c);
-	pid = fork();
-	if (pid == 0)
 	{
-		die_at_debug = 1;
-		c = open_w(dir, "submit-queued", 0);
-		dl = mutation(3, d);
-		(void) slcl_submit(c, d, dl, NULL);
-		_exit(0);				/* not reached: killed at the point */
+		slcl_delta_ref m = {d, mutation(3, d)};
+
+		queue_and_die(dir, &m, 1);
 	}
-	waitpid(pid, &st, 0);
-	CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "the child was killed at submit-queued");
 	c = open_w(dir, NULL, 0);
 	list_queue(c, &q);
 	CHECK(q.n == 4 && slcl_pending(c) == 4, "the queue holds 4 mutations after kill -9 (%d)", q.n);
@@ -246,6 +274,76 @@ test_kill_after_queue(void)
 	CHECK(slcl_next_seq(c) == 5, "next client_seq after the kill: 5 (%lld)", (long long) slcl_next_seq(c));
 	slcl_close(c);
 	printf("kill -9 after a queue commit: the queue reopens whole, in order\n");
+}
+
+/*
+ * slcl_submit_batch: one queue transaction for all of them (a kill right
+ * after it leaves all of them queued), consecutive client_seqs (a split
+ * one takes several), and a bad one queues none.
+ */
+static void
+test_batch(void)
+{
+	char		dir[1100];
+	uint8_t		d[6][128],
+				big[256];
+	slcl_delta_ref m[6];
+	int64_t		seqs[6];
+	qlist		q;
+	slcl_client *c;
+
+	snprintf(dir, sizeof(dir), "%s/batch", root);
+	for (int i = 0; i < 5; i++)
+	{
+		m[i].len = mutation(i, d[i]);
+		m[i].delta = d[i];
+	}
+	{
+		slc_change	ch[3];
+		char		k[3][4] = {"b1", "b2", "b3"};
+		uint8_t		v[30];
+
+		memset(ch, 0, sizeof(ch));
+		memset(v, 'v', sizeof(v));
+		for (int i = 0; i < 3; i++)
+		{
+			ch[i].key = (uint8_t *) k[i];
+			ch[i].klen = 2;
+			ch[i].val = v;
+			ch[i].vlen = sizeof(v);
+		}
+		m[5].len = slc_delta_encode(ch, 3, big);	/* over part_bytes 64: 2 or more parts */
+		m[5].delta = big;
+	}
+	queue_and_die(dir, m, 6);
+	c = open_w(dir, NULL, 0);
+	list_queue(c, &q);
+	CHECK(q.n == 6 && slcl_pending(c) == 6, "the whole batch is queued after kill -9 (%d)", q.n);
+	for (int i = 0; i < q.n && i < 6; i++)
+		CHECK(q.seq[i] == i + 1 && q.dlen[i] == m[i].len && memcmp(q.delta[i], m[i].delta, m[i].len) == 0,
+			  "batch mutation %d intact with seq %d (%lld)", i, i + 1, (long long) q.seq[i]);
+	CHECK(slcl_next_seq(c) > 7, "the split one took several client_seqs (next %lld)", (long long) slcl_next_seq(c));
+
+	/* again: the seqs it reports, and a bad one in the middle queues none */
+	{
+		int64_t		next = slcl_next_seq(c);
+
+		CHECK(slcl_submit_batch(c, m, 3, seqs) == SLCL_OK && seqs[0] == next && seqs[1] == next + 1 &&
+			  seqs[2] == next + 2 && slcl_pending(c) == 9, "a batch of 3 takes %lld..%lld", (long long) next,
+			  (long long) next + 2);
+		m[1].len -= 1;			/* cut short */
+		CHECK(slcl_submit_batch(c, m, 3, seqs) == SLCL_ERR_ARG &&
+			  strstr(slcl_errmsg(c), "mutation 1 of the batch") != NULL && slcl_pending(c) == 9 &&
+			  slcl_next_seq(c) == next + 3, "a bad mutation queues none of its batch: %s", slcl_errmsg(c));
+		m[1].len += 1;
+		CHECK(slcl_submit_batch(c, m, 0, seqs) == SLCL_ERR_ARG, "an empty batch is refused");
+		CHECK(slcl_enqueue(c, m[0].delta, m[0].len, &seqs[0]) == SLCL_OK && seqs[0] == next + 3 &&
+			  slcl_pending(c) == 10, "slcl_enqueue queues with the next seq (%lld)", (long long) seqs[0]);
+		CHECK(slcl_enqueue(c, m[1].delta, m[1].len - 1, &seqs[0]) == SLCL_ERR_ARG && slcl_pending(c) == 10,
+			  "and refuses a bad one");
+	}
+	slcl_close(c);
+	printf("batch: one queue transaction, consecutive client_seqs, all or none\n");
 }
 
 static void
@@ -440,6 +538,182 @@ test_rebased(void)
 	printf("rebased view: get and scan with the queue over the state\n");
 }
 
+/* Run SQL on a database file of dir with a connection of the test's own. */
+static void
+sql_on(const char *dir, const char *file, const char *sql)
+{
+	char		p[1200];
+	sqlite3    *db = NULL;
+	char	   *msg = NULL;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, file);
+	if (sqlite3_open_v2(p, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+		sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+	{
+		fprintf(stderr, "%s: %s: %s\n", p, sql, msg ? msg : sqlite3_errmsg(db));
+		exit(1);
+	}
+	sqlite3_close(db);
+}
+
+/* One row's integer answer of sql on a database file of dir. */
+static int64_t
+sql_int(const char *dir, const char *file, const char *sql)
+{
+	char		p[1200];
+	sqlite3    *db = NULL;
+	sqlite3_stmt *s = NULL;
+	int64_t		v = -1;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, file);
+	if (sqlite3_open_v2(p, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+		sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return v;
+}
+
+/* The queue matches mutations first.. in seq order from seq0, deltas intact. */
+static int
+queue_is(slcl_client *c, int first, int n, int64_t seq0)
+{
+	qlist		q;
+	int			ok;
+
+	list_queue(c, &q);
+	ok = q.n == n && slcl_pending(c) == n;
+	for (int i = 0; ok && i < n; i++)
+	{
+		uint8_t		d[128];
+		size_t		dl = mutation(first + i, d);
+
+		ok = q.seq[i] == seq0 + i && q.dlen[i] == dl && memcmp(q.delta[i], d, dl) == 0 && !q.state[i][0];
+	}
+	return ok;
+}
+
+/*
+ * queue.db: the queue is its own file.  A row whose removal was lost (a
+ * crash after the replica's commit) is skipped by readers and removed at
+ * the next open; a damaged replica.db is removed and downloaded again, the
+ * queue stays whole; a queue an earlier version kept in replica.db moves
+ * into queue.db at open (and a reader of such a directory still sees it).
+ */
+static void
+test_queue_file(void)
+{
+	char		dir[1100];
+	uint8_t		d[128];
+	size_t		dl;
+	slcl_client *c;
+	slcl_reader *r;
+	int			found;
+	const uint8_t *v;
+	size_t		vl;
+	slc_change	ch;
+
+	snprintf(dir, sizeof(dir), "%s/qfile", root);
+	c = open_w(dir, NULL, 0);
+	base_state(c, 2);
+	for (int i = 0; i < 3; i++)
+	{
+		int64_t		seq;
+
+		dl = mutation(i, d);
+		CHECK(slcl_submit(c, d, dl, &seq) == SLCL_OK && seq == 3 + i, "submit %d: seq %lld", i, (long long) seq);
+	}
+	/* seq 3 reaches the state, then another client overwrites m0 */
+	dl = mutation(0, d);
+	entry_of_ours(c, d, dl, 3);
+	CHECK(queue_is(c, 1, 2, 4), "watermark 3 confirms seq 3 only");
+	memset(&ch, 0, sizeof(ch));
+	ch.key = (uint8_t *) "m0";
+	ch.klen = 2;
+	ch.val = (uint8_t *) "later";
+	ch.vlen = 5;
+	dl = slc_delta_encode(&ch, 1, d);
+	{
+		slcli_entry e = {c->cur.lsn + 1, d, dl, "other", 5, 1};
+
+		CHECK(slcli_store_apply_group(c, &e, 1, "L", e.lsn, NULL) == SLCL_OK, "group: %s", c->err);
+	}
+	/* seq 3's removal lost: its row is back in queue.db */
+	{
+		char		sql[1024],
+					hex[300];
+
+		dl = mutation(0, d);	/* m0 = value-0 */
+		slcli_hex(d, dl, hex);
+		snprintf(sql, sizeof(sql), "INSERT INTO pending SELECT 3, 3, part_bytes, part_changes, queued, X'%s', 0 "
+				 "FROM pending WHERE seq = 4", hex);
+		sql_on(dir, SLCLI_QUEUE_NAME, sql);
+	}
+	r = slcl_client_reader(c);
+	CHECK(r != NULL && slcl_reader_get_rebased(r, (uint8_t *) "m0", 2, &found, &v, &vl) == SLCL_OK && found &&
+		  vl == 5 && memcmp(v, "later", 5) == 0, "a queue row at or below the watermark is skipped by readers");
+	CHECK(queue_is(c, 1, 2, 4), "and by the queue's list");
+	slcl_close(c);
+	c = open_w(dir, NULL, 0);
+	CHECK(queue_is(c, 1, 2, 4) && sql_int(dir, SLCLI_QUEUE_NAME, "SELECT count(*) FROM pending") == 2,
+		  "reopened: the confirmed row is removed");
+	slcl_close(c);
+
+	/* replica.db damaged: removed and downloaded again, the queue stays */
+	{
+		char		p[1200];
+		FILE	   *f;
+
+		snprintf(p, sizeof(p), "%s/%s", dir, SLCLI_DB_NAME);
+		f = fopen(p, "r+b");
+		CHECK(f != NULL && fwrite("this is not an SQLite file, not at all, no", 1, 42, f) == 42, "damage");
+		if (f)
+			fclose(f);
+	}
+	corrupt_events = 0;
+	c = open_w(dir, NULL, 0);
+	CHECK(corrupt_events == 1 && !c->cur.have, "a damaged replica.db is found and dropped (%d)", corrupt_events);
+	CHECK(queue_is(c, 1, 2, 4), "the queue survives a damaged replica.db, byte for byte");
+	CHECK(slcl_next_seq(c) == 6, "and the next client_seq (%lld)", (long long) slcl_next_seq(c));
+	base_state(c, 4);			/* the download: the server has seq 4 */
+	CHECK(queue_is(c, 2, 1, 5), "the downloaded state's watermark confirms seq 4");
+	slcl_close(c);
+
+	/* a queue of an earlier version in replica.db: moved into queue.db */
+	snprintf(dir, sizeof(dir), "%s/qold", root);
+	c = open_w(dir, NULL, 0);
+	base_state(c, -1);
+	for (int i = 0; i < 2; i++)
+	{
+		dl = mutation(i, d);
+		CHECK(slcl_submit(c, d, dl, NULL) == SLCL_OK, "submit");
+	}
+	slcl_close(c);
+	{
+		char		sql[2600];
+
+		snprintf(sql, sizeof(sql), "ATTACH DATABASE '%s/%s' AS q; INSERT INTO pending SELECT * FROM q.pending; "
+				 "UPDATE writer SET next_seq = 7", dir, SLCLI_QUEUE_NAME);
+		sql_on(dir, SLCLI_DB_NAME, sql);
+	}
+	run("rm -f '%s'/queue.db*; true '%s'", dir);
+	CHECK(slcl_reader_open(dir, "wdoc", &r) == SLCL_OK, "reader of the old layout: %s", slcl_open_error());
+	CHECK(slcl_reader_get_rebased(r, (uint8_t *) "m1", 2, &found, &v, &vl) == SLCL_OK && found &&
+		  vl == 7 && memcmp(v, "value-7", 7) == 0, "sees the queue in replica.db");
+	slcl_reader_close(r);
+	moved_events = 0;
+	c = open_w(dir, NULL, 0);
+	CHECK(moved_events == 1 && queue_is(c, 0, 2, 1), "the old queue moves into queue.db (%d)", moved_events);
+	CHECK(slcl_next_seq(c) == 7, "with its next client_seq (%lld)", (long long) slcl_next_seq(c));
+	CHECK(sql_int(dir, SLCLI_DB_NAME, "SELECT count(*) FROM pending") == 0, "replica.db's queue is empty");
+	slcl_close(c);
+	moved_events = 0;
+	c = open_w(dir, NULL, 0);
+	CHECK(moved_events == 0 && queue_is(c, 0, 2, 1), "once (%d)", moved_events);
+	slcl_close(c);
+	printf("queue.db: a damaged replica.db keeps the queue, an old queue moves over, confirmed rows are skipped\n");
+}
+
 static uint8_t *
 read_file(const char *dir, const char *name, size_t *len)
 {
@@ -476,9 +750,13 @@ test_wal_cuts(void)
 	char		dir[1100],
 				work[1100];
 	uint8_t    *wal,
-			   *db;
+			   *db,
+			   *rdb,
+			   *rwal;
 	size_t		wlen,
 				dblen,
+				rdblen,
+				rwlen,
 				ends[4096];
 	int			nends = 0,
 				last = -1,
@@ -507,8 +785,10 @@ test_wal_cuts(void)
 	}
 	waitpid(pid, &st, 0);
 	CHECK(WIFSIGNALED(st), "the queueing child was killed");
-	wal = read_file(dir, SLCLI_DB_NAME "-wal", &wlen);
-	db = read_file(dir, SLCLI_DB_NAME, &dblen);
+	wal = read_file(dir, SLCLI_QUEUE_NAME "-wal", &wlen);
+	db = read_file(dir, SLCLI_QUEUE_NAME, &dblen);
+	rdb = read_file(dir, SLCLI_DB_NAME, &rdblen);
+	rwal = read_file(dir, SLCLI_DB_NAME "-wal", &rwlen);
 	psz = wlen >= 32 ? ((uint32_t) wal[8] << 24 | (uint32_t) wal[9] << 16 | (uint32_t) wal[10] << 8 | wal[11]) : 0;
 	for (size_t off = 32; psz && off + 24 + psz <= wlen && nends < 4096; off += 24 + psz)
 		if (wal[off + 4] | wal[off + 5] | wal[off + 6] | wal[off + 7])
@@ -527,8 +807,11 @@ test_wal_cuts(void)
 		if (!near)
 			continue;
 		run("rm -f '%s'/replica.db-shm '%s'/lock", work);
-		write_file(work, SLCLI_DB_NAME, db, dblen);
-		write_file(work, SLCLI_DB_NAME "-wal", wal, cut);
+		run("rm -f '%s'/queue.db-shm; true '%s'", work);
+		write_file(work, SLCLI_DB_NAME, rdb, rdblen);
+		write_file(work, SLCLI_DB_NAME "-wal", rwal, rwlen);
+		write_file(work, SLCLI_QUEUE_NAME, db, dblen);
+		write_file(work, SLCLI_QUEUE_NAME "-wal", wal, cut);
 		write_file(work, "client_id", (const uint8_t *) "me\n", 3);
 		c = open_w(work, NULL, 0);
 		list_queue(c, &q);
@@ -554,6 +837,8 @@ test_wal_cuts(void)
 	CHECK(last == NQ, "the whole WAL: all %d mutations (%d)", NQ, last);
 	free(wal);
 	free(db);
+	free(rdb);
+	free(rwal);
 	printf("WAL cut at %d offsets (%d commits): the queue is always a prefix, never torn\n", tested, nends);
 }
 
@@ -577,9 +862,11 @@ main(int argc, char **argv)
 	}
 	run("rm -rf '%s'; mkdir -p '%s'", root);
 	test_kill_after_queue();
+	test_batch();
 	test_seq_and_bad();
 	test_retired();
 	test_rebased();
+	test_queue_file();
 	test_wal_cuts();
 	printf("%d checks, %d failures\n", checks, failures);
 	if (failures == 0)

@@ -20,6 +20,11 @@
 # follower whole, in one group (one LSN in the change feed for all its
 # keys), also a follower that pages with --page-entries 1.  A mutation
 # split into parts (--part-bytes) is one group too.
+#
+# Part 3: a batch (--batch) is one group; the server refusing one of its
+# mutations fails that one only.  A damaged replica.db (header overwritten)
+# after a kill at submit-sent or submit-queued: the replica is downloaded
+# again, the queue (queue.db) is kept, every mutation is in the log once.
 use strict;
 use warnings;
 use POSIX qw(:sys_wait_h);
@@ -315,6 +320,77 @@ my $grp = $node->safe_psql('postgres', q{
 SELECT count(*), count(DISTINCT e.group_lsn) FROM synclog.entry e JOIN synclog.doc d USING (doc_id)
  WHERE d.name = 'g' AND e.client_id = 'splitter'});
 is($grp, '3|1', 'its three parts are one group on the server');
+
+# ---------------------------------------------------------------- part 3
+# a batch (--batch: slcl_submit_batch) goes to the server in one
+# transaction; one mutation of it that the server refuses (over a 1 kB
+# synclog.max_delta_size set for the client's sessions, not split: the
+# client's --part-bytes is larger) goes to the failed list alone, the others
+# are appended once each
+my $bdsn = "$dsn options='-c synclog.max_delta_size=1'";
+my $bfile = "$work/batch.txt";
+open(my $bf, '>', $bfile) or die;
+for my $i (1 .. 5)
+{
+	print $bf unpack('H*', "b$i") . '=' . unpack('H*', $i == 3 ? 'x' x 2000 : "v$i") . "\n";
+}
+close($bf);
+my $bout = `$bin --dsn "$bdsn" --doc g --dir $work/g-batch --client-id batcher --submit-text $bfile --batch 5 --part-bytes 100000 --no-progress 2>&1`;
+is($? >> 8, 5, 'a batch with a refused mutation exits 5');
+like($bout, qr/^refused: mutation seq=3 refused \(54000\)/m, 'the refused one is seq 3, 54000');
+is(scalar(() = $bout =~ /^refused:/mg), 1, 'only it is refused');
+like(`$bin --doc g --dir $work/g-batch --pending 2>&1`, qr/^failed seq=3 last_seq=3 sqlstate=54000/m,
+	'it is in the failed list');
+open($bf, '>', $bfile) or die;
+print $bf unpack('H*', "b$_") . '=' . unpack('H*', "w$_") . "\n" for 6 .. 10;
+close($bf);
+$bout = `$bin --dsn '$dsn' --doc g --dir $work/g-batch --client-id batcher --submit-text $bfile --batch 5 --no-progress --verify 2>&1`;
+is($?, 0, 'a batch of five is submitted and confirmed');
+like($bout, qr/^confirmed: confirmed 5 mutation\(s\) up to seq=10/m, 'confirmed by one watermark');
+drain_audit();
+is($node->safe_psql('postgres', q{SELECT string_agg(client_seq::text, ',' ORDER BY lsn), count(DISTINCT client_seq)
+ FROM audit WHERE client_id = 'batcher'}), '1,2,4,5,6,7,8,9,10|9', 'the others are in the log once each, in order');
+is($node->safe_psql('postgres', q{SELECT count(DISTINCT e.group_lsn) FROM synclog.entry e JOIN synclog.doc d USING (doc_id)
+ WHERE d.name = 'g' AND e.client_id = 'batcher' AND e.client_seq >= 6}), '1', 'the batch of five is one group');
+
+# a damaged replica.db is removed and downloaded again; the queue is in
+# queue.db and keeps the pending mutations: killed after the server
+# committed seq 1 (submit-sent) or before it was sent (submit-queued),
+# replica.db's header overwritten, a plain sync sends what the server does
+# not have: seq 1 once in the log (it is nowhere else but in queue.db)
+for my $point ('submit-sent', 'submit-queued')
+{
+	my $cid = "crash-$point";
+	my $cdir = "$work/g-$cid";
+	my $cfile = "$work/$cid.txt";
+	open(my $cf, '>', $cfile) or die;
+	print $cf '@' . $_ . ' ' . unpack('H*', "$cid-$_") . '=' . unpack('H*', "v$_") . "\n" for 1 .. 3;
+	close($cf);
+	my $cout = "$work/$cid.out";
+	my $pid = sl_spawn($cout, $bin, '--dsn', $dsn, '--doc', 'g', '--dir', $cdir, '--client-id', $cid,
+		'--submit-text', $cfile, '--no-progress', '--debug-delay', "$point:30000");
+	ok(sl_wait_lines($cout, qr/^debug: at \Q$point\E/, 1, 60), "$point: stopped at the point");
+	sl_stop($pid, 'KILL');
+	like(`$bin --doc g --dir $cdir --pending 2>&1`, qr/^pending seq=1 /m, "$point: seq 1 is pending");
+	open(my $db, '+<', "$cdir/replica.db") or die "replica.db: $!";
+	binmode($db);
+	print $db 'this is no SQLite header at all';
+	close($db);
+	# a plain sync (nothing to submit): the download, then the queue
+	my $out = `$bin --dsn '$dsn' --doc g --dir $cdir --client-id $cid --once --no-progress --verify 2>&1`;
+	is($?, 0, "$point: synced again, it exits 0") or diag($out);
+	like($out, qr/replica database damaged/, "$point: the damaged replica.db was found");
+	like($out, qr/^verify: ok/m, "$point: the new replica verifies");
+	unlike(`$bin --doc g --dir $cdir --pending 2>&1`, qr/^(pending|failed) /m, "$point: the queue is empty");
+	drain_audit();
+	is($node->safe_psql('postgres', qq{SELECT string_agg(client_seq::text, ',' ORDER BY lsn) FROM audit WHERE client_id = '$cid'}),
+		'1', "$point: seq 1 is in the log once");
+	$out = `$bin --dsn '$dsn' --doc g --dir $cdir --client-id $cid --submit-text $cfile --no-progress 2>&1`;
+	is($?, 0, "$point: the file again: @1 is skipped, 2 and 3 go") or diag($out);
+	drain_audit();
+	is($node->safe_psql('postgres', qq{SELECT string_agg(client_seq::text, ',' ORDER BY lsn) FROM audit WHERE client_id = '$cid'}),
+		'1,2,3', "$point: seqs 1, 2, 3 in the log once each");
+}
 
 $node->stop;
 done_testing();
