@@ -339,6 +339,30 @@ SELECT lsn, snapshot_hash = synclog.empty_hash() AS empty FROM synclog.catch_up_
 SELECT count(*) FROM synclog.catch_up('cu-other', NULL, NULL, NULL, :'lo', 0);
 RESET ROLE;
 
+-- gc never takes what a retained position needs: it collects oldest first,
+-- so it removes only versions and range hash rows at or below the end of
+-- a log older than the position.  A follower's ack keeps log 4; two more
+-- rotations delete keys written in log 1 (tombstones), add and delete keys
+-- across logs and within one; gc collects nothing (log 4 is oldest and
+-- kept), and the follower catches up across the sealed logs 5 and 6.
+SELECT synclog.ack('cu', 'follower', :'l4', :base4);
+SELECT synclog.append('cu', ARRAY['k008', 'n1']::bytea[], ARRAY[NULL, 'n']::bytea[]);
+SELECT synclog.compact('cu') AS l6 \gset
+SELECT synclog.append('cu', ARRAY['k009', 'n1', 'n2']::bytea[], ARRAY[NULL, NULL, 'm']::bytea[]);
+SELECT synclog.append('cu', ARRAY['n2']::bytea[], ARRAY[NULL]::bytea[]);
+SELECT synclog.compact('cu') AS l7 \gset
+SELECT synclog.append('cu', ARRAY['k012']::bytea[], ARRAY[NULL]::bytea[]);
+SELECT synclog.gc() AS collected;
+SELECT state FROM synclog.log WHERE log_id = :'l4';
+SELECT lsn AS lsn7, snapshot_hash AS hash7 FROM synclog.catch_up_target('cu') \gset
+SELECT pg_temp.load_range('follower', 'cu', :'l4', 1000) AS pages;
+SELECT (pg_temp.catch_up('follower', 'cu', :'l4', :base4, :'l7', :lsn7, 4)).*,
+	   pg_temp.rep_hash('follower') = :'hash7' AS at_target;
+SELECT key, value FROM synclog.catch_up('cu', :'l4', :base4, :'chain4', :'l7', :lsn7)
+ WHERE key IN ('k008', 'k009', 'k012', 'n1', 'n2') ORDER BY key;
+SELECT n, (pg_temp.check_ranges('cu', l)).*
+  FROM (VALUES (6, :'l6'), (7, :'l7')) v(n, l) ORDER BY n;
+
 -- drop_doc removes the document's range hashes.
 SELECT doc_id AS cu_id FROM synclog.doc WHERE name = 'cu' \gset
 SELECT synclog.drop_doc('cu');
