@@ -939,8 +939,9 @@ synclog_catch_up(PG_FUNCTION_ARGS)
 		if (SPI_processed > 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("target_lsn " INT64_FORMAT " is inside a group of log \"%s\"", t, tl.log_id),
-					 errdetail("The entry after it belongs to the same group (PROTOCOL.md section 3a)."),
+					 errmsg("target_lsn " INT64_FORMAT " is inside a group", t),
+					 errdetail("The entry after it in log \"%s\" belongs to the same group (PROTOCOL.md section 3a).",
+							   tl.log_id),
 					 errhint("Use the position synclog.catch_up_target() returns.")));
 	}
 	if (pos.given && t < pos.lsn)

@@ -248,11 +248,9 @@ fold_group(FoldCtx *fc)
 
 	/* One INSERT for the group's new versions. */
 	{
-		Oid			types[8] = {INT8OID, INT2ARRAYOID, BYTEAARRAYOID, INT8ARRAYOID,
-								CHARARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID,
-								INT2ARRAYOID};
-		Datum		args[8];
-		Datum	   *buckets = palloc(sizeof(Datum) * n);
+		Oid			types[7] = {INT8OID, INT2ARRAYOID, BYTEAARRAYOID, INT8ARRAYOID,
+								CHARARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID};
+		Datum		args[7];
 		Datum	   *lsns = palloc(sizeof(Datum) * n);
 		Datum	   *kinds = palloc(sizeof(Datum) * n);
 		Datum	   *vals = palloc(sizeof(Datum) * n);
@@ -270,7 +268,6 @@ fold_group(FoldCtx *fc)
 				continue;
 			ns[nkeep] = Int16GetDatum(k->ns);
 			keys[nkeep] = PointerGetDatum(k->key);
-			buckets[nkeep] = Int16GetDatum(k->bucket);
 			lsns[nkeep] = Int64GetDatum(k->lsn);
 			kinds[nkeep] = CharGetDatum(k->val != NULL ? 'v' : 'd');
 			nulls[nkeep] = k->val == NULL;
@@ -307,12 +304,11 @@ fold_group(FoldCtx *fc)
 			args[4] = PointerGetDatum(construct_array(kinds, nkeep, CHAROID, 1, true, TYPALIGN_CHAR));
 			args[5] = PointerGetDatum(construct_md_array(vals, nulls, 1, dims, lbs, BYTEAOID, -1, false, TYPALIGN_INT));
 			args[6] = PointerGetDatum(construct_md_array(items, nulls, 1, dims, lbs, BYTEAOID, -1, false, TYPALIGN_INT));
-			args[7] = PointerGetDatum(construct_array(buckets, nkeep, INT2OID, 2, true, TYPALIGN_SHORT));
 			sl_exec(&plan_insert,
-					"INSERT INTO synclog.kv (doc_id, ns, key, lsn, kind, value, item_hash, bucket) "
-					"SELECT $1, u.ns, u.key, u.lsn, u.kind, u.value, u.item_hash, u.bucket "
-					"FROM unnest($2, $3, $4, $5, $6, $7, $8) AS u(ns, key, lsn, kind, value, item_hash, bucket)",
-					8, types, args, NULL, false, 0);
+					"INSERT INTO synclog.kv (doc_id, ns, key, lsn, kind, value, item_hash) "
+					"SELECT $1, u.ns, u.key, u.lsn, u.kind, u.value, u.item_hash "
+					"FROM unnest($2, $3, $4, $5, $6, $7) AS u(ns, key, lsn, kind, value, item_hash)",
+					7, types, args, NULL, false, 0);
 			fc->versions += (int64) SPI_processed;
 		}
 	}

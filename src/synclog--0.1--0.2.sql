@@ -704,17 +704,16 @@ AS 'MODULE_PATHNAME', 'synclog_bucket'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 /*
- * Every state version carries the bucket of its key, and kv_bucket_idx
- * orders them by bucket, so a bucket of any snapshot is an index range
- * (synclog.range) and the versions a rotation wrote in the buckets it
- * touched are found without reading the rest of the state (catch_up).
- * Versions of a 0.1 database get theirs here.
+ * Every state version carries the bucket of its key (a stored generated
+ * column: whoever writes a version, the bucket follows its key), and
+ * kv_bucket_idx orders them by bucket, so a bucket of any snapshot is an
+ * index range (synclog.range) and the versions a rotation wrote in the
+ * buckets it touched are found without reading the rest of the state
+ * (catch_up).  Adding the column computes it for the versions of a 0.1
+ * database.
  */
-ALTER TABLE synclog.kv ADD COLUMN bucket smallint;
-UPDATE synclog.kv SET bucket = synclog.bucket(ns, key);
-ALTER TABLE synclog.kv
-	ALTER COLUMN bucket SET NOT NULL,
-	ADD CONSTRAINT kv_bucket_check CHECK (bucket >= 0 AND bucket < 4096);
+ALTER TABLE synclog.kv ADD COLUMN bucket smallint NOT NULL
+	GENERATED ALWAYS AS (synclog.bucket(ns, key)) STORED;
 CREATE INDEX kv_bucket_idx ON synclog.kv (doc_id, bucket, ns, key, lsn DESC);
 
 /*
