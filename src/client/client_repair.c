@@ -502,6 +502,13 @@ slcli_stage_swap(slcl_client *c, int *matched)
 	return SLCL_OK;
 }
 
+/* May the client take path p (slcl_options.paths)? */
+static int
+allowed(const slcl_client *c, slcl_path p)
+{
+	return c->opt.paths == 0 || (c->opt.paths & SLCL_PATH_BIT(p)) != 0;
+}
+
 /* Does the server have the catch-up and range functions?  Asked once per
  * connection. */
 static slcl_rc
@@ -1151,7 +1158,8 @@ slcli_cost_check(slcl_client *c)
 	int			r;
 
 	c->cost_asked = 1;
-	if (!c->committed.have || !c->committed.chain_known || c->job_kind || c->downloading)
+	if (!c->committed.have || !c->committed.chain_known || c->job_kind || c->downloading ||
+		!allowed(c, SLCL_PATH_CATCH_UP))
 		return SLCL_OK;
 	rc = have_v11(c, &yes);
 	if (rc != SLCL_OK || !yes)
@@ -1202,13 +1210,15 @@ slcli_choose(slcl_client *c)
 	rc = have_v11(c, &yes);
 	if (rc != SLCL_OK)
 		return rc;
-	if (!yes || reason == SLCL_DL_BAD_HASH_ALGO || c->job_failures >= JOB_MAX_FAILURES)
+	if (!yes || reason == SLCL_DL_BAD_HASH_ALGO || c->job_failures >= JOB_MAX_FAILURES ||
+		!allowed(c, c->committed.have ? SLCL_PATH_RANGE_REPAIR : SLCL_PATH_CATCH_UP))
 	{
 		c->need_download = reason;
 		slcli_path_event(c, SLCL_PATH_DOWNLOAD, reason, "%s",
 						 !yes ? "(the server has no catch-up or range functions)" :
 						 reason == SLCL_DL_BAD_HASH_ALGO ? "(a hash this client cannot check)" :
-						 "(catch-up or repair did not verify)");
+						 c->job_failures >= JOB_MAX_FAILURES ? "(catch-up or repair did not verify)" :
+						 "(the other paths are not allowed)");
 		rc = download(c);
 		if (rc == SLCL_OK)
 			c->job_failures = 0;
@@ -1223,7 +1233,8 @@ slcli_choose(slcl_client *c)
 	r = ask_cost(c, &replay, &catch_up, &snapshot, &gone, &rc);
 	if (r < 0)
 		return rc;
-	if (r == 1 && catch_up <= snapshot)
+	/* a tie downloads: the snapshot is the long-standing path, and acked */
+	if (r == 1 && catch_up < snapshot)
 	{
 		slcli_path_event(c, SLCL_PATH_CATCH_UP, reason, "catch_up_bytes=%lld snapshot_bytes=%lld",
 						 (long long) catch_up, (long long) snapshot);

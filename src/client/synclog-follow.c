@@ -34,7 +34,8 @@
  *                       check fails
  *   --client-id ID      id for synclog.ack (default: kept in DIR/client_id)
  *   --no-ack            never call synclog.ack
- *   --quiet             print only errors, verification and the stats line
+ *   --quiet             print only errors, the paths chosen, verification and
+ *                       the stats line
  *   --poll MS           longest wait between syncs (default 5000)
  *   --min-interval MS   at most one sync per MS after a notification (0)
  *   --ack-interval MS   see slcl_options.ack_interval_ms (default 10000)
@@ -49,6 +50,9 @@
  *                       copy of the SQLite database it replicates, valid
  *                       after every commit (SQLite's locks and rollback
  *                       journal; a crash leaves the previous file)
+ *   --paths LIST        the paths it may choose, comma-separated, of
+ *                       catch_up and range_repair (replay and download are
+ *                       always allowed); default: all (README "Catching up")
  *   --progress / --no-progress   force the download progress bar on or off
  *   --debug-delay POINT:MS       testing: sleep MS at POINT (once)
  *   --debug-tamper      testing: silently alter the local state, then exit
@@ -274,7 +278,7 @@ on_event(void *arg, const slcl_event *ev)
 	}
 	if (quiet && ev->type != SLCL_EV_WARNING && ev->type != SLCL_EV_CORRUPT &&
 		ev->type != SLCL_EV_QUEUED && ev->type != SLCL_EV_REFUSED &&
-		ev->type != SLCL_EV_RETIRED &&
+		ev->type != SLCL_EV_RETIRED && ev->type != SLCL_EV_PATH &&
 		ev->type != SLCL_EV_DEBUG && !(ev->type == SLCL_EV_MARKER && !ev->ok) &&
 		!(ev->type == SLCL_EV_DOWNLOAD_DONE && !ev->ok))
 		return;
@@ -708,6 +712,29 @@ run_submit(slcl_client *c, const char *path, int text)
 	return status;
 }
 
+/* --paths: a comma-separated list of path names into a mask. */
+static int
+parse_paths(char *list, unsigned *mask)
+{
+	char	   *save = NULL;
+
+	*mask = SLCL_PATH_BIT(SLCL_PATH_REPLAY) | SLCL_PATH_BIT(SLCL_PATH_DOWNLOAD);
+	for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save))
+	{
+		int			found = 0;
+
+		for (slcl_path p = SLCL_PATH_REPLAY; p <= SLCL_PATH_DOWNLOAD; p++)
+			if (strcmp(t, slcl_path_name(p)) == 0)
+			{
+				*mask |= SLCL_PATH_BIT(p);
+				found = 1;
+			}
+		if (!found)
+			return -1;
+	}
+	return 0;
+}
+
 static void
 usage(FILE *f)
 {
@@ -717,6 +744,7 @@ usage(FILE *f)
 			"                      [--min-interval MS] [--ack-interval MS] [--page-entries N]\n"
 			"                      [--page-bytes N] [--snapshot-rows N] [--changes]\n"
 			"                      [--no-open-check] [--page-file PATH] [--progress|--no-progress]\n"
+			"                      [--paths catch_up,range_repair]\n"
 			"                      [--max-runtime S]\n"
 			"                      [--debug-delay POINT:MS] [--debug-tamper] [--debug-damage]\n"
 			"       synclog-follow --dsn DSN --doc DOC --dir DIR --submit FILE|- [--part-bytes N]\n"
@@ -778,6 +806,7 @@ main(int argc, char **argv)
 		{"submit-text", required_argument, NULL, 'U'},
 		{"pending", no_argument, NULL, 'L'},
 		{"part-bytes", required_argument, NULL, 'B'},
+		{"paths", required_argument, NULL, 'W'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}
 	};
@@ -874,6 +903,13 @@ main(int argc, char **argv)
 				break;
 			case 'B':
 				o.part_bytes = atoi(optarg);
+				break;
+			case 'W':
+				if (parse_paths(optarg, &o.paths) != 0)
+				{
+					fprintf(stderr, "synclog-follow: --paths takes replay, catch_up, range_repair, download\n");
+					return 2;
+				}
 				break;
 			case 'h':
 				usage(stdout);

@@ -171,6 +171,9 @@ typedef enum slcl_path
 /* "replay", "catch_up", "range_repair", "download" ("none"). */
 const char *slcl_path_name(slcl_path p);
 
+/* The bit of a path in slcl_options.paths. */
+#define SLCL_PATH_BIT(p)	(1u << (unsigned) (p))
+
 /* One changed key (SLCL_EV_CHANGES). */
 typedef struct slcl_change
 {
@@ -262,6 +265,11 @@ typedef struct slcl_options
 	int64_t		submit_max_bytes;	/* largest mutation slcl_submit queues
 									 * (default 256 MiB, the server's default
 									 * synclog.max_group_size) */
+	unsigned	paths;			/* the paths the client may choose, a mask of
+								 * SLCL_PATH_BIT(p); 0 (default): all of them.
+								 * Replay and download are always allowed
+								 * (the fallbacks): a mask restricts catch-up
+								 * and range repair */
 	volatile sig_atomic_t *interrupt;	/* if set and non-zero, long calls
 										 * return SLCL_ERR_INTERRUPTED */
 	slcl_event_fn on_event;		/* optional event callback */
