@@ -14,6 +14,8 @@
  *                      transactions, applying entries against the stored
  *                      items, the position, generations, stats
  *   client_download.c  the snapshot download into a new generation
+ *   client_repair.c    the choice of a path (sync_cost), catch-up and range
+ *                      repair staged beside the live state, the swap
  *   client_follow.c    slcl_sync: the read loop, end-log markers, switch-over
  *   client_conn.c      the libpq session: connect and LISTEN, queries, acks,
  *                      slcl_wait

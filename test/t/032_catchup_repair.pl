@@ -14,6 +14,8 @@
 #  - a follower that did not ack, whose log was collected, repairs by range;
 #    killed in the middle of the repair (at a seeded page) and between the
 #    verified swap and its commit, it resumes and ends equal to the server;
+#    killed mid-repair while the repair's own target log is then collected,
+#    it starts over cleanly and ends equal to the server;
 #  - a follower whose replica.db has one row changed with sqlite3 finds it
 #    on open and repairs it by fetching one bucket (one row) only.
 # "Equal to the server": --verify rebuilds the server's state at the
@@ -193,10 +195,14 @@ sql('SELECT synclog.gc()');
 	note("collected follower: range repair moved $s->{range_repair_bytes} bytes, $s->{range_repair_buckets} buckets, "
 		  . "$s->{range_repair_rows} rows (a download: $snapshot_bytes)");
 
+	# killed at a seeded page, then between the verified swap and its
+	# commit; the third time the repair's own target log is collected
+	# while the client is down: it must start over cleanly
 	my $page = 1 + int(rand(3));
-	for my $point ("repair-page#$page", 'repair-staged')
+	for my $case ([ "repair-page#$page", 0 ], [ 'repair-staged', 0 ], [ 'repair-page#1', 1 ])
 	{
-		my $kout = "$work/collk.$point.out";
+		my ($point, $collect) = @$case;
+		my $kout = "$work/collk.$point.$collect.out";
 		# its log is collected once two rotations are past it
 		churn('cr2', "k$point$_", 100, 60) for 1 .. 2;
 		sql('SELECT synclog.gc()');
@@ -207,9 +213,21 @@ sql('SELECT synclog.gc()');
 		is(exported_position('collk'), $pos, "collk ($point): another process reads the old state");
 		sl_stop($pid, 'KILL');
 		is(exported_position('collk'), $pos, "collk ($point): after kill -9, the old state");
+		if ($collect)
+		{
+			churn('cr2', "g$_", 100, 60) for 1 .. 2;
+			sql('SELECT synclog.gc()');
+		}
 		my ($st2, $text) = follow('collk', '--snapshot-rows', '10');
 		is($st2, 0, "collk ($point): restarted") or diag($text);
 		like($text, qr/^staged: range_repair resuming /m, "collk ($point): resumed the same repair");
+		if ($collect)
+		{
+			like($text, qr/^warning: range_repair: the server no longer has log .*starting over/m,
+				"collk ($point, target collected): the repair's target went away, it started over");
+			is(scalar(() = $text =~ /^path: path=range_repair /mg), 1,
+				"collk ($point, target collected): chose a range repair again");
+		}
 		ok(verified($text), "collk ($point): equal to the server");
 	}
 }
