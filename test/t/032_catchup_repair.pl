@@ -17,7 +17,9 @@
 #    killed mid-repair while the repair's own target log is then collected,
 #    it starts over cleanly and ends equal to the server;
 #  - a follower whose replica.db has one row changed with sqlite3 finds it
-#    on open and repairs it by fetching one bucket (one row) only.
+#    on open and repairs it by fetching one bucket (one row) only;
+#  - against a server without these functions (one of them renamed away, as
+#    an older 0.2 build) the same damage is downloaded, as before them.
 # "Equal to the server": --verify rebuilds the server's state at the
 # replica's position and compares the hash and every item.
 #
@@ -253,6 +255,22 @@ sql('SELECT synclog.gc()');
 	my $moved = $s->{range_repair_bytes} - $s0->{range_repair_bytes};
 	cmp_ok($moved, '<', $snapshot_bytes / 10, "corrupt: moved $moved bytes, under 10% of a download's $snapshot_bytes");
 	note("corrupted follower: range repair moved $moved bytes (range hashes and one row) against $snapshot_bytes");
+}
+
+# --- a server without the functions: today's way ---------------------------
+# (as an older 0.2 build: protocol version 2, no catch-up or range reads)
+{
+	sql('ALTER FUNCTION synclog.catch_up_target(text) RENAME TO catch_up_target_hidden');
+	my $db = "$work/corrupt/replica.db";
+	system('sqlite3', $db, "UPDATE item SET val = x'0badc0de' WHERE (gen, ns, key) IN "
+		  . "(SELECT gen, ns, key FROM item WHERE ns = 1 AND gen = (SELECT gen FROM meta) ORDER BY key LIMIT 1 OFFSET 5)");
+	my ($st, $out) = follow('corrupt');
+	is($st, 0, 'old server: synced') or diag($out);
+	like($out, qr/^path: path=download reason=local-corrupt \(the server has no catch-up or range functions\)/m,
+		'old server: a damaged row is downloaded, as before');
+	like($out, qr/^download-done: .* reason=local-corrupt hash=ok/m, 'old server: the download verified');
+	ok(verified($out), 'old server: equal to the server');
+	sql('ALTER FUNCTION synclog.catch_up_target_hidden(text) RENAME TO catch_up_target');
 }
 
 done_testing();
