@@ -127,7 +127,7 @@ typedef enum slcl_event_type
 {
 	SLCL_EV_OPEN,				/* the replica was opened (message says how) */
 	SLCL_EV_REPAIR,				/* a torn tail or stale file was cleaned up */
-	SLCL_EV_CORRUPT,			/* the local replica is damaged: will download */
+	SLCL_EV_CORRUPT,			/* the local replica is damaged: will repair or fetch */
 	SLCL_EV_MARKER,				/* an end-log marker was checked (ok = match) */
 	SLCL_EV_SWITCH,				/* switched to next_log_id by the marker */
 	SLCL_EV_DOWNLOAD_START,		/* reason, log_id/lsn = target, totals if known */

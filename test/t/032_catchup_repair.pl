@@ -4,7 +4,9 @@
 # so that every follower's distance from the head is known.
 #
 #  - a new follower (no state) chooses between a catch-up from the empty
-#    state and a download by sync_cost, and ends equal to the server;
+#    state and a download by sync_cost, and ends equal to the server; with
+#    a long active log it catches up from the empty state, and killed
+#    mid-way it shows no state until it resumes and ends equal;
 #  - a returning follower several rotations behind (its log kept by its
 #    acks) catches up: path=catch_up, and the bytes it moves are well below
 #    the log's;
@@ -184,6 +186,46 @@ sql('SELECT synclog.gc()');
 	ok(verified($text), 'killed: equal to the server');
 }
 
+# --- a late follower: catch-up from the empty state, killed mid-way -------
+# 300 entries over 60 keys in the active log: a download would move the
+# snapshot and then replay them all
+{
+	sql(qq{SELECT count(synclog.append('cr', ARRAY[int4send(1 + i % 60)],
+		ARRAY[convert_to(repeat(md5(i::text || 'late'), 31), 'UTF8')])) FROM generate_series(1, 300) i});
+	$doc_of{late} = $doc_of{latek} = 'cr';
+	my ($st, $out) = follow('late');
+	is($st, 0, 'late: synced') or diag($out);
+	my ($path, $cu, $snap) = $out =~ /^path: path=(\S+) reason=initial catch_up_bytes=(\d+) snapshot_bytes=(\d+)/m;
+	ok(defined $path, 'late: no state, chose by sync_cost') or diag($out);
+	is($path, ($cu // 0) < ($snap // 0) ? 'catch_up' : 'download',
+		'late: a catch-up from the empty state exactly when its bound is below the snapshot and log ('
+		  . ($cu // '?') . ' vs ' . ($snap // '?') . ')');
+	ok(verified($out), 'late: equal to the server');
+	my $s = stats_of($out);
+	note("late follower: path=" . ($path // '?') . ", catch_up moved $s->{catch_up_bytes} bytes ($s->{catch_up_rows} rows), "
+		  . "download $s->{bytes_snapshot} bytes and replay $s->{bytes_log}; sync_cost: catch_up_bytes="
+		  . ($cu // '?') . " snapshot_bytes=" . ($snap // '?'));
+
+  SKIP:
+	{
+		skip('the server bounds a catch-up from the empty state no lower than a download, so none to kill', 6)
+		  unless ($path // '') eq 'catch_up';
+		my $page = 1 + int(rand(3));
+		my $kout = "$work/latek.kill.out";
+		my $pid = follow_bg('latek', $kout, '--snapshot-rows', '50', '--debug-delay', "catchup-page#$page:600000");
+		ok(sl_wait_lines($kout, qr/^debug: at catchup-page/, 1, 120),
+			"latek: stopped at page $page of a catch-up from the empty state")
+		  or diag(slurp_file($kout));
+		like(exported_position('latek'), qr/^none/, 'latek: no state is visible before the catch-up is complete');
+		sl_stop($pid, 'KILL');
+		like(exported_position('latek'), qr/^none/, 'latek: after kill -9, still no state');
+		my ($st2, $text) = follow('latek', '--snapshot-rows', '50');
+		is($st2, 0, 'latek: restarted') or diag($text);
+		like($text, qr/^staged: catch_up resuming /m, 'latek: resumed the same catch-up');
+		ok(verified($text), 'latek: equal to the server');
+	}
+}
+
 # --- a collected log: range repair, killed mid-way and in the swap ---------
 {
 	my ($st, $out) = follow('coll');
@@ -235,9 +277,12 @@ sql('SELECT synclog.gc()');
 }
 
 # --- a row changed in replica.db: one bucket fetched ------------------------
+# (a rotation first: range hashes are those of a log's base, so a follower
+# in the middle of a log also fetches the buckets changed since the base)
 {
+	sql(q{SELECT synclog.compact('cr')});
 	my ($st0, $out0) = follow('corrupt');
-	is($st0, 0, 'corrupt: at the head') or diag($out0);
+	is($st0, 0, 'corrupt: at the head, the base of the current log') or diag($out0);
 	my $s0 = stats_of($out0);
 	my $db = "$work/corrupt/replica.db";
 	my $r = system('sqlite3', $db, "UPDATE item SET val = x'0badc0de' WHERE (gen, ns, key) IN "
