@@ -252,8 +252,9 @@ sl_range_delta_store(SlRangeDelta *rd, int64 doc_id, int64 base_lsn,
  * that sealed the log touched) lose their older rows, and then their
  * empty-hash rows at end_lsn, which hide nothing any more.  Buckets
  * without a row at end_lsn keep their one row below it.  The work follows
- * the rows at end_lsn (a probe of the primary key each), never the
- * document.  Returns the rows removed.
+ * the document's range hash rows (at most 4096 per retained log), and for
+ * the rows at end_lsn a probe of the primary key each, never the state.
+ * Returns the rows removed.
  */
 int64
 sl_range_collect(int64 doc_id, int64 end_lsn)
