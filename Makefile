@@ -27,7 +27,9 @@ OBJS = \
 	src/version.o \
 	src/drop_guard.o \
 	src/forget.o \
-	src/worker_state.o
+	src/worker_state.o \
+	src/range.o \
+	src/catch_up.o
 # Compressed deltas (issue 16): the shared codec and the server's use of it.
 OBJS += src/core/synclog_zip.o src/delta_store.o
 
@@ -64,10 +66,10 @@ $(OBJS): src/synclog.h src/core/synclog_core.h
 .DEFAULT_GOAL := all
 
 REGRESS = delta hash vectors docs append read compact snapshot gc policy retention access access_confine clients protocol2 forget monitor corruption watermark_pages arguments
-REGRESS += compress read_paths access_patterns
+REGRESS += compress read_paths access_patterns catchup
 REGRESS_OPTS = --load-extension=synclog
 
-ISOLATION = append_rotate rotate_rotate retry_race append_rotate_more append_drop append_rr gc_read ack_gc compact_due_race policy_append gc_forget append_truncate grant_stale rotate_fairness read2_groups forget_append rotate_passes compact_due_cancel drop_races append_compact_deadlock rotate_doc_gone pause_restore
+ISOLATION = append_rotate rotate_rotate retry_race append_rotate_more append_drop append_rr gc_read ack_gc compact_due_race policy_append gc_forget append_truncate grant_stale rotate_fairness read2_groups forget_append rotate_passes compact_due_cancel drop_races append_compact_deadlock rotate_doc_gone pause_restore catchup_pages
 # Specs that need a test build (synclog.debug_pause_at, debug_hint_block): run with
 # `make installcheck SYNCLOG_TEST_HOOKS=1`, as CI does.
 ISOLATION_HOOKS = rotate_retry append_hint
@@ -123,7 +125,7 @@ CLIENT_BIN = $(CLIENT_DIR)/synclog-follow
 CLIENT_LIB_OBJS = $(addprefix $(CLIENT_DIR)/, client_open.o client_store.o \
 	client_legacy.o client_download.o client_follow.o client_conn.o \
 	client_verify.o client_reader.o client_changes.o client_pagefile.o \
-	client_events.o client_util.o client_write.o)
+	client_events.o client_util.o client_write.o client_repair.o)
 CLIENT_OBJS = $(CLIENT_LIB_OBJS) $(CLIENT_DIR)/synclog_core_client.o \
 	$(CLIENT_DIR)/synclog_chain_client.o
 CLIENT_OBJS += $(CLIENT_DIR)/synclog_zip_client.o

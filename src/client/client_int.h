@@ -14,6 +14,8 @@
  *                      transactions, applying entries against the stored
  *                      items, the position, generations, stats
  *   client_download.c  the snapshot download into a new generation
+ *   client_repair.c    the choice of a path (sync_cost), catch-up and range
+ *                      repair staged beside the live state, the swap
  *   client_follow.c    slcl_sync: the read loop, end-log markers, switch-over
  *   client_conn.c      the libpq session: connect and LISTEN, queries, acks,
  *                      slcl_wait
@@ -52,6 +54,22 @@
  *             row are one transaction.
  *   stats     one row (id 1) of counters (slcl_stats), saved with every
  *             transaction, so they survive restarts and kill -9.
+ *   job       at most one row (id 1) while a catch-up or a range repair is
+ *             in progress (client_repair.c): its kind, reason, the live
+ *             generation and position it builds on (gen -1: none, from
+ *             the empty state: then its rows go straight to a generation
+ *             of their own, sgen, and base is their running hash), the
+ *             target (log id, LSN, chain, snapshot
+ *             hash), base (the 33-byte hash of the live rows it builds
+ *             on), buckets (a range repair's differing buckets, u16le
+ *             each), the progress (after_bucket, after_ns, after: the last
+ *             row received), rows, bytes, ms, chk.
+ *   stage     (ns, key) -> hlo, hhi, val: the new value of every item the
+ *             job replaces (val NULL: the item goes), beside the live
+ *             generation.  The swap applies it to the live generation in
+ *             ONE transaction, after the hash of the result is the
+ *             target's (from the empty state it installs sgen instead).
+ *   pathstats one row (id 1): the per-path counters of slcl_stats.
  *   writer, pending, failed  the queue's tables of earlier versions, kept
  *             in the schema; emptied into queue.db at open (client_write.c).
  *
@@ -362,6 +380,7 @@ typedef enum slcli_stmt
 	ST_META_SAVE,
 	ST_DL_SAVE,
 	ST_STATS_SAVE,
+	ST_PSTATS_SAVE,
 	ST__COUNT
 } slcli_stmt;
 
@@ -438,7 +457,40 @@ struct slcl_client
 	int64_t		dl_total_bytes;
 	int			dl_attempts;
 
-	slcl_reason need_download;	/* set when the protocol says: download */
+	slcl_reason need_download;	/* set when the protocol says: download
+								 * (or, with a state, repair by range) */
+	int			suspect;		/* the live rows failed their check: a range
+								 * repair hashes them from their values */
+
+	/* a catch-up or range repair in progress (client_repair.c): job_kind */
+	int			job_kind;		/* 0 none, SLCLI_JOB_CATCH_UP, SLCLI_JOB_RANGE */
+	slcl_reason job_reason;
+	int64_t		job_gen;		/* the live generation it builds on, -1: none */
+	int64_t		job_sgen;		/* from the empty state: the generation its rows
+								 * go to (job_base their hash), else -1 */
+	char		job_from_log[SLCL_LOG_ID_MAX + 1];	/* and its position */
+	int64_t		job_from_lsn;
+	uint8_t		job_from_chain[SLCL_CHAIN_LEN];
+	char		job_log[SLCL_LOG_ID_MAX + 1];	/* the target */
+	int64_t		job_lsn;
+	uint8_t		job_chain[SLCL_CHAIN_LEN];
+	uint8_t		job_hash[SLC_HASH_LEN];
+	slc_hash	job_base;		/* hash of the live rows it builds on */
+	buf			job_buckets;	/* u16le bucket numbers */
+	int			job_have_after;
+	int			job_after_bucket;
+	int			job_after_ns;
+	buf			job_after;
+	int64_t		job_rows;
+	int64_t		job_bytes;
+	int64_t		job_ms;			/* time spent by earlier runs */
+	int			job_failures;	/* verifications failed in a row */
+	int			srv_v11;		/* the server has the catch-up and range
+								 * functions: 1 yes, 2 no, 0 not asked on
+								 * this connection */
+	int			cost_asked;		/* sync_cost asked on this connection */
+	int			debug_passes;	/* passes of the debug point ("POINT#N") */
+	sqlite3_stmt *stage_ins;	/* slcli_stage_put's statement */
 
 	/* acks */
 	char		acked_log[SLCL_LOG_ID_MAX + 1];
@@ -567,6 +619,24 @@ extern slcl_rc slcli_pagefile_commit(slcl_client *c, const slcli_pos *before, in
 extern int	slcli_legacy_present(slcl_client *c);
 extern slcl_rc slcli_legacy_convert(slcl_client *c);
 
+/* client_repair.c: catch-up, range repair and the choice of a path */
+#define SLCLI_JOB_CATCH_UP	1
+#define SLCLI_JOB_RANGE		2
+extern slcl_rc slcli_range_hashes_local(slcl_client *c, int64_t gen, slc_hash *rh,
+										slc_hash *total);
+extern slcl_rc slcli_stage_put(slcl_client *c, uint8_t ns, const uint8_t *key, size_t klen,
+							   const uint8_t *val, size_t vlen);
+extern slcl_rc slcli_stage_swap(slcl_client *c, int *matched);
+extern slcl_rc slcli_job_save(slcl_client *c);
+extern slcl_rc slcli_job_clear(slcl_client *c);
+extern int	slcli_job_load(slcl_client *c);
+extern slcl_rc slcli_choose(slcl_client *c);
+extern slcl_rc slcli_cost_check(slcl_client *c);
+extern slcl_rc slcli_job_run(slcl_client *c);
+extern void slcli_job_event(slcl_client *c, const char *what);
+extern void slcli_path_event(slcl_client *c, slcl_path p, slcl_reason r, const char *fmt,...)
+			SLCLI_PRINTF(4, 5);
+
 /* client_download.c */
 extern slcl_rc slcli_download(slcl_client *c);
 extern void slcli_dl_event(slcl_client *c, slcl_event *ev, slcl_event_type t);
@@ -581,6 +651,7 @@ extern int	slcli_row_bytes(const PGresult *res, int row);
 extern int	slcli_col_log_id(const PGresult *res, int row, int col,
 							 char out[SLCL_LOG_ID_MAX + 1]);
 extern slcl_reason slcli_reason_of(const char *sqlstate);
+extern slcl_reason slcli_position_reason(const char *sqlstate);
 extern slcl_rc slcli_ack_at(slcl_client *c, const char *log_id, int64_t lsn,
 							 const uint8_t *chain);
 extern slcl_rc slcli_maybe_ack(slcl_client *c, int force);

@@ -6,8 +6,13 @@
  * LSN, applies each delta with the shared core (src/core/synclog_core.c,
  * the same source the extension uses), verifies every end-log marker
  * against the local running hash and switches to the next log without a
- * download when they match, and otherwise downloads the snapshot of the
- * current log page by page (resumable across restarts) and verifies it.
+ * download when they match.  When the log is not the cheapest way, or the
+ * position is no good (a collected log, a marker that differs, a diverged
+ * history, damaged rows), it catches up (the latest value of each changed
+ * item), repairs by range (only the buckets whose range hashes differ) or
+ * downloads the snapshot, as synclog.sync_cost and the replica's state
+ * say (slcl_path, SLCL_EV_PATH); each is paged, resumable across restarts
+ * and verified before it replaces the state.
  *
  * Typical use:
  *
@@ -54,8 +59,10 @@
  *
  * On open the replica is checked: the stored position against its
  * checksum, and (options.open_check, the default) every item against its
- * stored item hash and the sum against the running hash.  A damaged
- * replica is dropped and downloaded again (SLCL_EV_CORRUPT).  A directory
+ * stored item hash and the sum against the running hash.  Damaged items
+ * under a sound position stay readable until a range repair replaces
+ * them; a damaged position is dropped and the state fetched again
+ * (SLCL_EV_CORRUPT).  A directory
  * of the old file format (framed `state`, `log`, `download` files, before
  * 0.3) is converted on open (SLCL_EV_OPEN says so); an old download in
  * progress is started again.
@@ -127,7 +134,7 @@ typedef enum slcl_event_type
 {
 	SLCL_EV_OPEN,				/* the replica was opened (message says how) */
 	SLCL_EV_REPAIR,				/* a torn tail or stale file was cleaned up */
-	SLCL_EV_CORRUPT,			/* the local replica is damaged: will download */
+	SLCL_EV_CORRUPT,			/* the local replica is damaged: will repair or fetch */
 	SLCL_EV_MARKER,				/* an end-log marker was checked (ok = match) */
 	SLCL_EV_SWITCH,				/* switched to next_log_id by the marker */
 	SLCL_EV_DOWNLOAD_START,		/* reason, log_id/lsn = target, totals if known */
@@ -145,9 +152,34 @@ typedef enum slcl_event_type
 	SLCL_EV_CONFIRMED,			/* mutations up to seq are in the state (lsn: the
 								 * watermark's) and left the queue */
 	SLCL_EV_REFUSED,			/* the server refused mutation seq (sqlstate) */
-	SLCL_EV_RETIRED				/* SL007: the client's watermark was retired with
+	SLCL_EV_RETIRED,			/* SL007: the client's watermark was retired with
 								 * mutations pending (rows: how many) */
+	SLCL_EV_PATH,				/* the way to the server's state was chosen
+								 * (path, reason; message "path=... reason=...") */
+	SLCL_EV_STAGED				/* a catch-up or range repair: a page staged, its
+								 * resume, or its verified swap (rows, bytes) */
 } slcl_event_type;
+
+/*
+ * How a replica reaches the server's state (README "Catching up"):
+ * replay the log, a deduplicated catch-up (the latest value of each key
+ * changed since the position), a range repair (only the buckets whose
+ * range hashes differ), or a full snapshot download.
+ */
+typedef enum slcl_path
+{
+	SLCL_PATH_NONE = 0,
+	SLCL_PATH_REPLAY,
+	SLCL_PATH_CATCH_UP,
+	SLCL_PATH_RANGE_REPAIR,
+	SLCL_PATH_DOWNLOAD
+} slcl_path;
+
+/* "replay", "catch_up", "range_repair", "download" ("none"). */
+const char *slcl_path_name(slcl_path p);
+
+/* The bit of a path in slcl_options.paths. */
+#define SLCL_PATH_BIT(p)	(1u << (unsigned) (p))
 
 /* One changed key (SLCL_EV_CHANGES). */
 typedef struct slcl_change
@@ -194,6 +226,8 @@ typedef struct slcl_event
 	/* QUEUED, SUBMITTED, CONFIRMED, REFUSED: the mutation's client_seq */
 	int64_t		seq;
 	const char *sqlstate;		/* REFUSED, RETIRED: the SQLSTATE (or NULL) */
+
+	slcl_path	path;			/* PATH, STAGED: the path */
 } slcl_event;
 
 typedef void (*slcl_event_fn) (void *arg, const slcl_event *ev);
@@ -238,6 +272,11 @@ typedef struct slcl_options
 	int64_t		submit_max_bytes;	/* largest mutation slcl_submit queues
 									 * (default 256 MiB, the server's default
 									 * synclog.max_group_size) */
+	unsigned	paths;			/* the paths the client may choose, a mask of
+								 * SLCL_PATH_BIT(p); 0 (default): all of them.
+								 * Replay and download are always allowed
+								 * (the fallbacks): a mask restricts catch-up
+								 * and range repair */
 	volatile sig_atomic_t *interrupt;	/* if set and non-zero, long calls
 										 * return SLCL_ERR_INTERRUPTED */
 	slcl_event_fn on_event;		/* optional event callback */
@@ -258,7 +297,12 @@ typedef struct slcl_options
 	 * (the page file's new pages written and synced, its journal not yet
 	 * deleted), "submit-queued" (a mutation committed to the queue, not
 	 * sent), "submit-sent" (the server committed a submission, its reply
-	 * not yet handled).
+	 * not yet handled), "catchup-page" and "repair-page" (a page of a
+	 * catch-up or range repair staged and committed, more to come),
+	 * "catchup-staged" and "repair-staged" (everything staged and the
+	 * hash verified, the swap not committed), "swap-done" (the swap
+	 * committed, not acked).  "POINT#N" stops at the Nth pass instead of
+	 * the first.
 	 */
 	const char *debug_point;
 	int			debug_delay_ms;
@@ -284,6 +328,28 @@ typedef struct slcl_stats
 	int64_t		repairs;			/* damaged state dropped, leftovers removed */
 	int64_t		retired_rows;		/* items of old generations deleted */
 	int64_t		bytes_downloaded;	/* key+value bytes of completed downloads */
+
+	/*
+	 * Per path (README "Catching up"): how often it was chosen, the bytes
+	 * of the rows it read from the server (all columns, as bytes_log) and
+	 * the milliseconds it took.  Replay's bytes are bytes_log, a
+	 * download's bytes_snapshot.
+	 */
+	int64_t		replays;			/* replays chosen by sync_cost */
+	int64_t		replay_ms;			/* time reading and applying the log */
+	int64_t		catch_ups;			/* catch-ups completed */
+	int64_t		catch_up_bytes;		/* bytes of catch_up (and target) rows */
+	int64_t		catch_up_rows;		/* items a catch-up received */
+	int64_t		catch_up_ms;
+	int64_t		range_repairs;		/* range repairs completed */
+	int64_t		range_repair_bytes; /* bytes of range_hashes and range rows */
+	int64_t		range_repair_buckets;	/* buckets fetched */
+	int64_t		range_repair_rows;	/* items a repair received */
+	int64_t		range_repair_ms;
+	int64_t		download_ms;		/* time in snapshot downloads */
+	int64_t		cost_bytes;			/* bytes of sync_cost rows (the choice) */
+	int64_t		last_path;			/* slcl_path of the last choice */
+	int64_t		last_reason;		/* its slcl_reason (SLCL_DL_NONE: by cost) */
 } slcl_stats;
 
 /* Fill *o with the defaults (all pointers NULL). */
