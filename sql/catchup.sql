@@ -263,6 +263,12 @@ SELECT sum(octet_length(key) + coalesce(octet_length(value), 0)) <= c.catch_up_b
 	   synclog.catch_up('cu', :'l4', (SELECT base_lsn FROM synclog.log WHERE log_id = :'l4'),
 		synclog.base_chain('cu', :'l4'), :'l5', :lsn5) x
  GROUP BY c.catch_up_bytes;
+-- From the empty state the bound is exact: the head state's bytes.
+SELECT sum(octet_length(key) + octet_length(value)) = c.catch_up_bytes AS exact,
+	   c.catch_up_bytes < c.snapshot_bytes AS below_download
+  FROM synclog.sync_cost('cu', NULL, NULL, NULL) c,
+	   synclog.catch_up('cu', NULL, NULL, NULL, :'l5', :lsn5) x
+ GROUP BY c.catch_up_bytes, c.snapshot_bytes;
 
 -- Bad arguments ---------------------------------------------------------------------
 

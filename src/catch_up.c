@@ -1000,10 +1000,13 @@ synclog_catch_up(PG_FUNCTION_ARGS)
  *                   client id per entry with a client in the active log and
  *                   in the position's log after it, plus that log's delta
  *                   bytes after the position and the key bytes of the
- *                   deletions the rotations in between recorded (from the
- *                   empty state: the first three terms); when the position
- *                   is in the active log, at most its delta bytes after the
- *                   position plus those watermark bytes;
+ *                   deletions the rotations in between recorded; when the
+ *                   position is in the active log, at most its delta bytes
+ *                   after the position plus those watermark bytes; from
+ *                   the empty state exactly the key and value bytes of the
+ *                   head state (its hash's byte count, computed as
+ *                   synclog.catch_up_target does, so this case costs a
+ *                   pass over the active log's deltas);
  *  snapshot_bytes - the key and value bytes of the snapshot at the active
  *                   log's base plus the active log's delta bytes: what a
  *                   download and a replay of the active log move.
@@ -1062,7 +1065,15 @@ synclog_sync_cost(PG_FUNCTION_ARGS)
 		wm_bytes = sl_col_int64(0, 1);
 	}
 	bound = (int64) base.bytes + d.active_bytes + wm_bytes;
-	if (pos.given)
+	if (!pos.given)
+	{
+		slc_hash	head;
+
+		/* from the empty state a catch-up returns the head state's items */
+		head_hash(d.doc_id, &al, d.head_lsn, &head);
+		bound = (int64) head.bytes;
+	}
+	else
 	{
 		Oid			types[3] = {INT8OID, INT4OID, INT8OID};
 		Datum		args[3];

@@ -386,7 +386,7 @@ for my $point ('submit-sent', 'submit-queued')
 	is($node->safe_psql('postgres', qq{SELECT string_agg(client_seq::text, ',' ORDER BY lsn) FROM audit WHERE client_id = '$cid'}),
 		'1', "$point: seq 1 is in the log once");
 	$out = `$bin --dsn '$dsn' --doc g --dir $cdir --client-id $cid --submit-text $cfile --no-progress 2>&1`;
-	is($?, 0, "$point: the file again: @1 is skipped, 2 and 3 go") or diag($out);
+	is($?, 0, "$point: the file again: \@1 is skipped, 2 and 3 go") or diag($out);
 	drain_audit();
 	is($node->safe_psql('postgres', qq{SELECT string_agg(client_seq::text, ',' ORDER BY lsn) FROM audit WHERE client_id = '$cid'}),
 		'1,2,3', "$point: seqs 1, 2, 3 in the log once each");
