@@ -27,9 +27,13 @@
  *          printed are the totals)
  *          -P pidfile -s sleep_ms   (write the backend pid to pidfile, then
  *          sleep before starting, so that a sampler can take a baseline)
+ *          -C     also print the CPU seconds of the server backend (from
+ *          /proc/<pid>/stat: the server must run on this machine) and of
+ *          this process during the counted passes
  *
  * Connection: the usual PG* environment variables.
- * Prints one line: "<bytes> <rows> <pages> <seconds>".
+ * Prints one line: "<bytes> <rows> <pages> <seconds>", with -C
+ * "<bytes> <rows> <pages> <seconds> <server CPU s> <client CPU s>".
  * Exits 1 on any error.
  */
 #include <stdio.h>
@@ -37,6 +41,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/resource.h>
 
 #include <libpq-fe.h>
 
@@ -74,6 +79,42 @@ get_int8(const PGresult *res, int row, int col)
 	return (long long) v;
 }
 
+/* CPU seconds (user + system) of process pid so far, -1 if unknown. */
+static double
+proc_cpu(int pid)
+{
+	char		path[64];
+	char		buf[1024];
+	FILE	   *f;
+	size_t		n;
+	char	   *p;
+	unsigned long utime,
+				stime;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* fields after the command name, which is in parentheses */
+	if ((p = strrchr(buf, ')')) == NULL ||
+		sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+			   &utime, &stime) != 2)
+		return -1;
+	return (double) (utime + stime) / sysconf(_SC_CLK_TCK);
+}
+
+static double
+self_cpu(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+		ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
 static void
 count_bytes(const PGresult *res, long long *bytes)
 {
@@ -99,6 +140,9 @@ main(int argc, char **argv)
 	int			sleep_ms = 0;
 	int			passes = 1;
 	int			warm = 0;
+	int			cpu = 0;
+	double		scpu0 = 0,
+				ccpu0 = 0;
 	long long	after0;
 	int			opt;
 	long long	bytes = 0;
@@ -115,7 +159,7 @@ main(int argc, char **argv)
 	}
 	mode = argv[1];
 	optind = 2;
-	while ((opt = getopt(argc, argv, "d:l:a:t:c:p:P:s:n:w")) != -1)
+	while ((opt = getopt(argc, argv, "d:l:a:t:c:p:P:s:n:wC")) != -1)
 	{
 		switch (opt)
 		{
@@ -129,6 +173,7 @@ main(int argc, char **argv)
 			case 's': sleep_ms = atoi(optarg); break;
 			case 'n': passes = atoi(optarg); break;
 			case 'w': warm = 1; break;
+			case 'C': cpu = 1; break;
 			default: return 1;
 		}
 	}
@@ -184,6 +229,11 @@ main(int argc, char **argv)
 			/* the warm-up pass does not count */
 			bytes = rows = pages = 0;
 			t0 = now();
+			if (cpu)
+			{
+				scpu0 = proc_cpu(PQbackendPID(conn));
+				ccpu0 = self_cpu();
+			}
 		}
 		after = after0;
 		if (strcmp(mode, "read") == 0)
@@ -362,7 +412,16 @@ main(int argc, char **argv)
 		}
 	}
 
-	printf("%lld %lld %lld %.6f\n", bytes, rows, pages, now() - t0);
+	if (cpu)
+	{
+		double		secs = now() - t0;
+		double		scpu = proc_cpu(PQbackendPID(conn));
+
+		printf("%lld %lld %lld %.6f %.2f %.2f\n", bytes, rows, pages, secs,
+			   scpu >= 0 && scpu0 >= 0 ? scpu - scpu0 : -1.0, self_cpu() - ccpu0);
+	}
+	else
+		printf("%lld %lld %lld %.6f\n", bytes, rows, pages, now() - t0);
 	PQfinish(conn);
 	return 0;
 }
