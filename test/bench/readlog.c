@@ -12,7 +12,8 @@
  *               LIMIT <page>, until a page comes back empty
  *   plain-all   SELECT lsn, delta FROM <table> ORDER BY lsn (one statement)
  *   snapshot    synclog.snapshot(doc, log, after_key, <page>) from the start
- *               until a page comes back short
+ *               until a page comes back short (-f: another function with
+ *               the same arguments and result)
  *   plain-kv    SELECT key, value FROM <table> WHERE key > $1 ORDER BY key
  *               LIMIT <page>, until a page comes back short
  *   pgq         a PgQ consumer: repositions consumer -c of queue -t at tick
@@ -21,6 +22,7 @@
  *               pgq.finish_batch until next_batch returns NULL
  *
  * Options: -d doc  -l log_id  -a after_lsn (pgq: tick)  -t table (pgq: queue)
+ *          -f function (snapshot)
  *          -c consumer  -p page_rows
  *          -n passes -w   (all modes but pgq: do it all that many times in
  *          the one connection, after one untimed pass with -w; the figures
@@ -135,6 +137,7 @@ main(int argc, char **argv)
 	const char *table = NULL;
 	const char *pidfile = NULL;
 	const char *consumer = NULL;
+	const char *snap_fn = "synclog.snapshot";
 	long long	after = 0;
 	int			page = 1000;
 	int			sleep_ms = 0;
@@ -159,7 +162,7 @@ main(int argc, char **argv)
 	}
 	mode = argv[1];
 	optind = 2;
-	while ((opt = getopt(argc, argv, "d:l:a:t:c:p:P:s:n:wC")) != -1)
+	while ((opt = getopt(argc, argv, "d:l:a:t:c:f:p:P:s:n:wC")) != -1)
 	{
 		switch (opt)
 		{
@@ -168,6 +171,7 @@ main(int argc, char **argv)
 			case 'a': after = atoll(optarg); break;
 			case 't': table = optarg; break;
 			case 'c': consumer = optarg; break;
+			case 'f': snap_fn = optarg; break;
 			case 'p': page = atoi(optarg); break;
 			case 'P': pidfile = optarg; break;
 			case 's': sleep_ms = atoi(optarg); break;
@@ -323,8 +327,8 @@ main(int argc, char **argv)
 
 			if (is_snap)
 				snprintf(sql, sizeof(sql),
-						 "SELECT key, value FROM synclog.snapshot($1, $2, $3::bytea, %d)",
-						 page);
+						 "SELECT key, value FROM %s($1, $2, $3::bytea, %d)",
+						 snap_fn, page);
 			else
 				snprintf(sql, sizeof(sql),
 						 "SELECT key, value FROM %s WHERE key > coalesce($1::bytea, ''::bytea) "
