@@ -61,15 +61,21 @@ SELECT synclog.append('big-values', ARRAY['\x01', '\x02', '\x03']::bytea[],
 		  (SELECT decode(string_agg(md5(i::text), ''), 'hex') FROM generate_series(1, 512) i)
 			|| decode(repeat('00', 8192), 'hex'),
 		  '\x2a']::bytea[]);
+-- a long key (4-byte header) and a 5-byte one (1-byte header, padded)
+SELECT synclog.append('big-values', ARRAY['\x04' || decode(repeat('ab', 299), 'hex'), '\x0500000000']::bytea[],
+	ARRAY[(SELECT decode(string_agg(md5((i * 3)::text), ''), 'hex') FROM generate_series(1, 300) i),
+		  (SELECT decode(string_agg(md5((i * 5)::text), ''), 'hex') FROM generate_series(1, 301) i)]);
 SELECT synclog.compact('big-values') AS logb2 \gset
-SELECT key, length(value), md5(value) FROM synclog.snapshot('big-values', :'logb2');
-SELECT k.key, pg_column_size(k.value) < length(k.value) AS stored_smaller
+SELECT substr(key, 1, 5) AS key, length(key) AS key_len, length(value), md5(value)
+  FROM synclog.snapshot('big-values', :'logb2');
+SELECT substr(k.key, 1, 5) AS key, pg_column_size(k.value) < length(k.value) AS stored_smaller
   FROM synclog.kv k JOIN synclog.doc d USING (doc_id)
  WHERE d.name = 'big-values' AND k.ns = 1 ORDER BY k.key;
 CREATE FUNCTION pg_temp.snapshot_v01(doc text, log_id text, after_key bytea, max_rows integer,
 	OUT key bytea, OUT value bytea)
 RETURNS SETOF record AS 'synclog', 'synclog_snapshot' LANGUAGE C STABLE;
-SELECT key, length(value), md5(value) FROM pg_temp.snapshot_v01('big-values', :'logb2', NULL, 10);
+SELECT substr(key, 1, 5) AS key, length(key) AS key_len, length(value), md5(value)
+  FROM pg_temp.snapshot_v01('big-values', :'logb2', NULL, 10);
 SELECT key, length(value) FROM pg_temp.snapshot_v01('sn', :'log2', '\x00000016', 10);
 SELECT synclog.drop_doc('big-values');
 

@@ -173,31 +173,38 @@ value_chunk_corrupted(ValueReader *vr, Oid valueid, const char *what, int32 got,
 }
 
 /*
- * The value behind an on-disk TOAST pointer of synclog.kv, whole and
- * uncompressed, in a new palloc'd varlena.
+ * Whether the reader reads the value behind an on-disk TOAST pointer (one
+ * of kv's own TOAST table), and whether it is stored compressed.
  */
-static struct varlena *
-value_reader_fetch(ValueReader *vr, struct varlena *ptr)
+static bool
+value_reader_takes(ValueReader *vr, struct varlena *ptr, bool *compressed)
+{
+	struct varatt_external ext;
+
+	if (vr->scan == NULL || !VARATT_IS_EXTERNAL_ONDISK(ptr))
+		return false;
+	VARATT_EXTERNAL_GET_POINTER(ext, ptr);
+	/* VARATT_EXTERNAL_IS_COMPRESSED, without its signed comparison */
+	*compressed = VARATT_EXTERNAL_GET_EXTSIZE(ext) < (uint32) (ext.va_rawsize - VARHDRSZ);
+	return ext.va_toastrelid == RelationGetRelid(vr->toastrel);
+}
+
+/*
+ * Copy the stored bytes behind an on-disk TOAST pointer of kv (as stored:
+ * compressed ones compressed) to dest, VARATT_EXTERNAL_GET_EXTSIZE bytes.
+ */
+static void
+value_reader_read(ValueReader *vr, struct varlena *ptr, char *dest)
 {
 	struct varatt_external ext;
 	int32		extsize;
 	int32		totalchunks;
 	int32		expected = 0;
-	struct varlena *result;
 	ScanKeyData key;
 
 	VARATT_EXTERNAL_GET_POINTER(ext, ptr);
-	if (vr->scan == NULL || ext.va_toastrelid != RelationGetRelid(vr->toastrel))
-		return detoast_attr(ptr);	/* not kv's own TOAST table: never expected */
 	extsize = VARATT_EXTERNAL_GET_EXTSIZE(ext);
 	totalchunks = extsize > 0 ? (extsize - 1) / TOAST_MAX_CHUNK_SIZE + 1 : 0;
-	result = (struct varlena *) palloc(extsize + VARHDRSZ);
-	/* VARATT_EXTERNAL_IS_COMPRESSED, without its signed comparison */
-	if ((uint32) extsize < (uint32) (ext.va_rawsize - VARHDRSZ))
-		SET_VARSIZE_COMPRESSED(result, extsize + VARHDRSZ);
-	else
-		SET_VARSIZE(result, extsize + VARHDRSZ);
-
 	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_OIDEQ,
 				ObjectIdGetDatum(ext.va_valueid));
 	index_rescan(vr->scan, &key, 1, NULL, 0);
@@ -224,12 +231,33 @@ value_reader_fetch(ValueReader *vr, struct varlena *ptr)
 			extsize - (totalchunks - 1) * TOAST_MAX_CHUNK_SIZE;
 		if (size != want)
 			value_chunk_corrupted(vr, ext.va_valueid, "chunk size", size, want);
-		memcpy(VARDATA(result) + seq * TOAST_MAX_CHUNK_SIZE, VARDATA_ANY(chunk), size);
+		memcpy(dest + seq * TOAST_MAX_CHUNK_SIZE, VARDATA_ANY(chunk), size);
 		expected++;
 	}
 	if (expected != totalchunks)
 		value_chunk_corrupted(vr, ext.va_valueid, "chunks", expected, totalchunks);
-	if (VARATT_IS_COMPRESSED(result))
+}
+
+/*
+ * The value behind an on-disk TOAST pointer that value_reader_takes,
+ * whole and uncompressed, in a new palloc'd varlena.
+ */
+static struct varlena *
+value_reader_fetch(ValueReader *vr, struct varlena *ptr, bool compressed)
+{
+	struct varatt_external ext;
+	int32		extsize;
+	struct varlena *result;
+
+	VARATT_EXTERNAL_GET_POINTER(ext, ptr);
+	extsize = VARATT_EXTERNAL_GET_EXTSIZE(ext);
+	result = (struct varlena *) palloc(extsize + VARHDRSZ);
+	if (compressed)
+		SET_VARSIZE_COMPRESSED(result, extsize + VARHDRSZ);
+	else
+		SET_VARSIZE(result, extsize + VARHDRSZ);
+	value_reader_read(vr, ptr, VARDATA(result));
+	if (compressed)
 	{
 		struct varlena *raw = detoast_attr(result);
 
@@ -277,8 +305,7 @@ typedef struct PageScan
 	int			decided_len;	/* the last key decided, -1: none yet */
 	char		decided[SLC_KEY_MAX];
 	struct varlena *unpacked;	/* the current key, if the index compressed it */
-	bool		read_values;	/* fetch out-of-line values (vr) */
-	ValueReader vr;
+	ValueReader vr;				/* reads values only for snapshot_rows */
 	MemoryContext mcxt;			/* where the scans live */
 	bool		open;
 } PageScan;
@@ -300,7 +327,6 @@ page_scan_begin(PageScan *ps, Oid kv_oid, Oid kv_idx_oid, int64 doc_id,
 	ps->sent = 0;
 	ps->decided_len = -1;
 	ps->unpacked = NULL;
-	ps->read_values = read_values;
 	ps->mcxt = CurrentMemoryContext;
 	/* opened in both cases: the lock is taken either way */
 	value_reader_begin(&ps->vr, ps->kv, read_values);
@@ -333,13 +359,11 @@ page_scan_end(PageScan *ps)
 
 /*
  * The next row of the page: false when the page is full or the state has
- * no more keys.  *key points into the scan's slot (good until the next
- * call); *value is the value as stored unless the scan reads values, then
- * a whole uncompressed copy for out-of-line ones (the caller frees it when
- * *fetched).
+ * no more keys.  *key and *value are as stored, and point into the scan's
+ * slot (good until the next call).
  */
 static bool
-page_scan_next(PageScan *ps, Datum *key, Datum *value, bool *fetched)
+page_scan_next(PageScan *ps, Datum *key, Datum *value)
 {
 	IndexScanDesc scan = ps->scan;
 	MemoryContext caller = MemoryContextSwitchTo(ps->mcxt);
@@ -388,13 +412,7 @@ page_scan_next(PageScan *ps, Datum *key, Datum *value, bool *fetched)
 					 errdetail("A version of kind 'v' of the document with internal id %lld has no value.",
 							   (long long) ps->doc_id)));
 		ps->sent++;
-		/* the value, if it is read here, in the caller's memory */
 		MemoryContextSwitchTo(caller);
-		*fetched = ps->read_values &&
-			VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(*value));
-		if (*fetched)
-			*value = PointerGetDatum(value_reader_fetch(&ps->vr,
-														(struct varlena *) DatumGetPointer(*value)));
 		return true;
 	}
 	MemoryContextSwitchTo(caller);
@@ -433,6 +451,50 @@ typedef struct RowsState
 	ExprContext *econtext;
 } RowsState;
 
+/*
+ * The row (key, value) of a value stored out of line uncompressed, built
+ * around the value's bytes: read from the TOAST chunks straight into the
+ * row (heap_form_tuple would zero the row, then copy a value read into a
+ * buffer of its own: two more passes over every byte).  The layout is
+ * heap_form_tuple's for two varlena columns without nulls: the key as
+ * stored (its header may be short), zero padding to int alignment, the
+ * value with a 4-byte header.
+ */
+static HeapTuple
+row_reading_value(RowsState *st, struct varlena *key, struct varlena *ptr)
+{
+	struct varatt_external ext;
+	Size		klen = VARSIZE_ANY(key);
+	Size		hoff = MAXALIGN(SizeofHeapTupleHeader);
+	Size		voff = INTALIGN(klen);
+	Size		len;
+	HeapTuple	tuple;
+	HeapTupleHeader td;
+	char	   *data;
+
+	VARATT_EXTERNAL_GET_POINTER(ext, ptr);
+	len = hoff + voff + VARHDRSZ + VARATT_EXTERNAL_GET_EXTSIZE(ext);
+	tuple = (HeapTuple) palloc(HEAPTUPLESIZE + len);
+	tuple->t_len = len;
+	ItemPointerSetInvalid(&tuple->t_self);
+	tuple->t_tableOid = InvalidOid;
+	td = tuple->t_data = (HeapTupleHeader) ((char *) tuple + HEAPTUPLESIZE);
+	memset(td, 0, hoff);
+	HeapTupleHeaderSetDatumLength(td, len);
+	HeapTupleHeaderSetTypeId(td, st->desc->tdtypeid);
+	HeapTupleHeaderSetTypMod(td, st->desc->tdtypmod);
+	ItemPointerSetInvalid(&td->t_ctid);
+	HeapTupleHeaderSetNatts(td, 2);
+	td->t_hoff = hoff;
+	td->t_infomask = HEAP_HASVARWIDTH;
+	data = (char *) td + hoff;
+	memcpy(data, key, klen);
+	memset(data + klen, 0, voff - klen);
+	SET_VARSIZE(data + voff, VARHDRSZ + VARATT_EXTERNAL_GET_EXTSIZE(ext));
+	value_reader_read(&st->ps.vr, ptr, VARDATA(data + voff));
+	return tuple;
+}
+
 static void
 rows_shutdown(Datum arg)
 {
@@ -446,7 +508,7 @@ synclog_snapshot_rows(PG_FUNCTION_ARGS)
 	RowsState  *st;
 	Datum		values[2];
 	bool		nulls[2] = {false, false};
-	bool		fetched;
+	bool		compressed;
 	HeapTuple	tuple;
 
 	if (SRF_IS_FIRSTCALL())
@@ -492,15 +554,27 @@ synclog_snapshot_rows(PG_FUNCTION_ARGS)
 	}
 	funcctx = SRF_PERCALL_SETUP();
 	st = (RowsState *) funcctx->user_fctx;
-	if (!page_scan_next(&st->ps, &values[0], &values[1], &fetched))
+	if (!page_scan_next(&st->ps, &values[0], &values[1]))
 	{
 		UnregisterExprContextCallback(st->econtext, rows_shutdown, PointerGetDatum(st));
 		page_scan_end(&st->ps);
 		SRF_RETURN_DONE(funcctx);
 	}
-	tuple = heap_form_tuple(st->desc, values, nulls);
-	if (fetched)
+	if (!value_reader_takes(&st->ps.vr, (struct varlena *) DatumGetPointer(values[1]),
+							&compressed))
+		tuple = heap_form_tuple(st->desc, values, nulls);
+	else if (!compressed && !VARATT_IS_EXTERNAL(DatumGetPointer(values[0])) &&
+			 !VARATT_IS_COMPRESSED(DatumGetPointer(values[0])))
+		tuple = row_reading_value(st, (struct varlena *) DatumGetPointer(values[0]),
+								  (struct varlena *) DatumGetPointer(values[1]));
+	else
+	{
+		values[1] = PointerGetDatum(value_reader_fetch(&st->ps.vr,
+													   (struct varlena *) DatumGetPointer(values[1]),
+													   compressed));
+		tuple = heap_form_tuple(st->desc, values, nulls);
 		pfree(DatumGetPointer(values[1]));
+	}
 	SRF_RETURN_NEXT(funcctx, HeapTupleGetDatum(tuple));
 }
 
@@ -543,7 +617,6 @@ synclog_snapshot(PG_FUNCTION_ARGS)
 	PageScan   *ps = palloc(sizeof(PageScan));
 	Datum		values[2];
 	bool		nulls[2] = {false, false};
-	bool		fetched;
 
 	(void) sl_arg_doc(fcinfo, 0);
 	(void) sl_arg_log_id(fcinfo, 1);
@@ -555,7 +628,7 @@ synclog_snapshot(PG_FUNCTION_ARGS)
 	sl_spi_end();
 	page_scan_begin(ps, kv_oid, kv_idx_oid, d.doc_id, l.base_lsn, after_key,
 					max_rows, false);
-	while (page_scan_next(ps, &values[0], &values[1], &fetched))
+	while (page_scan_next(ps, &values[0], &values[1]))
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	page_scan_end(ps);
 	pfree(ps);
