@@ -24,6 +24,14 @@ SELECT synclog.create_doc('x');
 SELECT synclog.encode_delta('{}'::bytea[], '{}'::bytea[]);
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
+-- synclog.snapshot_rows is executable by PUBLIC (synclog.snapshot is inlined
+-- into its callers' queries) and requires EXECUTE on synclog.snapshot.
+GRANT USAGE ON SCHEMA synclog TO regress_sl_nobody;
+SET ROLE regress_sl_nobody;
+SELECT * FROM synclog.snapshot_rows('team-a/notes', 'any', NULL, 10);
+SELECT * FROM synclog.snapshot('team-a/notes', 'any', NULL, 10);
+RESET ROLE;
+REVOKE USAGE ON SCHEMA synclog FROM regress_sl_nobody;
 
 -- A reader reads, and cannot write or touch the tables.
 SET ROLE regress_sl_reader;

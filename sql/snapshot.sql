@@ -36,6 +36,49 @@ SELECT log_id = :'log2' AS log_ok, base_lsn, snapshot_hash = synclog.recompute_h
 SELECT * FROM synclog.snapshot_clients('sn', :'log2');
 SELECT key_count, client_count, clients FROM synclog.snapshot_info('sn', :'log1');
 
+-- A page streams: synclog.snapshot is inlined into the caller's query,
+-- which runs synclog.snapshot_rows in its select list (not a FunctionScan,
+-- which would materialize the page first).
+EXPLAIN (COSTS OFF) SELECT key, value FROM synclog.snapshot('sn', :'log2', NULL, 5);
+SELECT count(*) FROM synclog.snapshot_rows('sn', :'log2', NULL, 5) r
+  JOIN synclog.snapshot('sn', :'log2', NULL, 5) s USING (key, value);
+-- Stopping early (LIMIT, a cursor closed half-way) ends the scan cleanly.
+BEGIN;
+SELECT key FROM synclog.snapshot('sn', :'log2', NULL, 10) LIMIT 2;
+DECLARE c CURSOR FOR SELECT key FROM synclog.snapshot('sn', :'log2', NULL, 10);
+FETCH 3 FROM c;
+CLOSE c;
+SELECT count(*) FROM synclog.snapshot('sn', :'log2');
+COMMIT;
+
+-- Values stored out of line, uncompressed (random bytes) and compressed
+-- (half random, half zeros), come back whole; so do the materialized
+-- pages of version 0.1's C function (synclog_snapshot), called here
+-- through a function of its own.
+SELECT synclog.create_doc('big-values') AS logb1 \gset
+SELECT synclog.append('big-values', ARRAY['\x01', '\x02', '\x03']::bytea[],
+	ARRAY[(SELECT decode(string_agg(md5(i::text), ''), 'hex') FROM generate_series(1, 1024) i),
+		  (SELECT decode(string_agg(md5(i::text), ''), 'hex') FROM generate_series(1, 512) i)
+			|| decode(repeat('00', 8192), 'hex'),
+		  '\x2a']::bytea[]);
+-- a long key (4-byte header) and a 5-byte one (1-byte header, padded)
+SELECT synclog.append('big-values', ARRAY['\x04' || decode(repeat('ab', 299), 'hex'), '\x0500000000']::bytea[],
+	ARRAY[(SELECT decode(string_agg(md5((i * 3)::text), ''), 'hex') FROM generate_series(1, 300) i),
+		  (SELECT decode(string_agg(md5((i * 5)::text), ''), 'hex') FROM generate_series(1, 301) i)]);
+SELECT synclog.compact('big-values') AS logb2 \gset
+SELECT substr(key, 1, 5) AS key, length(key) AS key_len, length(value), md5(value)
+  FROM synclog.snapshot('big-values', :'logb2');
+SELECT substr(k.key, 1, 5) AS key, pg_column_size(k.value) < length(k.value) AS stored_smaller
+  FROM synclog.kv k JOIN synclog.doc d USING (doc_id)
+ WHERE d.name = 'big-values' AND k.ns = 1 ORDER BY k.key;
+CREATE FUNCTION pg_temp.snapshot_v01(doc text, log_id text, after_key bytea, max_rows integer,
+	OUT key bytea, OUT value bytea)
+RETURNS SETOF record AS 'synclog', 'synclog_snapshot' LANGUAGE C STABLE;
+SELECT substr(key, 1, 5) AS key, length(key) AS key_len, length(value), md5(value)
+  FROM pg_temp.snapshot_v01('big-values', :'logb2', NULL, 10);
+SELECT key, length(value) FROM pg_temp.snapshot_v01('sn', :'log2', '\x00000016', 10);
+SELECT synclog.drop_doc('big-values');
+
 -- Bad input.
 \set VERBOSITY sqlstate
 SELECT * FROM synclog.snapshot('sn', :'log2', NULL, 0);

@@ -5,13 +5,17 @@
  * order and in pages a client can resume, plus the snapshot's summary and
  * its client watermarks.
  *
- * Owns: synclog.snapshot, synclog.snapshot_info, synclog.snapshot_clients.
+ * Owns: synclog.snapshot (version 0.1's C body) and synclog.snapshot_rows
+ * (what the SQL synclog.snapshot of 0.2 runs), synclog.snapshot_info,
+ * synclog.snapshot_clients.
  * Must never: hold a page beyond max_rows in memory, or serve a collected
  * log's snapshot (its versions may already be gone).
  */
 #include "postgres.h"
 
 #include "access/detoast.h"
+#include "access/heaptoast.h"
+#include "access/toast_internals.h"
 #include "access/genam.h"
 #include "access/relscan.h"
 #include "access/tableam.h"
@@ -22,6 +26,9 @@
 #include "access/table.h"
 #include "catalog/pg_type_d.h"
 #include "funcapi.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
+#include "utils/acl.h"
 #include "miscadmin.h"
 #include "parser/parse_relation.h"
 #include "utils/fmgroids.h"
@@ -36,6 +43,7 @@
 #include "synclog.h"
 
 PG_FUNCTION_INFO_V1(synclog_snapshot);
+PG_FUNCTION_INFO_V1(synclog_snapshot_rows);
 PG_FUNCTION_INFO_V1(synclog_snapshot_info);
 PG_FUNCTION_INFO_V1(synclog_snapshot_clients);
 
@@ -103,9 +111,166 @@ kv_column(Relation rel, const char *name)
 #define KV_IDX_LSN	4
 
 /*
- * One page of the data keys of the state at lsn into the tuplestore: the
- * first max_rows keys after after_key (NULL: from the first) whose newest
- * version at or below lsn is a value, with that value.
+ * The out-of-line values of one snapshot page, read from kv's TOAST table
+ * with one relation, one index and one index scan opened for the whole
+ * page.  PostgreSQL's own detoasting (what a plain SELECT does when it
+ * sends a value) opens the TOAST table and its index, takes their locks,
+ * sets up a scan and tears it all down again for every value: about a
+ * tenth of the server's CPU time for a page of 4 KiB values (BENCHMARKS.md,
+ * area 7b).  Without a scan (materialized pages, whose values PostgreSQL
+ * detoasts when it sends them) the reader only holds the locks.
+ */
+typedef struct ValueReader
+{
+	Relation	toastrel;		/* NULL: kv has no TOAST table */
+	Relation   *toastidxs;
+	int			num_indexes;
+	int			valid_index;
+	SnapshotData toast_snapshot;
+	IndexScanDesc scan;			/* NULL: values are not read here */
+	TupleTableSlot *slot;
+} ValueReader;
+
+static void
+value_reader_begin(ValueReader *vr, Relation kv, bool scan)
+{
+	memset(vr, 0, sizeof(*vr));
+	if (!OidIsValid(kv->rd_rel->reltoastrelid))
+		return;
+	vr->toastrel = table_open(kv->rd_rel->reltoastrelid, AccessShareLock);
+	vr->valid_index = toast_open_indexes(vr->toastrel, AccessShareLock,
+										 &vr->toastidxs, &vr->num_indexes);
+	if (!scan)
+		return;
+	init_toast_snapshot(&vr->toast_snapshot);
+	vr->scan = index_beginscan(vr->toastrel, vr->toastidxs[vr->valid_index],
+							   &vr->toast_snapshot, 1, 0);
+	vr->slot = table_slot_create(vr->toastrel, NULL);
+}
+
+static void
+value_reader_end(ValueReader *vr)
+{
+	if (vr->toastrel == NULL)
+		return;
+	if (vr->scan != NULL)
+	{
+		index_endscan(vr->scan);
+		ExecDropSingleTupleTableSlot(vr->slot);
+	}
+	toast_close_indexes(vr->toastidxs, vr->num_indexes, NoLock);
+	table_close(vr->toastrel, NoLock);
+}
+
+static void
+value_chunk_corrupted(ValueReader *vr, Oid valueid, const char *what, int32 got, int32 expected)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("malformed value in synclog.kv"),
+			 errdetail("Out-of-line value %u in %s: %s %d, expected %d.",
+					   valueid, RelationGetRelationName(vr->toastrel), what, got, expected)));
+}
+
+/*
+ * Whether the reader reads the value behind an on-disk TOAST pointer (one
+ * of kv's own TOAST table), and whether it is stored compressed.
+ */
+static bool
+value_reader_takes(ValueReader *vr, struct varlena *ptr, bool *compressed)
+{
+	struct varatt_external ext;
+
+	if (vr->scan == NULL || !VARATT_IS_EXTERNAL_ONDISK(ptr))
+		return false;
+	VARATT_EXTERNAL_GET_POINTER(ext, ptr);
+	/* VARATT_EXTERNAL_IS_COMPRESSED, without its signed comparison */
+	*compressed = VARATT_EXTERNAL_GET_EXTSIZE(ext) < (uint32) (ext.va_rawsize - VARHDRSZ);
+	return ext.va_toastrelid == RelationGetRelid(vr->toastrel);
+}
+
+/*
+ * Copy the stored bytes behind an on-disk TOAST pointer of kv (as stored:
+ * compressed ones compressed) to dest, VARATT_EXTERNAL_GET_EXTSIZE bytes.
+ */
+static void
+value_reader_read(ValueReader *vr, struct varlena *ptr, char *dest)
+{
+	struct varatt_external ext;
+	int32		extsize;
+	int32		totalchunks;
+	int32		expected = 0;
+	ScanKeyData key;
+
+	VARATT_EXTERNAL_GET_POINTER(ext, ptr);
+	extsize = VARATT_EXTERNAL_GET_EXTSIZE(ext);
+	totalchunks = extsize > 0 ? (extsize - 1) / TOAST_MAX_CHUNK_SIZE + 1 : 0;
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(ext.va_valueid));
+	index_rescan(vr->scan, &key, 1, NULL, 0);
+	while (index_getnext_slot(vr->scan, ForwardScanDirection, vr->slot))
+	{
+		bool		isnull;
+		int32		seq = DatumGetInt32(slot_getattr(vr->slot, 2, &isnull));
+		struct varlena *chunk = (struct varlena *) DatumGetPointer(slot_getattr(vr->slot, 3, &isnull));
+		int32		size;
+		int32		want;
+
+		if (VARATT_IS_EXTENDED(chunk) && !VARATT_IS_SHORT(chunk))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("malformed value in synclog.kv"),
+					 errdetail("Out-of-line value %u in %s has a chunk that is itself compressed or out of line.",
+							   ext.va_valueid, RelationGetRelationName(vr->toastrel))));
+		size = VARSIZE_ANY_EXHDR(chunk);
+		if (seq != expected)
+			value_chunk_corrupted(vr, ext.va_valueid, "chunk number", seq, expected);
+		if (seq >= totalchunks)
+			value_chunk_corrupted(vr, ext.va_valueid, "chunk number", seq, totalchunks - 1);
+		want = seq < totalchunks - 1 ? TOAST_MAX_CHUNK_SIZE :
+			extsize - (totalchunks - 1) * TOAST_MAX_CHUNK_SIZE;
+		if (size != want)
+			value_chunk_corrupted(vr, ext.va_valueid, "chunk size", size, want);
+		memcpy(dest + seq * TOAST_MAX_CHUNK_SIZE, VARDATA_ANY(chunk), size);
+		expected++;
+	}
+	if (expected != totalchunks)
+		value_chunk_corrupted(vr, ext.va_valueid, "chunks", expected, totalchunks);
+}
+
+/*
+ * The value behind an on-disk TOAST pointer that value_reader_takes,
+ * whole and uncompressed, in a new palloc'd varlena.
+ */
+static struct varlena *
+value_reader_fetch(ValueReader *vr, struct varlena *ptr, bool compressed)
+{
+	struct varatt_external ext;
+	int32		extsize;
+	struct varlena *result;
+
+	VARATT_EXTERNAL_GET_POINTER(ext, ptr);
+	extsize = VARATT_EXTERNAL_GET_EXTSIZE(ext);
+	result = (struct varlena *) palloc(extsize + VARHDRSZ);
+	if (compressed)
+		SET_VARSIZE_COMPRESSED(result, extsize + VARHDRSZ);
+	else
+		SET_VARSIZE(result, extsize + VARHDRSZ);
+	value_reader_read(vr, ptr, VARDATA(result));
+	if (compressed)
+	{
+		struct varlena *raw = detoast_attr(result);
+
+		pfree(result);
+		result = raw;
+	}
+	return result;
+}
+
+/*
+ * One page of the data keys of the state at lsn: the first max_rows keys
+ * after after_key (NULL: from the first) whose newest version at or below
+ * lsn is a value, with that value.
  *
  * A scan of kv_key_idx in the caller's snapshot, with no SQL in between.
  * Within a key the versions come newest first, and the index entry holds
@@ -117,44 +282,94 @@ kv_column(Relation rel, const char *name)
  * little more, as a plain paged SELECT of the same rows does, however many
  * older versions the state keeps (BENCHMARKS.md, area 7b).
  *
- * Values go into the tuplestore as they are stored, out-of-line ones as
- * TOAST pointers, and are fetched once, when the row is sent, as a plain
- * SELECT does; detoasting them here copied every value twice more.  The
- * pointers stay good until then: the rows they point to are visible to
- * this statement's snapshot, which stays registered until the last row is
- * sent (a portal keeps it; PostgreSQL detoasts the rows of one held past
- * its transaction when it persists them), so no VACUUM after a gc can take
- * them away before that.
+ * Relations are closed keeping their locks to the end of the transaction,
+ * kv's TOAST table and its index included (opened for that alone when
+ * values are not read here): PostgreSQL opens the TOAST table and its
+ * index again for every value it detoasts, and finding the lock already
+ * held makes each of those opens cheaper.
  */
-static void
-data_page(ReturnSetInfo *rsinfo, Oid kv_oid, Oid kv_idx_oid, int64 doc_id,
-		  int64 lsn, bytea *after_key, int32 max_rows)
+typedef struct PageScan
 {
-	Relation	kv = table_open(kv_oid, AccessShareLock);
-	Relation	idx = index_open(kv_idx_oid, AccessShareLock);
-	AttrNumber	a_key = kv_column(kv, "key"),
-				a_kind = kv_column(kv, "kind"),
-				a_value = kv_column(kv, "value");
-	ScanKeyData skey[3];
-	int			nkeys = after_key != NULL ? 3 : 2;
+	Relation	kv;
+	Relation	idx;
 	IndexScanDesc scan;
-	TupleTableSlot *slot = table_slot_create(kv, NULL);
-	char	   *decided = palloc(SLC_KEY_MAX);	/* the last key decided */
-	struct varlena *unpacked = NULL;
-	int			decided_len = -1;
-	int32		sent = 0;
+	TupleTableSlot *slot;
+	AttrNumber	a_key;
+	AttrNumber	a_kind;
+	AttrNumber	a_value;
+	int64		doc_id;
+	int64		lsn;
+	int32		max_rows;
+	int32		sent;
+	ScanKeyData skey[3];
+	int			decided_len;	/* the last key decided, -1: none yet */
+	char		decided[SLC_KEY_MAX];
+	struct varlena *unpacked;	/* the current key, if the index compressed it */
+	ValueReader vr;				/* reads values only for snapshot_rows */
+	MemoryContext mcxt;			/* where the scans live */
+	bool		open;
+} PageScan;
 
-	ScanKeyInit(&skey[0], KV_IDX_DOC, BTEqualStrategyNumber, F_INT8EQ,
+static void
+page_scan_begin(PageScan *ps, Oid kv_oid, Oid kv_idx_oid, int64 doc_id,
+				int64 lsn, bytea *after_key, int32 max_rows, bool read_values)
+{
+	int			nkeys = after_key != NULL ? 3 : 2;
+
+	ps->kv = table_open(kv_oid, AccessShareLock);
+	ps->idx = index_open(kv_idx_oid, AccessShareLock);
+	ps->a_key = kv_column(ps->kv, "key");
+	ps->a_kind = kv_column(ps->kv, "kind");
+	ps->a_value = kv_column(ps->kv, "value");
+	ps->doc_id = doc_id;
+	ps->lsn = lsn;
+	ps->max_rows = max_rows;
+	ps->sent = 0;
+	ps->decided_len = -1;
+	ps->unpacked = NULL;
+	ps->mcxt = CurrentMemoryContext;
+	/* opened in both cases: the lock is taken either way */
+	value_reader_begin(&ps->vr, ps->kv, read_values);
+	ScanKeyInit(&ps->skey[0], KV_IDX_DOC, BTEqualStrategyNumber, F_INT8EQ,
 				Int64GetDatum(doc_id));
-	ScanKeyInit(&skey[1], KV_IDX_NS, BTEqualStrategyNumber, F_INT2EQ,
+	ScanKeyInit(&ps->skey[1], KV_IDX_NS, BTEqualStrategyNumber, F_INT2EQ,
 				Int16GetDatum(SLC_NS_DATA));
 	if (after_key != NULL)
-		ScanKeyInit(&skey[2], KV_IDX_KEY, BTGreaterStrategyNumber, F_BYTEAGT,
+		ScanKeyInit(&ps->skey[2], KV_IDX_KEY, BTGreaterStrategyNumber, F_BYTEAGT,
 					PointerGetDatum(after_key));
-	scan = index_beginscan(kv, idx, GetActiveSnapshot(), nkeys, 0);
-	scan->xs_want_itup = true;
-	index_rescan(scan, skey, nkeys, NULL, 0);
-	while (sent < max_rows && index_getnext_tid(scan, ForwardScanDirection) != NULL)
+	ps->slot = table_slot_create(ps->kv, NULL);
+	ps->scan = index_beginscan(ps->kv, ps->idx, GetActiveSnapshot(), nkeys, 0);
+	ps->scan->xs_want_itup = true;
+	index_rescan(ps->scan, ps->skey, nkeys, NULL, 0);
+	ps->open = true;
+}
+
+static void
+page_scan_end(PageScan *ps)
+{
+	if (!ps->open)
+		return;
+	ps->open = false;
+	index_endscan(ps->scan);
+	ExecDropSingleTupleTableSlot(ps->slot);
+	value_reader_end(&ps->vr);
+	index_close(ps->idx, NoLock);
+	table_close(ps->kv, NoLock);
+}
+
+/*
+ * The next row of the page: false when the page is full or the state has
+ * no more keys.  *key and *value are as stored, and point into the scan's
+ * slot (good until the next call).
+ */
+static bool
+page_scan_next(PageScan *ps, Datum *key, Datum *value)
+{
+	IndexScanDesc scan = ps->scan;
+	MemoryContext caller = MemoryContextSwitchTo(ps->mcxt);
+
+	while (ps->sent < ps->max_rows &&
+		   index_getnext_tid(scan, ForwardScanDirection) != NULL)
 	{
 		bool		isnull;
 		Datum		k = index_getattr(scan->xs_itup, KV_IDX_KEY, scan->xs_itupdesc, &isnull);
@@ -165,9 +380,9 @@ data_page(ReturnSetInfo *rsinfo, Oid kv_oid, Oid kv_idx_oid, int64 doc_id,
 		/* an index keeps long keys compressed (never out of line) */
 		if (VARATT_IS_COMPRESSED(kp))
 		{
-			if (unpacked != NULL)
-				pfree(unpacked);
-			kp = unpacked = detoast_attr(kp);
+			if (ps->unpacked != NULL)
+				pfree(ps->unpacked);
+			kp = ps->unpacked = detoast_attr(kp);
 		}
 		klen = VARSIZE_ANY_EXHDR(kp);
 		if (klen > SLC_KEY_MAX)
@@ -175,39 +390,192 @@ data_page(ReturnSetInfo *rsinfo, Oid kv_oid, Oid kv_idx_oid, int64 doc_id,
 					(errcode(ERRCODE_DATA_CORRUPTED),
 					 errmsg("malformed key in synclog.kv"),
 					 errdetail("A key of the document with internal id %lld is %d bytes; keys are at most %d bytes.",
-							   (long long) doc_id, klen, SLC_KEY_MAX)));
+							   (long long) ps->doc_id, klen, SLC_KEY_MAX)));
 		/* an older version of a key already decided, or one after lsn */
-		if ((klen == decided_len && memcmp(VARDATA_ANY(kp), decided, klen) == 0) ||
+		if ((klen == ps->decided_len && memcmp(VARDATA_ANY(kp), ps->decided, klen) == 0) ||
 			DatumGetInt64(index_getattr(scan->xs_itup, KV_IDX_LSN,
-										scan->xs_itupdesc, &isnull)) > lsn)
+										scan->xs_itupdesc, &isnull)) > ps->lsn)
 			continue;
 		/* a version this snapshot does not see decides nothing */
-		if (!index_fetch_heap(scan, slot))
+		if (!index_fetch_heap(scan, ps->slot))
 			continue;
-		memcpy(decided, VARDATA_ANY(kp), klen);
-		decided_len = klen;
-		if (DatumGetChar(slot_getattr(slot, a_kind, &isnull)) == 'v')
-		{
-			Datum		values[2];
-			bool		nulls[2] = {false, false};
-
-			values[0] = slot_getattr(slot, a_key, &isnull);
-			values[1] = slot_getattr(slot, a_value, &nulls[1]);
-			if (nulls[1])
-				ereport(ERROR,
-						(errcode(ERRCODE_DATA_CORRUPTED),
-						 errmsg("missing value in synclog.kv"),
-						 errdetail("A version of kind 'v' of the document with internal id %lld has no value.",
-								   (long long) doc_id)));
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-			sent++;
-		}
+		memcpy(ps->decided, VARDATA_ANY(kp), klen);
+		ps->decided_len = klen;
+		if (DatumGetChar(slot_getattr(ps->slot, ps->a_kind, &isnull)) != 'v')
+			continue;
+		*key = slot_getattr(ps->slot, ps->a_key, &isnull);
+		*value = slot_getattr(ps->slot, ps->a_value, &isnull);
+		if (isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("missing value in synclog.kv"),
+					 errdetail("A version of kind 'v' of the document with internal id %lld has no value.",
+							   (long long) ps->doc_id)));
+		ps->sent++;
+		MemoryContextSwitchTo(caller);
+		return true;
 	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	pfree(decided);
-	index_close(idx, AccessShareLock);
-	table_close(kv, AccessShareLock);
+	MemoryContextSwitchTo(caller);
+	return false;
+}
+
+/*
+ * synclog.snapshot_rows(doc text, log_id text, after_key bytea, max_rows integer)
+ *   returns setof (key bytea, value bytea)
+ *
+ * What synclog.snapshot returns, a row per call.  synclog.snapshot is a SQL
+ * function that calls this one in its select list, and PostgreSQL inlines
+ * it into the caller's query, so that a page streams as a plain SELECT
+ * does: each row goes out as soon as it is found, while the next is
+ * looked up, and no page is materialized first (a C function in FROM
+ * always is).  Out-of-line values are read here (a row value cannot hold
+ * a TOAST pointer) through one ValueReader for the page.
+ *
+ * Callable by PUBLIC, but only by roles that may execute synclog.snapshot
+ * (42501 otherwise); the same checks as synclog.snapshot follow.
+ */
+/* The OID of synclog.snapshot(text, text, bytea, integer). */
+static Oid
+snapshot_func_oid(void)
+{
+	Oid			argtypes[4] = {TEXTOID, TEXTOID, BYTEAOID, INT4OID};
+
+	return LookupFuncName(list_make2(makeString("synclog"), makeString("snapshot")),
+						  4, argtypes, false);
+}
+
+typedef struct RowsState
+{
+	PageScan	ps;
+	TupleDesc	desc;
+	ExprContext *econtext;
+} RowsState;
+
+/*
+ * The row (key, value) of a value stored out of line uncompressed, built
+ * around the value's bytes: read from the TOAST chunks straight into the
+ * row (heap_form_tuple would zero the row, then copy a value read into a
+ * buffer of its own: two more passes over every byte).  The layout is
+ * heap_form_tuple's for two varlena columns without nulls: the key as
+ * stored (its header may be short), zero padding to int alignment, the
+ * value with a 4-byte header.
+ */
+static HeapTuple
+row_reading_value(RowsState *st, struct varlena *key, struct varlena *ptr)
+{
+	struct varatt_external ext;
+	Size		klen = VARSIZE_ANY(key);
+	Size		hoff = MAXALIGN(SizeofHeapTupleHeader);
+	Size		voff = INTALIGN(klen);
+	Size		len;
+	HeapTuple	tuple;
+	HeapTupleHeader td;
+	char	   *data;
+
+	VARATT_EXTERNAL_GET_POINTER(ext, ptr);
+	len = hoff + voff + VARHDRSZ + VARATT_EXTERNAL_GET_EXTSIZE(ext);
+	tuple = (HeapTuple) palloc(HEAPTUPLESIZE + len);
+	tuple->t_len = len;
+	ItemPointerSetInvalid(&tuple->t_self);
+	tuple->t_tableOid = InvalidOid;
+	td = tuple->t_data = (HeapTupleHeader) ((char *) tuple + HEAPTUPLESIZE);
+	memset(td, 0, hoff);
+	HeapTupleHeaderSetDatumLength(td, len);
+	HeapTupleHeaderSetTypeId(td, st->desc->tdtypeid);
+	HeapTupleHeaderSetTypMod(td, st->desc->tdtypmod);
+	ItemPointerSetInvalid(&td->t_ctid);
+	HeapTupleHeaderSetNatts(td, 2);
+	td->t_hoff = hoff;
+	td->t_infomask = HEAP_HASVARWIDTH;
+	data = (char *) td + hoff;
+	memcpy(data, key, klen);
+	memset(data + klen, 0, voff - klen);
+	SET_VARSIZE(data + voff, VARHDRSZ + VARATT_EXTERNAL_GET_EXTSIZE(ext));
+	value_reader_read(&st->ps.vr, ptr, VARDATA(data + voff));
+	return tuple;
+}
+
+static void
+rows_shutdown(Datum arg)
+{
+	page_scan_end(&((RowsState *) DatumGetPointer(arg))->ps);
+}
+
+Datum
+synclog_snapshot_rows(PG_FUNCTION_ARGS)
+{
+	FuncCallContext *funcctx;
+	RowsState  *st;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+	bool		compressed;
+	HeapTuple	tuple;
+
+	if (SRF_IS_FIRSTCALL())
+	{
+		ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+		MemoryContext old;
+		bytea	   *after_key = NULL;
+		int32		max_rows;
+		SlDoc		d;
+		SlLog		l;
+		Oid			kv_oid,
+					kv_idx_oid;
+		TupleDesc	desc;
+
+		(void) sl_arg_doc(fcinfo, 0);
+		(void) sl_arg_log_id(fcinfo, 1);
+		max_rows = sl_arg_positive_int(fcinfo, 3, "max_rows");
+		if (pg_proc_aclcheck(snapshot_func_oid(), GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
+			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_FUNCTION, "snapshot");
+		if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("set-valued function called in context that cannot accept a set")));
+		funcctx = SRF_FIRSTCALL_INIT();
+		old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
+		if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "return type must be a row type");
+		st = palloc0(sizeof(RowsState));
+		st->desc = BlessTupleDesc(desc);
+		if (!PG_ARGISNULL(2))
+			after_key = PG_GETARG_BYTEA_P_COPY(2);
+		sl_spi_begin();
+		find_snapshot(fcinfo, &d, &l);
+		kv_oid = sl_relid("kv");
+		kv_idx_oid = sl_relid("kv_key_idx");
+		sl_spi_end();
+		page_scan_begin(&st->ps, kv_oid, kv_idx_oid, d.doc_id, l.base_lsn,
+						after_key, max_rows, true);
+		st->econtext = rsinfo->econtext;
+		RegisterExprContextCallback(st->econtext, rows_shutdown, PointerGetDatum(st));
+		funcctx->user_fctx = st;
+		MemoryContextSwitchTo(old);
+	}
+	funcctx = SRF_PERCALL_SETUP();
+	st = (RowsState *) funcctx->user_fctx;
+	if (!page_scan_next(&st->ps, &values[0], &values[1]))
+	{
+		UnregisterExprContextCallback(st->econtext, rows_shutdown, PointerGetDatum(st));
+		page_scan_end(&st->ps);
+		SRF_RETURN_DONE(funcctx);
+	}
+	if (!value_reader_takes(&st->ps.vr, (struct varlena *) DatumGetPointer(values[1]),
+							&compressed))
+		tuple = heap_form_tuple(st->desc, values, nulls);
+	else if (!compressed && !VARATT_IS_EXTERNAL(DatumGetPointer(values[0])) &&
+			 !VARATT_IS_COMPRESSED(DatumGetPointer(values[0])))
+		tuple = row_reading_value(st, (struct varlena *) DatumGetPointer(values[0]),
+								  (struct varlena *) DatumGetPointer(values[1]));
+	else
+	{
+		values[1] = PointerGetDatum(value_reader_fetch(&st->ps.vr,
+													   (struct varlena *) DatumGetPointer(values[1]),
+													   compressed));
+		tuple = heap_form_tuple(st->desc, values, nulls);
+		pfree(DatumGetPointer(values[1]));
+	}
+	SRF_RETURN_NEXT(funcctx, HeapTupleGetDatum(tuple));
 }
 
 /*
@@ -220,10 +588,21 @@ data_page(ReturnSetInfo *rsinfo, Oid kv_oid, Oid kv_idx_oid, int64 doc_id,
  * Runs in the caller's snapshot, so a client pages through one state even
  * while rotations and collections go on.
  *
- * Takes AccessShareLock on synclog.doc, synclog.entry (through the view
- * synclog.doc_head), synclog.log and synclog.kv, and on synclog.doc_grant
- * when the caller is a role whose confinement this backend has not cached
- * yet; no row locks.
+ * Since version 0.2 synclog.snapshot is a SQL function over
+ * synclog.snapshot_rows (above); this is its version 0.1 body, which an
+ * installation runs between CREATE EXTENSION of 0.1 and the update.  It
+ * puts the page into the function's tuplestore, values as they are
+ * stored: out-of-line ones as TOAST pointers, fetched once when the row
+ * is sent.  The pointers stay good until then: the rows they point to are
+ * visible to this statement's snapshot, which stays registered until the
+ * last row is sent (a portal keeps it; PostgreSQL detoasts the rows of one
+ * held past its transaction when it persists them), so no VACUUM after a
+ * gc can take them away before that.
+ *
+ * Both take AccessShareLock on synclog.doc, synclog.entry (through the view
+ * synclog.doc_head), synclog.log and synclog.kv (with its TOAST table and
+ * index), and on synclog.doc_grant when the caller is a role whose
+ * confinement this backend has not cached yet; no row locks.
  */
 Datum
 synclog_snapshot(PG_FUNCTION_ARGS)
@@ -235,6 +614,9 @@ synclog_snapshot(PG_FUNCTION_ARGS)
 	SlLog		l;
 	Oid			kv_oid,
 				kv_idx_oid;
+	PageScan   *ps = palloc(sizeof(PageScan));
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
 
 	(void) sl_arg_doc(fcinfo, 0);
 	(void) sl_arg_log_id(fcinfo, 1);
@@ -244,7 +626,12 @@ synclog_snapshot(PG_FUNCTION_ARGS)
 	kv_oid = sl_relid("kv");
 	kv_idx_oid = sl_relid("kv_key_idx");
 	sl_spi_end();
-	data_page(rsinfo, kv_oid, kv_idx_oid, d.doc_id, l.base_lsn, after_key, max_rows);
+	page_scan_begin(ps, kv_oid, kv_idx_oid, d.doc_id, l.base_lsn, after_key,
+					max_rows, false);
+	while (page_scan_next(ps, &values[0], &values[1]))
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	page_scan_end(ps);
+	pfree(ps);
 	return (Datum) 0;
 }
 

@@ -897,3 +897,36 @@ BEGIN
 		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', g.fn::regprocedure, g.role);
 	END LOOP;
 END $$;
+
+-- Snapshot pages stream (issue 16) --------------------------------------------
+
+/*
+ * synclog.snapshot becomes a SQL function over synclog.snapshot_rows, a C
+ * function that returns a page a row per call.  PostgreSQL inlines a
+ * STABLE SQL function of one SELECT into the query that calls it, so
+ * `SELECT key, value FROM synclog.snapshot(...)` runs the C function in a
+ * select list, where it streams: each row is sent as soon as it is found,
+ * as a plain paged SELECT's are, where a C function called in FROM has its
+ * whole page materialized before the first row goes out (BENCHMARKS.md,
+ * area 7b).  The interface, the meaning and the privileges of
+ * synclog.snapshot stay what they were (CREATE OR REPLACE keeps its
+ * grants).  Inlining needs the caller to be allowed to execute
+ * snapshot_rows, so that one is executable by PUBLIC and itself requires
+ * EXECUTE on synclog.snapshot (42501 otherwise); it must stay without a
+ * SET clause, STRICT or SECURITY DEFINER on synclog.snapshot, any of
+ * which would stop the inlining (it would still work, materialized).
+ */
+CREATE FUNCTION synclog.snapshot_rows(doc text, log_id text, after_key bytea,
+	max_rows integer, OUT key bytea, OUT value bytea)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'synclog_snapshot_rows'
+LANGUAGE C STABLE;
+GRANT EXECUTE ON FUNCTION synclog.snapshot_rows(text, text, bytea, integer) TO PUBLIC;
+
+CREATE OR REPLACE FUNCTION synclog.snapshot(doc text, log_id text,
+	after_key bytea DEFAULT NULL, max_rows integer DEFAULT 10000,
+	OUT key bytea, OUT value bytea)
+RETURNS SETOF record
+LANGUAGE sql STABLE
+AS $$ SELECT (r).key, (r).value
+        FROM (SELECT synclog.snapshot_rows(doc, log_id, after_key, max_rows) AS r) s $$;

@@ -12,7 +12,8 @@
  *               LIMIT <page>, until a page comes back empty
  *   plain-all   SELECT lsn, delta FROM <table> ORDER BY lsn (one statement)
  *   snapshot    synclog.snapshot(doc, log, after_key, <page>) from the start
- *               until a page comes back short
+ *               until a page comes back short (-f: another function with
+ *               the same arguments and result)
  *   plain-kv    SELECT key, value FROM <table> WHERE key > $1 ORDER BY key
  *               LIMIT <page>, until a page comes back short
  *   pgq         a PgQ consumer: repositions consumer -c of queue -t at tick
@@ -21,15 +22,20 @@
  *               pgq.finish_batch until next_batch returns NULL
  *
  * Options: -d doc  -l log_id  -a after_lsn (pgq: tick)  -t table (pgq: queue)
+ *          -f function (snapshot)
  *          -c consumer  -p page_rows
  *          -n passes -w   (all modes but pgq: do it all that many times in
  *          the one connection, after one untimed pass with -w; the figures
  *          printed are the totals)
  *          -P pidfile -s sleep_ms   (write the backend pid to pidfile, then
  *          sleep before starting, so that a sampler can take a baseline)
+ *          -C     also print the CPU seconds of the server backend (from
+ *          /proc/<pid>/stat: the server must run on this machine) and of
+ *          this process during the counted passes
  *
  * Connection: the usual PG* environment variables.
- * Prints one line: "<bytes> <rows> <pages> <seconds>".
+ * Prints one line: "<bytes> <rows> <pages> <seconds>", with -C
+ * "<bytes> <rows> <pages> <seconds> <server CPU s> <client CPU s>".
  * Exits 1 on any error.
  */
 #include <stdio.h>
@@ -37,6 +43,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/resource.h>
 
 #include <libpq-fe.h>
 
@@ -74,6 +81,42 @@ get_int8(const PGresult *res, int row, int col)
 	return (long long) v;
 }
 
+/* CPU seconds (user + system) of process pid so far, -1 if unknown. */
+static double
+proc_cpu(int pid)
+{
+	char		path[64];
+	char		buf[1024];
+	FILE	   *f;
+	size_t		n;
+	char	   *p;
+	unsigned long utime,
+				stime;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* fields after the command name, which is in parentheses */
+	if ((p = strrchr(buf, ')')) == NULL ||
+		sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+			   &utime, &stime) != 2)
+		return -1;
+	return (double) (utime + stime) / sysconf(_SC_CLK_TCK);
+}
+
+static double
+self_cpu(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+		ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
 static void
 count_bytes(const PGresult *res, long long *bytes)
 {
@@ -94,11 +137,15 @@ main(int argc, char **argv)
 	const char *table = NULL;
 	const char *pidfile = NULL;
 	const char *consumer = NULL;
+	const char *snap_fn = "synclog.snapshot";
 	long long	after = 0;
 	int			page = 1000;
 	int			sleep_ms = 0;
 	int			passes = 1;
 	int			warm = 0;
+	int			cpu = 0;
+	double		scpu0 = 0,
+				ccpu0 = 0;
 	long long	after0;
 	int			opt;
 	long long	bytes = 0;
@@ -115,7 +162,7 @@ main(int argc, char **argv)
 	}
 	mode = argv[1];
 	optind = 2;
-	while ((opt = getopt(argc, argv, "d:l:a:t:c:p:P:s:n:w")) != -1)
+	while ((opt = getopt(argc, argv, "d:l:a:t:c:f:p:P:s:n:wC")) != -1)
 	{
 		switch (opt)
 		{
@@ -124,11 +171,13 @@ main(int argc, char **argv)
 			case 'a': after = atoll(optarg); break;
 			case 't': table = optarg; break;
 			case 'c': consumer = optarg; break;
+			case 'f': snap_fn = optarg; break;
 			case 'p': page = atoi(optarg); break;
 			case 'P': pidfile = optarg; break;
 			case 's': sleep_ms = atoi(optarg); break;
 			case 'n': passes = atoi(optarg); break;
 			case 'w': warm = 1; break;
+			case 'C': cpu = 1; break;
 			default: return 1;
 		}
 	}
@@ -184,6 +233,11 @@ main(int argc, char **argv)
 			/* the warm-up pass does not count */
 			bytes = rows = pages = 0;
 			t0 = now();
+			if (cpu)
+			{
+				scpu0 = proc_cpu(PQbackendPID(conn));
+				ccpu0 = self_cpu();
+			}
 		}
 		after = after0;
 		if (strcmp(mode, "read") == 0)
@@ -273,8 +327,8 @@ main(int argc, char **argv)
 
 			if (is_snap)
 				snprintf(sql, sizeof(sql),
-						 "SELECT key, value FROM synclog.snapshot($1, $2, $3::bytea, %d)",
-						 page);
+						 "SELECT key, value FROM %s($1, $2, $3::bytea, %d)",
+						 snap_fn, page);
 			else
 				snprintf(sql, sizeof(sql),
 						 "SELECT key, value FROM %s WHERE key > coalesce($1::bytea, ''::bytea) "
@@ -362,7 +416,16 @@ main(int argc, char **argv)
 		}
 	}
 
-	printf("%lld %lld %lld %.6f\n", bytes, rows, pages, now() - t0);
+	if (cpu)
+	{
+		double		secs = now() - t0;
+		double		scpu = proc_cpu(PQbackendPID(conn));
+
+		printf("%lld %lld %lld %.6f %.2f %.2f\n", bytes, rows, pages, secs,
+			   scpu >= 0 && scpu0 >= 0 ? scpu - scpu0 : -1.0, self_cpu() - ccpu0);
+	}
+	else
+		printf("%lld %lld %lld %.6f\n", bytes, rows, pages, now() - t0);
 	PQfinish(conn);
 	return 0;
 }

@@ -580,12 +580,14 @@ EOF
 bench_memory() {
 	local r gb gr rs log_id out bytes rows pages secs gs gp
 	local copy_g=() rot_g=() rot_t=() snap_g=() kv_g=() snap_t=() kv_t=()
+	local snap_c=() kv_c=() snap_cc=() kv_cc=() scpu ccpu gm mat_t=() mat_c=() mat_g=() kv2_t=() kv2_c=()
 	log "area 7: backend memory while rotating a $MEM_N-entry log on the $BIG_K-key state, and serving its snapshot"
 	area_title 7 "7. Backend memory"
 	area_note 7 "RssAnon (private anonymous memory; shared buffers are RssShmem and do not count) of the backend doing the work, read from /proc/<pid>/status every ~20 ms; the figure is the peak minus the value sampled while the session slept just before the operation (after synclog was loaded).
 - (a) rotating a log of $MEM_N entries x 4 KiB ($((MEM_N * 4 / 1024)) MiB, keys spread over the state) on the $((BIG_K * 4 / 1024)) MiB state; baseline: one \`INSERT INTO bench.copy_plain SELECT lsn, delta FROM bench.read_plain\` moving area 4's $((READ_N * 4 / 1024)) MiB log in one statement.
 - (b) downloading the whole $((BIG_K * 4 / 1024)) MiB snapshot page by page with synclog.snapshot(doc, log, after_key, max_rows => $SNAP_PAGE) through the libpq client: pages of $SNAP_PAGE rows = 4 MiB, not the default 10000 rows (40 MiB per page, more than the memory target itself); baseline: the same client paging \`SELECT key, value FROM bench.state_plain WHERE key > \$1 ORDER BY key LIMIT $SNAP_PAGE\` over a plain copy of the same state.
-- The rotation and download times of the same runs are reported for information."
+- (b) also, for information, the same download through bench.snapshot_materialized, version 0.1's C body of synclog.snapshot (the whole page put into the function's tuplestore, values as TOAST pointers, before the first row is sent), run after a second plain download in each run, so that each snapshot download follows a plain one; since 0.2 synclog.snapshot streams its page (a SQL function PostgreSQL inlines, over the row-per-call synclog.snapshot_rows).
+- The rotation and download times of the same runs are reported for information, and for (b) the CPU time of the server backend (from /proc/<pid>/stat, clock ticks of 10 ms) and of the client (getrusage), which depend less than wall time on what else the machine runs. Both downloads start with the state's pages mostly out of shared_buffers: the plain copy and synclog.kv do not fit in it together, and each download evicts the other's pages."
 	for ((r = 1; r <= REPS; r++)); do
 		fill big "$MEM_N" $((BIG_K / MEM_N)) $((r % (BIG_K / MEM_N > 1 ? BIG_K / MEM_N : 1)))
 		checkpoint
@@ -602,16 +604,29 @@ bench_memory() {
 		-c "INSERT INTO bench.state_plain SELECT key, value FROM synclog.snapshot('big', '$log_id', NULL, 2147483647)" \
 		-c "VACUUM ANALYZE bench.state_plain" -c "VACUUM ANALYZE synclog.kv"
 	for ((r = 1; r <= REPS; r++)); do
-		gp=$(measure_rss mem_kv.$r "$READLOG" plain-kv -t bench.state_plain -p "$SNAP_PAGE" -P "$W/mem_kv.$r.pid" -s 1000)
-		read -r bytes rows pages secs <"$W/mem_kv.$r.out"
+		gp=$(measure_rss mem_kv.$r "$READLOG" plain-kv -t bench.state_plain -p "$SNAP_PAGE" -P "$W/mem_kv.$r.pid" -s 1000 -C)
+		read -r bytes rows pages secs scpu ccpu <"$W/mem_kv.$r.out"
 		[ "$rows" -eq "$BIG_K" ] || bench_die "plain-kv returned $rows rows, expected $BIG_K"
 		kv_t+=("$(awk -v b="$bytes" -v s="$secs" 'BEGIN { printf "%.1f", b / 1048576 / s }')")
-		gs=$(measure_rss mem_snap.$r "$READLOG" snapshot -d big -l "$log_id" -p "$SNAP_PAGE" -P "$W/mem_snap.$r.pid" -s 1000)
-		read -r bytes rows pages secs <"$W/mem_snap.$r.out"
+		kv_c+=("$scpu"); kv_cc+=("$ccpu")
+		gs=$(measure_rss mem_snap.$r "$READLOG" snapshot -d big -l "$log_id" -p "$SNAP_PAGE" -P "$W/mem_snap.$r.pid" -s 1000 -C)
+		read -r bytes rows pages secs scpu ccpu <"$W/mem_snap.$r.out"
 		[ "$rows" -eq "$BIG_K" ] || bench_die "snapshot returned $rows rows, expected $BIG_K"
 		snap_t+=("$(awk -v b="$bytes" -v s="$secs" 'BEGIN { printf "%.1f", b / 1048576 / s }')")
+		snap_c+=("$scpu"); snap_cc+=("$ccpu")
 		snap_g+=("$gs"); kv_g+=("$gp")
-		log "  run $r: snapshot download +$gs MiB (${snap_t[-1]} MiB/s), plain paged +$gp MiB (${kv_t[-1]} MiB/s)"
+		# again after a plain download, which leaves the same pages in
+		# shared_buffers as before the streamed one
+		"$READLOG" plain-kv -t bench.state_plain -p "$SNAP_PAGE" -C >"$W/mem_kv2.$r.out"
+		read -r bytes rows pages secs scpu ccpu <"$W/mem_kv2.$r.out"
+		kv2_t+=("$(awk -v b="$bytes" -v s="$secs" 'BEGIN { printf "%.1f", b / 1048576 / s }')")
+		kv2_c+=("$scpu")
+		gm=$(measure_rss mem_mat.$r "$READLOG" snapshot -f bench.snapshot_materialized -d big -l "$log_id" -p "$SNAP_PAGE" -P "$W/mem_mat.$r.pid" -s 1000 -C)
+		read -r bytes rows pages secs scpu ccpu <"$W/mem_mat.$r.out"
+		[ "$rows" -eq "$BIG_K" ] || bench_die "materialized snapshot returned $rows rows, expected $BIG_K"
+		mat_t+=("$(awk -v b="$bytes" -v s="$secs" 'BEGIN { printf "%.1f", b / 1048576 / s }')")
+		mat_c+=("$scpu"); mat_g+=("$gm")
+		log "  run $r: snapshot download +$gs MiB (${snap_t[-1]} MiB/s, server CPU ${snap_c[-1]} s), plain paged +$gp MiB (${kv_t[-1]} MiB/s, server CPU ${kv_c[-1]} s), materialized page +$gm MiB (${mat_t[-1]} MiB/s, server CPU ${mat_c[-1]} s)"
 	done
 	record 7 m_copy "(a) baseline: INSERT ... SELECT of a $((READ_N * 4 / 1024)) MiB log" MiB base - - "${copy_g[*]}"
 	record 7 m_rot "(a) rotating a $((MEM_N * 4 / 1024)) MiB log on a $((BIG_K * 4 / 1024)) MiB state" MiB subj m_copy "max<=128" "${rot_g[*]}"
@@ -620,6 +635,15 @@ bench_memory() {
 	record 7 m_snap "(b) synclog.snapshot download of the $((BIG_K * 4 / 1024)) MiB state, $SNAP_PAGE rows a page" MiB subj m_kv "max<=32" "${snap_g[*]}"
 	record 7 m_kv_t "(b) baseline download speed (information)" "MiB/s" base - - "${kv_t[*]}"
 	record 7 m_snap_t "(b) snapshot download speed" "MiB/s" subj m_kv_t "ratio>=1" "${snap_t[*]}"
+	record 7 m_kv_c "(b) baseline: CPU time of the server backend for the paged plain SELECT (information)" s base - - "${kv_c[*]}"
+	record 7 m_snap_c "(b) CPU time of the server backend for the snapshot download (information)" s subj m_kv_c - "${snap_c[*]}"
+	record 7 m_kv2_t "(b) baseline again, before the materialized pages (information)" "MiB/s" base - - "${kv2_t[*]}"
+	record 7 m_mat_t "(b) the same download with pages materialized before they are sent, as in version 0.1 (information)" "MiB/s" subj m_kv2_t - "${mat_t[*]}"
+	record 7 m_kv2_c "(b) baseline again: CPU time of the server backend (information)" s base - - "${kv2_c[*]}"
+	record 7 m_mat_c "(b) CPU time of the server backend for the materialized pages (information)" s subj m_kv2_c - "${mat_c[*]}"
+	record 7 m_mat "(b) backend memory of the materialized pages (information)" MiB subj m_kv - "${mat_g[*]}"
+	record 7 m_kv_cc "(b) baseline: CPU time of the client for the paged plain SELECT (information)" s base - - "${kv_cc[*]}"
+	record 7 m_snap_cc "(b) CPU time of the client for the snapshot download (information)" s subj m_kv_cc - "${snap_cc[*]}"
 }
 
 # 6: append latency during a rotation ------------------------------------------------

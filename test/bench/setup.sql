@@ -31,6 +31,13 @@ CREATE TABLE bench.read_plain (lsn bigint PRIMARY KEY, delta bytea NOT NULL);
 CREATE TABLE bench.state_plain (key bytea PRIMARY KEY, value bytea NOT NULL);
 CREATE TABLE bench.copy_plain (lsn bigint, delta bytea);
 
+-- A snapshot page materialized before it is sent, as synclog.snapshot was
+-- in version 0.1 (the C function in FROM; its body is still in the
+-- library), for area 7b's comparison with the streamed page of 0.2.
+CREATE FUNCTION bench.snapshot_materialized(doc text, log_id text, after_key bytea,
+	max_rows integer, OUT key bytea, OUT value bytea)
+RETURNS SETOF record AS 'synclog', 'synclog_snapshot' LANGUAGE C STABLE;
+
 -- Baselines a user would otherwise pick -----------------------------------
 --
 -- PgQ (Debian's postgresql-15-pgq3): one queue for the appends, one for the
