@@ -263,6 +263,19 @@ SELECT sum(octet_length(key) + coalesce(octet_length(value), 0)) <= c.catch_up_b
 	   synclog.catch_up('cu', :'l4', (SELECT base_lsn FROM synclog.log WHERE log_id = :'l4'),
 		synclog.base_chain('cu', :'l4'), :'l5', :lsn5) x
  GROUP BY c.catch_up_bytes;
+-- replay_bytes is what reading every log from the position to the head moves in deltas.
+SELECT p.name, c.replay_bytes = (
+		SELECT coalesce(sum(octet_length(r.delta)), 0)
+		  FROM synclog.log l,
+			   LATERAL synclog.read('cu', l.log_id, greatest(p.pos, l.base_lsn), 100000, 1000000000) r
+		 WHERE l.doc_id = (SELECT doc_id FROM synclog.doc WHERE name = 'cu')
+		   AND l.generation >= (SELECT generation FROM synclog.log WHERE log_id = p.log)
+		   AND r.kind = 'delta') AS replay_right
+  FROM positions p,
+	   LATERAL synclog.sync_cost('cu', p.log, p.pos, synclog.chain_at('cu', p.log, p.pos)) c
+ WHERE p.log IS NOT NULL
+   AND (SELECT state FROM synclog.log WHERE log_id = p.log) <> 'collected'
+ ORDER BY p.pos, p.name;
 -- From the empty state the bound is exact: the head state's bytes.
 SELECT sum(octet_length(key) + octet_length(value)) = c.catch_up_bytes AS exact,
 	   c.catch_up_bytes < c.snapshot_bytes AS below_download

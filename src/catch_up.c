@@ -1087,8 +1087,10 @@ synclog_sync_cost(PG_FUNCTION_ARGS)
 				"JOIN synclog.entry e ON e.doc_id = l.doc_id AND e.lsn = l.end_lsn "
 				"WHERE l.doc_id = $1 AND l.generation >= $2 AND l.end_lsn IS NOT NULL",
 				2, types, args, NULL, true, 1);
+		/* read the sum before bytes_at runs a query of its own */
+		replay = sl_col_int64(0, 1) + d.active_bytes;
 		tail = bytes_at(d.doc_id, &pos.log, pos.lsn);
-		replay = sl_col_int64(0, 1) + d.active_bytes - tail;
+		replay -= tail;
 		if (strcmp(pos.log.log_id, al.log_id) == 0)
 			bound = Min(bound, replay + wm_bytes);
 		else

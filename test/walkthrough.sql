@@ -62,3 +62,17 @@ SELECT lsn, kind, convert_from(c.key, 'UTF8') AS key, convert_from(c.value, 'UTF
 SELECT convert_from(key, 'UTF8') AS key, convert_from(value, 'UTF8') AS value
   FROM synclog.snapshot('walkthrough', :'next_log');
 SELECT base_lsn, key_count, client_count, clients FROM synclog.snapshot_info('walkthrough', :'next_log');
+
+\echo '== 9. A client that was away for two more rotations asks what each way back costs, then catches up:'
+\echo '      only the keys that changed since its position come back, with their newest values.'
+SELECT count(synclog.append('walkthrough', ARRAY['page-1']::bytea[], ARRAY['rewritten ' || i]::bytea[])) AS appended
+  FROM generate_series(1, 3) i;
+SELECT synclog.compact('walkthrough') IS NOT NULL AS rotated;
+SELECT synclog.append('walkthrough', ARRAY['page-1', 'page-5']::bytea[], ARRAY['final', 'new']::bytea[]) AS lsn;
+SELECT synclog.compact('walkthrough') IS NOT NULL AS rotated;
+SELECT replay_bytes, catch_up_bytes, snapshot_bytes
+  FROM synclog.sync_cost('walkthrough', :'next_log', 4, synclog.chain_at('walkthrough', :'next_log', 4));
+SELECT log_id AS target_log, lsn AS target_lsn FROM synclog.catch_up_target('walkthrough') \gset
+SELECT ns, convert_from(key, 'UTF8') AS key, convert_from(value, 'UTF8') AS value
+  FROM synclog.catch_up('walkthrough', :'next_log', 4, synclog.chain_at('walkthrough', :'next_log', 4),
+                        :'target_log', :target_lsn);
