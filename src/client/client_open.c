@@ -255,9 +255,12 @@ open_db(slcl_client *c)
 	dl = slcli_job_load(c);
 	if (dl == -2)
 		return SLCL_ERR_IO;
-	if (dl == 1 && (c->downloading || c->job_gen != (c->cur.have ? c->cur.gen : -1) ||
-					(c->cur.have && (strcmp(c->job_from_log, c->cur.log_id) != 0 ||
-									 c->job_from_lsn != c->cur.lsn))))
+	/* (a job from the empty state, job_gen -1, builds on nothing: any state will do) */
+	if (dl == 1 && (c->downloading ||
+					(c->job_gen >= 0 &&
+					 (!c->cur.have || c->job_gen != c->cur.gen ||
+					  strcmp(c->job_from_log, c->cur.log_id) != 0 ||
+					  c->job_from_lsn != c->cur.lsn))))
 		dl = -1;
 	if (dl == -1)
 	{

@@ -561,9 +561,17 @@ have_v11(slcl_client *c, int *yes)
 
 /* The job's fields for a new job of kind on the committed state. */
 static void
-job_init(slcl_client *c, int kind, slcl_reason reason)
+job_init(slcl_client *c, int kind, slcl_reason reason, int from_empty)
 {
 	const slcli_pos *p = &c->committed;
+	slcli_pos	none;
+
+	if (from_empty)
+	{
+		/* build the whole state beside the live one, as from no state */
+		memset(&none, 0, sizeof(none));
+		p = &none;
+	}
 
 	c->job_kind = kind;
 	c->job_reason = reason;
@@ -608,7 +616,7 @@ slcli_job_event(slcl_client *c, const char *what)
 
 /* The server's head now: the target of a catch-up. */
 static slcl_rc
-start_catch_up(slcl_client *c, slcl_reason reason)
+start_catch_up(slcl_client *c, slcl_reason reason, int from_empty)
 {
 	const char *vals[1] = {c->doc};
 	PGresult   *res;
@@ -620,7 +628,7 @@ start_catch_up(slcl_client *c, slcl_reason reason)
 					  1, vals, NULL, NULL, &rc, st);
 	if (res == NULL)
 		return rc;
-	job_init(c, SLCLI_JOB_CATCH_UP, reason);
+	job_init(c, SLCLI_JOB_CATCH_UP, reason, from_empty);
 	if (PQntuples(res) != 1 || slcli_col_log_id(res, 0, 0, c->job_log) != 0 ||
 		slcli_col_i8(res, 0, 1, &c->job_lsn) != 0 || PQgetlength(res, 0, 2) != SLCL_CHAIN_LEN ||
 		PQgetlength(res, 0, 3) != SLC_HASH_LEN)
@@ -647,6 +655,9 @@ start_catch_up(slcl_client *c, slcl_reason reason)
 		c->job_kind = 0;
 	return rc;
 }
+
+static int	ask_cost(slcl_client *c, int from_empty, int64_t *replay, int64_t *catch_up,
+					 int64_t *snapshot, slcl_reason *reason, slcl_rc *rc);
 
 /*
  * Compare the replica's range hashes with those of the base of the
@@ -742,7 +753,45 @@ start_range(slcl_client *c, slcl_reason reason)
 	rc = slcli_range_hashes_local(c, c->committed.gen, loc, &total);
 	if (rc != SLCL_OK)
 		goto out;
-	job_init(c, SLCLI_JOB_RANGE, reason);
+
+	/*
+	 * What the repair would move: the items of the buckets that differ
+	 * (their server hashes count their bytes), then the active log from
+	 * its base.  When most of the state differs, a catch-up from the empty
+	 * state (the head state's bytes) moves less: take it instead.
+	 */
+	if (allowed(c, SLCL_PATH_CATCH_UP))
+	{
+		int64_t		diff_bytes = 0,
+					replay,
+					head_bytes,
+					snapshot;
+		slc_hash	base_h;
+		slcl_reason gone;
+		int			r;
+
+		for (int b = 0; b < SLC_BUCKETS; b++)
+			if (!slc_hash_equal(&srv[b], &loc[b]))
+				diff_bytes += (int64_t) srv[b].bytes;
+		r = ask_cost(c, 1, &replay, &head_bytes, &snapshot, &gone, &rc);
+		if (r < 0)
+			goto out;
+		if (r == 1 && slc_hash_parse(hash, SLC_HASH_LEN, &base_h) == SLC_OK &&
+			head_bytes < diff_bytes + (snapshot - (int64_t) base_h.bytes))
+		{
+			c->stats.range_repair_bytes += bytes;
+			c->stats.range_repair_ms += ms_since(t0);
+			slcli_path_event(c, SLCL_PATH_CATCH_UP, reason,
+							 "catch_up_bytes=%lld range_repair_bytes=%lld (most of the state differs)",
+							 (long long) head_bytes,
+							 (long long) (diff_bytes + (snapshot - (int64_t) base_h.bytes)));
+			rc = start_catch_up(c, reason, 1);
+			if (rc == SLCL_OK)
+				slcli_job_event(c, "started");
+			goto out;
+		}
+	}
+	job_init(c, SLCLI_JOB_RANGE, reason, 0);
 	c->job_base = total;
 	snprintf(c->job_log, sizeof(c->job_log), "%s", log_id);
 	c->job_lsn = base;
@@ -1120,7 +1169,7 @@ download(slcl_client *c)
  * (*reason), -1 on another error (c->err, *rc).
  */
 static int
-ask_cost(slcl_client *c, int64_t *replay, int64_t *catch_up, int64_t *snapshot,
+ask_cost(slcl_client *c, int from_empty, int64_t *replay, int64_t *catch_up, int64_t *snapshot,
 		 slcl_reason *reason, slcl_rc *rc)
 {
 	char		lsnbuf[32];
@@ -1129,7 +1178,7 @@ ask_cost(slcl_client *c, int64_t *replay, int64_t *catch_up, int64_t *snapshot,
 	int			fmts[4] = {0, 0, 0, 1};
 	PGresult   *res;
 	char		st[6];
-	int			have = c->committed.have;
+	int			have = c->committed.have && !from_empty;
 
 	*replay = -1;
 	*reason = SLCL_DL_NONE;
@@ -1182,7 +1231,7 @@ slcli_cost_check(slcl_client *c)
 	rc = have_v11(c, &yes);
 	if (rc != SLCL_OK || !yes)
 		return rc;
-	r = ask_cost(c, &replay, &catch_up, &snapshot, &reason, &rc);
+	r = ask_cost(c, 0, &replay, &catch_up, &snapshot, &reason, &rc);
 	if (r < 0)
 		return rc == SLCL_ERR_CONN || rc == SLCL_ERR_DOC_GONE ? rc : SLCL_OK;	/* the log tells */
 	if (r == 0)
@@ -1202,7 +1251,7 @@ slcli_cost_check(slcl_client *c)
 	}
 	slcli_path_event(c, SLCL_PATH_CATCH_UP, SLCL_DL_NONE, "replay_bytes=%lld catch_up_bytes=%lld snapshot_bytes=%lld",
 					 (long long) replay, (long long) catch_up, (long long) snapshot);
-	rc = start_catch_up(c, SLCL_DL_NONE);
+	rc = start_catch_up(c, SLCL_DL_NONE, 0);
 	if (rc == SLCL_OK)
 		slcli_job_event(c, "started");
 	return rc;
@@ -1248,7 +1297,7 @@ slcli_choose(slcl_client *c)
 		slcli_path_event(c, SLCL_PATH_RANGE_REPAIR, reason, "%s", "");
 		return start_range(c, reason);
 	}
-	r = ask_cost(c, &replay, &catch_up, &snapshot, &gone, &rc);
+	r = ask_cost(c, 0, &replay, &catch_up, &snapshot, &gone, &rc);
 	if (r < 0)
 		return rc;
 	/* a tie downloads: the snapshot is the long-standing path, and acked */
@@ -1256,7 +1305,7 @@ slcli_choose(slcl_client *c)
 	{
 		slcli_path_event(c, SLCL_PATH_CATCH_UP, reason, "catch_up_bytes=%lld snapshot_bytes=%lld",
 						 (long long) catch_up, (long long) snapshot);
-		rc = start_catch_up(c, reason);
+		rc = start_catch_up(c, reason, 0);
 		if (rc == SLCL_OK)
 			slcli_job_event(c, "started");
 		return rc;

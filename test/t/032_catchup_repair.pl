@@ -57,12 +57,12 @@ my $work = PostgreSQL::Test::Utils::tempdir('catchup_repair');
 # two documents: in `cr` every follower acks (its logs are kept), in `cr2`
 # none does (a sealed log is collected at the next gc)
 my %doc_of = (fresh => 'cr', back => 'cr', killed => 'cr', corrupt => 'cr',
-	coll => 'cr2', collk => 'cr2');
+	coll => 'cr2', collk => 'cr2', collall => 'cr3', collallk => 'cr3');
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 
 # 400 keys of 1000 bytes, in the base of the first log
-for my $d (qw(cr cr2))
+for my $d (qw(cr cr2 cr3))
 {
 	sql(qq{SELECT synclog.create_doc('$d');
 		SELECT count(synclog.append('$d', ARRAY[int4send(i)],
@@ -84,7 +84,7 @@ sub follow
 {
 	my ($name, @args) = @_;
 	my $out = "$work/$name.out";
-	push @args, '--no-ack' if $doc_of{$name} eq 'cr2';
+	push @args, '--no-ack' if $doc_of{$name} ne 'cr';
 	my $pid = sl_follow($out, $bin, $dsn, $doc_of{$name}, "$work/$name", $name, '--once', '--verify', @args);
 	my $st = sl_wait($pid);
 	my $text = slurp_file($out);
@@ -96,7 +96,7 @@ sub follow
 sub follow_bg
 {
 	my ($name, $out, @args) = @_;
-	push @args, '--no-ack' if $doc_of{$name} eq 'cr2';
+	push @args, '--no-ack' if $doc_of{$name} ne 'cr';
 	return sl_follow($out, $bin, $dsn, $doc_of{$name}, "$work/$name", $name, '--once', @args);
 }
 
@@ -274,6 +274,45 @@ sql('SELECT synclog.gc()');
 		}
 		ok(verified($text), "collk ($point): equal to the server");
 	}
+}
+
+# --- a collected log after every key changed: a catch-up from the empty ---
+# state moves less than a range repair of every bucket and the active log
+{
+	my ($st, $out) = follow('collall');
+	is($st, 0, 'collall: synced') or diag($out);
+	($st, $out) = follow('collallk');
+	is($st, 0, 'collallk: synced') or diag($out);
+	my $pos = exported_position('collallk');
+	# every key rewritten, then more writes to a few keys in the active log
+	churn('cr3', "all$_", 400, 400) for 1 .. 2;
+	sql(q{SELECT synclog.gc()});
+	sql(q{SELECT count(synclog.append('cr3', ARRAY[int4send(1 + i % 5)],
+		ARRAY[convert_to(repeat(md5(i::text || 'tail'), 31), 'UTF8')])) FROM generate_series(1, 200) i});
+	($st, $out) = follow('collall');
+	is($st, 0, 'collall: synced again') or diag($out);
+	like($out, qr/^path: path=catch_up reason=(collected|unknown-log) .*\(most of the state differs\)/m,
+		'collall: its log collected and every bucket different, it caught up from the empty state');
+	ok(verified($out), 'collall: equal to the server');
+	my $s = stats_of($out);
+	my $head = sql(q{SELECT catch_up_bytes FROM synclog.sync_cost('cr3', NULL, NULL, NULL)});
+	cmp_ok($s->{catch_up_bytes}, '<', 1.1 * $head,
+		"collall: moved $s->{catch_up_bytes} bytes, the head state's $head and little more");
+
+	# the same, killed at a seeded page: the old state stays readable, and
+	# the restarted follower resumes the catch-up from the empty state
+	my $page = 1 + int(rand(3));
+	my $kout = "$work/collallk.kill.out";
+	my $pid = follow_bg('collallk', $kout, '--snapshot-rows', '50', '--debug-delay', "catchup-page#$page:600000");
+	ok(sl_wait_lines($kout, qr/^debug: at catchup-page/, 1, 120), "collallk: stopped at page $page")
+	  or diag(slurp_file($kout));
+	is(exported_position('collallk'), $pos, 'collallk: another process reads the old state');
+	sl_stop($pid, 'KILL');
+	is(exported_position('collallk'), $pos, 'collallk: after kill -9, the old state');
+	my ($st2, $text) = follow('collallk', '--snapshot-rows', '50');
+	is($st2, 0, 'collallk: restarted') or diag($text);
+	like($text, qr/^staged: catch_up resuming /m, 'collallk: resumed the same catch-up');
+	ok(verified($text), 'collallk: equal to the server');
 }
 
 # --- a row changed in replica.db: one bucket fetched ------------------------
