@@ -282,6 +282,19 @@ SELECT sum(octet_length(key) + octet_length(value)) = c.catch_up_bytes AS exact,
   FROM synclog.sync_cost('cu', NULL, NULL, NULL) c,
 	   synclog.catch_up('cu', NULL, NULL, NULL, :'l5', :lsn5) x
  GROUP BY c.catch_up_bytes, c.snapshot_bytes;
+-- In the active log the bound is exact too: what catch_up returns (keys
+-- rewritten, a deletion, a client's watermark moved twice).
+SELECT synclog.create_doc('cu-active') AS la \gset
+SELECT count(synclog.append('cu-active', ARRAY[int4send(i % 3), int4send(10 + i)],
+		ARRAY[convert_to(repeat('v', i * 10), 'UTF8'), NULL], 'w', i))
+  FROM generate_series(1, 6) i;
+SELECT count(*) AS items, sum(octet_length(key) + coalesce(octet_length(value), 0)) = c.catch_up_bytes AS exact,
+	   c.catch_up_bytes < c.replay_bytes AS below_replay
+  FROM synclog.catch_up_target('cu-active') t,
+	   LATERAL synclog.sync_cost('cu-active', :'la', 1, synclog.chain_at('cu-active', :'la', 1)) c,
+	   LATERAL synclog.catch_up('cu-active', :'la', 1, synclog.chain_at('cu-active', :'la', 1), t.log_id, t.lsn) x
+ GROUP BY c.catch_up_bytes, c.replay_bytes;
+SELECT synclog.drop_doc('cu-active');
 
 -- Bad arguments ---------------------------------------------------------------------
 

@@ -618,6 +618,59 @@ head_hash(int64 doc_id, const SlLog *l, int64 head, slc_hash *h)
 }
 
 /*
+ * The key and value bytes synclog.catch_up returns from a position in the
+ * active log (LSN lo) to hi: every item the entries (lo, hi] wrote, once,
+ * with its last value (a deletion counts its key).  The writes go through
+ * one sort of item hashes, whose byte counts are the items' key and value
+ * bytes.
+ */
+static int64
+same_log_bytes(int64 doc_id, int64 lo, int64 hi)
+{
+	Cands		writes;
+	uint8	   *prev;
+	size_t		prev_len = 0;
+	bool		have_prev = false;
+	int64		total = 0;
+
+	if (hi <= lo)
+		return 0;
+	cands_begin(&writes, doc_id, true, NULL);
+	cands_from_entries(&writes, lo, hi, false);
+	tuplesort_performsort(writes.sort);
+	prev = palloc(1 + SLC_KEY_MAX);
+	while (tuplesort_gettupleslot(writes.sort, true, true, writes.out, NULL))
+	{
+		bool		isnull;
+		bytea	   *nskey = DatumGetByteaPP(slot_getattr(writes.out, 1, &isnull));
+		const uint8 *p = (const uint8 *) VARDATA_ANY(nskey);
+		size_t		len = VARSIZE_ANY_EXHDR(nskey);
+		Datum		payload = slot_getattr(writes.out, 3, &isnull);
+
+		CHECK_FOR_INTERRUPTS();
+		if (have_prev && bytes_cmp(p, len, prev, prev_len) == 0)
+			continue;
+		memcpy(prev, p, len);
+		prev_len = len;
+		have_prev = true;
+		if (isnull)
+			total += (int64) len - 1;
+		else
+		{
+			uint64		lo64,
+						hi64,
+						bytes;
+
+			sl_item_hash_parse(DatumGetByteaPP(payload), doc_id, &lo64, &hi64, &bytes);
+			total += (int64) bytes;
+		}
+	}
+	pfree(prev);
+	cands_end(&writes);
+	return total;
+}
+
+/*
  * synclog.catch_up_target(doc text)
  *   returns (log_id text, lsn bigint, chain bytea, snapshot_hash bytea)
  *
@@ -1001,8 +1054,9 @@ synclog_catch_up(PG_FUNCTION_ARGS)
  *                   in the position's log after it, plus that log's delta
  *                   bytes after the position and the key bytes of the
  *                   deletions the rotations in between recorded; when the
- *                   position is in the active log, at most its delta bytes
- *                   after the position plus those watermark bytes; from
+ *                   position is in the active log, exactly what catch_up
+ *                   returns (same_log_bytes: a pass over the entries after
+ *                   the position, as a replay reads them); from
  *                   the empty state exactly the key and value bytes of the
  *                   head state (its hash's byte count, computed as
  *                   synclog.catch_up_target does, so this case costs a
@@ -1092,7 +1146,7 @@ synclog_sync_cost(PG_FUNCTION_ARGS)
 		tail = bytes_at(d.doc_id, &pos.log, pos.lsn);
 		replay -= tail;
 		if (strcmp(pos.log.log_id, al.log_id) == 0)
-			bound = Min(bound, replay + wm_bytes);
+			bound = same_log_bytes(d.doc_id, pos.lsn, d.head_lsn);
 		else
 		{
 			int64		p_tail = bytes_at(d.doc_id, &pos.log, pos.end) - tail;

@@ -47,6 +47,9 @@
 /* A non-NULL pointer for zero-length blobs (NULL would bind SQL NULL). */
 static const uint8_t empty_blob[1] = {0};
 
+/* Replay a log tail of at most this many bytes, whatever a catch-up costs. */
+#define SLCLI_REPLAY_ALWAYS		(256 * 1024)
+
 static const void *
 nn(const void *p)
 {
@@ -1138,6 +1141,9 @@ slcli_job_run(slcl_client *c)
 	c->job_kind = kind;
 	slcli_job_event(c, "swapped");
 	c->job_kind = 0;
+	/* repaired to a log's base: replay or catch up from there, by the cost */
+	if (range)
+		c->cost_asked = 0;
 	slcli_debug_hook(c, "swap-done");
 	if (old_gen != c->committed.gen)
 	{
@@ -1239,7 +1245,11 @@ slcli_cost_check(slcl_client *c)
 		c->need_download = reason;
 		return SLCL_OK;
 	}
-	if (replay <= catch_up)
+	/*
+	 * A catch-up costs more round trips and a swap, and its bytes leave
+	 * out the framing a replay's include: a short replay stays a replay.
+	 */
+	if (replay <= catch_up || replay <= SLCLI_REPLAY_ALWAYS)
 	{
 		if (replay > 0)
 		{
