@@ -561,6 +561,57 @@ hash_batch(void *arg, Resolved *r)
 }
 
 /*
+ * Calls fn once per item of a performed sort of writes (item hashes,
+ * newest first per key) with its newest write: its ns || key, and its
+ * item hash's (lo, hi, bytes), or has_item false for a deletion.
+ */
+typedef void (*last_write_fn) (void *arg, const uint8 *nskey, size_t len,
+							   bool has_item, uint64 lo, uint64 hi, uint64 bytes);
+
+static void
+foreach_last_write(Cands *writes, last_write_fn fn, void *arg)
+{
+	uint8	   *prev = palloc(1 + SLC_KEY_MAX);
+	size_t		prev_len = 0;
+	bool		have_prev = false;
+
+	while (tuplesort_gettupleslot(writes->sort, true, true, writes->out, NULL))
+	{
+		bool		isnull;
+		bytea	   *nskey = DatumGetByteaPP(slot_getattr(writes->out, 1, &isnull));
+		const uint8 *p = (const uint8 *) VARDATA_ANY(nskey);
+		size_t		len = VARSIZE_ANY_EXHDR(nskey);
+		Datum		payload = slot_getattr(writes->out, 3, &isnull);
+		uint64		lo = 0,
+					hi = 0,
+					bytes = 0;
+
+		CHECK_FOR_INTERRUPTS();
+		if (have_prev && bytes_cmp(p, len, prev, prev_len) == 0)
+			continue;
+		memcpy(prev, p, len);
+		prev_len = len;
+		have_prev = true;
+		if (!isnull)
+			sl_item_hash_parse(DatumGetByteaPP(payload), writes->doc_id, &lo, &hi, &bytes);
+		fn(arg, p, len, !isnull, lo, hi, bytes);
+	}
+	pfree(prev);
+}
+
+/* head_hash's last_write_fn: add the newest item, queue the key's base item */
+static void
+head_write(void *arg, const uint8 *nskey, size_t len, bool has_item,
+		   uint64 lo, uint64 hi, uint64 bytes)
+{
+	void	  **a = (void **) arg;
+
+	if (has_item)
+		slc_hash_add_item((slc_hash *) a[0], lo, hi, bytes);
+	cand_put((Cands *) a[1], nskey[0], nskey + 1, len - 1, 0, NULL, 0);
+}
+
+/*
  * The hash of the state at head: the active log's base hash, each key the
  * log wrote moved from its item at base (its stored item hash, so the old
  * value is never read) to its last write.  The writes go through one sort
@@ -574,9 +625,7 @@ head_hash(int64 doc_id, const SlLog *l, int64 head, slc_hash *h)
 	Cands		writes;
 	Cands		keys;
 	HeadHash	hh = {h, doc_id};
-	uint8	   *prev;
-	size_t		prev_len = 0;
-	bool		have_prev = false;
+	void	   *a[2] = {h, &keys};
 
 	sl_bytea_to_hash(l->snapshot_hash, h);
 	if (head <= l->base_lsn)
@@ -585,33 +634,7 @@ head_hash(int64 doc_id, const SlLog *l, int64 head, slc_hash *h)
 	cands_begin(&keys, doc_id, true, NULL);
 	cands_from_entries(&writes, l->base_lsn, head, false);
 	tuplesort_performsort(writes.sort);
-	prev = palloc(1 + SLC_KEY_MAX);
-	while (tuplesort_gettupleslot(writes.sort, true, true, writes.out, NULL))
-	{
-		bool		isnull;
-		bytea	   *nskey = DatumGetByteaPP(slot_getattr(writes.out, 1, &isnull));
-		const uint8 *p = (const uint8 *) VARDATA_ANY(nskey);
-		size_t		len = VARSIZE_ANY_EXHDR(nskey);
-		Datum		payload = slot_getattr(writes.out, 3, &isnull);
-
-		CHECK_FOR_INTERRUPTS();
-		if (have_prev && bytes_cmp(p, len, prev, prev_len) == 0)
-			continue;
-		memcpy(prev, p, len);
-		prev_len = len;
-		have_prev = true;
-		if (!isnull)
-		{
-			uint64		lo,
-						hi,
-						bytes;
-
-			sl_item_hash_parse(DatumGetByteaPP(payload), doc_id, &lo, &hi, &bytes);
-			slc_hash_add_item(h, lo, hi, bytes);
-		}
-		cand_put(&keys, p[0], p + 1, len - 1, 0, NULL, 0);
-	}
-	pfree(prev);
+	foreach_last_write(&writes, head_write, a);
 	cands_end(&writes);
 	cands_resolve(&keys, l->base_lsn, 0, hash_batch, &hh);
 	cands_end(&keys);
@@ -624,13 +647,18 @@ head_hash(int64 doc_id, const SlLog *l, int64 head, slc_hash *h)
  * one sort of item hashes, whose byte counts are the items' key and value
  * bytes.
  */
+/* same_log_bytes's last_write_fn: an item's key and value bytes, a deletion's key */
+static void
+count_write(void *arg, const uint8 *nskey, size_t len, bool has_item,
+			uint64 lo, uint64 hi, uint64 bytes)
+{
+	*(int64 *) arg += has_item ? (int64) bytes : (int64) len - 1;
+}
+
 static int64
 same_log_bytes(int64 doc_id, int64 lo, int64 hi)
 {
 	Cands		writes;
-	uint8	   *prev;
-	size_t		prev_len = 0;
-	bool		have_prev = false;
 	int64		total = 0;
 
 	if (hi <= lo)
@@ -638,34 +666,7 @@ same_log_bytes(int64 doc_id, int64 lo, int64 hi)
 	cands_begin(&writes, doc_id, true, NULL);
 	cands_from_entries(&writes, lo, hi, false);
 	tuplesort_performsort(writes.sort);
-	prev = palloc(1 + SLC_KEY_MAX);
-	while (tuplesort_gettupleslot(writes.sort, true, true, writes.out, NULL))
-	{
-		bool		isnull;
-		bytea	   *nskey = DatumGetByteaPP(slot_getattr(writes.out, 1, &isnull));
-		const uint8 *p = (const uint8 *) VARDATA_ANY(nskey);
-		size_t		len = VARSIZE_ANY_EXHDR(nskey);
-		Datum		payload = slot_getattr(writes.out, 3, &isnull);
-
-		CHECK_FOR_INTERRUPTS();
-		if (have_prev && bytes_cmp(p, len, prev, prev_len) == 0)
-			continue;
-		memcpy(prev, p, len);
-		prev_len = len;
-		have_prev = true;
-		if (isnull)
-			total += (int64) len - 1;
-		else
-		{
-			uint64		lo64,
-						hi64,
-						bytes;
-
-			sl_item_hash_parse(DatumGetByteaPP(payload), doc_id, &lo64, &hi64, &bytes);
-			total += (int64) bytes;
-		}
-	}
-	pfree(prev);
+	foreach_last_write(&writes, count_write, &total);
 	cands_end(&writes);
 	return total;
 }

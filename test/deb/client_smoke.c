@@ -8,7 +8,7 @@
  * system's default paths (no -I, no -L), with -lpq -lxxhash -lsqlite3 -lzstd, so that it only
  * builds if the package put the headers and the library where a user's
  * compiler looks.  Then it uses them: follows DOC into a new replica in DIR
- * (an initial download and the log's entries), rotates DOC with
+ * (an initial download or catch-up, and the log's entries), rotates DOC with
  * synclog.compact over its own libpq connection, and follows it again, which
  * must switch logs by the end-log marker without a second download.  It
  * prints
