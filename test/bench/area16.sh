@@ -136,16 +136,17 @@ cu_corrupt() {
 	    SELECT changes();")" = 1 ] || bench_die "could not change a page of $1/replica.db"
 }
 
-# cu_big_load DOC PAGES: a real SQLite database of PAGES pages (a table of
-# notes whose bodies are hex text, which compresses about as well as
-# prose) written with the sqlite3 shell, appended to DOC 1024 pages an
+# cu_big_load DOC PAGES: a real SQLite database of about PAGES pages (a
+# table of notes whose bodies, 3,000 characters of hex text that
+# compresses about as well as prose, fill a page each, and an index)
+# written with the sqlite3 shell, appended to DOC 1024 pages an
 # entry (read by the server with pg_read_binary_file) and folded into the
 # snapshot of a new log by a rotation.
 cu_big_load() {
 	local doc=$1 pages=$2 f=$W/cu_big.db i n
 	sqlite3 "$f" "PRAGMA page_size = 4096; PRAGMA journal_mode = DELETE;
 	    CREATE TABLE note (id INTEGER PRIMARY KEY, title TEXT NOT NULL, body TEXT NOT NULL);
-	    WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < $((pages * 4096 / 3300)))
+	    WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < $((pages - pages / 100)))
 	    INSERT INTO note SELECT i, 'note ' || i, hex(randomblob(1500)) FROM s;
 	    CREATE INDEX note_title ON note (title);" >/dev/null || bench_die "building $f failed"
 	n=$(($(stat -c %s "$f") / 4096))
