@@ -51,15 +51,17 @@ cu_sync() {
 
 # cu_moved STATS-BEFORE STATS-AFTER: the bytes a sync received, from the
 # client's counters (kept in its replica, so a copied replica carries
-# them): the growth of every bytes_* counter of rows received, that is all
-# but bytes_marker (counted in bytes_log as well) and bytes_downloaded
-# (key and value bytes of completed downloads, counted in bytes_snapshot).
+# them): the growth of every counter of bytes of rows received (bytes_*
+# and, in clients that choose a path, *_bytes: catch_up_bytes,
+# range_repair_bytes, cost_bytes), but bytes_marker (counted in bytes_log
+# as well) and bytes_downloaded (key and value bytes of completed
+# downloads, counted in bytes_snapshot).
 cu_moved() {
 	awk -v a="$1" -v b="$2" 'function sum(s,   n, f, i, kv, t) {
 			n = split(s, f, " "); t = 0
 			for (i = 1; i <= n; i++) {
 				split(f[i], kv, "=")
-				if (kv[1] ~ /^bytes_/ && kv[1] != "bytes_marker" && kv[1] != "bytes_downloaded") t += kv[2]
+				if (kv[1] ~ /^bytes_|_bytes$/ && kv[1] != "bytes_marker" && kv[1] != "bytes_downloaded") t += kv[2]
 			}
 			return t
 		}
@@ -169,27 +171,34 @@ cu_position() {
 }
 
 # cu_memory: a document of CU_MEM_K keys of 4 KiB, rotated; then CU_MEM_MB
-# MiB of log rewriting those keys, 1024 of them an entry.  Measures the
-# backend's memory for reading that log from its base in one call
-# (synclog.read: what replaying it costs the server today) and, when the
+# MiB of log rewriting those keys, 1024 of them a 4 MiB entry, with a
+# rotation half-way (so that the catch-up crosses a sealed log and the
+# state versions its rotation wrote).  Measures the backend's memory for
+# reading both logs from the first one's base in one statement
+# (synclog.read: what replaying them costs the server today) and, when the
 # server has it, for one synclog.catch_up call from the same position to
-# the head (every page at once: the most it can hold).  Prints "<read
-# MiB> <catch-up MiB or nan> <read s> <catch-up s or nan> <log bytes>".
+# the head (every page at once: the most one call can hold).  Prints
+# "<read MiB> <catch-up MiB or nan> <read s> <catch-up s or nan> <log
+# bytes>".
 cu_memory() {
-	local doc=cu_mem log lsn chain tlog tlsn r n gr gc tr tc bytes
+	local doc=cu_mem log lsn chain log2 tlog tlsn r n gr gc tr tc bytes reads
 	build_state "$doc" "$CU_MEM_K"
 	q -c "SELECT synclog.compact('$doc')" >/dev/null
 	read -r log lsn chain <<<"$(cu_position "$doc")"
 	n=$((CU_MEM_MB / 4))
 	for ((r = 0; r < n; r++)); do
+		((r == n / 2)) && q -c "SELECT synclog.compact('$doc')" >/dev/null
 		q -c "SELECT synclog.append('$doc', array_agg(bench.key(i % $CU_MEM_K) ORDER BY i % $CU_MEM_K),
 		          array_agg(bench.val(i + $r) ORDER BY i % $CU_MEM_K))
 		        FROM generate_series($((r * 1024)), $((r * 1024 + 1023))) i" >/dev/null
 	done
-	bytes=$(q -c "SELECT sum(octet_length(delta)) FROM synclog.read('$doc', '$log', $lsn, 2147483647, 2147483647)")
+	log2=$(current_log "$doc")
+	reads="SELECT delta FROM synclog.read('$doc', '$log', $lsn, 2147483647, 2147483647)
+	       UNION ALL SELECT delta FROM synclog.read('$doc', '$log2', (SELECT base_lsn FROM synclog.current_log('$doc')), 2147483647, 2147483647)"
+	bytes=$(q -c "SELECT sum(octet_length(delta)) FROM ($reads) s")
 	checkpoint
 	gr=$(measure_rss cu_mem_read psql_in_backend cu_mem_read \
-		"SELECT count(*), sum(octet_length(delta)), sum(get_byte(delta, 0)) FROM synclog.read('$doc', '$log', $lsn, 2147483647, 2147483647);")
+		"SELECT count(*), sum(octet_length(delta)), sum(get_byte(delta, 0)) FROM ($reads) s;")
 	tr=$(sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' "$W/cu_mem_read.out" | tail -1)
 	gc=nan tc=nan
 	if [ "$(q -c "SELECT count(*) FROM pg_proc WHERE proname = 'catch_up' AND pronamespace = 'synclog'::regnamespace")" = 1 ]; then
@@ -296,9 +305,9 @@ bench_catchup() {
 - (b) synced and acked once at commit $n_b (in the log after the first rotation; its ack keeps its logs: \`cu_b\`), comes back at the end, $((CU_ROT - 1)) rotations later;
 - (c) synced once at commit $n_b without acking (\`cu\`): its log was collected; comes back at the end;
 - (d) (a)'s replica, up to date, with the value of one page overwritten in its replica.db (sqlite3), syncs again.
-(b) and (c) come back from copies of their replicas, so every run starts from the same place. Bytes moved: what the client's own counters say it received (every column of every row: the growth of the stats line's bytes_* counters but bytes_marker, which bytes_log includes, and bytes_downloaded, the key and value bytes of completed downloads). Database size: the SQLite file at the end. Changed since the position: key and value bytes of the distinct pages changed after the follower's commit (decoded from the deltas), the least a follower could receive.${n_big:+
+(b) and (c) come back from copies of their replicas, so every run starts from the same place. Bytes moved: what the client's own counters say it received (every column of every row: the growth of the stats line's bytes_* and *_bytes counters but bytes_marker, which bytes_log includes, and bytes_downloaded, the key and value bytes of completed downloads). Database size: the SQLite file at the end. Changed since the position: key and value bytes of the distinct pages changed after the follower's commit (decoded from the deltas), the least a follower could receive.${n_big:+
 - One-page repair on a big database: a $(mib_of "$big_bytes") MiB SQLite file (a table of notes with hex text bodies and an index, written by the sqlite3 shell) appended to a document 1024 pages an entry and rotated; each run downloads it into an empty directory (the baseline: a full download), changes one page of that replica as in (d) and syncs again.}${mem:+
-- Server memory: a document of $CU_MEM_K keys of 4 KiB, rotated, then $CU_MEM_MB MiB of log rewriting those keys (1024 a 4 MiB entry); RssAnon growth (as in area 7) of the backend that reads the log from the base in one call: \`synclog.read\` (the replay a returning client makes today) and \`synclog.catch_up\` from the same position to catch_up_target with max_rows => 2147483647 (every page at once: the most one call can hold).}"
+- Server memory: a document of $CU_MEM_K keys of 4 KiB, rotated, then $CU_MEM_MB MiB of log rewriting those keys (1024 a 4 MiB entry) with a rotation half-way; RssAnon growth (as in area 7) of the backend that reads both logs from the base of the first in one statement: two \`synclog.read\` calls (the replay a returning client makes today, all at once) and \`synclog.catch_up\` from the same position to catch_up_target with max_rows => 2147483647 (every page at once: the most one call can hold).}"
 	area_post 16 "Paths the client took (run 1):
 - (a): ${CU_P[a]}
 - (b): ${CU_P[b]}
@@ -330,7 +339,7 @@ bench_catchup() {
 	fi
 	if [ -n "$mem" ]; then
 		read -r mem_r mem_c t tc b <<<"$mem"
-		record 16 cu_mr "server memory, synclog.read of the $(mib_of "$b") MiB log in one call (baseline)" MiB base - - "$mem_r"
+		record 16 cu_mr "server memory, synclog.read of the $(mib_of "$b") MiB of log in one statement (baseline)" MiB base - - "$mem_r"
 		if [ "$mem_c" != nan ]; then
 			record 16 cu_mc "server memory, synclog.catch_up over the same log in one call" MiB subj cu_mr "max<=64" "$mem_c"
 			record 16 cu_mct "time of that catch_up call (information)" s info - - "$tc"
