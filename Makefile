@@ -27,7 +27,9 @@ OBJS = \
 	src/version.o \
 	src/drop_guard.o \
 	src/forget.o \
-	src/worker_state.o
+	src/worker_state.o \
+	src/range.o \
+	src/catch_up.o
 # Compressed deltas (issue 16): the shared codec and the server's use of it.
 OBJS += src/core/synclog_zip.o src/delta_store.o
 
@@ -57,10 +59,10 @@ SHLIB_LINK += -lzstd
 $(OBJS): src/synclog.h src/core/synclog_core.h
 
 REGRESS = delta hash vectors docs append read compact snapshot gc policy retention access access_confine clients protocol2 forget monitor corruption watermark_pages arguments
-REGRESS += compress
+REGRESS += compress catchup
 REGRESS_OPTS = --load-extension=synclog
 
-ISOLATION = append_rotate rotate_rotate retry_race append_rotate_more append_drop append_rr gc_read ack_gc compact_due_race policy_append gc_forget append_truncate grant_stale rotate_fairness read2_groups forget_append rotate_passes compact_due_cancel drop_races
+ISOLATION = append_rotate rotate_rotate retry_race append_rotate_more append_drop append_rr gc_read ack_gc compact_due_race policy_append gc_forget append_truncate grant_stale rotate_fairness read2_groups forget_append rotate_passes compact_due_cancel drop_races catchup_pages
 # Specs that need a test build (synclog.debug_pause_at, debug_hint_block): run with
 # `make installcheck SYNCLOG_TEST_HOOKS=1`, as CI does.
 ISOLATION_HOOKS = rotate_retry append_hint

@@ -128,4 +128,34 @@ SELECT 'k' AS vector, encode(k1, 'hex') AS k1_chain,
 	   encode(synclog.chain_next(k1, 2, '\x0100000000', 'client-a', 7), 'hex') AS k2_chain
   FROM (SELECT synclog.chain_next('\x00000000000000000000000000000000', 1,
 			   '\x0102000000020000006b31020000007631020000006b32ffffffff') AS k1) k;
+-- (m) Range buckets and range hashes (PROTOCOL.md section 11a): the bucket
+-- of a few items; the range hashes of states (c) and (d), one per
+-- non-empty bucket, and their sum, which is the hash of (c) and (d).
+SELECT 'm' AS vector, ns, encode(key, 'hex') AS key, synclog.bucket(ns, key) AS bucket
+  FROM (VALUES (1::smallint, ''::bytea), (1::smallint, 'a'), (1::smallint, 'b'), (2::smallint, 'a'),
+			   (1::smallint, '\x01'), (1::smallint, '\x00000001'), (1::smallint, '\x00000002'),
+			   (2::smallint, 'client-a')) v(ns, key);
+SELECT synclog.create_doc('vectors-c') IS NOT NULL AS created;
+SELECT synclog.append('vectors-c', ARRAY['\x00000001', '\x00000002']::bytea[],
+	ARRAY[decode(repeat('ab', 4096), 'hex'), decode(repeat('cd', 4096), 'hex')]);
+SELECT synclog.compact('vectors-c') AS log_c \gset
+SELECT 'm' AS vector, 'c' AS state, bucket, encode(hash, 'hex') AS range_hash
+  FROM synclog.range_hashes('vectors-c', :'log_c') ORDER BY bucket;
+SELECT 'm' AS vector, 'c' AS state, encode(synclog.hash_combine(a.hash, b.hash), 'hex') AS sum
+  FROM synclog.range_hashes('vectors-c', :'log_c') a, synclog.range_hashes('vectors-c', :'log_c') b
+ WHERE a.bucket < b.bucket;
+-- State (d): key 01 -> "hello" and client-a's watermark (7, 3), written at LSN 3.
+SELECT synclog.create_doc('vectors-d') IS NOT NULL AS created;
+SELECT synclog.append('vectors-d', ARRAY['x']::bytea[], ARRAY['y']::bytea[]);
+SELECT synclog.append('vectors-d', ARRAY['x']::bytea[], ARRAY[NULL]::bytea[]);
+SELECT synclog.append('vectors-d', ARRAY['\x01']::bytea[], ARRAY['hello']::bytea[], 'client-a', 7);
+SELECT synclog.compact('vectors-d') AS log_d \gset
+SELECT 'm' AS vector, 'd' AS state, bucket, encode(hash, 'hex') AS range_hash
+  FROM synclog.range_hashes('vectors-d', :'log_d') ORDER BY bucket;
+SELECT 'm' AS vector, 'd' AS state, encode(synclog.hash_combine(a.hash, b.hash), 'hex') AS sum
+  FROM synclog.range_hashes('vectors-d', :'log_d') a, synclog.range_hashes('vectors-d', :'log_d') b
+ WHERE a.bucket < b.bucket;
+SELECT synclog.drop_doc('vectors-c');
+SELECT synclog.drop_doc('vectors-d');
+
 SELECT synclog.drop_doc('vectors');

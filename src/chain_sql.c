@@ -66,8 +66,8 @@ chain_hex(const uint8 *c)
  * snapshot the caller found the position in.  The result lives in the
  * current (SPI) memory context.
  */
-static const uint8 *
-chain_at(const SlLog *l, int64 doc_id, int64 lsn, bool read_only)
+const uint8 *
+sl_chain_at(const SlLog *l, int64 doc_id, int64 lsn, bool read_only)
 {
 	static SPIPlanPtr plan;
 	Oid			types[2] = {INT8OID, INT8OID};
@@ -105,7 +105,7 @@ void
 sl_check_chain(text *doc, int64 doc_id, const SlLog *l, int64 lsn, bytea *chain,
 			   bool read_only)
 {
-	const uint8 *have = chain_at(l, doc_id, lsn, read_only);
+	const uint8 *have = sl_chain_at(l, doc_id, lsn, read_only);
 
 	if (memcmp(have, VARDATA_ANY(chain), SLC_CHAIN_LEN) != 0)
 		ereport(ERROR,
@@ -148,7 +148,7 @@ synclog_chain_at(PG_FUNCTION_ARGS)
 	sl_find_doc(doc, &d, true);
 	sl_find_log(doc, &d, log_id, &l, false, true);
 	sl_check_position(&l, l.end_lsn >= 0 ? l.end_lsn : d.head_lsn, lsn, "lsn");
-	memcpy(VARDATA(out), chain_at(&l, d.doc_id, lsn, true), SLC_CHAIN_LEN);
+	memcpy(VARDATA(out), sl_chain_at(&l, d.doc_id, lsn, true), SLC_CHAIN_LEN);
 	sl_spi_end();
 	PG_RETURN_BYTEA_P(out);
 }

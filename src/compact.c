@@ -7,7 +7,8 @@
  *
  * Owns: synclog.compact and sl_compact_doc (which the background worker
  * calls too), the fold of log entries into synclog.kv, and the incremental
- * snapshot hash.
+ * snapshot hash and range hashes (the per-bucket differences the fold
+ * collects; range.c stores them).
  *
  * Must never: hold the document lock while folding a whole log (appends
  * would stall for the length of the fold), copy or scan the document state
@@ -75,6 +76,7 @@ typedef struct FoldKey
 	bytea	   *key;
 	bytea	   *val;			/* NULL: deleted */
 	int64		lsn;
+	int16		bucket;			/* its range bucket (PROTOCOL.md 11a) */
 } FoldKey;
 
 typedef struct FoldCtx
@@ -83,6 +85,7 @@ typedef struct FoldCtx
 	int64		rot_base;		/* base LSN of the log being sealed */
 	int64		lo;				/* state at lo is materialized; fold (lo, hi] */
 	slc_hash   *hash;			/* hash of the state at lo, updated in place */
+	SlRangeDelta *ranges;		/* the same per bucket, from the rotation's base */
 	slc_state  *seen;			/* (ns, key) already folded in this pass */
 	int64		versions;		/* version rows written (for the caller's stats) */
 	MemoryContext group_cxt;	/* copies of the group's keys and values */
@@ -103,10 +106,7 @@ make_bytea(const uint8 *data, size_t len)
 	return b;
 }
 
-/* The 24 bytes of synclog.kv.item_hash: u64le lo, u64le hi, u64le size. */
-#define ITEM_HASH_LEN 24
-
-/* Little-endian u64, the byte order of item_hash. */
+/* Little-endian u64, the byte order of synclog.kv.item_hash. */
 static void
 put_u64le(uint8 *p, uint64 v)
 {
@@ -114,30 +114,17 @@ put_u64le(uint8 *p, uint64 v)
 		p[i] = (uint8) (v >> (8 * i));
 }
 
-static uint64
-get_u64le(const uint8 *p)
-{
-	uint64		v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-/* Take a stored item out of the running hash. */
+/* Take a stored item of a bucket out of the running hash and its range hash. */
 static void
-remove_stored_item(FoldCtx *fc, bytea *item)
+remove_stored_item(FoldCtx *fc, bytea *item, int bucket)
 {
-	const uint8 *p = (const uint8 *) VARDATA_ANY(item);
+	uint64		lo,
+				hi,
+				bytes;
 
-	if (VARSIZE_ANY_EXHDR(item) != ITEM_HASH_LEN)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("malformed item hash in synclog.kv"),
-				 errdetail("An item hash of the document with internal id %lld is %d bytes; item hashes are %d bytes.",
-						   (long long) fc->doc_id, (int) VARSIZE_ANY_EXHDR(item),
-						   ITEM_HASH_LEN)));
-	slc_hash_remove_item(fc->hash, get_u64le(p), get_u64le(p + 8), get_u64le(p + 16));
+	sl_item_hash_parse(item, fc->doc_id, &lo, &hi, &bytes);
+	slc_hash_remove_item(fc->hash, lo, hi, bytes);
+	sl_range_delta_remove(fc->ranges, bucket, lo, hi, bytes);
 }
 
 /* The newest version of one key at or below an LSN. */
@@ -214,6 +201,7 @@ fold_group(FoldCtx *fc)
 		ns[i] = Int16GetDatum(fc->group[i].ns);
 		keys[i] = PointerGetDatum(fc->group[i].key);
 		old_lsn[i] = -1;
+		sl_range_delta_touch(fc->ranges, fc->group[i].bucket);
 		/* A deletion of a key that no retained state holds needs no row. */
 		keep[i] = fc->group[i].val != NULL;
 	}
@@ -246,7 +234,8 @@ fold_group(FoldCtx *fc)
 			bool		present = DatumGetChar(sl_col(r, 3, &isnull)) != 'd';
 
 			if (present)
-				remove_stored_item(fc, DatumGetByteaPP(sl_col(r, 4, &isnull)));
+				remove_stored_item(fc, DatumGetByteaPP(sl_col(r, 4, &isnull)),
+								   fc->group[i].bucket);
 			old_lsn[i] = sl_col_int64(r, 2);
 			if (old_lsn[i] <= fc->rot_base && present)
 				keep[i] = true;
@@ -290,13 +279,14 @@ fold_group(FoldCtx *fc)
 				uint32		vlen = VARSIZE_ANY_EXHDR(k->val);
 				uint64		lo,
 							hi;
-				bytea	   *item = palloc(VARHDRSZ + ITEM_HASH_LEN);
+				bytea	   *item = palloc(VARHDRSZ + SL_ITEM_HASH_LEN);
 				uint8	   *p = (uint8 *) VARDATA(item);
 
 				slc_item_hash((uint8) k->ns, (const uint8 *) VARDATA_ANY(k->key), klen,
 							  (const uint8 *) VARDATA_ANY(k->val), vlen, &lo, &hi);
 				slc_hash_add_item(fc->hash, lo, hi, (uint64) klen + vlen);
-				SET_VARSIZE(item, VARHDRSZ + ITEM_HASH_LEN);
+				sl_range_delta_add(fc->ranges, k->bucket, lo, hi, (uint64) klen + vlen);
+				SET_VARSIZE(item, VARHDRSZ + SL_ITEM_HASH_LEN);
 				put_u64le(p, lo);
 				put_u64le(p + 8, hi);
 				put_u64le(p + 16, (uint64) klen + vlen);
@@ -340,6 +330,7 @@ fold_item(FoldCtx *fc, int16 ns, const uint8 *key, uint32 klen,
 	k->key = make_bytea(key, klen);
 	k->val = val != NULL ? make_bytea(val, vlen) : NULL;
 	k->lsn = lsn;
+	k->bucket = sl_bucket_of(ns, key, klen);
 	MemoryContextSwitchTo(old);
 	fc->group_bytes += klen + vlen;
 	if (++fc->ngroup == FOLD_GROUP_KEYS || fc->group_bytes >= FOLD_GROUP_BYTES)
@@ -603,6 +594,7 @@ sl_compact_doc(text *doc, const char *new_log, SlRotation *stats)
 	fc.rot_base = d.active_base;
 	fc.lo = d.active_base;
 	fc.hash = &hash;
+	fc.ranges = sl_range_delta_new();
 
 	/* Phase 1: without the document lock, appends keep flowing. */
 	for (int pass = 0; pass < CATCHUP_PASSES; pass++)
@@ -650,6 +642,9 @@ sl_compact_doc(text *doc, const char *new_log, SlRotation *stats)
 		pg_usleep(10000L);
 	}
 #endif
+
+	/* The range hashes of the new log's base (range.c). */
+	sl_range_delta_store(fc.ranges, d.doc_id, d.active_base, seal);
 
 	slc_hash_serialize(&hash, serialized);
 	hash_b = palloc(VARHDRSZ + SLC_HASH_LEN);

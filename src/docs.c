@@ -207,11 +207,12 @@ synclog_create_doc(PG_FUNCTION_ARGS)
  * synclog.drop_doc(doc text) returns void
  *
  * Removes the document and all its rows: logs, entries, state versions,
- * client positions and counters.
+ * range hashes, client positions and counters.
  *
  * Takes RowShareLock and then RowExclusiveLock on synclog.log,
  * RowExclusiveLock on synclog.doc, synclog.entry, synclog.kv,
- * synclog.client_pos and synclog.doc_stats, and AccessShareLock on
+ * synclog.range_hash, synclog.client_pos and synclog.doc_stats, and
+ * AccessShareLock on
  * synclog.doc_grant when the caller is a role whose confinement this
  * backend has not cached yet.  Row locks: FOR UPDATE on every log row of
  * the document, in generation order, then the document's row (the DELETE
@@ -232,6 +233,7 @@ synclog_drop_doc(PG_FUNCTION_ARGS)
 	static SPIPlanPtr plan_doc;
 	static SPIPlanPtr plan_entries;
 	static SPIPlanPtr plan_kv;
+	static SPIPlanPtr plan_ranges;
 	static SPIPlanPtr plan_logs;
 	static SPIPlanPtr plan_clients;
 	static SPIPlanPtr plan_stats;
@@ -257,6 +259,8 @@ synclog_drop_doc(PG_FUNCTION_ARGS)
 	sl_exec(&plan_entries, "DELETE FROM synclog.entry WHERE doc_id = $1",
 			1, t2, v2, NULL, false, 0);
 	sl_exec(&plan_kv, "DELETE FROM synclog.kv WHERE doc_id = $1",
+			1, t2, v2, NULL, false, 0);
+	sl_exec(&plan_ranges, "DELETE FROM synclog.range_hash WHERE doc_id = $1",
 			1, t2, v2, NULL, false, 0);
 	sl_exec(&plan_logs, "DELETE FROM synclog.log WHERE doc_id = $1",
 			1, t2, v2, NULL, false, 0);

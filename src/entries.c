@@ -5,7 +5,7 @@
  * at a time, and the changes of one stored delta.
  *
  * Owns: sl_foreach_entry and sl_foreach_change, used by the fold
- * (compact.c) and by collection (gc.c).
+ * (compact.c), by collection (gc.c) and by catching up (catch_up.c).
  * Must never: hold more than one fetch batch of entries in memory, or
  * trust a stored delta: it is decoded with the same checks as a client's,
  * and a gap or a malformed delta is reported as corruption (XX001).
@@ -37,9 +37,9 @@ missing_entry(int64 doc_id, int64 lsn)
  * first.  Each call runs in a memory context that is reset after it, so a
  * callback keeps nothing from it unless it copies it elsewhere.
  */
-void
-sl_foreach_entry(int64 doc_id, int64 lo, int64 hi, bool newest_first,
-				 sl_entry_fn fn, void *arg)
+static void
+foreach_entry(int64 doc_id, int64 lo, int64 hi, bool newest_first,
+			  bool read_only, sl_entry_fn fn, void *arg)
 {
 	static SPIPlanPtr plan_desc;
 	static SPIPlanPtr plan_asc;
@@ -56,10 +56,10 @@ sl_foreach_entry(int64 doc_id, int64 lo, int64 hi, bool newest_first,
 		return;
 	if (newest_first)
 		portal = sl_cursor(&plan_desc, ENTRY_COLUMNS "ORDER BY lsn DESC",
-						   3, types, args, NULL, false);
+						   3, types, args, NULL, read_only);
 	else
 		portal = sl_cursor(&plan_asc, ENTRY_COLUMNS "ORDER BY lsn",
-						   3, types, args, NULL, false);
+						   3, types, args, NULL, read_only);
 	entry_cxt = AllocSetContextCreate(CurrentMemoryContext, "synclog entry",
 									  ALLOCSET_DEFAULT_SIZES);
 	while ((n = sl_fetch(portal, &batch)) > 0)
@@ -97,6 +97,24 @@ sl_foreach_entry(int64 doc_id, int64 lo, int64 hi, bool newest_first,
 	MemoryContextDelete(entry_cxt);
 	if (expect != (newest_first ? lo : hi + 1))
 		missing_entry(doc_id, expect);
+}
+
+void
+sl_foreach_entry(int64 doc_id, int64 lo, int64 hi, bool newest_first,
+				 sl_entry_fn fn, void *arg)
+{
+	foreach_entry(doc_id, lo, hi, newest_first, false, fn, arg);
+}
+
+/*
+ * The same, oldest first, in the caller's snapshot: for readers, whose
+ * other lookups see that snapshot too (a log collected since is still
+ * there for them).
+ */
+void
+sl_foreach_entry_ro(int64 doc_id, int64 lo, int64 hi, sl_entry_fn fn, void *arg)
+{
+	foreach_entry(doc_id, lo, hi, false, true, fn, arg);
 }
 
 /*

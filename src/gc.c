@@ -39,7 +39,15 @@
  *    the entry's primary key);
  *  - for every key that L changed (found by decoding L's entries, plus the
  *    client ids of its entries for the ns 2 watermarks), the key's versions
- *    at or below base, and its tombstone inside (base, end] if it has one.
+ *    at or below base, and its tombstone inside (base, end] if it has one;
+ *  - the range hash rows (range.c) that no snapshot at or after end sees:
+ *    for the buckets with a row at end, the rows below end, and then their
+ *    empty-bucket rows at end (sl_range_collect; same reasoning).
+ *
+ * catch_up (catch_up.c) relies on this: from a retained position p (in a
+ * log at or after L's successor, so p >= end) it reads the versions and
+ * range hash rows above p, and the state at later bases; a collection
+ * removes only versions and rows at or below end.
  *
  * Why that is correct: every retained snapshot is at or after end (older
  * logs are collected first, and the snapshot at end is the one of L's
@@ -304,6 +312,7 @@ sl_collect_next(bool at_log)
 				2, t2, v2, NULL, false, 0);
 	}
 	versions = delete_superseded(doc_id, base, end);
+	versions += sl_range_collect(doc_id, end);
 	{
 		Oid			t3[3] = {INT8OID, INT8OID, INT8OID};
 		Datum		v3[3] = {Int64GetDatum(doc_id), Int64GetDatum(base),

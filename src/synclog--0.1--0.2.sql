@@ -690,3 +690,197 @@ BEGIN
 		ALTER TABLE synclog.kv ALTER COLUMN value SET COMPRESSION lz4;
 	END IF;
 END $$;
+
+-- Range buckets, range hashes and catching up (issue 11; range.c, catch_up.c) --
+
+/*
+ * The bucket of an item (PROTOCOL.md section 11a): the top 12 bits of
+ * XXH3_64(ns || u32le(len(key)) || key), 0 to 4095.  It depends on the key
+ * only, so a value change never moves an item.
+ */
+CREATE FUNCTION synclog.bucket(ns smallint, key bytea)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'synclog_bucket'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+/*
+ * Every state version carries the bucket of its key (a stored generated
+ * column: whoever writes a version, the bucket follows its key), and
+ * kv_bucket_idx orders them by bucket, so a bucket of any snapshot is an
+ * index range (synclog.range) and the versions a rotation wrote in the
+ * buckets it touched are found without reading the rest of the state
+ * (catch_up).  Adding the column computes it for the versions of a 0.1
+ * database.
+ */
+ALTER TABLE synclog.kv ADD COLUMN bucket smallint NOT NULL
+	GENERATED ALWAYS AS (synclog.bucket(ns, key)) STORED;
+CREATE INDEX kv_bucket_idx ON synclog.kv (doc_id, bucket, ns, key, lsn DESC);
+
+/*
+ * Range hashes, versioned like the state: the range hash of bucket bucket
+ * is hash from LSN lsn on, so the range hashes of the snapshot at a log's
+ * base are, per bucket, the newest row at or below base_lsn (a row whose
+ * hash is the empty hash: the bucket is empty).  A rotation writes one row
+ * at its seal LSN (the new log's base) for every bucket whose keys it
+ * wrote, from the previous row and the item hashes of the keys it changed:
+ * its cost follows the keys changed, never the state.  Those rows also
+ * tell catch_up which buckets a rotation touched.  gc removes the rows no
+ * retained snapshot sees (gc.c), drop_doc a document's rows.
+ */
+CREATE TABLE synclog.range_hash (
+	doc_id		bigint NOT NULL,
+	bucket		smallint NOT NULL CHECK (bucket >= 0 AND bucket < 4096),
+	lsn			bigint NOT NULL CHECK (lsn > 0),
+	hash		bytea NOT NULL CHECK (octet_length(hash) = 33),
+	PRIMARY KEY (doc_id, bucket, lsn)
+);
+CREATE INDEX range_hash_lsn_idx ON synclog.range_hash (doc_id, lsn);
+SELECT pg_catalog.pg_extension_config_dump('synclog.range_hash', '');
+REVOKE ALL ON synclog.range_hash FROM PUBLIC;
+
+/*
+ * The range hashes of the logs a 0.1 database still holds, computed from
+ * their snapshots (range.c): the oldest retained log of each document gets
+ * a row for each non-empty bucket, each later one a row for each bucket
+ * whose hash differs from the log before.  Used once, here.
+ */
+CREATE FUNCTION synclog.fill_range_hashes()
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'synclog_fill_range_hashes'
+LANGUAGE C VOLATILE;
+SELECT synclog.fill_range_hashes();
+DROP FUNCTION synclog.fill_range_hashes();
+
+CREATE FUNCTION synclog.range_hashes(doc text, log_id text,
+	OUT bucket integer, OUT hash bytea)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'synclog_range_hashes'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION synclog.range(doc text, log_id text, buckets integer[],
+	after_bucket integer DEFAULT NULL, after_ns smallint DEFAULT NULL,
+	after_key bytea DEFAULT NULL, max_rows integer DEFAULT 10000,
+	OUT bucket integer, OUT ns smallint, OUT key bytea, OUT value bytea)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'synclog_range'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION synclog.sync_cost(doc text, log_id text, lsn bigint, chain bytea,
+	OUT replay_bytes bigint, OUT catch_up_bytes bigint, OUT snapshot_bytes bigint,
+	OUT head_log text, OUT head_lsn bigint)
+RETURNS record
+AS 'MODULE_PATHNAME', 'synclog_sync_cost'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION synclog.catch_up_target(doc text,
+	OUT log_id text, OUT lsn bigint, OUT chain bytea, OUT snapshot_hash bytea)
+RETURNS record
+AS 'MODULE_PATHNAME', 'synclog_catch_up_target'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION synclog.catch_up(doc text, log_id text, lsn bigint, chain bytea,
+	target_log text, target_lsn bigint, after_ns smallint DEFAULT NULL,
+	after_key bytea DEFAULT NULL, max_rows integer DEFAULT 10000,
+	OUT ns smallint, OUT key bytea, OUT value bytea)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'synclog_catch_up'
+LANGUAGE C STABLE;
+
+REVOKE ALL ON FUNCTION synclog.bucket(smallint, bytea),
+	synclog.range_hashes(text, text),
+	synclog.range(text, text, integer[], integer, smallint, bytea, integer),
+	synclog.sync_cost(text, text, bigint, bytea),
+	synclog.catch_up_target(text),
+	synclog.catch_up(text, text, bigint, bytea, text, bigint, smallint, bytea, integer)
+	FROM PUBLIC;
+
+-- Kinds of users: readers get the new reads.
+CREATE OR REPLACE FUNCTION synclog.role_functions(kind text)
+RETURNS SETOF regprocedure
+LANGUAGE sql IMMUTABLE
+BEGIN ATOMIC
+	SELECT f::regprocedure FROM unnest(ARRAY[
+		'synclog.read(text,text,bigint,integer,integer)',
+		'synclog.read2(text,text,bigint,bytea,integer,integer,text[])',
+		'synclog.base_chain(text,text)',
+		'synclog.chain_at(text,text,bigint)',
+		'synclog.ack2(text,text,text,bigint,bytea)',
+		'synclog.protocol_version()',
+		'synclog.chain_next(bytea,bigint,bytea,text,bigint)',
+		'synclog.current_log(text)',
+		'synclog.snapshot(text,text,bytea,integer)',
+		'synclog.snapshot_info(text,text)',
+		'synclog.snapshot_clients(text,text)',
+		'synclog.recompute_hash(text,text)',
+		'synclog.ack(text,text,text,bigint)',
+		'synclog.channel(text)',
+		'synclog.encode_delta(bytea[],bytea[])',
+		'synclog.decode_delta(bytea)',
+		'synclog.hash_add_data(bytea,bytea,bytea)',
+		'synclog.hash_add_client(bytea,text,bigint,bigint)',
+		'synclog.hash_combine(bytea,bytea)',
+		'synclog.hash_info(bytea)',
+		'synclog.empty_hash()',
+		'synclog.state_hash(bytea,bytea)',
+		'synclog.state_hash(text,bigint,bigint)',
+		'synclog.bucket(smallint,bytea)',
+		'synclog.range_hashes(text,text)',
+		'synclog.range(text,text,integer[],integer,smallint,bytea,integer)',
+		'synclog.sync_cost(text,text,bigint,bytea)',
+		'synclog.catch_up_target(text)',
+		'synclog.catch_up(text,text,bigint,bytea,text,bigint,smallint,bytea,integer)']) f
+	 WHERE kind IN ('reader', 'writer', 'admin')
+	UNION ALL
+	SELECT f::regprocedure FROM unnest(ARRAY[
+		'synclog.can_read(text)',
+		'synclog.rotation_due(bigint,bigint,timestamptz,bigint,bigint,interval,boolean)',
+		'synclog.settings()',
+		'synclog.paused()']) f
+	 WHERE kind IN ('reader', 'writer', 'admin', 'monitor')
+	UNION ALL
+	SELECT f::regprocedure FROM unnest(ARRAY[
+		'synclog.create_doc(text)',
+		'synclog.append(text,bytea[],bytea[],text,bigint)',
+		'synclog.append_delta(text,bytea,text,bigint)']) f
+	 WHERE kind IN ('writer', 'admin')
+	UNION ALL
+	SELECT f::regprocedure FROM unnest(ARRAY[
+		'synclog.drop_doc(text)',
+		'synclog.compact(text)',
+		'synclog.compact_due(integer)',
+		'synclog.gc()',
+		'synclog.set_policy(text,bigint,bigint,interval,boolean)',
+		'synclog.clear_policy(text)',
+		'synclog.grant_doc(regrole,text,text)',
+		'synclog.revoke_doc(regrole,text)',
+		'synclog.rotate_channel_key()',
+		'synclog.forget_client(text,text)',
+		'synclog.pause(text)',
+		'synclog.resume()']) f
+	 WHERE kind = 'admin';
+END;
+
+/*
+ * Roles granted a kind before this point (those with EXECUTE on
+ * synclog.read: readers, writers, admins) get the new reads.
+ */
+DO $$
+DECLARE
+	g record;
+BEGIN
+	FOR g IN SELECT DISTINCT (a).grantee::regrole AS role, f.fn
+			   FROM (SELECT aclexplode(proacl) a FROM pg_catalog.pg_proc
+					  WHERE oid = 'synclog.read(text,text,bigint,integer,integer)'::regprocedure) x,
+					unnest(ARRAY['synclog.bucket(smallint,bytea)',
+								 'synclog.range_hashes(text,text)',
+								 'synclog.range(text,text,integer[],integer,smallint,bytea,integer)',
+								 'synclog.sync_cost(text,text,bigint,bytea)',
+								 'synclog.catch_up_target(text)',
+								 'synclog.catch_up(text,text,bigint,bytea,text,bigint,smallint,bytea,integer)']) f(fn)
+			  WHERE (a).grantee <> 0 AND (a).privilege_type = 'EXECUTE'
+				AND (a).grantee <> (SELECT nspowner FROM pg_catalog.pg_namespace
+									 WHERE nspname = 'synclog')
+	LOOP
+		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', g.fn::regprocedure, g.role);
+	END LOOP;
+END $$;

@@ -199,6 +199,8 @@ extern const char *sl_doc_cstring(text *doc);
 extern bytea *sl_arg_chain(FunctionCallInfo fcinfo, int argno);
 extern void sl_check_chain(text *doc, int64 doc_id, const SlLog *l, int64 lsn,
 						   bytea *chain, bool read_only);
+extern const uint8 *sl_chain_at(const SlLog *l, int64 doc_id, int64 lsn,
+								bool read_only);
 
 /* pause.c: whether compaction must leave the database alone (a restore). */
 extern const char *sl_compaction_blocked(void);
@@ -266,6 +268,9 @@ typedef void (*sl_change_fn) (void *arg, const uint8 *key, uint32 klen,
 							  const uint8 *val, uint32 vlen);
 extern void sl_foreach_entry(int64 doc_id, int64 lo, int64 hi,
 							 bool newest_first, sl_entry_fn fn, void *arg);
+/* The same in the caller's snapshot (readers), oldest first. */
+extern void sl_foreach_entry_ro(int64 doc_id, int64 lo, int64 hi,
+								sl_entry_fn fn, void *arg);
 extern void sl_foreach_change(int64 doc_id, int64 lsn, bytea *delta,
 							  sl_change_fn fn, void *arg);
 
@@ -342,6 +347,27 @@ extern bytea *sl_read_stored_v1(Datum stored, int64 v1_len, int64 doc_id,
 								 int64 lsn);
 extern bytea *sl_delta_for_reader(bytea *stored, int accept_mask);
 extern int	sl_parse_accept(ArrayType *accept);
+
+/*
+ * range.c: range buckets and range hashes (PROTOCOL.md section 11a).  A
+ * rotation collects per bucket what it changed in an SlRangeDelta and
+ * stores it with the new log's base; gc removes the rows no retained
+ * snapshot sees.
+ */
+#define SL_ITEM_HASH_LEN	24	/* synclog.kv.item_hash: u64le lo, hi, klen + vlen */
+typedef struct SlRangeDelta SlRangeDelta;
+extern SlRangeDelta *sl_range_delta_new(void);
+extern void sl_range_delta_add(SlRangeDelta *rd, int bucket, uint64 lo,
+							   uint64 hi, uint64 bytes);
+extern void sl_range_delta_remove(SlRangeDelta *rd, int bucket, uint64 lo,
+								  uint64 hi, uint64 bytes);
+extern void sl_range_delta_touch(SlRangeDelta *rd, int bucket);
+extern void sl_range_delta_store(SlRangeDelta *rd, int64 doc_id,
+								 int64 base_lsn, int64 seal_lsn);
+extern int64 sl_range_collect(int64 doc_id, int64 end_lsn);
+extern void sl_item_hash_parse(bytea *item, int64 doc_id, uint64 *lo,
+							   uint64 *hi, uint64 *bytes);
+extern int16 sl_bucket_of(int16 ns, const uint8 *key, size_t klen);
 
 /* hash helpers (hash_sql.c) */
 extern bytea *sl_hash_to_bytea(const slc_hash *h);

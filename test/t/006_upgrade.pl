@@ -172,6 +172,21 @@ is(sql(q{SELECT count(*) FROM synclog.log l JOIN synclog.doc d USING (doc_id)
 is(sql(q{SELECT count(*) FROM synclog.log WHERE state <> 'collected'}) > 6 ? 1 : 0, 1,
 	'several logs per document were checked');
 
+# Range hashes (issue 11) of the logs kept under 0.1, made by the update:
+# for every log not collected they sum to its snapshot hash, and the range
+# pages of all its buckets hold as many items as the snapshot.
+my $ranges_wrong = q{
+	CREATE AGGREGATE pg_temp.hsum(bytea) (SFUNC = synclog.hash_combine, STYPE = bytea,
+		INITCOND = '\x010000000000000000000000000000000000000000000000000000000000000000');
+	SELECT count(*) FROM synclog.log l JOIN synclog.doc d USING (doc_id)
+	 WHERE l.state <> 'collected'
+	   AND ((SELECT pg_temp.hsum(h.hash) FROM synclog.range_hashes(d.name, l.log_id) h)
+				IS DISTINCT FROM l.snapshot_hash
+			OR (SELECT count(*) FROM synclog.range(d.name, l.log_id,
+					ARRAY(SELECT generate_series(0, 4095)), NULL, NULL, NULL, 2147483647))
+				<> (synclog.hash_info(l.snapshot_hash)).item_count)};
+is(sql($ranges_wrong), '0', 'the update gave every log range hashes that sum to its snapshot hash');
+
 # Chain values given to the entries stored under 0.1: per document, each is
 # chain_next of the one before, from zero before the oldest stored entry;
 # every log's base_chain (and a sealed log's end_chain) is the value at its
@@ -217,6 +232,7 @@ is(sql(q{SELECT count(*) FROM synclog.log l JOIN synclog.doc d USING (doc_id)
 		WHERE l.state <> 'collected'
 		  AND synclog.recompute_hash(d.name, l.log_id) IS DISTINCT FROM l.snapshot_hash}),
 	'0', 'hashes still hold after rotations and gc');
+is(sql($ranges_wrong), '0', 'and so do the range hashes');
 # A version 2 reader from the base of the oldest log left reads every log
 # to its head, each position verified.
 is(sql(q{DO $$

@@ -1,0 +1,1114 @@
+/*
+ * catch_up.c
+ *
+ * Catching up (PROTOCOL.md section 6a): what a client several entries or
+ * several rotations behind needs to reach the head, one item per key that
+ * changed rather than one entry per change; the head it ends at, with the
+ * hash of the state there; and what each way of catching up costs.
+ *
+ * Owns: synclog.catch_up, synclog.catch_up_target, synclog.sync_cost.
+ * Must never: hold a log, a state or a page of candidates in memory (the
+ * candidates go through a tuplesort, which spills to disk past work_mem,
+ * and values are resolved a batch at a time); return fewer items than
+ * changed between the position and the target (a superset is allowed);
+ * read the state outside the buckets the crossed rotations touched; or
+ * mix moments: every lookup runs in the caller's snapshot.
+ *
+ * Which items can differ between a position p (in log P) and a target t
+ * (in log T, at or after P):
+ *  - T = P: the keys and client ids of the entries in (p, t];
+ *  - otherwise: those of P's entries after p, (p, P.end]; those of the
+ *    state versions the rotations of the logs in between wrote, at LSNs
+ *    (P.end, T.base]; and those of T's entries in (T.base, t].
+ * A key that changed in (P.end, T.base] has, in the last log that changed
+ * it, a version at the LSN of its last write there (a value), or, if its
+ * last write there deleted it while that log's base held it, a tombstone.
+ * If instead that log's base did not hold it either, follow the logs back
+ * to one whose base held it and whose end did not: its rotation wrote a
+ * tombstone.  Only if no such log exists was the key absent all along
+ * since P's end, that is unchanged.  Those versions carry LSNs above
+ * P.end >= p, and gc removes only versions (and range hash rows) at or
+ * below the end of a collected log, which is at or below P's base since
+ * logs are collected oldest first (gc.c): a retained position finds all
+ * of them.  Every rotation writes a range hash row at its seal LSN for
+ * each bucket it wrote a key of (range.c), so the versions are read bucket
+ * by bucket through kv_bucket_idx, touched buckets only.
+ *
+ * The value of a candidate at the target: its last write in (T.base, t]
+ * if T's entries wrote it, else the state at T's base (NULL if absent).
+ */
+#include "postgres.h"
+
+#include "access/tupdesc.h"
+#include "catalog/pg_operator_d.h"
+#include "catalog/pg_type_d.h"
+#include "executor/tuptable.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/tuplesort.h"
+#include "utils/typcache.h"
+
+#include "synclog.h"
+
+PG_FUNCTION_INFO_V1(synclog_catch_up);
+PG_FUNCTION_INFO_V1(synclog_catch_up_target);
+PG_FUNCTION_INFO_V1(synclog_sync_cost);
+
+/* Keys resolved against the state per statement. */
+#define LOOKUP_BATCH	256
+
+/*
+ * Candidate items, sorted by (ns || key, lsn DESC).  lsn 0 marks a key
+ * whose value at the target is the state's at T's base; otherwise the
+ * payload is the key's value written at lsn (NULL: deleted), or in hash
+ * mode its item hash (synclog.kv.item_hash form).
+ */
+typedef struct Cands
+{
+	int64		doc_id;
+	bool		hash_mode;		/* payload: item hash instead of value */
+	bool		keys_only;		/* entries put now: lsn 0, no payload */
+	bytea	   *after;			/* only ns || key above this, if set */
+	TupleDesc	desc;
+	Tuplesortstate *sort;
+	TupleTableSlot *in;
+	TupleTableSlot *out;
+} Cands;
+
+static void
+cands_begin(Cands *c, int64 doc_id, bool hash_mode, bytea *after)
+{
+	AttrNumber	cols[2] = {1, 2};
+	Oid			ops[2];
+	Oid			colls[2] = {InvalidOid, InvalidOid};
+	bool		nulls_first[2] = {false, false};
+
+	memset(c, 0, sizeof(*c));
+	c->doc_id = doc_id;
+	c->hash_mode = hash_mode;
+	c->after = after;
+	c->desc = CreateTemplateTupleDesc(3);
+	TupleDescInitEntry(c->desc, 1, "nskey", BYTEAOID, -1, 0);
+	TupleDescInitEntry(c->desc, 2, "lsn", INT8OID, -1, 0);
+	TupleDescInitEntry(c->desc, 3, "payload", BYTEAOID, -1, 0);
+	ops[0] = ByteaLessOperator;
+	ops[1] = lookup_type_cache(INT8OID, TYPECACHE_GT_OPR)->gt_opr;
+	c->sort = tuplesort_begin_heap(c->desc, 2, cols, ops, colls, nulls_first,
+								   work_mem, NULL, TUPLESORT_NONE);
+	c->in = MakeSingleTupleTableSlot(c->desc, &TTSOpsVirtual);
+	c->out = MakeSingleTupleTableSlot(c->desc, &TTSOpsMinimalTuple);
+}
+
+static void
+cands_end(Cands *c)
+{
+	ExecDropSingleTupleTableSlot(c->in);
+	ExecDropSingleTupleTableSlot(c->out);
+	tuplesort_end(c->sort);
+}
+
+/* ns || key as one bytea: its byte order is the (ns, key) order. */
+static bytea *
+nskey_make(uint8 ns, const uint8 *key, size_t klen)
+{
+	bytea	   *b = palloc(VARHDRSZ + 1 + klen);
+
+	SET_VARSIZE(b, VARHDRSZ + 1 + klen);
+	((uint8 *) VARDATA(b))[0] = ns;
+	if (klen > 0)
+		memcpy(VARDATA(b) + 1, key, klen);
+	return b;
+}
+
+/* memcmp order with the shorter first on a tie: bytea's order. */
+static int
+bytes_cmp(const uint8 *a, size_t alen, const uint8 *b, size_t blen)
+{
+	int			r = memcmp(a, b, Min(alen, blen));
+
+	if (r != 0)
+		return r;
+	return (alen > blen) - (alen < blen);
+}
+
+/*
+ * Put one candidate.  val NULL with has_val false: deleted (or, with lsn
+ * 0, to be looked up).
+ */
+static void
+cand_put(Cands *c, uint8 ns, const uint8 *key, size_t klen, int64 lsn,
+		 const uint8 *val, size_t vlen)
+{
+	bytea	   *nskey = nskey_make(ns, key, klen);
+	bytea	   *payload = NULL;
+
+	if (c->after != NULL &&
+		bytes_cmp((const uint8 *) VARDATA(nskey), 1 + klen,
+				  (const uint8 *) VARDATA_ANY(c->after),
+				  VARSIZE_ANY_EXHDR(c->after)) <= 0)
+		return;
+	if (lsn != 0 && val != NULL)
+	{
+		if (c->hash_mode)
+		{
+			uint64		lo,
+						hi,
+						bytes = (uint64) klen + vlen;
+			uint8	   *p;
+
+			payload = palloc(VARHDRSZ + SL_ITEM_HASH_LEN);
+			SET_VARSIZE(payload, VARHDRSZ + SL_ITEM_HASH_LEN);
+			p = (uint8 *) VARDATA(payload);
+			slc_item_hash(ns, key, klen, val, vlen, &lo, &hi);
+			for (int i = 0; i < 8; i++)
+			{
+				p[i] = (uint8) (lo >> (8 * i));
+				p[8 + i] = (uint8) (hi >> (8 * i));
+				p[16 + i] = (uint8) (bytes >> (8 * i));
+			}
+		}
+		else
+		{
+			payload = palloc(VARHDRSZ + vlen);
+			SET_VARSIZE(payload, VARHDRSZ + vlen);
+			if (vlen > 0)
+				memcpy(VARDATA(payload), val, vlen);
+		}
+	}
+	ExecClearTuple(c->in);
+	c->in->tts_values[0] = PointerGetDatum(nskey);
+	c->in->tts_isnull[0] = false;
+	c->in->tts_values[1] = Int64GetDatum(lsn);
+	c->in->tts_isnull[1] = false;
+	c->in->tts_values[2] = PointerGetDatum(payload);
+	c->in->tts_isnull[2] = payload == NULL;
+	ExecStoreVirtualTuple(c->in);
+	tuplesort_puttupleslot(c->sort, c->in);
+}
+
+/* sl_change_fn: a data key an entry changed. */
+static void
+cand_change(void *arg, const uint8 *key, uint32 klen, const uint8 *val,
+			uint32 vlen)
+{
+	void	  **a = (void **) arg;
+	Cands	   *c = (Cands *) a[0];
+	int64		lsn = *(int64 *) a[1];
+
+	cand_put(c, SLC_NS_DATA, key, klen, c->keys_only ? 0 : lsn,
+			 c->keys_only ? NULL : val, vlen);
+}
+
+/*
+ * sl_entry_fn: an entry's client watermark (a retire entry deletes it,
+ * PROTOCOL.md section 4) and its changes.
+ */
+static void
+cand_entry(void *arg, int64 lsn, bytea *delta, text *client_id,
+		   int64 client_seq)
+{
+	Cands	   *c = (Cands *) arg;
+	void	   *a[2] = {c, &lsn};
+
+	if (client_id != NULL)
+	{
+		uint8		wm[SLC_WATERMARK_LEN];
+
+		slc_watermark_encode(client_seq, lsn, wm);
+		cand_put(c, SLC_NS_CLIENT, (const uint8 *) VARDATA_ANY(client_id),
+				 VARSIZE_ANY_EXHDR(client_id), c->keys_only ? 0 : lsn,
+				 (c->keys_only || client_seq == SLC_RETIRE_SEQ) ? NULL : wm,
+				 SLC_WATERMARK_LEN);
+	}
+	sl_foreach_change(c->doc_id, lsn, delta, cand_change, a);
+}
+
+/* The items the entries (lo, hi] wrote; with their values unless keys_only. */
+static void
+cands_from_entries(Cands *c, int64 lo, int64 hi, bool keys_only)
+{
+	c->keys_only = keys_only;
+	sl_foreach_entry_ro(c->doc_id, lo, hi, cand_entry, c);
+}
+
+/*
+ * The keys of the versions that the rotations sealing at LSNs in (lo, hi]
+ * wrote: in the buckets those rotations touched (their range hash rows),
+ * the versions at LSNs in (lo, hi].
+ */
+static void
+cands_from_versions(Cands *c, int64 lo, int64 hi)
+{
+	static SPIPlanPtr plan;
+	Oid			types[5] = {INT8OID, INT8OID, INT8OID, INT2OID, BYTEAOID};
+	Datum		args[5];
+	Portal		portal;
+	SPITupleTable *batch;
+	uint64		n;
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "synclog catch-up versions",
+											  ALLOCSET_DEFAULT_SIZES);
+	bytea	   *none = palloc(VARHDRSZ);
+	int16		after_ns = 0;
+	bytea	   *after_key = none;
+
+	if (hi <= lo)
+		return;
+	SET_VARSIZE(none, VARHDRSZ);
+	if (c->after != NULL)
+	{
+		const uint8 *p = (const uint8 *) VARDATA_ANY(c->after);
+		size_t		len = VARSIZE_ANY_EXHDR(c->after);
+
+		after_ns = p[0];
+		after_key = palloc(VARHDRSZ + len - 1);
+		SET_VARSIZE(after_key, VARHDRSZ + len - 1);
+		memcpy(VARDATA(after_key), p + 1, len - 1);
+	}
+	args[0] = Int64GetDatum(c->doc_id);
+	args[1] = Int64GetDatum(lo);
+	args[2] = Int64GetDatum(hi);
+	args[3] = Int16GetDatum(after_ns);
+	args[4] = PointerGetDatum(after_key);
+	/* OFFSET 0 keeps each bucket a range scan of kv_bucket_idx. */
+	portal = sl_cursor(&plan,
+					   "SELECT w.ns, w.key FROM ("
+					   "  SELECT DISTINCT r.bucket FROM synclog.range_hash r "
+					   "  WHERE r.doc_id = $1 AND r.lsn > $2 AND r.lsn <= $3) b, "
+					   "LATERAL (SELECT v.ns, v.key FROM synclog.kv v "
+					   "  WHERE v.doc_id = $1 AND v.bucket = b.bucket "
+					   "    AND v.lsn > $2 AND v.lsn <= $3 AND (v.ns, v.key) > ($4, $5) "
+					   "  OFFSET 0) w",
+					   5, types, args, NULL, true);
+	c->keys_only = true;
+	while ((n = sl_fetch(portal, &batch)) > 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		for (uint64 i = 0; i < n; i++)
+		{
+			bool		isnull;
+			int16		ns = DatumGetInt16(SPI_getbinval(batch->vals[i], batch->tupdesc, 1, &isnull));
+			bytea	   *key = DatumGetByteaPP(SPI_getbinval(batch->vals[i], batch->tupdesc, 2, &isnull));
+
+			CHECK_FOR_INTERRUPTS();
+			cand_put(c, (uint8) ns, (const uint8 *) VARDATA_ANY(key),
+					 VARSIZE_ANY_EXHDR(key), 0, NULL, 0);
+		}
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(cxt);
+		SPI_freetuptable(batch);
+	}
+	SPI_cursor_close(portal);
+	MemoryContextDelete(cxt);
+}
+
+/*
+ * The distinct candidates in order, resolved a batch at a time: each
+ * key's newest candidate decides it; lsn 0 ones are looked up in the
+ * state at base (value, or in hash mode the stored item hash).
+ */
+typedef struct Resolved
+{
+	int			n;
+	int16		ns[LOOKUP_BATCH];
+	bytea	   *key[LOOKUP_BATCH];
+	bool		lookup[LOOKUP_BATCH];	/* value from the state at base */
+	Datum		payload[LOOKUP_BATCH];	/* written value / item hash */
+	bool		isnull[LOOKUP_BATCH];	/* deleted (or absent at base) */
+	/* for a lookup: the base version's payload, valid until the next batch */
+	Datum		base[LOOKUP_BATCH];
+	bool		base_null[LOOKUP_BATCH];
+	bool		base_found[LOOKUP_BATCH];
+} Resolved;
+
+typedef void (*resolved_fn) (void *arg, Resolved *r);
+
+/*
+ * Look the batch's lsn 0 keys up in the state at base: the newest version
+ * at or below base per key, one probe of kv_key_idx each.  The rows stay
+ * in SPI_tuptable until the caller frees it.
+ */
+static void
+lookup_batch(int64 doc_id, int64 base, bool hash_mode, Resolved *r)
+{
+	static SPIPlanPtr plan_value;
+	static SPIPlanPtr plan_hash;
+	Oid			types[4] = {INT8OID, INT2ARRAYOID, BYTEAARRAYOID, INT8OID};
+	Datum		args[4];
+	Datum		ns[LOOKUP_BATCH];
+	Datum		keys[LOOKUP_BATCH];
+	int			idx[LOOKUP_BATCH];
+	int			m = 0;
+
+	for (int i = 0; i < r->n; i++)
+	{
+		r->base_found[i] = false;
+		r->base_null[i] = true;
+		if (!r->lookup[i])
+			continue;
+		ns[m] = Int16GetDatum(r->ns[i]);
+		keys[m] = PointerGetDatum(r->key[i]);
+		idx[m++] = i;
+	}
+	SPI_tuptable = NULL;
+	if (m == 0)
+		return;
+	args[0] = Int64GetDatum(doc_id);
+	args[1] = PointerGetDatum(construct_array(ns, m, INT2OID, 2, true, TYPALIGN_SHORT));
+	args[2] = PointerGetDatum(construct_array(keys, m, BYTEAOID, -1, false, TYPALIGN_INT));
+	args[3] = Int64GetDatum(base);
+	if (hash_mode)
+		sl_exec(&plan_hash,
+				"SELECT u.i, o.kind, o.item_hash "
+				"FROM unnest($2, $3) WITH ORDINALITY AS u(ns, key, i), LATERAL ("
+				"  SELECT w.kind, w.item_hash FROM synclog.kv w "
+				"  WHERE w.doc_id = $1 AND w.ns = u.ns AND w.key = u.key AND w.lsn <= $4 "
+				"  ORDER BY w.lsn DESC LIMIT 1) o",
+				4, types, args, NULL, true, 0);
+	else
+		sl_exec(&plan_value,
+				"SELECT u.i, o.kind, o.value "
+				"FROM unnest($2, $3) WITH ORDINALITY AS u(ns, key, i), LATERAL ("
+				"  SELECT w.kind, w.value FROM synclog.kv w "
+				"  WHERE w.doc_id = $1 AND w.ns = u.ns AND w.key = u.key AND w.lsn <= $4 "
+				"  ORDER BY w.lsn DESC LIMIT 1) o",
+				4, types, args, NULL, true, 0);
+	for (uint64 row = 0; row < SPI_processed; row++)
+	{
+		bool		isnull;
+		int			i = idx[sl_col_int64(row, 1) - 1];
+
+		r->base_found[i] = true;
+		if (DatumGetChar(sl_col(row, 2, &isnull)) == 'v')
+			r->base[i] = sl_col(row, 3, &r->base_null[i]);
+	}
+}
+
+/*
+ * Read the sorted candidates, at most max_keys distinct ones (0: all),
+ * calling fn per batch after the lookups; returns how many.
+ */
+static int64
+cands_resolve(Cands *c, int64 base, int64 max_keys, resolved_fn fn, void *arg)
+{
+	Resolved   *r = palloc0(sizeof(Resolved));
+	MemoryContext batch_cxt = AllocSetContextCreate(CurrentMemoryContext,
+													"synclog catch-up batch",
+													ALLOCSET_DEFAULT_SIZES);
+	uint8	   *prev = palloc(1 + SLC_KEY_MAX);
+	size_t		prev_len = 0;
+	bool		have_prev = false;
+	int64		count = 0;
+
+	tuplesort_performsort(c->sort);
+	for (;;)
+	{
+		bool		more = (max_keys == 0 || count < max_keys) &&
+			tuplesort_gettupleslot(c->sort, true, true, c->out, NULL);
+
+		if (more)
+		{
+			bool		isnull;
+			bytea	   *nskey = DatumGetByteaPP(slot_getattr(c->out, 1, &isnull));
+			const uint8 *p = (const uint8 *) VARDATA_ANY(nskey);
+			size_t		len = VARSIZE_ANY_EXHDR(nskey);
+			int64		lsn = DatumGetInt64(slot_getattr(c->out, 2, &isnull));
+			Datum		payload = slot_getattr(c->out, 3, &isnull);
+			MemoryContext old;
+
+			CHECK_FOR_INTERRUPTS();
+			if (have_prev && bytes_cmp(p, len, prev, prev_len) == 0)
+				continue;
+			memcpy(prev, p, len);
+			prev_len = len;
+			have_prev = true;
+			old = MemoryContextSwitchTo(batch_cxt);
+			r->ns[r->n] = p[0];
+			r->key[r->n] = palloc(VARHDRSZ + len - 1);
+			SET_VARSIZE(r->key[r->n], VARHDRSZ + len - 1);
+			memcpy(VARDATA(r->key[r->n]), p + 1, len - 1);
+			r->lookup[r->n] = lsn == 0;
+			r->isnull[r->n] = isnull;
+			r->payload[r->n] = isnull ? (Datum) 0 :
+				PointerGetDatum(DatumGetByteaPCopy(payload));
+			MemoryContextSwitchTo(old);
+			r->n++;
+			count++;
+		}
+		if (r->n == LOOKUP_BATCH || (!more && r->n > 0))
+		{
+			lookup_batch(c->doc_id, base, c->hash_mode, r);
+			fn(arg, r);
+			if (SPI_tuptable != NULL)
+				SPI_freetuptable(SPI_tuptable);
+			r->n = 0;
+			MemoryContextReset(batch_cxt);
+		}
+		if (!more)
+			break;
+	}
+	MemoryContextDelete(batch_cxt);
+	return count;
+}
+
+/* ------------------------------------------------------------------------
+ * Arguments and positions
+ * ------------------------------------------------------------------------
+ */
+
+/* A client position: a log of the document, an LSN in it, its chain value. */
+typedef struct Position
+{
+	bool		given;			/* false: the empty state */
+	SlLog		log;
+	int64		lsn;
+	int64		end;			/* the log's end, or the head while active */
+} Position;
+
+/*
+ * The position arguments (log_id, lsn, chain at argno..argno+2): all
+ * NULL for the empty state, else checked like synclog.read2: SL002 for a
+ * log that is not the document's, SL003 for a collected one, 22023/SL004
+ * for an LSN outside it, SL006 for a chain value that differs.
+ */
+static void
+arg_position(FunctionCallInfo fcinfo, int argno, text *doc, const SlDoc *d,
+			 Position *pos)
+{
+	int			nnull = PG_ARGISNULL(argno) + PG_ARGISNULL(argno + 1) +
+		PG_ARGISNULL(argno + 2);
+
+	memset(pos, 0, sizeof(*pos));
+	if (nnull == 3)
+		return;
+	if (nnull != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("log_id, lsn and chain must be given together"),
+				 errhint("Pass the client's position, or three NULLs for a client with no state.")));
+	pos->given = true;
+	pos->lsn = sl_arg_lsn(fcinfo, argno + 1, "lsn");
+	sl_find_log(doc, d, sl_arg_log_id(fcinfo, argno), &pos->log, false, true);
+	pos->end = pos->log.end_lsn >= 0 ? pos->log.end_lsn : d->head_lsn;
+	sl_check_position(&pos->log, pos->end, pos->lsn, "lsn");
+	sl_check_chain(doc, d->doc_id, &pos->log, pos->lsn,
+				   sl_arg_chain(fcinfo, argno + 2), true);
+}
+
+/* The log_bytes of the entry at lsn, 0 at or below base (none there). */
+static int64
+bytes_at(int64 doc_id, const SlLog *l, int64 lsn)
+{
+	static SPIPlanPtr plan;
+	Oid			types[2] = {INT8OID, INT8OID};
+	Datum		args[2] = {Int64GetDatum(doc_id), Int64GetDatum(lsn)};
+
+	if (lsn <= l->base_lsn)
+		return 0;
+	sl_exec(&plan, "SELECT log_bytes FROM synclog.entry WHERE doc_id = $1 AND lsn = $2",
+			2, types, args, NULL, true, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("missing entry in log \"%s\"", l->log_id),
+				 errdetail("The log has no entry at LSN " INT64_FORMAT ".", lsn)));
+	return sl_col_int64(0, 1);
+}
+
+/* The document and its active log, in the caller's snapshot, after the access check. */
+static void
+find_head(text *doc, SlDoc *d, SlLog *active)
+{
+	sl_require_doc(doc, false);
+	sl_find_doc(doc, d, true);
+	sl_find_log(doc, d, cstring_to_text(d->active_log), active, false, true);
+}
+
+/* ------------------------------------------------------------------------
+ * catch_up_target
+ * ------------------------------------------------------------------------
+ */
+
+/* The hash being moved to the head, for hash_batch. */
+typedef struct HeadHash
+{
+	slc_hash   *h;
+	int64		doc_id;
+} HeadHash;
+
+/* resolved_fn of the head hash: the base items of keys the log wrote leave. */
+static void
+hash_batch(void *arg, Resolved *r)
+{
+	HeadHash   *hh = (HeadHash *) arg;
+
+	for (int i = 0; i < r->n; i++)
+	{
+		uint64		lo,
+					hi,
+					bytes;
+
+		if (r->base_found[i] && !r->base_null[i])
+		{
+			sl_item_hash_parse(DatumGetByteaPP(r->base[i]), hh->doc_id, &lo, &hi, &bytes);
+			slc_hash_remove_item(hh->h, lo, hi, bytes);
+		}
+	}
+}
+
+/*
+ * The hash of the state at head: the active log's base hash, each key the
+ * log wrote moved from its item at base (its stored item hash, so the old
+ * value is never read) to its last write.  The writes go through one sort
+ * (item hashes only, newest first per key); each key's last write is
+ * added, and the key goes into a second sort, whose resolution looks the
+ * keys' base items up a batch at a time and takes them out.
+ */
+static void
+head_hash(int64 doc_id, const SlLog *l, int64 head, slc_hash *h)
+{
+	Cands		writes;
+	Cands		keys;
+	HeadHash	hh = {h, doc_id};
+	uint8	   *prev;
+	size_t		prev_len = 0;
+	bool		have_prev = false;
+
+	sl_bytea_to_hash(l->snapshot_hash, h);
+	if (head <= l->base_lsn)
+		return;
+	cands_begin(&writes, doc_id, true, NULL);
+	cands_begin(&keys, doc_id, true, NULL);
+	cands_from_entries(&writes, l->base_lsn, head, false);
+	tuplesort_performsort(writes.sort);
+	prev = palloc(1 + SLC_KEY_MAX);
+	while (tuplesort_gettupleslot(writes.sort, true, true, writes.out, NULL))
+	{
+		bool		isnull;
+		bytea	   *nskey = DatumGetByteaPP(slot_getattr(writes.out, 1, &isnull));
+		const uint8 *p = (const uint8 *) VARDATA_ANY(nskey);
+		size_t		len = VARSIZE_ANY_EXHDR(nskey);
+		Datum		payload = slot_getattr(writes.out, 3, &isnull);
+
+		CHECK_FOR_INTERRUPTS();
+		if (have_prev && bytes_cmp(p, len, prev, prev_len) == 0)
+			continue;
+		memcpy(prev, p, len);
+		prev_len = len;
+		have_prev = true;
+		if (!isnull)
+		{
+			uint64		lo,
+						hi,
+						bytes;
+
+			sl_item_hash_parse(DatumGetByteaPP(payload), doc_id, &lo, &hi, &bytes);
+			slc_hash_add_item(h, lo, hi, bytes);
+		}
+		cand_put(&keys, p[0], p + 1, len - 1, 0, NULL, 0);
+	}
+	pfree(prev);
+	cands_end(&writes);
+	cands_resolve(&keys, l->base_lsn, 0, hash_batch, &hh);
+	cands_end(&keys);
+}
+
+/*
+ * synclog.catch_up_target(doc text)
+ *   returns (log_id text, lsn bigint, chain bytea, snapshot_hash bytea)
+ *
+ * The head of the document now, where a catch-up ends: the active log,
+ * its newest LSN (its base while empty), the chain value there and the
+ * hash of the state there (the log's base hash plus its entries'
+ * changes).  The newest entry a snapshot sees always ends a group.  Runs
+ * in the caller's snapshot; its cost follows the active log's entries.
+ *
+ * Takes AccessShareLock on synclog.doc, synclog.entry, synclog.log and
+ * synclog.kv, and on synclog.doc_grant when the caller is a role whose
+ * confinement this backend has not cached yet; no row locks.
+ */
+Datum
+synclog_catch_up_target(PG_FUNCTION_ARGS)
+{
+	text	   *doc = sl_arg_doc(fcinfo, 0);
+	TupleDesc	desc;
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+	SlDoc		d;
+	SlLog		l;
+	slc_hash	h;
+	uint8		chain[SLC_CHAIN_LEN];
+	HeapTuple	tup;
+	MemoryContext caller = CurrentMemoryContext;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	sl_spi_begin();
+	find_head(doc, &d, &l);
+	head_hash(d.doc_id, &l, d.head_lsn, &h);
+	memcpy(chain, sl_chain_at(&l, d.doc_id, d.head_lsn, true), SLC_CHAIN_LEN);
+	{
+		MemoryContext old = MemoryContextSwitchTo(caller);
+
+		values[0] = CStringGetTextDatum(l.log_id);
+		values[1] = Int64GetDatum(d.head_lsn);
+		values[2] = PointerGetDatum(cstring_to_text_with_len((const char *) chain, SLC_CHAIN_LEN));
+		values[3] = PointerGetDatum(sl_hash_to_bytea(&h));
+		tup = heap_form_tuple(BlessTupleDesc(desc), values, nulls);
+		MemoryContextSwitchTo(old);
+	}
+	sl_spi_end();
+	PG_RETURN_DATUM(HeapTupleGetDatum(tup));
+}
+
+/* ------------------------------------------------------------------------
+ * catch_up
+ * ------------------------------------------------------------------------
+ */
+
+typedef struct Emit
+{
+	ReturnSetInfo *rsinfo;
+} Emit;
+
+/* resolved_fn of catch_up: one row per key, its value at the target. */
+static void
+emit_batch(void *arg, Resolved *r)
+{
+	Emit	   *e = (Emit *) arg;
+
+	for (int i = 0; i < r->n; i++)
+	{
+		Datum		values[3];
+		bool		nulls[3] = {false, false, false};
+
+		values[0] = Int16GetDatum(r->ns[i]);
+		values[1] = PointerGetDatum(r->key[i]);
+		if (r->lookup[i])
+		{
+			values[2] = r->base[i];
+			nulls[2] = !r->base_found[i] || r->base_null[i];
+		}
+		else
+		{
+			values[2] = r->payload[i];
+			nulls[2] = r->isnull[i];
+		}
+		tuplestore_putvalues(e->rsinfo->setResult, e->rsinfo->setDesc, values, nulls);
+	}
+}
+
+/*
+ * From the empty state: every item of the target state, in (ns, key)
+ * order after after: the state at T's base (a cursor over kv_key_idx)
+ * merged with the sorted writes of T's entries in (T.base, t], which win
+ * on a tie; deleted items are left out.
+ */
+static void
+from_empty(ReturnSetInfo *rsinfo, int64 doc_id, const SlLog *t_log, int64 t,
+		   int16 after_ns, bytea *after_key, int32 max_rows)
+{
+	static SPIPlanPtr plan;
+	Oid			types[4] = {INT8OID, INT8OID, INT2OID, BYTEAOID};
+	Datum		args[4];
+	Cands		c;
+	Portal		portal;
+	SPITupleTable *batch = NULL;
+	uint64		nbatch = 0,
+				bi = 0;
+	bool		a_valid = false,
+				b_done = false;
+	int32		sent = 0;
+	bytea	   *none = palloc(VARHDRSZ);
+	bytea	   *after = NULL;
+	uint8	   *prev = palloc(1 + SLC_KEY_MAX);
+	size_t		prev_len = 0;
+	bool		have_prev = false;
+	/* the current A candidate */
+	uint8	   *a_key = palloc(1 + SLC_KEY_MAX);
+	size_t		a_len = 0;
+	bytea	   *a_val = NULL;
+
+	SET_VARSIZE(none, VARHDRSZ);
+	if (after_key != NULL)
+		after = nskey_make((uint8) after_ns, (const uint8 *) VARDATA_ANY(after_key),
+						   VARSIZE_ANY_EXHDR(after_key));
+	cands_begin(&c, doc_id, false, after);
+	if (t > t_log->base_lsn)
+		cands_from_entries(&c, t_log->base_lsn, t, false);
+	tuplesort_performsort(c.sort);
+
+	args[0] = Int64GetDatum(doc_id);
+	args[1] = Int64GetDatum(t_log->base_lsn);
+	args[2] = Int16GetDatum(after_key != NULL ? after_ns : 0);
+	args[3] = PointerGetDatum(after_key != NULL ? after_key : none);
+	portal = sl_cursor(&plan,
+					   "SELECT ns, key, value FROM ("
+					   "  SELECT DISTINCT ON (ns, key) ns, key, kind, value FROM synclog.kv "
+					   "  WHERE doc_id = $1 AND lsn <= $2 AND (ns, key) > ($3, $4) "
+					   "  ORDER BY ns, key, lsn DESC) v WHERE kind <> 'd'",
+					   4, types, args, NULL, true);
+	while (sent < max_rows)
+	{
+		int			cmp;
+		bool		isnull;
+
+		CHECK_FOR_INTERRUPTS();
+		/* next distinct A candidate */
+		while (!a_valid)
+		{
+			bytea	   *nskey;
+			Datum		payload;
+
+			if (!tuplesort_gettupleslot(c.sort, true, true, c.out, NULL))
+				break;
+			nskey = DatumGetByteaPP(slot_getattr(c.out, 1, &isnull));
+			if (have_prev && bytes_cmp((const uint8 *) VARDATA_ANY(nskey),
+									   VARSIZE_ANY_EXHDR(nskey), prev, prev_len) == 0)
+				continue;
+			prev_len = VARSIZE_ANY_EXHDR(nskey);
+			memcpy(prev, VARDATA_ANY(nskey), prev_len);
+			have_prev = true;
+			memcpy(a_key, prev, prev_len);
+			a_len = prev_len;
+			payload = slot_getattr(c.out, 3, &isnull);
+			if (a_val != NULL)
+				pfree(a_val);
+			a_val = isnull ? NULL : DatumGetByteaPCopy(payload);
+			a_valid = true;
+		}
+		/* next B row */
+		if (!b_done && bi >= nbatch)
+		{
+			if (batch != NULL)
+				SPI_freetuptable(batch);
+			batch = NULL;
+			nbatch = sl_fetch(portal, &batch);
+			bi = 0;
+			if (nbatch == 0)
+				b_done = true;
+		}
+		if (!a_valid && b_done)
+			break;
+		if (!a_valid)
+			cmp = 1;
+		else if (b_done)
+			cmp = -1;
+		else
+		{
+			int16		bns = DatumGetInt16(SPI_getbinval(batch->vals[bi], batch->tupdesc, 1, &isnull));
+			bytea	   *bkey = DatumGetByteaPP(SPI_getbinval(batch->vals[bi], batch->tupdesc, 2, &isnull));
+
+			cmp = (int) a_key[0] - (int) bns;
+			if (cmp == 0)
+				cmp = bytes_cmp(a_key + 1, a_len - 1, (const uint8 *) VARDATA_ANY(bkey),
+								VARSIZE_ANY_EXHDR(bkey));
+		}
+		if (cmp <= 0)
+		{
+			/* T's entries wrote it: their last write decides */
+			if (a_val != NULL)
+			{
+				Datum		values[3];
+				bool		nulls[3] = {false, false, false};
+				bytea	   *key = palloc(VARHDRSZ + a_len - 1);
+
+				SET_VARSIZE(key, VARHDRSZ + a_len - 1);
+				memcpy(VARDATA(key), a_key + 1, a_len - 1);
+				values[0] = Int16GetDatum(a_key[0]);
+				values[1] = PointerGetDatum(key);
+				values[2] = PointerGetDatum(a_val);
+				tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+				sent++;
+				pfree(key);
+			}
+			a_valid = false;
+			if (cmp == 0)
+				bi++;
+		}
+		else
+		{
+			Datum		values[3];
+			bool		nulls[3];
+
+			for (int k = 0; k < 3; k++)
+				values[k] = SPI_getbinval(batch->vals[bi], batch->tupdesc, k + 1, &nulls[k]);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+			sent++;
+			bi++;
+		}
+	}
+	if (batch != NULL)
+		SPI_freetuptable(batch);
+	SPI_cursor_close(portal);
+	cands_end(&c);
+}
+
+/*
+ * synclog.catch_up(doc text, log_id text, lsn bigint, chain bytea,
+ *                  target_log text, target_lsn bigint, after_ns smallint,
+ *                  after_key bytea, max_rows integer)
+ *   returns setof (ns smallint, key bytea, value bytea)
+ *
+ * For a client at position (log_id, lsn, chain), every item that may
+ * differ between there and the target (target_log, target_lsn; normally
+ * what synclog.catch_up_target returned) with its value at the target,
+ * NULL when it is absent there; ordered by (ns, key), at most max_rows,
+ * after (after_ns, after_key) when given (both or neither).  The result
+ * may include items that did not change.  With the position all NULL,
+ * every item of the target state (no NULL values).  The page is complete
+ * when it has fewer than max_rows rows.  Errors: as synclog.read2 for the
+ * position (SL002, SL003, 22023, SL004, SL006) and for the target log
+ * (SL002 for a log that is not the document's, SL003 collected); 22023 for
+ * a target_lsn outside the target log or inside a group, a target before
+ * the position, max_rows below 1 or an incomplete or bad after_*.  Runs in
+ * the caller's snapshot; each page reads the candidates again (decoding
+ * the entries of P after the position and of T up to the target, and the
+ * versions of the buckets the rotations in between touched), sorting them
+ * with work_mem and spilling beyond.
+ *
+ * Takes AccessShareLock on synclog.doc, synclog.entry, synclog.log,
+ * synclog.kv and synclog.range_hash, and on synclog.doc_grant when the
+ * caller is a role whose confinement this backend has not cached yet; no
+ * row locks.
+ */
+Datum
+synclog_catch_up(PG_FUNCTION_ARGS)
+{
+	text	   *doc = sl_arg_doc(fcinfo, 0);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	text	   *target_log = sl_arg_log_id(fcinfo, 4);
+	int64		t = sl_arg_lsn(fcinfo, 5, "target_lsn");
+	int32		max_rows = sl_arg_positive_int(fcinfo, 8, "max_rows");
+	int16		after_ns = 0;
+	bytea	   *after_key = NULL;
+	SlDoc		d;
+	SlLog		tl;
+	Position	pos;
+	int64		t_end;
+
+	if (PG_ARGISNULL(6) != PG_ARGISNULL(7))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("after_ns and after_key must be given together"),
+				 errhint("Pass the last row's ns and key to read the next page, or neither to start.")));
+	if (!PG_ARGISNULL(6))
+	{
+		after_ns = PG_GETARG_INT16(6);
+		after_key = PG_GETARG_BYTEA_PP(7);
+		if (after_ns != SLC_NS_DATA && after_ns != SLC_NS_CLIENT)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("after_ns must be 1 (data) or 2 (client watermarks)"),
+					 errdetail("The value given was %d.", after_ns)));
+		if (VARSIZE_ANY_EXHDR(after_key) > SLC_KEY_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("after_key is too long"),
+					 errdetail("Keys are at most %d bytes; this one is %d bytes.",
+							   SLC_KEY_MAX, (int) VARSIZE_ANY_EXHDR(after_key))));
+	}
+
+	InitMaterializedSRF(fcinfo, 0);
+	sl_spi_begin();
+	sl_require_doc(doc, false);
+	sl_find_doc(doc, &d, true);
+	arg_position(fcinfo, 1, doc, &d, &pos);
+	sl_find_log(doc, &d, target_log, &tl, false, true);
+	t_end = tl.end_lsn >= 0 ? tl.end_lsn : d.head_lsn;
+	if (t < tl.base_lsn || t > t_end)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("target_lsn is outside log \"%s\"", tl.log_id),
+				 errdetail("The log covers LSNs " INT64_FORMAT " to " INT64_FORMAT "; target_lsn is " INT64_FORMAT ".",
+						   tl.base_lsn, t_end, t),
+				 errhint("Use the position synclog.catch_up_target() returns.")));
+	if (t < t_end)
+	{
+		static SPIPlanPtr plan;
+		Oid			types[2] = {INT8OID, INT8OID};
+		Datum		args[2] = {Int64GetDatum(d.doc_id), Int64GetDatum(t + 1)};
+
+		sl_exec(&plan, "SELECT 1 FROM synclog.entry WHERE doc_id = $1 AND lsn = $2 "
+				"AND group_lsn IS NOT NULL",
+				2, types, args, NULL, true, 1);
+		if (SPI_processed > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("target_lsn " INT64_FORMAT " is inside a group", t),
+					 errdetail("The entry after it in log \"%s\" belongs to the same group (PROTOCOL.md section 3a).",
+							   tl.log_id),
+					 errhint("Use the position synclog.catch_up_target() returns.")));
+	}
+	if (pos.given && t < pos.lsn)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("target is before the position"),
+				 errdetail("The position is at LSN " INT64_FORMAT " of log \"%s\"; the target is at LSN " INT64_FORMAT " of log \"%s\".",
+						   pos.lsn, pos.log.log_id, t, tl.log_id)));
+
+	if (!pos.given)
+		from_empty(rsinfo, d.doc_id, &tl, t, after_ns, after_key, max_rows);
+	else if (t > pos.lsn)
+	{
+		Cands		c;
+		Emit		e = {rsinfo};
+		bytea	   *after = NULL;
+
+		if (after_key != NULL)
+			after = nskey_make((uint8) after_ns, (const uint8 *) VARDATA_ANY(after_key),
+							   VARSIZE_ANY_EXHDR(after_key));
+		cands_begin(&c, d.doc_id, false, after);
+		if (tl.generation == pos.log.generation)
+			cands_from_entries(&c, pos.lsn, t, false);
+		else
+		{
+			cands_from_entries(&c, pos.lsn, pos.end, true);
+			cands_from_versions(&c, pos.end, tl.base_lsn);
+			cands_from_entries(&c, tl.base_lsn, t, false);
+		}
+		cands_resolve(&c, tl.base_lsn, max_rows, emit_batch, &e);
+		cands_end(&c);
+	}
+	sl_spi_end();
+	return (Datum) 0;
+}
+
+/* ------------------------------------------------------------------------
+ * sync_cost
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * synclog.sync_cost(doc text, log_id text, lsn bigint, chain bytea)
+ *   returns (replay_bytes bigint, catch_up_bytes bigint, snapshot_bytes bigint,
+ *            head_log text, head_lsn bigint)
+ *
+ * What each way from a position (checked as synclog.read2 does; all NULL
+ * for a client with no state) to the head costs, in bytes (PROTOCOL.md
+ * section 6a):
+ *  replay_bytes   - the version 1 delta bytes of the entries after the
+ *                   position up to the head, across the logs in between
+ *                   (NULL without a position);
+ *  catch_up_bytes - an upper bound of the key and value bytes synclog.catch_up
+ *                   returns: the snapshot's bytes at the active log's base,
+ *                   plus the active log's delta bytes, plus 16 bytes and the
+ *                   client id per entry with a client in the active log and
+ *                   in the position's log after it, plus that log's delta
+ *                   bytes after the position and the key bytes of the
+ *                   deletions the rotations in between recorded (from the
+ *                   empty state: the first three terms); when the position
+ *                   is in the active log, at most its delta bytes after the
+ *                   position plus those watermark bytes;
+ *  snapshot_bytes - the key and value bytes of the snapshot at the active
+ *                   log's base plus the active log's delta bytes: what a
+ *                   download and a replay of the active log move.
+ * head_log and head_lsn: the head they were computed for.  The work
+ * follows the entries after the position in its log and in the active log
+ * (their rows, not their deltas) and the deletions recorded in between.
+ *
+ * Takes the locks of synclog.catch_up.
+ */
+Datum
+synclog_sync_cost(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan_sealed;
+	static SPIPlanPtr plan_clients;
+	static SPIPlanPtr plan_deletes;
+	Oid			t3[3] = {INT8OID, INT8OID, INT8OID};
+	text	   *doc = sl_arg_doc(fcinfo, 0);
+	TupleDesc	desc;
+	Datum		values[5];
+	bool		nulls[5] = {false, false, false, false, false};
+	SlDoc		d;
+	SlLog		al;
+	Position	pos;
+	slc_hash	base;
+	int64		replay = 0,
+				bound,
+				wm_bytes,
+				snapshot;
+	HeapTuple	tup;
+	MemoryContext caller = CurrentMemoryContext;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	sl_spi_begin();
+	find_head(doc, &d, &al);
+	arg_position(fcinfo, 1, doc, &d, &pos);
+	sl_bytea_to_hash(al.snapshot_hash, &base);
+	snapshot = (int64) base.bytes + d.active_bytes;
+
+	/* watermark bytes of the entries after the position in its log and of the active log */
+	{
+		Oid			types[5] = {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID};
+		Datum		args[5];
+		bool		same = pos.given && strcmp(pos.log.log_id, al.log_id) == 0;
+
+		args[0] = Int64GetDatum(d.doc_id);
+		args[1] = Int64GetDatum(same ? pos.lsn : al.base_lsn);
+		args[2] = Int64GetDatum(d.head_lsn);
+		args[3] = Int64GetDatum(pos.given && !same ? pos.lsn : 0);
+		args[4] = Int64GetDatum(pos.given && !same ? pos.end : 0);
+		sl_exec(&plan_clients,
+				"SELECT coalesce(sum(16 + octet_length(client_id)), 0)::bigint "
+				"FROM synclog.entry WHERE doc_id = $1 AND client_id IS NOT NULL "
+				"  AND ((lsn > $2 AND lsn <= $3) OR (lsn > $4 AND lsn <= $5))",
+				5, types, args, NULL, true, 1);
+		wm_bytes = sl_col_int64(0, 1);
+	}
+	bound = (int64) base.bytes + d.active_bytes + wm_bytes;
+	if (pos.given)
+	{
+		Oid			types[3] = {INT8OID, INT4OID, INT8OID};
+		Datum		args[3];
+		int64		tail;
+
+		args[0] = Int64GetDatum(d.doc_id);
+		args[1] = Int32GetDatum(pos.log.generation);
+		/* the sealed logs from the position's on: their last entries' byte counts */
+		sl_exec(&plan_sealed,
+				"SELECT coalesce(sum(e.log_bytes), 0)::bigint FROM synclog.log l "
+				"JOIN synclog.entry e ON e.doc_id = l.doc_id AND e.lsn = l.end_lsn "
+				"WHERE l.doc_id = $1 AND l.generation >= $2 AND l.end_lsn IS NOT NULL",
+				2, types, args, NULL, true, 1);
+		tail = bytes_at(d.doc_id, &pos.log, pos.lsn);
+		replay = sl_col_int64(0, 1) + d.active_bytes - tail;
+		if (strcmp(pos.log.log_id, al.log_id) == 0)
+			bound = Min(bound, replay + wm_bytes);
+		else
+		{
+			int64		p_tail = bytes_at(d.doc_id, &pos.log, pos.end) - tail;
+
+			args[1] = Int64GetDatum(pos.end);
+			args[2] = Int64GetDatum(al.base_lsn);
+			sl_exec(&plan_deletes,
+					"SELECT coalesce(sum(octet_length(w.key)), 0)::bigint FROM ("
+					"  SELECT DISTINCT r.bucket FROM synclog.range_hash r "
+					"  WHERE r.doc_id = $1 AND r.lsn > $2 AND r.lsn <= $3) b, "
+					"LATERAL (SELECT v.key FROM synclog.kv v "
+					"  WHERE v.doc_id = $1 AND v.bucket = b.bucket "
+					"    AND v.lsn > $2 AND v.lsn <= $3 AND v.kind = 'd' OFFSET 0) w",
+					3, t3, args, NULL, true, 1);
+			bound += p_tail + sl_col_int64(0, 1);
+		}
+	}
+	{
+		MemoryContext old = MemoryContextSwitchTo(caller);
+
+		values[0] = Int64GetDatum(replay);
+		nulls[0] = !pos.given;
+		values[1] = Int64GetDatum(bound);
+		values[2] = Int64GetDatum(snapshot);
+		values[3] = CStringGetTextDatum(al.log_id);
+		values[4] = Int64GetDatum(d.head_lsn);
+		tup = heap_form_tuple(BlessTupleDesc(desc), values, nulls);
+		MemoryContextSwitchTo(old);
+	}
+	sl_spi_end();
+	PG_RETURN_DATUM(HeapTupleGetDatum(tup));
+}
