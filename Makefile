@@ -118,7 +118,7 @@ CLIENT_BIN = $(CLIENT_DIR)/synclog-follow
 CLIENT_LIB_OBJS = $(addprefix $(CLIENT_DIR)/, client_open.o client_store.o \
 	client_legacy.o client_download.o client_follow.o client_conn.o \
 	client_verify.o client_reader.o client_changes.o client_pagefile.o \
-	client_events.o client_util.o client_write.o)
+	client_events.o client_util.o client_write.o client_repair.o)
 CLIENT_OBJS = $(CLIENT_LIB_OBJS) $(CLIENT_DIR)/synclog_core_client.o \
 	$(CLIENT_DIR)/synclog_chain_client.o
 CLIENT_OBJS += $(CLIENT_DIR)/synclog_zip_client.o

@@ -25,6 +25,9 @@ slcli_drop_conn(slcl_client *c)
 	if (c->conn)
 		PQfinish(c->conn);
 	c->conn = NULL;
+	/* asked again on the next connection (client_repair.c) */
+	c->srv_v11 = 0;
+	c->cost_asked = 0;
 }
 
 /* Server notices (e.g. WARNINGs) become warning events, not stderr noise. */
@@ -216,6 +219,18 @@ slcli_col_log_id(const PGresult *res, int row, int col, char out[SLCL_LOG_ID_MAX
 	memcpy(out, p, len);
 	out[len] = '\0';
 	return 0;
+}
+
+/* The same for a read of a position, where 22023 says the position and
+ * the log disagree. */
+slcl_reason
+slcli_position_reason(const char *sqlstate)
+{
+	slcl_reason r = slcli_reason_of(sqlstate);
+
+	if (r == SLCL_DL_NONE && strcmp(sqlstate, "22023") == 0)
+		r = SLCL_DL_INCONSISTENT;
+	return r;
 }
 
 slcl_reason

@@ -48,6 +48,25 @@ slcli_fail_errno(slcl_client *c, const char *what, const char *path)
 }
 
 const char *
+slcl_path_name(slcl_path p)
+{
+	switch (p)
+	{
+		case SLCL_PATH_NONE:
+			break;
+		case SLCL_PATH_REPLAY:
+			return "replay";
+		case SLCL_PATH_CATCH_UP:
+			return "catch_up";
+		case SLCL_PATH_RANGE_REPAIR:
+			return "range_repair";
+		case SLCL_PATH_DOWNLOAD:
+			return "download";
+	}
+	return "none";
+}
+
+const char *
 slcl_reason_name(slcl_reason r)
 {
 	switch (r)
@@ -117,8 +136,14 @@ slcli_emit_simple(slcl_client *c, slcl_event_type t, const char *fmt,...)
 void
 slcli_debug_hook(slcl_client *c, const char *point)
 {
-	if (c->debug_point == NULL || c->debug_fired ||
-		strcmp(c->debug_point, point) != 0)
+	size_t		pl = strlen(point);
+	const char *dp = c->debug_point;
+
+	/* "POINT" stops at the first pass, "POINT#N" at the Nth */
+	if (dp == NULL || c->debug_fired || strncmp(dp, point, pl) != 0 ||
+		(dp[pl] != '\0' && dp[pl] != '#'))
+		return;
+	if (dp[pl] == '#' && ++c->debug_passes < atoi(dp + pl + 1))
 		return;
 	c->debug_fired = 1;
 	slcli_emit_simple(c, SLCL_EV_DEBUG, "at %s: sleeping %d ms", point,

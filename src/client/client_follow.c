@@ -5,8 +5,9 @@
  * the log after the local position page by page, applies each entry to
  * the replica database in one transaction per page (client_store.c),
  * checks an end-log marker against the local running hash and switches to
- * the next log when they match, and turns to a download when the protocol
- * says so.
+ * the next log when they match, and turns to client_repair.c (range
+ * repair, catch-up or download) when the protocol says so or sync_cost
+ * finds the log dearer than a catch-up.
  *
  * Owns: slcl_sync (reading, then the queue: client_write.c) and the read loop, the decision that a download is
  * needed (and why).
@@ -46,10 +47,8 @@ adopt_chain(slcl_client *c)
 	res = slcli_query(c, "SELECT synclog.chain_at($1, $2, $3::bigint)", 3, vals, NULL, NULL, &rc, st);
 	if (res == NULL)
 	{
-		slcl_reason r = slcli_reason_of(st);
+		slcl_reason r = slcli_position_reason(st);
 
-		if (r == SLCL_DL_NONE && strcmp(st, "22023") == 0)
-			r = SLCL_DL_INCONSISTENT;
 		if (r == SLCL_DL_NONE)
 			return rc;
 		want_download(c, r);
@@ -129,10 +128,8 @@ read_page(slcl_client *c, int *rows)
 	}
 	if (res == NULL)
 	{
-		slcl_reason r = slcli_reason_of(st);
+		slcl_reason r = slcli_position_reason(st);
 
-		if (r == SLCL_DL_NONE && strcmp(st, "22023") == 0)
-			r = SLCL_DL_INCONSISTENT;
 		if (r != SLCL_DL_NONE)
 		{
 			want_download(c, r);
@@ -404,17 +401,48 @@ slcli_read_to_head(slcl_client *c)
 	for (;;)
 	{
 		int			rows;
+		double		t0;
 
 		if (slcli_interrupted(c))
 			return slcli_fail(c, SLCL_ERR_INTERRUPTED, "interrupted");
-		if (c->downloading || !c->cur.have || c->need_download != SLCL_DL_NONE)
+		if (c->job_kind)
 		{
-			rc = slcli_download(c);
+			/* a catch-up or range repair in progress (client_repair.c) */
+			rc = slcli_job_run(c);
 			if (rc != SLCL_OK)
 				return rc;
 			continue;
 		}
+		if (c->downloading)
+		{
+			double		t0 = slcli_now_s();
+
+			rc = slcli_download(c);
+			c->stats.download_ms += (int64_t) ((slcli_now_s() - t0) * 1000.0);
+			if (rc != SLCL_OK)
+				return rc;
+			continue;
+		}
+		if (!c->cur.have || c->need_download != SLCL_DL_NONE)
+		{
+			/* range repair, catch-up or download: client_repair.c chooses */
+			rc = slcli_choose(c);
+			if (rc != SLCL_OK)
+				return rc;
+			continue;
+		}
+		if (!c->cost_asked)
+		{
+			/* replay or catch up: once per connection */
+			rc = slcli_cost_check(c);
+			if (rc != SLCL_OK)
+				return rc;
+			if (c->job_kind || c->need_download != SLCL_DL_NONE)
+				continue;
+		}
+		t0 = slcli_now_s();
 		rc = read_page(c, &rows);
+		c->stats.replay_ms += (int64_t) ((slcli_now_s() - t0) * 1000.0);
 		if (rc != SLCL_OK)
 		{
 			/* whatever the page applied and did not commit goes */

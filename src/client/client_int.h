@@ -69,6 +69,20 @@
  *             watermark with seq >= its seq, or moves to failed.
  *   failed    mutations the server refused (or that SL007 made unsure):
  *             seq, last_seq, sqlstate, message, at, delta.
+ *   job       at most one row (id 1) while a catch-up or a range repair is
+ *             in progress (client_repair.c): its kind, reason, the live
+ *             generation and position it builds on (gen -1: none, from
+ *             the empty state), the target (log id, LSN, chain, snapshot
+ *             hash), base (the 33-byte hash of the live rows it builds
+ *             on), buckets (a range repair's differing buckets, u16le
+ *             each), the progress (after_bucket, after_ns, after: the last
+ *             row received), rows, bytes, ms, chk.
+ *   stage     (ns, key) -> hlo, hhi, val: the new value of every item the
+ *             job replaces (val NULL: the item goes), beside the live
+ *             generation.  The swap applies it to the live generation (or
+ *             to a new one, from the empty state) in ONE transaction, after
+ *             the hash of the result is the target's.
+ *   pathstats one row (id 1): the per-path counters of slcl_stats.
  *
  * Applying the log (client_store.c): every change of the replica happens
  * in a transaction of the writer connection, slcli_store_begin ...
@@ -330,6 +344,7 @@ typedef enum slcli_stmt
 	ST_META_SAVE,
 	ST_DL_SAVE,
 	ST_STATS_SAVE,
+	ST_PSTATS_SAVE,
 	ST__COUNT
 } slcli_stmt;
 
@@ -406,7 +421,38 @@ struct slcl_client
 	int64_t		dl_total_bytes;
 	int			dl_attempts;
 
-	slcl_reason need_download;	/* set when the protocol says: download */
+	slcl_reason need_download;	/* set when the protocol says: download
+								 * (or, with a state, repair by range) */
+	int			suspect;		/* the live rows failed their check: a range
+								 * repair hashes them from their values */
+
+	/* a catch-up or range repair in progress (client_repair.c): job_kind */
+	int			job_kind;		/* 0 none, SLCLI_JOB_CATCH_UP, SLCLI_JOB_RANGE */
+	slcl_reason job_reason;
+	int64_t		job_gen;		/* the live generation it builds on, -1: none */
+	char		job_from_log[SLCL_LOG_ID_MAX + 1];	/* and its position */
+	int64_t		job_from_lsn;
+	uint8_t		job_from_chain[SLCL_CHAIN_LEN];
+	char		job_log[SLCL_LOG_ID_MAX + 1];	/* the target */
+	int64_t		job_lsn;
+	uint8_t		job_chain[SLCL_CHAIN_LEN];
+	uint8_t		job_hash[SLC_HASH_LEN];
+	slc_hash	job_base;		/* hash of the live rows it builds on */
+	buf			job_buckets;	/* u16le bucket numbers */
+	int			job_have_after;
+	int			job_after_bucket;
+	int			job_after_ns;
+	buf			job_after;
+	int64_t		job_rows;
+	int64_t		job_bytes;
+	int64_t		job_ms;			/* time spent by earlier runs */
+	int			job_failures;	/* verifications failed in a row */
+	int			srv_v11;		/* the server has the catch-up and range
+								 * functions: 1 yes, 2 no, 0 not asked on
+								 * this connection */
+	int			cost_asked;		/* sync_cost asked on this connection */
+	int			debug_passes;	/* passes of the debug point ("POINT#N") */
+	sqlite3_stmt *stage_ins;	/* slcli_stage_put's statement */
 
 	/* acks */
 	char		acked_log[SLCL_LOG_ID_MAX + 1];
@@ -534,6 +580,24 @@ extern slcl_rc slcli_pagefile_commit(slcl_client *c, const slcli_pos *before, in
 extern int	slcli_legacy_present(slcl_client *c);
 extern slcl_rc slcli_legacy_convert(slcl_client *c);
 
+/* client_repair.c: catch-up, range repair and the choice of a path */
+#define SLCLI_JOB_CATCH_UP	1
+#define SLCLI_JOB_RANGE		2
+extern slcl_rc slcli_range_hashes_local(slcl_client *c, int64_t gen, slc_hash *rh,
+										slc_hash *total);
+extern slcl_rc slcli_stage_put(slcl_client *c, uint8_t ns, const uint8_t *key, size_t klen,
+							   const uint8_t *val, size_t vlen);
+extern slcl_rc slcli_stage_swap(slcl_client *c, int *matched);
+extern slcl_rc slcli_job_save(slcl_client *c);
+extern slcl_rc slcli_job_clear(slcl_client *c);
+extern int	slcli_job_load(slcl_client *c);
+extern slcl_rc slcli_choose(slcl_client *c);
+extern slcl_rc slcli_cost_check(slcl_client *c);
+extern slcl_rc slcli_job_run(slcl_client *c);
+extern void slcli_job_event(slcl_client *c, const char *what);
+extern void slcli_path_event(slcl_client *c, slcl_path p, slcl_reason r, const char *fmt,...)
+			SLCLI_PRINTF(4, 5);
+
 /* client_download.c */
 extern slcl_rc slcli_download(slcl_client *c);
 extern void slcli_dl_event(slcl_client *c, slcl_event *ev, slcl_event_type t);
@@ -548,6 +612,7 @@ extern int	slcli_row_bytes(const PGresult *res, int row);
 extern int	slcli_col_log_id(const PGresult *res, int row, int col,
 							 char out[SLCL_LOG_ID_MAX + 1]);
 extern slcl_reason slcli_reason_of(const char *sqlstate);
+extern slcl_reason slcli_position_reason(const char *sqlstate);
 extern slcl_rc slcli_ack_at(slcl_client *c, const char *log_id, int64_t lsn,
 							 const uint8_t *chain);
 extern slcl_rc slcli_maybe_ack(slcl_client *c, int force);

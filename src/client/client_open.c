@@ -178,15 +178,29 @@ load_checked(slcl_client *c)
 	slcl_rc		rc;
 
 	rc = slcli_store_load(c, &damaged, why, sizeof(why));
-	if (rc == SLCL_OK && !damaged && c->cur.have && c->opt.open_check)
-	{
-		rc = slcli_store_check(c, c->cur.gen, &c->cur.hash, &ok, why, sizeof(why));
-		damaged = !ok;
-	}
 	if (rc != SLCL_OK)
 		return rc;
 	if (damaged)
-		return drop_damaged(c, why);
+		return drop_damaged(c, why);	/* no position to repair from */
+	if (c->cur.have && c->opt.open_check)
+	{
+		rc = slcli_store_check(c, c->cur.gen, &c->cur.hash, &ok, why, sizeof(why));
+		if (rc != SLCL_OK)
+			return rc;
+		if (!ok)
+		{
+			/*
+			 * Damaged rows under a sound position: the state stays
+			 * readable until a range repair (or a download) replaces it;
+			 * the repair hashes the rows from their values.
+			 */
+			c->stats.repairs++;
+			c->suspect = 1;
+			c->need_download = SLCL_DL_LOCAL_CORRUPT;
+			slcli_emit_simple(c, SLCL_EV_CORRUPT, "state damaged (%s): keeping it readable, will repair it",
+							  why);
+		}
+	}
 	return SLCL_OK;
 }
 
@@ -237,6 +251,25 @@ open_db(slcl_client *c)
 	if (dl == 1)
 		c->downloading = 1;
 
+	/* a catch-up or range repair in progress: resumed if it builds on this state */
+	dl = slcli_job_load(c);
+	if (dl == -2)
+		return SLCL_ERR_IO;
+	if (dl == 1 && (c->downloading || c->job_gen != (c->cur.have ? c->cur.gen : -1) ||
+					(c->cur.have && (strcmp(c->job_from_log, c->cur.log_id) != 0 ||
+									 c->job_from_lsn != c->cur.lsn))))
+		dl = -1;
+	if (dl == -1)
+	{
+		c->stats.repairs++;
+		slcli_emit_simple(c, SLCL_EV_REPAIR, "stale or damaged catch-up or repair progress discarded: it starts over");
+		rc = slcli_job_clear(c);
+		if (rc != SLCL_OK)
+			return rc;
+	}
+	else if (dl == 0)
+		(void) slcli_store_exec(c, "DELETE FROM stage");
+
 	/* rows of generations a crash left behind */
 	retired = c->stats.retired_rows;
 	while (left)
@@ -249,6 +282,8 @@ open_db(slcl_client *c)
 		slcli_emit_simple(c, SLCL_EV_REPAIR, "deleted %lld rows of an old generation",
 						  (long long) (c->stats.retired_rows - retired));
 
+	if (c->job_kind)
+		slcli_job_event(c, "resuming");
 	if (c->downloading)
 	{
 		slcl_event	ev;
@@ -407,6 +442,8 @@ slcl_close(slcl_client *c)
 	free(c->rec.p);
 	free(c->chg.p);
 	free(c->dl_after.p);
+	free(c->job_buckets.p);
+	free(c->job_after.p);
 	free(c->dsn);
 	free(c->doc);
 	free(c->dir);

@@ -96,18 +96,72 @@ static const char *const schema_sql =
 "  sqlstate TEXT NOT NULL,"
 "  message TEXT NOT NULL,"
 "  at REAL NOT NULL,"
-"  delta BLOB NOT NULL);";
+"  delta BLOB NOT NULL);"
+"CREATE TABLE IF NOT EXISTS job ("
+"  id INTEGER PRIMARY KEY CHECK (id = 1),"
+"  kind INTEGER NOT NULL,"
+"  reason INTEGER NOT NULL,"
+"  gen INTEGER NOT NULL,"
+"  from_log TEXT,"
+"  from_lsn INTEGER,"
+"  from_chain BLOB,"
+"  log_id TEXT NOT NULL,"
+"  lsn INTEGER NOT NULL,"
+"  chain BLOB NOT NULL,"
+"  hash BLOB NOT NULL,"
+"  base BLOB NOT NULL,"
+"  buckets BLOB NOT NULL,"
+"  after_bucket INTEGER,"
+"  after_ns INTEGER,"
+"  after BLOB,"
+"  rows INTEGER NOT NULL,"
+"  bytes INTEGER NOT NULL,"
+"  ms INTEGER NOT NULL,"
+"  chk INTEGER NOT NULL);"
+"CREATE TABLE IF NOT EXISTS stage ("
+"  ns INTEGER NOT NULL,"
+"  key BLOB NOT NULL,"
+"  hlo INTEGER,"
+"  hhi INTEGER,"
+"  val BLOB,"
+"  PRIMARY KEY (ns, key)) WITHOUT ROWID;"
+"CREATE TABLE IF NOT EXISTS pathstats ("
+"  id INTEGER PRIMARY KEY CHECK (id = 1),"
+"  replays INTEGER NOT NULL DEFAULT 0,"
+"  replay_ms INTEGER NOT NULL DEFAULT 0,"
+"  catch_ups INTEGER NOT NULL DEFAULT 0,"
+"  catch_up_bytes INTEGER NOT NULL DEFAULT 0,"
+"  catch_up_rows INTEGER NOT NULL DEFAULT 0,"
+"  catch_up_ms INTEGER NOT NULL DEFAULT 0,"
+"  range_repairs INTEGER NOT NULL DEFAULT 0,"
+"  range_repair_bytes INTEGER NOT NULL DEFAULT 0,"
+"  range_repair_buckets INTEGER NOT NULL DEFAULT 0,"
+"  range_repair_rows INTEGER NOT NULL DEFAULT 0,"
+"  range_repair_ms INTEGER NOT NULL DEFAULT 0,"
+"  download_ms INTEGER NOT NULL DEFAULT 0,"
+"  cost_bytes INTEGER NOT NULL DEFAULT 0,"
+"  last_path INTEGER NOT NULL DEFAULT 0,"
+"  last_reason INTEGER NOT NULL DEFAULT 0);"
+"INSERT OR IGNORE INTO pathstats (id) VALUES (1);";
 
-/* The counters in the order of the stats table's columns. */
+/*
+ * The counters in the order of the stats table's columns (0 .. NSTATS-1),
+ * then of the pathstats table's (NSTATS .. NSTATS+NPSTATS-1).
+ */
 #define NSTATS 14
+#define NPSTATS 15
 static int64_t *
 stat_slot(slcl_stats *s, int i)
 {
-	int64_t    *slots[NSTATS] = {
+	int64_t    *slots[NSTATS + NPSTATS] = {
 		&s->switches_marker, &s->markers_mismatch, &s->downloads, &s->downloads_initial,
 		&s->downloads_resumed, &s->download_restarts, &s->entries_applied, &s->bytes_log,
 		&s->bytes_marker, &s->bytes_snapshot, &s->acks, &s->repairs, &s->retired_rows,
-		&s->bytes_downloaded
+		&s->bytes_downloaded,
+		&s->replays, &s->replay_ms, &s->catch_ups, &s->catch_up_bytes, &s->catch_up_rows,
+		&s->catch_up_ms, &s->range_repairs, &s->range_repair_bytes, &s->range_repair_buckets,
+		&s->range_repair_rows, &s->range_repair_ms, &s->download_ms, &s->cost_bytes,
+		&s->last_path, &s->last_reason
 	};
 
 	return slots[i];
@@ -127,6 +181,11 @@ static const char *const stmt_sql[ST__COUNT] = {
 	"downloads_initial = ?4, downloads_resumed = ?5, download_restarts = ?6, entries_applied = ?7, "
 	"bytes_log = ?8, bytes_marker = ?9, bytes_snapshot = ?10, acks = ?11, repairs = ?12, "
 	"retired_rows = ?13, bytes_downloaded = ?14 WHERE id = 1",
+	[ST_PSTATS_SAVE] = "UPDATE pathstats SET replays = ?1, replay_ms = ?2, catch_ups = ?3, "
+	"catch_up_bytes = ?4, catch_up_rows = ?5, catch_up_ms = ?6, range_repairs = ?7, "
+	"range_repair_bytes = ?8, range_repair_buckets = ?9, range_repair_rows = ?10, "
+	"range_repair_ms = ?11, download_ms = ?12, cost_bytes = ?13, last_path = ?14, "
+	"last_reason = ?15 WHERE id = 1",
 };
 
 /* A non-NULL pointer for zero-length blobs (NULL would bind SQL NULL). */
@@ -345,7 +404,7 @@ slcli_store_open(slcl_client *c, int *created)
 		sqlite3_finalize(s);
 		/* no position row: a new database, unless anything else is there */
 		s = slcli_store_prepare(c, "SELECT (SELECT count(*) FROM meta) + (SELECT count(*) FROM download) + "
-								"EXISTS (SELECT 1 FROM item)");
+								"(SELECT count(*) FROM job) + EXISTS (SELECT 1 FROM item)");
 		if (s == NULL || sqlite3_step(s) != SQLITE_ROW || sqlite3_column_int64(s, 0) != 0)
 		{
 			if (s != NULL)
@@ -403,6 +462,8 @@ slcli_store_close(slcl_client *c)
 		sqlite3_finalize(c->st[i]);
 		c->st[i] = NULL;
 	}
+	sqlite3_finalize(c->stage_ins);
+	c->stage_ins = NULL;
 	slcli_write_close(c);
 	sqlite3_close(c->db);
 	c->db = NULL;
@@ -475,6 +536,13 @@ slcli_store_load(slcl_client *c, int *damaged, char *why, size_t whylen)
 	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_count(s) == NSTATS + 1)
 		for (int i = 0; i < NSTATS; i++)
 			*stat_slot(&c->stats, i) = sqlite3_column_int64(s, i + 1);
+	sqlite3_finalize(s);
+	s = slcli_store_prepare(c, "SELECT * FROM pathstats WHERE id = 1");
+	if (s == NULL)
+		return SLCL_ERR_IO;
+	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_count(s) == NPSTATS + 1)
+		for (int i = 0; i < NPSTATS; i++)
+			*stat_slot(&c->stats, NSTATS + i) = sqlite3_column_int64(s, i + 1);
 	sqlite3_finalize(s);
 	return SLCL_OK;
 }
@@ -596,9 +664,16 @@ static slcl_rc
 save_stats(slcl_client *c)
 {
 	sqlite3_stmt *s = c->st[ST_STATS_SAVE];
+	slcl_rc		r;
 
 	for (int i = 0; i < NSTATS; i++)
 		sqlite3_bind_int64(s, i + 1, *stat_slot(&c->stats, i));
+	r = step_done(c, s, "could not save the counters");
+	if (r != SLCL_OK)
+		return r;
+	s = c->st[ST_PSTATS_SAVE];
+	for (int i = 0; i < NPSTATS; i++)
+		sqlite3_bind_int64(s, i + 1, *stat_slot(&c->stats, NSTATS + i));
 	return step_done(c, s, "could not save the counters");
 }
 

@@ -34,7 +34,8 @@
  *                       check fails
  *   --client-id ID      id for synclog.ack (default: kept in DIR/client_id)
  *   --no-ack            never call synclog.ack
- *   --quiet             print only errors, verification and the stats line
+ *   --quiet             print only errors, the paths chosen, verification and
+ *                       the stats line
  *   --poll MS           longest wait between syncs (default 5000)
  *   --min-interval MS   at most one sync per MS after a notification (0)
  *   --ack-interval MS   see slcl_options.ack_interval_ms (default 10000)
@@ -49,6 +50,9 @@
  *                       copy of the SQLite database it replicates, valid
  *                       after every commit (SQLite's locks and rollback
  *                       journal; a crash leaves the previous file)
+ *   --paths LIST        the paths it may choose, comma-separated, of
+ *                       catch_up and range_repair (replay and download are
+ *                       always allowed); default: all (README "Catching up")
  *   --progress / --no-progress   force the download progress bar on or off
  *   --debug-delay POINT:MS       testing: sleep MS at POINT (once)
  *   --debug-tamper      testing: silently alter the local state, then exit
@@ -61,6 +65,14 @@
  *          downloads_initial=N downloads_resumed=N download_restarts=N
  *          entries=N bytes_log=N bytes_marker=N bytes_snapshot=N acks=N
  *          repairs=N retired_rows=N bytes_downloaded=N log=L lsn=N hash=H
+ *          replays=N replay_ms=N catch_ups=N catch_up_bytes=N catch_up_rows=N
+ *          catch_up_ms=N range_repairs=N range_repair_bytes=N
+ *          range_repair_buckets=N range_repair_rows=N range_repair_ms=N
+ *          download_ms=N cost_bytes=N last_path=P
+ * (per path: replay's bytes are bytes_log, a download's bytes_snapshot;
+ * see slcl_stats).  Every choice of a path prints a line
+ *   path: path=replay|catch_up|range_repair|download reason=R [figures]
+ * and a catch-up or range repair prints "staged:" lines as it goes.
  *
  * Writing (the queue of local mutations, see synclog_client.h):
  *   --submit FILE       queue the delta in FILE (- for standard input), in
@@ -238,6 +250,12 @@ on_event(void *arg, const slcl_event *ev)
 		case SLCL_EV_RETIRED:
 			what = "retired";
 			break;
+		case SLCL_EV_PATH:
+			what = "path";
+			break;
+		case SLCL_EV_STAGED:
+			what = "staged";
+			break;
 		case SLCL_EV_CHANGES:
 			if (show_changes)
 			{
@@ -260,7 +278,7 @@ on_event(void *arg, const slcl_event *ev)
 	}
 	if (quiet && ev->type != SLCL_EV_WARNING && ev->type != SLCL_EV_CORRUPT &&
 		ev->type != SLCL_EV_QUEUED && ev->type != SLCL_EV_REFUSED &&
-		ev->type != SLCL_EV_RETIRED &&
+		ev->type != SLCL_EV_RETIRED && ev->type != SLCL_EV_PATH &&
 		ev->type != SLCL_EV_DEBUG && !(ev->type == SLCL_EV_MARKER && !ev->ok) &&
 		!(ev->type == SLCL_EV_DOWNLOAD_DONE && !ev->ok))
 		return;
@@ -286,13 +304,23 @@ print_stats(slcl_client *c, const char *doc)
 	printf("stats: doc=%s client=%s switches_marker=%lld markers_mismatch=%lld downloads=%lld "
 		   "downloads_initial=%lld downloads_resumed=%lld download_restarts=%lld entries=%lld "
 		   "bytes_log=%lld bytes_marker=%lld bytes_snapshot=%lld acks=%lld repairs=%lld "
-		   "retired_rows=%lld bytes_downloaded=%lld log=%s lsn=%lld hash=%s\n",
+		   "retired_rows=%lld bytes_downloaded=%lld log=%s lsn=%lld hash=%s "
+		   "replays=%lld replay_ms=%lld catch_ups=%lld catch_up_bytes=%lld catch_up_rows=%lld "
+		   "catch_up_ms=%lld range_repairs=%lld range_repair_bytes=%lld range_repair_buckets=%lld "
+		   "range_repair_rows=%lld range_repair_ms=%lld download_ms=%lld cost_bytes=%lld "
+		   "last_path=%s\n",
 		   doc, slcl_client_id(c), (long long) s->switches_marker, (long long) s->markers_mismatch,
 		   (long long) s->downloads, (long long) s->downloads_initial,
 		   (long long) s->downloads_resumed, (long long) s->download_restarts,
 		   (long long) s->entries_applied, (long long) s->bytes_log, (long long) s->bytes_marker,
 		   (long long) s->bytes_snapshot, (long long) s->acks, (long long) s->repairs,
-		   (long long) s->retired_rows, (long long) s->bytes_downloaded, log_id, (long long) lsn, hx);
+		   (long long) s->retired_rows, (long long) s->bytes_downloaded, log_id, (long long) lsn, hx,
+		   (long long) s->replays, (long long) s->replay_ms, (long long) s->catch_ups,
+		   (long long) s->catch_up_bytes, (long long) s->catch_up_rows, (long long) s->catch_up_ms,
+		   (long long) s->range_repairs, (long long) s->range_repair_bytes,
+		   (long long) s->range_repair_buckets, (long long) s->range_repair_rows,
+		   (long long) s->range_repair_ms, (long long) s->download_ms, (long long) s->cost_bytes,
+		   slcl_path_name((slcl_path) s->last_path));
 	fflush(stdout);
 }
 
@@ -684,6 +712,29 @@ run_submit(slcl_client *c, const char *path, int text)
 	return status;
 }
 
+/* --paths: a comma-separated list of path names into a mask. */
+static int
+parse_paths(char *list, unsigned *mask)
+{
+	char	   *save = NULL;
+
+	*mask = SLCL_PATH_BIT(SLCL_PATH_REPLAY) | SLCL_PATH_BIT(SLCL_PATH_DOWNLOAD);
+	for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save))
+	{
+		int			found = 0;
+
+		for (slcl_path p = SLCL_PATH_REPLAY; p <= SLCL_PATH_DOWNLOAD; p++)
+			if (strcmp(t, slcl_path_name(p)) == 0)
+			{
+				*mask |= SLCL_PATH_BIT(p);
+				found = 1;
+			}
+		if (!found)
+			return -1;
+	}
+	return 0;
+}
+
 static void
 usage(FILE *f)
 {
@@ -693,6 +744,7 @@ usage(FILE *f)
 			"                      [--min-interval MS] [--ack-interval MS] [--page-entries N]\n"
 			"                      [--page-bytes N] [--snapshot-rows N] [--changes]\n"
 			"                      [--no-open-check] [--page-file PATH] [--progress|--no-progress]\n"
+			"                      [--paths catch_up,range_repair]\n"
 			"                      [--max-runtime S]\n"
 			"                      [--debug-delay POINT:MS] [--debug-tamper] [--debug-damage]\n"
 			"       synclog-follow --dsn DSN --doc DOC --dir DIR --submit FILE|- [--part-bytes N]\n"
@@ -754,6 +806,7 @@ main(int argc, char **argv)
 		{"submit-text", required_argument, NULL, 'U'},
 		{"pending", no_argument, NULL, 'L'},
 		{"part-bytes", required_argument, NULL, 'B'},
+		{"paths", required_argument, NULL, 'W'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}
 	};
@@ -850,6 +903,13 @@ main(int argc, char **argv)
 				break;
 			case 'B':
 				o.part_bytes = atoi(optarg);
+				break;
+			case 'W':
+				if (parse_paths(optarg, &o.paths) != 0)
+				{
+					fprintf(stderr, "synclog-follow: --paths takes replay, catch_up, range_repair, download\n");
+					return 2;
+				}
 				break;
 			case 'h':
 				usage(stdout);

@@ -145,9 +145,34 @@ typedef enum slcl_event_type
 	SLCL_EV_CONFIRMED,			/* mutations up to seq are in the state (lsn: the
 								 * watermark's) and left the queue */
 	SLCL_EV_REFUSED,			/* the server refused mutation seq (sqlstate) */
-	SLCL_EV_RETIRED				/* SL007: the client's watermark was retired with
+	SLCL_EV_RETIRED,			/* SL007: the client's watermark was retired with
 								 * mutations pending (rows: how many) */
+	SLCL_EV_PATH,				/* the way to the server's state was chosen
+								 * (path, reason; message "path=... reason=...") */
+	SLCL_EV_STAGED				/* a catch-up or range repair: a page staged, its
+								 * resume, or its verified swap (rows, bytes) */
 } slcl_event_type;
+
+/*
+ * How a replica reaches the server's state (README "Catching up"):
+ * replay the log, a deduplicated catch-up (the latest value of each key
+ * changed since the position), a range repair (only the buckets whose
+ * range hashes differ), or a full snapshot download.
+ */
+typedef enum slcl_path
+{
+	SLCL_PATH_NONE = 0,
+	SLCL_PATH_REPLAY,
+	SLCL_PATH_CATCH_UP,
+	SLCL_PATH_RANGE_REPAIR,
+	SLCL_PATH_DOWNLOAD
+} slcl_path;
+
+/* "replay", "catch_up", "range_repair", "download" ("none"). */
+const char *slcl_path_name(slcl_path p);
+
+/* The bit of a path in slcl_options.paths. */
+#define SLCL_PATH_BIT(p)	(1u << (unsigned) (p))
 
 /* One changed key (SLCL_EV_CHANGES). */
 typedef struct slcl_change
@@ -194,6 +219,8 @@ typedef struct slcl_event
 	/* QUEUED, SUBMITTED, CONFIRMED, REFUSED: the mutation's client_seq */
 	int64_t		seq;
 	const char *sqlstate;		/* REFUSED, RETIRED: the SQLSTATE (or NULL) */
+
+	slcl_path	path;			/* PATH, STAGED: the path */
 } slcl_event;
 
 typedef void (*slcl_event_fn) (void *arg, const slcl_event *ev);
@@ -238,6 +265,11 @@ typedef struct slcl_options
 	int64_t		submit_max_bytes;	/* largest mutation slcl_submit queues
 									 * (default 256 MiB, the server's default
 									 * synclog.max_group_size) */
+	unsigned	paths;			/* the paths the client may choose, a mask of
+								 * SLCL_PATH_BIT(p); 0 (default): all of them.
+								 * Replay and download are always allowed
+								 * (the fallbacks): a mask restricts catch-up
+								 * and range repair */
 	volatile sig_atomic_t *interrupt;	/* if set and non-zero, long calls
 										 * return SLCL_ERR_INTERRUPTED */
 	slcl_event_fn on_event;		/* optional event callback */
@@ -258,7 +290,12 @@ typedef struct slcl_options
 	 * (the page file's new pages written and synced, its journal not yet
 	 * deleted), "submit-queued" (a mutation committed to the queue, not
 	 * sent), "submit-sent" (the server committed a submission, its reply
-	 * not yet handled).
+	 * not yet handled), "catchup-page" and "repair-page" (a page of a
+	 * catch-up or range repair staged and committed, more to come),
+	 * "catchup-staged" and "repair-staged" (everything staged and the
+	 * hash verified, the swap not committed), "swap-done" (the swap
+	 * committed, not acked).  "POINT#N" stops at the Nth pass instead of
+	 * the first.
 	 */
 	const char *debug_point;
 	int			debug_delay_ms;
@@ -284,6 +321,28 @@ typedef struct slcl_stats
 	int64_t		repairs;			/* damaged state dropped, leftovers removed */
 	int64_t		retired_rows;		/* items of old generations deleted */
 	int64_t		bytes_downloaded;	/* key+value bytes of completed downloads */
+
+	/*
+	 * Per path (README "Catching up"): how often it was chosen, the bytes
+	 * of the rows it read from the server (all columns, as bytes_log) and
+	 * the milliseconds it took.  Replay's bytes are bytes_log, a
+	 * download's bytes_snapshot.
+	 */
+	int64_t		replays;			/* replays chosen by sync_cost */
+	int64_t		replay_ms;			/* time reading and applying the log */
+	int64_t		catch_ups;			/* catch-ups completed */
+	int64_t		catch_up_bytes;		/* bytes of catch_up (and target) rows */
+	int64_t		catch_up_rows;		/* items a catch-up received */
+	int64_t		catch_up_ms;
+	int64_t		range_repairs;		/* range repairs completed */
+	int64_t		range_repair_bytes; /* bytes of range_hashes and range rows */
+	int64_t		range_repair_buckets;	/* buckets fetched */
+	int64_t		range_repair_rows;	/* items a repair received */
+	int64_t		range_repair_ms;
+	int64_t		download_ms;		/* time in snapshot downloads */
+	int64_t		cost_bytes;			/* bytes of sync_cost rows (the choice) */
+	int64_t		last_path;			/* slcl_path of the last choice */
+	int64_t		last_reason;		/* its slcl_reason (SLCL_DL_NONE: by cost) */
 } slcl_stats;
 
 /* Fill *o with the defaults (all pointers NULL). */

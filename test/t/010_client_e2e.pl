@@ -3,16 +3,20 @@
 #
 # A writer appends to 5 documents; 50 client processes follow them (10 per
 # document) into local replicas.  Meanwhile some clients are paused through
-# their log's collection (they must fall back to a download), one client's
+# their log's collection (they must repair by range), one client's
 # replica gets a flipped bit in a stored value and another one's state is
-# silently altered (both must download: the first at open, the second at
-# the next marker), and some are killed with SIGKILL at chosen points of a
-# switch-over, a page, and a download (mid-way, and between its install and
-# the deletion of the old state), or at random, and restarted.
+# silently altered (both must repair by range: the first at open, the
+# second at the next marker), and some are killed with SIGKILL at chosen
+# points of a switch-over, a page, and a download (mid-way, and between its
+# install and the deletion of the old state: these two may only download,
+# --paths download), or at random, and restarted.
 # At the end every replica must equal the server's state at the base of
 # the current log (hash, and every item via --verify), the clients nobody
-# disturbed must never have downloaded after their first download, and a
-# switch by marker must have moved a marker row and no snapshot bytes.
+# disturbed must never have downloaded or repaired after their first fetch
+# (a catch-up or a download, chosen by sync_cost), and a switch by marker
+# must have moved a marker row and no snapshot bytes.  The paths every
+# client took (replay, catch_up, range_repair, download) and their bytes
+# are reported.
 #
 # Also runs the offline durability unit test of the client's files
 # (test/client: kills at every step, WAL cuts, damaged files).
@@ -196,7 +200,7 @@ $role{12} = 'killed';    # at random
 my %first_args = (
 	6 => [ '--debug-delay', 'switch-verified:10000' ],
 	7 => [ '--debug-delay', 'switch-logged:10000' ],
-	8 => [ '--debug-delay', 'download-installed:10000' ],
+	8 => [ '--paths', 'download', '--debug-delay', 'download-installed:10000' ],
 	9 => [ '--debug-delay', 'page-applied:10000' ],);
 for my $i (1 .. $nclients)
 {
@@ -206,7 +210,8 @@ for my $i (1 .. $nclients)
 for my $i (1 .. $nclients)
 {
 	next if $i == 10;
-	ok(wait_output($i, qr/^download-done: .* hash=ok/, 1, 60), "c$i: initial download done")
+	ok(wait_output($i, qr/^(download-done: .* hash=ok|staged: catch_up swapped)/, 1, 60),
+		"c$i: initial fetch (download or catch-up) done")
 	  or diag(slurp_out($i));
 }
 
@@ -214,7 +219,7 @@ for my $i (1 .. $nclients)
 # acknowledged): kill it there; it must open without downloading again.
 ok(wait_output(8, qr/^debug: at download-installed/, 1, 10), 'c8 reached download-installed');
 kill9_client(8);
-start_client(8, '--debug-delay', 'page-committed:10000');
+start_client(8, '--paths', 'download', '--debug-delay', 'page-committed:10000');
 
 # --- the writer -----------------------------------------------------------
 my $script = "$work/writer.sql";
@@ -267,7 +272,7 @@ my %killed_at;
 			next if count_lines($i, qr/^debug: at $point/) < $n;
 			kill9_client($i);
 			$killed_at{$i} = $point;
-			start_client($i);
+			start_client($i, $i == 8 ? ('--paths', 'download') : ());
 			delete $pending{$i};
 		}
 		sleep 0.05;
@@ -280,11 +285,11 @@ my %killed_at;
 }
 
 # A late client, killed in the middle of its download (small pages).
-start_client(10, '--snapshot-rows', '10', '--debug-delay', 'download-page:10000');
+start_client(10, '--paths', 'download', '--snapshot-rows', '10', '--debug-delay', 'download-page:10000');
 ok(wait_output(10, qr/^debug: at download-page/, 1, 20), 'c10 is held after a download page');
 kill9_client(10);
 $killed_at{10} = 'download-page';
-start_client(10, '--snapshot-rows', '10');
+start_client(10, '--paths', 'download', '--snapshot-rows', '10');
 
 # Pause c2 and c13 until their log (and the one after it) is collected.
 my %paused_log;
@@ -394,8 +399,9 @@ is($diverged, 0, 'no client diverged');
 
 # --- what happened, per client --------------------------------------------
 my %tot = (switches => 0, marker_bytes => 0, dl => 0, dl_bytes => 0,
-	dl_initial => 0, dl_initial_bytes => 0, fallback => 0, fallback_bytes => 0);
+	dl_initial => 0, dl_initial_bytes => 0, fallback => 0, fallback_bytes => 0, repairs => 0);
 my %by_reason;
+my (%path_n, %path_bytes);
 my $max_marker_row = 0;
 for my $i (1 .. $nclients)
 {
@@ -414,9 +420,29 @@ for my $i (1 .. $nclients)
 
 	my @starts = $log =~ /^download-start: .* reason=(\S+)/mg;
 	my @done = $log =~ /^download-done: .* bytes=(\d+) reason=(\S+) hash=ok/mg;
-	my (%reasons, $fallback);
+	my @paths = $log =~ /^path: path=(\S+) reason=(\S+)/mg;
+	my (%reasons, $fallback, @initial);
 	$reasons{$_}++ for @starts;
 	$fallback = grep { $_ ne 'initial' } @starts;
+	while (my ($p, $r) = splice(@paths, 0, 2))
+	{
+		$path_n{$p}++;
+		push @initial, $p if $r eq 'initial';
+		next unless $p eq 'range_repair';
+		$reasons{$r}++;
+		$fallback++;
+		$tot{repairs}++;
+	}
+	# the bytes per path, from the last stats line (the replica's life)
+	my @st = grep { /^stats: / } split /\n/, $log;
+	if (@st)
+	{
+		my %s = $st[-1] =~ /(\w+)=(\S+)/g;
+		$path_bytes{replay} += $s{bytes_log} // 0;
+		$path_bytes{catch_up} += $s{catch_up_bytes} // 0;
+		$path_bytes{range_repair} += $s{range_repair_bytes} // 0;
+		$path_bytes{download} += $s{bytes_snapshot} // 0;
+	}
 	while (my ($b, $r) = splice(@done, 0, 2))
 	{
 		$tot{dl}++;
@@ -428,23 +454,23 @@ for my $i (1 .. $nclients)
 	}
 	if ($role{$i} eq 'plain')
 	{
-		is($fallback, 0, "c$i (undisturbed): no download after the initial one");
-		is(scalar(@starts), 1, "c$i (undisturbed): exactly one initial download");
+		is($fallback, 0, "c$i (undisturbed): no download or repair after the initial fetch");
+		is(scalar(@initial), 1, "c$i (undisturbed): exactly one initial fetch (@initial)");
 		cmp_ok($n_sw, '>=', 3, "c$i (undisturbed): followed the rotations by marker ($n_sw switches)");
 	}
 	elsif ($role{$i} eq 'paused')
 	{
-		ok($reasons{collected}, "c$i (paused): its log was collected, it downloaded (SL003)");
+		ok($reasons{collected}, "c$i (paused): its log was collected, it repaired (SL003)");
 	}
 	elsif ($role{$i} eq 'flipped')
 	{
 		like($log, qr/^corrupt: state damaged/m, "c$i (flipped byte): damage detected on open");
-		ok($reasons{'local-corrupt'}, "c$i (flipped byte): recovered by a download");
+		ok($reasons{'local-corrupt'}, "c$i (flipped byte): recovered by a repair");
 	}
 	elsif ($role{$i} eq 'tampered')
 	{
 		like($log, qr/^marker: .* hash=MISMATCH/m, "c$i (tampered): the next marker did not match");
-		ok($reasons{mismatch}, "c$i (tampered): recovered by a download");
+		ok($reasons{mismatch}, "c$i (tampered): recovered by a repair");
 	}
 	elsif ($role{$i} eq 'killed' && $i == 10)
 	{
@@ -456,7 +482,7 @@ for my $i (1 .. $nclients)
 		my $resumed = () = $log =~ /^open: resumed at /mg;
 		my $how = $killed_at{$i} ? "killed at $killed_at{$i}" : 'killed at random';
 		cmp_ok($resumed, '>=', 1, "c$i ($how): reopened its replica");
-		is($fallback, 0, "c$i ($how): resumed without a download");
+		is($fallback, 0, "c$i ($how): resumed without a download or repair");
 	}
 }
 
@@ -469,9 +495,14 @@ diag(sprintf("downloads: %d, moving %d bytes of snapshot keys and values: %d ini
 		$tot{dl}, $tot{dl_bytes}, $tot{dl_initial}, $tot{dl_initial_bytes}, $tot{fallback}, $tot{fallback_bytes}));
 diag("fallback downloads by reason: "
 	  . join(', ', map { "$_ $by_reason{$_}{n} ($by_reason{$_}{bytes} bytes)" } grep { $_ ne 'initial' } sort keys %by_reason));
+diag("paths chosen (path: lines): "
+	  . join(', ', map { "$_ " . ($path_n{$_} // 0) } qw(replay catch_up range_repair download))
+	  . "; bytes moved by path over the replicas' lives: "
+	  . join(', ', map { "$_ " . ($path_bytes{$_} // 0) } qw(replay catch_up range_repair download)));
 diag("server counters: $s_rot rotations, $s_coll logs collected, $s_sw marker switches, $s_dl downloads, $s_cut clients cut off");
 cmp_ok($tot{switches}, '>', 0, 'switch-overs by marker happened');
-cmp_ok($tot{fallback}, '>=', 4, 'fallback downloads happened (paused, flipped, tampered)');
+cmp_ok($tot{fallback} + $tot{repairs}, '>=', 4, 'repairs happened (paused, flipped, tampered: range repairs or downloads)');
+cmp_ok($path_n{range_repair} // 0, '>=', 4, 'the repairs were range repairs');
 ok($per_switch > 0 && $max_marker_row <= 200, 'a switch by marker moves one marker row (no snapshot)');
 cmp_ok($s_sw, '>', 0, 'the server counted marker switches from the acks');
 diag(sprintf("client e2e run: %.0f s", time - $t_start));

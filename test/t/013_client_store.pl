@@ -70,7 +70,10 @@ my %pid;
 
 sub start_follower
 {
-	$pid{follower} = sl_follow($fout, $bin, $dsn, $doc, $dir, 'f1', '--changes', '--snapshot-rows', '7');
+	# downloads only (no catch-up, no range repair): this test is about
+	# reading the replica while a download replaces it
+	$pid{follower} = sl_follow($fout, $bin, $dsn, $doc, $dir, 'f1', '--changes', '--snapshot-rows', '7',
+		'--paths', 'download');
 }
 
 sub wait_for { return sl_wait_lines($fout, $_[0], 1, $_[1]); }
