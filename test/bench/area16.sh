@@ -16,6 +16,7 @@
 #                  by synclog.gc() with retention 0
 #   CU_BIG_PAGES   pages of the SQLite database of the one-page repair on
 #                  a big database (0: not measured)
+#   CU_BIG_TAIL    commits to it after its rotation, for a second repair
 #   CU_MEM_MB      MiB of log the memory measurement catches up over
 #                  (0: not measured)
 #   CU_MEM_K       keys of 4 KiB that log keeps rewriting
@@ -160,8 +161,23 @@ cu_big_load() {
 		        FROM generate_series($i, least($i + 1023, $n)) p" >/dev/null
 	done
 	q -c "SELECT synclog.compact('$doc')" >/dev/null
-	rm -f "$f"
 	echo "$n"
+}
+
+# cu_big_edit DOC COMMITS PAGES: COMMITS commits to the big database DOC
+# (PAGES pages, its file still in $W/cu_big.db), each rewriting 23 pages
+# of its first twenty-fifth (the hot part) as an edit in place would: the
+# page as in the file with 16 bytes in the middle changed.
+cu_big_edit() {
+	local doc=$1 n=$2 hot=$(($3 / 25))
+	q -c "DO \$\$ BEGIN
+	    FOR c IN 1 .. $n LOOP
+	      PERFORM synclog.append('$doc', array_agg(int4send(p) ORDER BY p),
+	          array_agg(overlay(pg_read_binary_file('$W/cu_big.db', (p - 1) * 4096::bigint, 4096)
+	                            placing decode(md5(c || '.' || p), 'hex') from 2001) ORDER BY p))
+	         FROM (SELECT DISTINCT 2 + (c * 7919 + j * 104729) % $hot AS p FROM generate_series(1, 23) j) s;
+	    END LOOP;
+	  END \$\$" >/dev/null
 }
 
 # cu_position DOC: "<log id> <lsn> <chain hex>" of the active log's base.
@@ -215,7 +231,7 @@ cu_memory() {
 }
 
 bench_catchup() {
-	local gen db_bytes pages_per vac seg r i s n res t tc b st n_b p_a p_b p_d n_big big_bytes mem mem_r mem_c
+	local gen db_bytes pages_per vac seg r i s n res t tc b st tl n_b p_a p_b p_d n_big big_bytes mem mem_r mem_c
 	local dbv=() ca=() cb=() cg=() big_kb=() CU_LAST=""
 	local -A CU_T CU_B CU_P CU_S0
 	log "area 16: catch-up and repair on a page store ($CU_COMMITS commits, $CU_ROT rotations)"
@@ -280,17 +296,21 @@ bench_catchup() {
 	if ((CU_BIG_PAGES > 0)); then
 		n_big=$(cu_big_load cu_big "$CU_BIG_PAGES")
 		big_bytes=$((n_big * 4096))
-		for ((r = 1; r <= REPS; r++)); do
-			big_kb+=("$big_bytes")
-			checkpoint
-			cu_run big empty cu_big
-			rm -rf "$W/cu_rep"
-			cp -a "$W/cu_big" "$W/cu_rep"
-			cu_corrupt "$W/cu_rep"
-			cu_run rep keep cu_big
-			log "  run $r: $(mib_of "$big_bytes") MiB database: download $(cu_last big), one-page repair $(cu_last rep)"
+		for tl in 0 "$CU_BIG_TAIL"; do
+			((tl > 0)) && cu_big_edit cu_big "$tl" "$n_big"
+			for ((r = 1; r <= REPS; r++)); do
+				((tl > 0)) || big_kb+=("$big_bytes")
+				checkpoint
+				cu_run "big$tl" empty cu_big
+				rm -rf "$W/cu_rep$tl"
+				cp -a "$W/cu_big$tl" "$W/cu_rep$tl"
+				cu_corrupt "$W/cu_rep$tl"
+				cu_run "rep$tl" keep cu_big
+				log "  run $r: $(mib_of "$big_bytes") MiB database, log of $tl commits: download $(cu_last "big$tl"), one-page repair $(cu_last "rep$tl")"
+			done
+			rm -rf "$W/cu_big$tl" "$W/cu_rep$tl"
 		done
-		rm -rf "$W/cu_big" "$W/cu_rep"
+		rm -f "$W/cu_big.db"
 		q -c "SELECT synclog.drop_doc('cu_big')" >/dev/null
 	fi
 
@@ -306,7 +326,7 @@ bench_catchup() {
 - (c) synced once at commit $n_b without acking (\`cu\`): its log was collected; comes back at the end;
 - (d) (a)'s replica, up to date, with the value of one page overwritten in its replica.db (sqlite3), syncs again.
 (b) and (c) come back from copies of their replicas, so every run starts from the same place. Bytes moved: what the client's own counters say it received (every column of every row: the growth of the stats line's bytes_* and *_bytes counters but bytes_marker, which bytes_log includes, and bytes_downloaded, the key and value bytes of completed downloads). Database size: the SQLite file at the end. Changed since the position: key and value bytes of the distinct pages changed after the follower's commit (decoded from the deltas), the least a follower could receive.${n_big:+
-- One-page repair on a big database: a $(mib_of "$big_bytes") MiB SQLite file (a table of notes with hex text bodies and an index, written by the sqlite3 shell) appended to a document 1024 pages an entry and rotated; each run downloads it into an empty directory (the baseline: a full download), changes one page of that replica as in (d) and syncs again.}${mem:+
+- One-page repair on a big database: a $(mib_of "$big_bytes") MiB SQLite file (a table of notes with hex text bodies and an index, written by the sqlite3 shell) appended to a document 1024 pages an entry and rotated; each run downloads it into an empty directory (the baseline: a full download), changes one page of that replica as in (d) and syncs again. Then $CU_BIG_TAIL commits of 23 pages each (edits in place of the first twenty-fifth of the file: the page with 16 bytes changed) and the same again: the repair then has a log after the rotation to deal with.}${mem:+
 - Server memory: a document of $CU_MEM_K keys of 4 KiB, rotated, then $CU_MEM_MB MiB of log rewriting those keys (1024 a 4 MiB entry) with a rotation half-way; RssAnon growth (as in area 7) of the backend that reads both logs from the base of the first in one statement: two \`synclog.read\` calls (the replay a returning client makes today, all at once) and \`synclog.catch_up\` from the same position to catch_up_target with max_rows => 2147483647 (every page at once: the most one call can hold).}"
 	area_post 16 "Paths the client took (run 1):
 - (a): ${CU_P[a]}
@@ -331,11 +351,14 @@ bench_catchup() {
 	record 16 cu_td "(d) one page changed: time vs (a)" s subj cu_ta - "${CU_T[d]# }"
 	if ((CU_BIG_PAGES > 0)); then
 		record 16 cu_bigdb "big database: size (baseline)" bytes base - - "${big_kb[*]}"
-		record 16 cu_repb "big database: one-page repair, bytes moved vs its size" bytes subj cu_bigdb "ratio<=0.01" "${CU_B[rep]# }"
-		record 16 cu_bigb "big database: full download, bytes moved vs its size" bytes subj cu_bigdb - "${CU_B[big]# }"
-		record 16 cu_bigt "big database: full download, time (baseline)" s base - - "${CU_T[big]# }"
-		record 16 cu_rept "big database: one-page repair, time" s subj cu_bigt "ratio<=0.1" "${CU_T[rep]# }"
-		area_post 16 "Path of the one-page repair on the big database (run 1): ${CU_P[rep]}"
+		for tl in 0 "$CU_BIG_TAIL"; do
+			if ((tl == 0)); then t="big database, just rotated"; else t="big database, $tl commits since the rotation"; fi
+			record 16 "cu_repb$tl" "$t: one-page repair, bytes moved vs its size" bytes subj cu_bigdb "ratio<=0.01" "${CU_B[rep$tl]# }"
+			record 16 "cu_bigb$tl" "$t: full download, bytes moved vs its size" bytes subj cu_bigdb - "${CU_B[big$tl]# }"
+			record 16 "cu_bigt$tl" "$t: full download, time (baseline)" s base - - "${CU_T[big$tl]# }"
+			record 16 "cu_rept$tl" "$t: one-page repair, time" s subj "cu_bigt$tl" "ratio<=0.1" "${CU_T[rep$tl]# }"
+		done
+		area_post 16 "Path of the one-page repair on the big database (run 1): just rotated: ${CU_P[rep0]}; $CU_BIG_TAIL commits later: ${CU_P[rep$CU_BIG_TAIL]}"
 	fi
 	if [ -n "$mem" ]; then
 		read -r mem_r mem_c t tc b <<<"$mem"

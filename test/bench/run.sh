@@ -75,7 +75,7 @@ smoke)
 	ST_DOCS=2 ST_KEYS=200 ST_VSIZE=100 ST_RATE=100	# ... documents, keys, value bytes, appends/s
 	ZIP_COMMITS=60 ZIP_JSON=2000	# compression: page-store commits, JSON deltas
 	CU_COMMITS=90 CU_PAGES=128 CU_ROT=4	# catch-up: page-store commits, pages in use, rotations
-	CU_BIG_PAGES=1024			# ... pages of the database of the one-page repair
+	CU_BIG_PAGES=1024 CU_BIG_TAIL=5	# ... pages of the database of the one-page repair, commits after its rotation
 	CU_MEM_MB=8 CU_MEM_K=1024	# ... MiB of log caught up over for the memory, keys it rewrites
 	;;
 quick)
@@ -103,7 +103,7 @@ quick)
 	ST_DOCS=10 ST_KEYS=2000 ST_VSIZE=1024 ST_RATE=200
 	ZIP_COMMITS=1000 ZIP_JSON=20000
 	CU_COMMITS=3000 CU_PAGES=1280 CU_ROT=16	# 5 MiB
-	CU_BIG_PAGES=51200			# 200 MiB
+	CU_BIG_PAGES=51200 CU_BIG_TAIL=100	# 200 MiB
 	CU_MEM_MB=1024 CU_MEM_K=16384	# 1 GiB of log over a 64 MiB state
 	;;
 full)
@@ -131,7 +131,7 @@ full)
 	ST_DOCS=10 ST_KEYS=10000 ST_VSIZE=1024 ST_RATE=200
 	ZIP_COMMITS=3000 ZIP_JSON=50000
 	CU_COMMITS=3000 CU_PAGES=1280 CU_ROT=16
-	CU_BIG_PAGES=51200
+	CU_BIG_PAGES=51200 CU_BIG_TAIL=100
 	CU_MEM_MB=1024 CU_MEM_K=16384
 	;;
 *)
