@@ -56,17 +56,26 @@ cu_sync() {
 # and, in clients that choose a path, *_bytes: catch_up_bytes,
 # range_repair_bytes, cost_bytes), but bytes_marker (counted in bytes_log
 # as well) and bytes_downloaded (key and value bytes of completed
-# downloads, counted in bytes_snapshot).
+# downloads, counted in bytes_snapshot).  With a third argument "ms": the
+# growth of the *_ms counters instead, the milliseconds the client says
+# its paths took (replay_ms, catch_up_ms, range_repair_ms, download_ms;
+# 0 for a client without them).  A counter that is lower after the sync
+# than before was reset by it (the client of issue 11 zeroes replay_ms and
+# download_ms when a range repair swaps its state in): its value after
+# counts whole.
 cu_moved() {
-	awk -v a="$1" -v b="$2" 'function sum(s,   n, f, i, kv, t) {
-			n = split(s, f, " "); t = 0
-			for (i = 1; i <= n; i++) {
-				split(f[i], kv, "=")
-				if (kv[1] ~ /^bytes_|_bytes$/ && kv[1] != "bytes_marker" && kv[1] != "bytes_downloaded") t += kv[2]
-			}
-			return t
+	awk -v a="$1" -v b="$2" -v ms="${3:-}" 'function counted(k) {
+			if (ms != "") return k ~ /_ms$/
+			return k ~ /^bytes_|_bytes$/ && k != "bytes_marker" && k != "bytes_downloaded"
 		}
-		BEGIN { printf "%.0f\n", sum(b) - sum(a) }'
+		function load(s, m,   n, f, i, kv) {
+			n = split(s, f, " ")
+			for (i = 1; i <= n; i++) { split(f[i], kv, "="); if (counted(kv[1])) m[kv[1]] = kv[2] + 0 }
+		}
+		BEGIN { load(a, A); load(b, B); t = 0
+				# a counter that went down was reset by the sync: all of it is new
+				for (k in B) t += (B[k] >= A[k]) ? B[k] - A[k] : B[k]
+				printf "%.0f\n", t }'
 }
 
 # cu_paths NAME STATS-BEFORE STATS-AFTER: which paths the sync of NAME
@@ -95,7 +104,8 @@ cu_paths() {
 # (the directory as it is, last synced by the previous cu_run, whose
 # counters CU_LAST holds) or a saved replica in $W/FROM to start from a
 # copy of (its counters in CU_S0[FROM]).  Appends the wall time to
-# CU_T[KIND] and the bytes received to CU_B[KIND], sets CU_LAST to the
+# CU_T[KIND], the bytes received to CU_B[KIND] and the milliseconds of
+# the client's paths to CU_MS[KIND], sets CU_LAST to the
 # stats line after the sync and, on KIND's first run, CU_P[KIND] to the
 # paths it took.  (The arrays are bench_catchup's.)
 cu_run() {
@@ -110,6 +120,7 @@ cu_run() {
 	CU_LAST=${res#* }
 	CU_T[$kind]+=" ${res%% *}"
 	CU_B[$kind]+=" $(cu_moved "$before" "$CU_LAST")"
+	CU_MS[$kind]+=" $(cu_moved "$before" "$CU_LAST" ms)"
 	if ((n == 1)); then CU_P[$kind]=$(cu_paths "cu_$kind.1" "$before" "$CU_LAST"); fi
 }
 
@@ -233,7 +244,7 @@ cu_memory() {
 bench_catchup() {
 	local gen db_bytes pages_per vac seg r i s n res t tc b st tl n_b p_a p_b p_d n_big big_bytes mem mem_r mem_c
 	local dbv=() ca=() cb=() cg=() big_kb=() CU_LAST=""
-	local -A CU_T CU_B CU_P CU_S0
+	local -A CU_T CU_B CU_MS CU_P CU_S0
 	log "area 16: catch-up and repair on a page store ($CU_COMMITS commits, $CU_ROT rotations)"
 	zip_build_tools
 	area_title 16 "16. Catch-up and repair on a page store"
@@ -325,7 +336,7 @@ bench_catchup() {
 - (b) synced and acked once at commit $n_b (in the log after the first rotation; its ack keeps its logs: \`cu_b\`), comes back at the end, $((CU_ROT - 1)) rotations later;
 - (c) synced once at commit $n_b without acking (\`cu\`): its log was collected; comes back at the end;
 - (d) (a)'s replica, up to date, with the value of one page overwritten in its replica.db (sqlite3), syncs again.
-(b) and (c) come back from copies of their replicas, so every run starts from the same place. Bytes moved: what the client's own counters say it received (every column of every row: the growth of the stats line's bytes_* and *_bytes counters but bytes_marker, which bytes_log includes, and bytes_downloaded, the key and value bytes of completed downloads). Database size: the SQLite file at the end. Changed since the position: key and value bytes of the distinct pages changed after the follower's commit (decoded from the deltas), the least a follower could receive.${n_big:+
+(b) and (c) come back from copies of their replicas, so every run starts from the same place. Times are of the whole process; for the big database, where the client has them, the time its paths took by its own counters (replay_ms, catch_up_ms, range_repair_ms, download_ms) is shown as well: the difference is starting, connecting, and the open check, which reads every item of the replica before anything else. Bytes moved: what the client's own counters say it received (every column of every row: the growth of the stats line's bytes_* and *_bytes counters but bytes_marker, which bytes_log includes, and bytes_downloaded, the key and value bytes of completed downloads). Database size: the SQLite file at the end. Changed since the position: key and value bytes of the distinct pages changed after the follower's commit (decoded from the deltas), the least a follower could receive.${n_big:+
 - One-page repair on a big database: a $(mib_of "$big_bytes") MiB SQLite file (a table of notes with hex text bodies and an index, written by the sqlite3 shell) appended to a document 1024 pages an entry and rotated; each run downloads it into an empty directory (the baseline: a full download), changes one page of that replica as in (d) and syncs again. Then $CU_BIG_TAIL commits of 23 pages each (edits in place of the first twenty-fifth of the file: the page with 16 bytes changed) and the same again: the repair then has a log after the rotation to deal with.}${mem:+
 - Server memory: a document of $CU_MEM_K keys of 4 KiB, rotated, then $CU_MEM_MB MiB of log rewriting those keys (1024 a 4 MiB entry) with a rotation half-way; RssAnon growth (as in area 7) of the backend that reads both logs from the base of the first in one statement: two \`synclog.read\` calls (the replay a returning client makes today, all at once) and \`synclog.catch_up\` from the same position to catch_up_target with max_rows => 2147483647 (every page at once: the most one call can hold).}"
 	area_post 16 "Paths the client took (run 1):
@@ -357,6 +368,10 @@ bench_catchup() {
 			record 16 "cu_bigb$tl" "$t: full download, bytes moved vs its size" bytes subj cu_bigdb - "${CU_B[big$tl]# }"
 			record 16 "cu_bigt$tl" "$t: full download, time (baseline)" s base - - "${CU_T[big$tl]# }"
 			record 16 "cu_rept$tl" "$t: one-page repair, time" s subj "cu_bigt$tl" "ratio<=0.1" "${CU_T[rep$tl]# }"
+			if [ "$(tr -d ' 0' <<<"${CU_MS[big$tl]}")" != "" ]; then
+				record 16 "cu_bigm$tl" "$t: full download, time in the path (the client's *_ms counters; baseline)" ms base - - "${CU_MS[big$tl]# }"
+				record 16 "cu_repm$tl" "$t: one-page repair, time in the paths (the client's *_ms counters)" ms subj "cu_bigm$tl" - "${CU_MS[rep$tl]# }"
+			fi
 		done
 		area_post 16 "Path of the one-page repair on the big database (run 1): just rotated: ${CU_P[rep0]}; $CU_BIG_TAIL commits later: ${CU_P[rep$CU_BIG_TAIL]}"
 	fi
