@@ -243,7 +243,7 @@ cu_memory() {
 
 bench_catchup() {
 	local gen db_bytes pages_per vac seg r i s n res t tc b st tl n_b p_a p_b p_d n_big big_bytes mem mem_r mem_c
-	local dbv=() ca=() cb=() cg=() big_kb=() CU_LAST=""
+	local dbv=() ca=() cb=() cg=() big_kb=() CU_LAST="" rot_ms=""
 	local -A CU_T CU_B CU_MS CU_P CU_S0
 	log "area 16: catch-up and repair on a page store ($CU_COMMITS commits, $CU_ROT rotations)"
 	zip_build_tools
@@ -276,8 +276,8 @@ bench_catchup() {
 			CU_S0[cu_c0]=${res#* }
 		fi
 		if ((s < CU_ROT)); then
-			q -c "SELECT synclog.compact('cu')" -c "SELECT synclog.compact('cu_b')" \
-				-c "SET synclog.retention = 0" -c "SELECT synclog.gc()" >/dev/null
+			rot_ms+=" $(time_sql_ms "SELECT synclog.compact('cu')")"
+			q -c "SELECT synclog.compact('cu_b')" -c "SET synclog.retention = 0" -c "SELECT synclog.gc()" >/dev/null
 		fi
 		log "  commits up to $n loaded${n_b:+, (b) and (c) synced at commit $n_b}"
 	done
@@ -356,6 +356,7 @@ bench_catchup() {
 	record 16 cu_c2 "(c) bytes moved vs changed since its position" bytes subj cu_cb - "${CU_B[c]# }"
 	record 16 cu_cd "(d) changed: one page (baseline)" bytes base - - "${cg[*]}"
 	record 16 cu_d2 "(d) bytes moved vs the page changed" bytes subj cu_cd - "${CU_B[d]# }"
+	record 16 cu_rot "information: the $CU_ROT rotations of \`cu\` (synclog.compact, psql \\timing), each" ms info - - "${rot_ms# }"
 	record 16 cu_ta "(a) starts late: time (baseline)" s base - - "${CU_T[a]# }"
 	record 16 cu_tb "(b) returns: time vs (a)" s subj cu_ta - "${CU_T[b]# }"
 	record 16 cu_tc "(c) log collected: time vs (a)" s subj cu_ta - "${CU_T[c]# }"
