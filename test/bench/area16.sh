@@ -197,6 +197,31 @@ cu_position() {
 	               FROM synclog.current_log('$1')"
 }
 
+# cu_has_catch_up: whether the server has synclog.catch_up (issue 11).
+cu_has_catch_up() {
+	[ "$(q -c "SELECT count(*) FROM pg_proc WHERE proname = 'catch_up' AND pronamespace = 'synclog'::regnamespace")" = 1 ]
+}
+
+# cu_server_view DOC [LOG LSN]: what the server offers a follower at
+# (LOG, LSN), or with no state, whichever path the client takes: prints
+# "<key and value bytes synclog.catch_up returns up to the head>
+# <sync_cost's replay_bytes (- without a position)> <catch_up_bytes>
+# <snapshot_bytes>".
+cu_server_view() {
+	local doc=$1 pos="NULL, NULL, NULL"
+	[ -n "${2:-}" ] && pos="'$2', $3, synclog.chain_at('$doc', '$2', $3)"
+	q -F ' ' -c "SELECT (SELECT coalesce(sum(octet_length(c.key) + coalesce(octet_length(c.value), 0)), 0)
+	                       FROM synclog.catch_up_target('$doc') t,
+	                            synclog.catch_up('$doc', $pos, t.log_id, t.lsn, max_rows => 2147483647) c),
+	                    coalesce(s.replay_bytes::text, '-'), s.catch_up_bytes, s.snapshot_bytes
+	               FROM synclog.sync_cost('$doc', $pos) s"
+}
+
+# cu_cost_line VIEW: a cu_server_view line for people.
+cu_cost_line() {
+	awk '{ printf "replay %s, catch-up bound %s, snapshot %s; catch_up returns %s", $2, $3, $4, $1 }' <<<"$1"
+}
+
 # cu_memory: a document of CU_MEM_K keys of 4 KiB, rotated; then CU_MEM_MB
 # MiB of log rewriting those keys, 1024 of them a 4 MiB entry, with a
 # rotation half-way (so that the catch-up crosses a sealed log and the
@@ -228,7 +253,7 @@ cu_memory() {
 		"SELECT count(*), sum(octet_length(delta)), sum(get_byte(delta, 0)) FROM ($reads) s;")
 	tr=$(sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' "$W/cu_mem_read.out" | tail -1)
 	gc=nan tc=nan
-	if [ "$(q -c "SELECT count(*) FROM pg_proc WHERE proname = 'catch_up' AND pronamespace = 'synclog'::regnamespace")" = 1 ]; then
+	if cu_has_catch_up; then
 		read -r tlog tlsn <<<"$(q -F ' ' -c "SELECT log_id, lsn FROM synclog.catch_up_target('$doc')")"
 		gc=$(measure_rss cu_mem_cu psql_in_backend cu_mem_cu \
 			"SELECT count(*), sum(octet_length(value)), sum(get_byte(value, 0)) FROM synclog.catch_up('$doc', '$log', $lsn, '\\x$chain', '$tlog', $tlsn, max_rows => 2147483647);")
@@ -243,7 +268,7 @@ cu_memory() {
 
 bench_catchup() {
 	local gen db_bytes pages_per vac seg r i s n res t tc b st tl n_b p_a p_b p_d n_big big_bytes mem mem_r mem_c
-	local dbv=() ca=() cb=() cg=() big_kb=() CU_LAST="" rot_ms=""
+	local dbv=() ca=() cb=() cg=() big_kb=() CU_LAST="" rot_ms="" sv_a="" sv_b="" sv_t=""
 	local -A CU_T CU_B CU_MS CU_P CU_S0
 	log "area 16: catch-up and repair on a page store ($CU_COMMITS commits, $CU_ROT rotations)"
 	zip_build_tools
@@ -289,6 +314,14 @@ bench_catchup() {
 	p_a=$(cu_changed_bytes 0)
 	p_b=$(cu_changed_bytes "$n_b")
 	p_d=4100
+	# what the server offers (a), (b), and a follower at the active log's
+	# base (where a range repair continues from)
+	if cu_has_catch_up; then
+		sv_a=$(cu_server_view cu)
+		sv_b=$(cu_server_view cu_b "$(stat_of log "${CU_S0[cu_b0]}")" "$(stat_of lsn "${CU_S0[cu_b0]}")")
+		read -r t b <<<"$(q -F ' ' -c "SELECT log_id, base_lsn FROM synclog.current_log('cu')")"
+		sv_t=$(cu_server_view cu "$t" "$b")
+	fi
 	for ((r = 1; r <= REPS; r++)); do
 		dbv+=("$db_bytes"); ca+=("$p_a"); cb+=("$p_b"); cg+=("$p_d")
 		cu_run a empty cu
@@ -356,6 +389,12 @@ bench_catchup() {
 	record 16 cu_c2 "(c) bytes moved vs changed since its position" bytes subj cu_cb - "${CU_B[c]# }"
 	record 16 cu_cd "(d) changed: one page (baseline)" bytes base - - "${cg[*]}"
 	record 16 cu_d2 "(d) bytes moved vs the page changed" bytes subj cu_cd - "${CU_B[d]# }"
+	if [ -n "$sv_a" ]; then
+		record 16 cu_sva "server: synclog.catch_up from the empty state, key and value bytes (what (a) could move)" bytes subj cu_db - "${sv_a%% *}"
+		record 16 cu_svb "server: synclog.catch_up from (b)'s position (what (b) could move)" bytes subj cu_db - "${sv_b%% *}"
+		record 16 cu_svt "server: synclog.catch_up from the active log's base (what a range repair could move after the buckets)" bytes subj cu_db - "${sv_t%% *}"
+		area_post 16 "What synclog.sync_cost told the client (replay_bytes, catch_up_bytes, snapshot_bytes), against what synclog.catch_up returns (key and value bytes) from the same position: (a) no state: $(cu_cost_line "$sv_a"); (b) its position: $(cu_cost_line "$sv_b"); the active log's base: $(cu_cost_line "$sv_t"). The client replays when replay_bytes <= catch_up_bytes and, without a state, downloads on a tie."
+	fi
 	record 16 cu_rot "information: the $CU_ROT rotations of \`cu\` (synclog.compact, psql \\timing), each" ms info - - "${rot_ms# }"
 	record 16 cu_ta "(a) starts late: time (baseline)" s base - - "${CU_T[a]# }"
 	record 16 cu_tb "(b) returns: time vs (a)" s subj cu_ta - "${CU_T[b]# }"
