@@ -252,8 +252,9 @@ sl_range_delta_store(SlRangeDelta *rd, int64 doc_id, int64 base_lsn,
  * that sealed the log touched) lose their older rows, and then their
  * empty-hash rows at end_lsn, which hide nothing any more.  Buckets
  * without a row at end_lsn keep their one row below it.  The work follows
- * the rows at end_lsn (a probe of the primary key each), never the
- * document.  Returns the rows removed.
+ * the document's range hash rows (at most 4096 per retained log), and for
+ * the rows at end_lsn a probe of the primary key each, never the state.
+ * Returns the rows removed.
  */
 int64
 sl_range_collect(int64 doc_id, int64 end_lsn)
@@ -415,8 +416,8 @@ arg_buckets(FunctionCallInfo fcinfo, int argno, int *nout)
  * One bucket's items of the state at lsn after (after_ns, after_key) (all
  * when after_key is NULL), at most max_rows, into the result; returns how
  * many.  The newest version at or below lsn decides each item, a
- * tombstone dropping it; kv_bucket_idx gives them in order, so the page is
- * an index range.
+ * tombstone dropping it.  kv_bucket_idx finds the bucket's versions (an
+ * index range, a 4096th of the state's), which are sorted here.
  */
 static int64
 bucket_page(ReturnSetInfo *rsinfo, int64 doc_id, int bucket, int64 lsn,
@@ -542,7 +543,8 @@ synclog_range(PG_FUNCTION_ARGS)
 
 /*
  * The range hashes of the snapshot at lsn, from the state itself: the
- * stored item hash of every item, bucket by bucket (kv_bucket_idx order).
+ * stored item hash of every item, bucket by bucket (one sort of the state:
+ * the upgrade runs this once per log it keeps).
  */
 static void
 hashes_from_state(int64 doc_id, int64 lsn, slc_hash *out)

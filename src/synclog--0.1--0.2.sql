@@ -706,15 +706,23 @@ LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 /*
  * Every state version carries the bucket of its key (a stored generated
  * column: whoever writes a version, the bucket follows its key), and
- * kv_bucket_idx orders them by bucket, so a bucket of any snapshot is an
- * index range (synclog.range) and the versions a rotation wrote in the
+ * kv_bucket_idx finds a bucket's versions, so a bucket of any snapshot is
+ * an index range (synclog.range) and the versions a rotation wrote in the
  * buckets it touched are found without reading the rest of the state
  * (catch_up).  Adding the column computes it for the versions of a 0.1
  * database.
+ *
+ * The index holds (doc_id, bucket) only, deduplicated into one posting
+ * list per bucket: a rotation's inserts land on pages chosen by the key's
+ * hash, so the fewer and fuller the pages, the fewer a rotation dirties
+ * (and writes whole to the WAL after a checkpoint).  Indexing (ns, key,
+ * lsn) too made it several times larger, and a rotation's WAL up to 4x
+ * (BENCHMARKS.md, issue 11); a bucket's versions (a 4096th of the state)
+ * are sorted when read instead.
  */
 ALTER TABLE synclog.kv ADD COLUMN bucket smallint NOT NULL
 	GENERATED ALWAYS AS (synclog.bucket(ns, key)) STORED;
-CREATE INDEX kv_bucket_idx ON synclog.kv (doc_id, bucket, ns, key, lsn DESC);
+CREATE INDEX kv_bucket_idx ON synclog.kv (doc_id, bucket);
 
 /*
  * Range hashes, versioned like the state: the range hash of bucket bucket
@@ -734,7 +742,12 @@ CREATE TABLE synclog.range_hash (
 	hash		bytea NOT NULL CHECK (octet_length(hash) = 33),
 	PRIMARY KEY (doc_id, bucket, lsn)
 );
-CREATE INDEX range_hash_lsn_idx ON synclog.range_hash (doc_id, lsn);
+/*
+ * No index by (doc_id, lsn): the rows of a rotation (those gc and
+ * catch_up look for by LSN) are found by scanning the document's rows in
+ * the primary key, at most 4096 per retained log, which costs gc and
+ * catch_up less than maintaining a second index costs every rotation.
+ */
 SELECT pg_catalog.pg_extension_config_dump('synclog.range_hash', '');
 REVOKE ALL ON synclog.range_hash FROM PUBLIC;
 
