@@ -14,6 +14,8 @@
  *                      transactions, applying entries against the stored
  *                      items, the position, generations, stats
  *   client_download.c  the snapshot download into a new generation
+ *   client_repair.c    the choice of a path (sync_cost), catch-up and range
+ *                      repair staged beside the live state, the swap
  *   client_follow.c    slcl_sync: the read loop, end-log markers, switch-over
  *   client_conn.c      the libpq session: connect and LISTEN, queries, acks,
  *                      slcl_wait
@@ -72,16 +74,18 @@
  *   job       at most one row (id 1) while a catch-up or a range repair is
  *             in progress (client_repair.c): its kind, reason, the live
  *             generation and position it builds on (gen -1: none, from
- *             the empty state), the target (log id, LSN, chain, snapshot
+ *             the empty state: then its rows go straight to a generation
+ *             of their own, sgen, and base is their running hash), the
+ *             target (log id, LSN, chain, snapshot
  *             hash), base (the 33-byte hash of the live rows it builds
  *             on), buckets (a range repair's differing buckets, u16le
  *             each), the progress (after_bucket, after_ns, after: the last
  *             row received), rows, bytes, ms, chk.
  *   stage     (ns, key) -> hlo, hhi, val: the new value of every item the
  *             job replaces (val NULL: the item goes), beside the live
- *             generation.  The swap applies it to the live generation (or
- *             to a new one, from the empty state) in ONE transaction, after
- *             the hash of the result is the target's.
+ *             generation.  The swap applies it to the live generation in
+ *             ONE transaction, after the hash of the result is the
+ *             target's (from the empty state it installs sgen instead).
  *   pathstats one row (id 1): the per-path counters of slcl_stats.
  *
  * Applying the log (client_store.c): every change of the replica happens
@@ -430,6 +434,8 @@ struct slcl_client
 	int			job_kind;		/* 0 none, SLCLI_JOB_CATCH_UP, SLCLI_JOB_RANGE */
 	slcl_reason job_reason;
 	int64_t		job_gen;		/* the live generation it builds on, -1: none */
+	int64_t		job_sgen;		/* from the empty state: the generation its rows
+								 * go to (job_base their hash), else -1 */
 	char		job_from_log[SLCL_LOG_ID_MAX + 1];	/* and its position */
 	int64_t		job_from_lsn;
 	uint8_t		job_from_chain[SLCL_CHAIN_LEN];

@@ -153,7 +153,7 @@ reset_db(slcl_client *c, const char *why)
 	memset(&c->cur, 0, sizeof(c->cur));
 	slc_hash_init(&c->cur.hash);
 	c->committed = c->cur;
-	slcli_emit_simple(c, SLCL_EV_CORRUPT, "replica database damaged (%s): discarding the replica, will download", msg);
+	slcli_emit_simple(c, SLCL_EV_CORRUPT, "replica database damaged (%s): discarding the replica, will fetch it again", msg);
 	c->need_download = SLCL_DL_LOCAL_CORRUPT;
 	return SLCL_OK;
 }
@@ -163,7 +163,7 @@ static slcl_rc
 drop_damaged(slcl_client *c, const char *why)
 {
 	c->stats.repairs++;
-	slcli_emit_simple(c, SLCL_EV_CORRUPT, "state damaged (%s): discarding the replica, will download", why);
+	slcli_emit_simple(c, SLCL_EV_CORRUPT, "state damaged (%s): discarding the replica, will fetch it again", why);
 	c->need_download = SLCL_DL_LOCAL_CORRUPT;
 	return slcli_store_drop_state(c);
 }
@@ -343,7 +343,7 @@ open_local(slcl_client *c)
 	if (!c->cur.have)
 	{
 		if (!c->downloading)
-			slcli_emit_simple(c, SLCL_EV_OPEN, "new replica in %s (no local state: will download)", c->dir);
+			slcli_emit_simple(c, SLCL_EV_OPEN, "new replica in %s (no local state yet: will fetch it)", c->dir);
 		return SLCL_OK;
 	}
 	slcli_emit_simple(c, SLCL_EV_OPEN, "resumed at log=%s lsn=%lld (%llu items%s)",

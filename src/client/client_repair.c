@@ -163,6 +163,13 @@ slcli_stage_put(slcl_client *c, uint8_t ns, const uint8_t *key, size_t klen,
 		(ns == SLC_NS_CLIENT && (klen == 0 || (val != NULL && vlen != SLC_WATERMARK_LEN))))
 		return slcli_fail(c, SLCL_ERR_PROTOCOL, "malformed item (ns %d, key of %zu bytes, value of %zu bytes)",
 						  ns, klen, vlen);
+	if (c->job_gen < 0)
+	{
+		/* from the empty state: straight into the new generation */
+		if (val == NULL)
+			return SLCL_OK;		/* absent in the empty state already */
+		return slcli_store_insert(c, c->job_sgen, &c->job_base, ns, key, klen, val, vlen);
+	}
 	if (c->stage_ins == NULL)
 	{
 		c->stage_ins = slcli_store_prepare(c, "INSERT OR REPLACE INTO stage (ns, key, hlo, hhi, val) "
@@ -198,7 +205,7 @@ job_chk(const slcl_client *c)
 
 	slc_hash_serialize(&c->job_base, h);
 	if (!(buf_u8(&b, (uint8_t) c->job_kind) || buf_u8(&b, (uint8_t) c->job_reason) ||
-		  buf_u64(&b, (uint64_t) c->job_gen) ||
+		  buf_u64(&b, (uint64_t) c->job_gen) || buf_u64(&b, (uint64_t) c->job_sgen) ||
 		  buf_lp(&b, c->job_from_log, strlen(c->job_from_log)) ||
 		  buf_u64(&b, (uint64_t) c->job_from_lsn) || buf_put(&b, c->job_from_chain, SLCL_CHAIN_LEN) ||
 		  buf_lp(&b, c->job_log, strlen(c->job_log)) || buf_u64(&b, (uint64_t) c->job_lsn) ||
@@ -225,8 +232,8 @@ slcli_job_save(slcl_client *c)
 
 	s = slcli_store_prepare(c, "INSERT OR REPLACE INTO job (id, kind, reason, gen, from_log, from_lsn, "
 							"from_chain, log_id, lsn, chain, hash, base, buckets, after_bucket, after_ns, "
-							"after, rows, bytes, ms, chk) VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-							"?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)");
+							"after, rows, bytes, ms, chk, sgen) VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+							"?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)");
 	if (s == NULL)
 		return SLCL_ERR_IO;
 	slc_hash_serialize(&c->job_base, h);
@@ -252,6 +259,7 @@ slcli_job_save(slcl_client *c)
 	sqlite3_bind_int64(s, 17, c->job_bytes);
 	sqlite3_bind_int64(s, 18, c->job_ms);
 	sqlite3_bind_int64(s, 19, job_chk(c));
+	sqlite3_bind_int64(s, 20, c->job_sgen);
 	rc = sqlite3_step(s);
 	sqlite3_finalize(s);
 	if (rc != SQLITE_DONE)
@@ -270,16 +278,21 @@ job_drop_rows(slcl_client *c)
 	return r;
 }
 
-/* Give up the job in progress, in its own transaction. */
+/* Give up the job in progress, in its own transaction; the rows of its
+ * generation (from the empty state) are deleted afterwards in batches. */
 slcl_rc
 slcli_job_clear(slcl_client *c)
 {
 	slcl_rc		r = slcli_store_begin(c);
+	int			left = 1;
 
 	if (r == SLCL_OK)
 		r = slcli_store_finish(c, job_drop_rows(c));
-	if (r == SLCL_OK)
-		c->job_kind = 0;
+	if (r != SLCL_OK)
+		return r;
+	c->job_kind = 0;
+	while (r == SLCL_OK && left)
+		r = slcli_store_retire(c, &left);
 	return r;
 }
 
@@ -308,7 +321,7 @@ slcli_job_load(slcl_client *c)
 	c->job_kind = 0;
 	s = slcli_store_prepare(c, "SELECT kind, reason, gen, from_log, from_lsn, from_chain, log_id, lsn, "
 							"chain, hash, base, buckets, after_bucket, after_ns, after, rows, bytes, ms, "
-							"chk FROM job WHERE id = 1");
+							"chk, sgen FROM job WHERE id = 1");
 	if (s == NULL)
 		return -2;
 	rc = sqlite3_step(s);
@@ -326,6 +339,7 @@ slcli_job_load(slcl_client *c)
 	c->job_kind = sqlite3_column_int(s, 0);
 	c->job_reason = (slcl_reason) sqlite3_column_int(s, 1);
 	c->job_gen = sqlite3_column_int64(s, 2);
+	c->job_sgen = sqlite3_column_int64(s, 19);
 	c->job_from_lsn = sqlite3_column_int64(s, 4);
 	c->job_lsn = sqlite3_column_int64(s, 7);
 	c->job_have_after = sqlite3_column_type(s, 12) != SQLITE_NULL;
@@ -470,12 +484,13 @@ slcli_stage_swap(slcl_client *c, int *matched)
 	}
 	*matched = 1;
 
-	tgen = gen >= 0 ? gen : slcli_store_new_gen(c);
+	/* from the empty state the rows are in their generation already */
+	tgen = gen >= 0 ? gen : c->job_sgen;
 	r = SLCL_OK;
 	if (gen >= 0)
 		r = exec_gen(c, "DELETE FROM item WHERE gen = ?1 AND (ns, key) IN (SELECT ns, key FROM stage)",
 					 gen, "could not replace the staged items");
-	if (r == SLCL_OK)
+	if (r == SLCL_OK && gen >= 0)
 		r = exec_gen(c, "INSERT INTO item (gen, ns, key, hlo, hhi, val) "
 					 "SELECT ?1, ns, key, hlo, hhi, val FROM stage WHERE val IS NOT NULL",
 					 tgen, "could not add the staged items");
@@ -553,6 +568,7 @@ job_init(slcl_client *c, int kind, slcl_reason reason)
 	c->job_kind = kind;
 	c->job_reason = reason;
 	c->job_gen = p->have ? p->gen : -1;
+	c->job_sgen = -1;
 	snprintf(c->job_from_log, sizeof(c->job_from_log), "%s", p->have ? p->log_id : "");
 	c->job_from_lsn = p->have ? p->lsn : -1;
 	memcpy(c->job_from_chain, p->chain, SLCL_CHAIN_LEN);
@@ -621,6 +637,8 @@ start_catch_up(slcl_client *c, slcl_reason reason)
 	rc = slcli_store_begin(c);
 	if (rc == SLCL_OK)
 		rc = job_drop_rows(c);
+	if (rc == SLCL_OK && c->job_gen < 0)
+		c->job_sgen = slcli_store_new_gen(c);	/* committed with next_gen */
 	c->stats.catch_up_ms += ms_since(t0);
 	if (rc == SLCL_OK)
 		rc = slcli_job_save(c);

@@ -102,6 +102,7 @@ static const char *const schema_sql =
 "  kind INTEGER NOT NULL,"
 "  reason INTEGER NOT NULL,"
 "  gen INTEGER NOT NULL,"
+"  sgen INTEGER NOT NULL,"
 "  from_log TEXT,"
 "  from_lsn INTEGER,"
 "  from_chain BLOB,"
@@ -985,6 +986,8 @@ slcli_store_new_gen(slcl_client *c)
 		c->next_gen = c->cur.gen + 1;
 	if (c->downloading && c->next_gen <= c->dl_gen)
 		c->next_gen = c->dl_gen + 1;
+	if (c->job_kind && c->next_gen <= c->job_sgen)
+		c->next_gen = c->job_sgen + 1;
 	return c->next_gen++;
 }
 
@@ -1045,7 +1048,8 @@ slcli_store_retire(slcl_client *c, int *left)
 			break;
 		gen = sqlite3_column_int64(s, 0);
 		sqlite3_reset(s);
-		if ((c->cur.have && gen == c->cur.gen) || (c->downloading && gen == c->dl_gen))
+		if ((c->cur.have && gen == c->cur.gen) || (c->downloading && gen == c->dl_gen) ||
+			(c->job_kind && gen == c->job_sgen))
 		{
 			after = gen;
 			continue;

@@ -64,11 +64,11 @@
  *   stats: doc=D client=C switches_marker=N markers_mismatch=N downloads=N
  *          downloads_initial=N downloads_resumed=N download_restarts=N
  *          entries=N bytes_log=N bytes_marker=N bytes_snapshot=N acks=N
- *          repairs=N retired_rows=N bytes_downloaded=N log=L lsn=N hash=H
+ *          repairs=N retired_rows=N bytes_downloaded=N
  *          replays=N replay_ms=N catch_ups=N catch_up_bytes=N catch_up_rows=N
  *          catch_up_ms=N range_repairs=N range_repair_bytes=N
  *          range_repair_buckets=N range_repair_rows=N range_repair_ms=N
- *          download_ms=N cost_bytes=N last_path=P
+ *          download_ms=N cost_bytes=N last_path=P log=L lsn=N hash=H
  * (per path: replay's bytes are bytes_log, a download's bytes_snapshot;
  * see slcl_stats).  Every choice of a path prints a line
  *   path: path=replay|catch_up|range_repair|download reason=R [figures]
@@ -304,23 +304,23 @@ print_stats(slcl_client *c, const char *doc)
 	printf("stats: doc=%s client=%s switches_marker=%lld markers_mismatch=%lld downloads=%lld "
 		   "downloads_initial=%lld downloads_resumed=%lld download_restarts=%lld entries=%lld "
 		   "bytes_log=%lld bytes_marker=%lld bytes_snapshot=%lld acks=%lld repairs=%lld "
-		   "retired_rows=%lld bytes_downloaded=%lld log=%s lsn=%lld hash=%s "
+		   "retired_rows=%lld bytes_downloaded=%lld "
 		   "replays=%lld replay_ms=%lld catch_ups=%lld catch_up_bytes=%lld catch_up_rows=%lld "
 		   "catch_up_ms=%lld range_repairs=%lld range_repair_bytes=%lld range_repair_buckets=%lld "
 		   "range_repair_rows=%lld range_repair_ms=%lld download_ms=%lld cost_bytes=%lld "
-		   "last_path=%s\n",
+		   "last_path=%s log=%s lsn=%lld hash=%s\n",
 		   doc, slcl_client_id(c), (long long) s->switches_marker, (long long) s->markers_mismatch,
 		   (long long) s->downloads, (long long) s->downloads_initial,
 		   (long long) s->downloads_resumed, (long long) s->download_restarts,
 		   (long long) s->entries_applied, (long long) s->bytes_log, (long long) s->bytes_marker,
 		   (long long) s->bytes_snapshot, (long long) s->acks, (long long) s->repairs,
-		   (long long) s->retired_rows, (long long) s->bytes_downloaded, log_id, (long long) lsn, hx,
+		   (long long) s->retired_rows, (long long) s->bytes_downloaded,
 		   (long long) s->replays, (long long) s->replay_ms, (long long) s->catch_ups,
 		   (long long) s->catch_up_bytes, (long long) s->catch_up_rows, (long long) s->catch_up_ms,
 		   (long long) s->range_repairs, (long long) s->range_repair_bytes,
 		   (long long) s->range_repair_buckets, (long long) s->range_repair_rows,
 		   (long long) s->range_repair_ms, (long long) s->download_ms, (long long) s->cost_bytes,
-		   slcl_path_name((slcl_path) s->last_path));
+		   slcl_path_name((slcl_path) s->last_path), log_id, (long long) lsn, hx);
 	fflush(stdout);
 }
 

@@ -6,8 +6,13 @@
  * LSN, applies each delta with the shared core (src/core/synclog_core.c,
  * the same source the extension uses), verifies every end-log marker
  * against the local running hash and switches to the next log without a
- * download when they match, and otherwise downloads the snapshot of the
- * current log page by page (resumable across restarts) and verifies it.
+ * download when they match.  When the log is not the cheapest way, or the
+ * position is no good (a collected log, a marker that differs, a diverged
+ * history, damaged rows), it catches up (the latest value of each changed
+ * item), repairs by range (only the buckets whose range hashes differ) or
+ * downloads the snapshot, as synclog.sync_cost and the replica's state
+ * say (slcl_path, SLCL_EV_PATH); each is paged, resumable across restarts
+ * and verified before it replaces the state.
  *
  * Typical use:
  *
@@ -54,8 +59,10 @@
  *
  * On open the replica is checked: the stored position against its
  * checksum, and (options.open_check, the default) every item against its
- * stored item hash and the sum against the running hash.  A damaged
- * replica is dropped and downloaded again (SLCL_EV_CORRUPT).  A directory
+ * stored item hash and the sum against the running hash.  Damaged items
+ * under a sound position stay readable until a range repair replaces
+ * them; a damaged position is dropped and the state fetched again
+ * (SLCL_EV_CORRUPT).  A directory
  * of the old file format (framed `state`, `log`, `download` files, before
  * 0.3) is converted on open (SLCL_EV_OPEN says so); an old download in
  * progress is started again.
@@ -127,7 +134,7 @@ typedef enum slcl_event_type
 {
 	SLCL_EV_OPEN,				/* the replica was opened (message says how) */
 	SLCL_EV_REPAIR,				/* a torn tail or stale file was cleaned up */
-	SLCL_EV_CORRUPT,			/* the local replica is damaged: will download */
+	SLCL_EV_CORRUPT,			/* the local replica is damaged: will repair or fetch */
 	SLCL_EV_MARKER,				/* an end-log marker was checked (ok = match) */
 	SLCL_EV_SWITCH,				/* switched to next_log_id by the marker */
 	SLCL_EV_DOWNLOAD_START,		/* reason, log_id/lsn = target, totals if known */

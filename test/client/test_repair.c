@@ -308,6 +308,7 @@ job_for(slcl_client *c, const slc_state *ref, int64_t lsn)
 	c->job_kind = SLCLI_JOB_RANGE;
 	c->job_reason = SLCL_DL_MISMATCH;
 	c->job_gen = c->committed.have ? c->committed.gen : -1;
+	c->job_sgen = c->committed.have ? -1 : slcli_store_new_gen(c);
 	snprintf(c->job_from_log, sizeof(c->job_from_log), "%s", c->committed.have ? c->committed.log_id : "");
 	c->job_from_lsn = c->committed.have ? c->committed.lsn : -1;
 	memset(c->job_from_chain, 0, SLCL_CHAIN_LEN);
@@ -464,9 +465,20 @@ test_swap(const char *base)
 			{SLC_NS_DATA, "a", "1"}, {SLC_NS_DATA, "b", ""}, {SLC_NS_CLIENT, "w", "3"},
 		};
 
-		job_for(c, r0, 0);		/* gen -1: no state */
+		job_for(c, r0, 42);		/* gen -1: no state */
 		stage_all(c, all, 3, r0);
-		job_for(c, r0, 42);
+		slc_hash_serialize(slc_state_hash(r0), c->job_hash);
+		CHECK(!c->committed.have && count_of(c, "SELECT count(*) FROM item") == 3 &&
+			  count_of(c, "SELECT count(*) FROM stage") == 0,
+			  "from the empty state: the rows go to a generation of their own, no state yet");
+		/* a retire pass (as on open) keeps the job's generation */
+		{
+			int			left = 1;
+
+			while (left && slcli_store_retire(c, &left) == SLCL_OK)
+				;
+		}
+		CHECK(count_of(c, "SELECT count(*) FROM item") == 3, "the job's generation survives a retire pass");
 		CHECK(slcli_stage_swap(c, &matched) == SLCL_OK && matched == 1 && slcli_store_commit(c) == SLCL_OK,
 			  "swap from the empty state: %s", c->err);
 		CHECK(c->committed.have && c->committed.lsn == 42 && slc_hash_equal(&c->committed.hash, slc_state_hash(r0)) &&

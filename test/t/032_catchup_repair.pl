@@ -4,7 +4,9 @@
 # so that every follower's distance from the head is known.
 #
 #  - a new follower (no state) chooses between a catch-up from the empty
-#    state and a download by sync_cost, and ends equal to the server;
+#    state and a download by sync_cost, and ends equal to the server; with
+#    a long active log it catches up from the empty state, and killed
+#    mid-way it shows no state until it resumes and ends equal;
 #  - a returning follower several rotations behind (its log kept by its
 #    acks) catches up: path=catch_up, and the bytes it moves are well below
 #    the log's;
@@ -14,8 +16,12 @@
 #  - a follower that did not ack, whose log was collected, repairs by range;
 #    killed in the middle of the repair (at a seeded page) and between the
 #    verified swap and its commit, it resumes and ends equal to the server;
+#    killed mid-repair while the repair's own target log is then collected,
+#    it starts over cleanly and ends equal to the server;
 #  - a follower whose replica.db has one row changed with sqlite3 finds it
-#    on open and repairs it by fetching one bucket (one row) only.
+#    on open and repairs it by fetching one bucket (one row) only;
+#  - against a server without these functions (one of them renamed away, as
+#    an older 0.2 build) the same damage is downloaded, as before them.
 # "Equal to the server": --verify rebuilds the server's state at the
 # replica's position and compares the hash and every item.
 #
@@ -180,6 +186,46 @@ sql('SELECT synclog.gc()');
 	ok(verified($text), 'killed: equal to the server');
 }
 
+# --- a late follower: catch-up from the empty state, killed mid-way -------
+# 300 entries over 60 keys in the active log: a download would move the
+# snapshot and then replay them all
+{
+	sql(qq{SELECT count(synclog.append('cr', ARRAY[int4send(1 + i % 60)],
+		ARRAY[convert_to(repeat(md5(i::text || 'late'), 31), 'UTF8')])) FROM generate_series(1, 300) i});
+	$doc_of{late} = $doc_of{latek} = 'cr';
+	my ($st, $out) = follow('late');
+	is($st, 0, 'late: synced') or diag($out);
+	my ($path, $cu, $snap) = $out =~ /^path: path=(\S+) reason=initial catch_up_bytes=(\d+) snapshot_bytes=(\d+)/m;
+	ok(defined $path, 'late: no state, chose by sync_cost') or diag($out);
+	is($path, ($cu // 0) < ($snap // 0) ? 'catch_up' : 'download',
+		'late: a catch-up from the empty state exactly when its bound is below the snapshot and log ('
+		  . ($cu // '?') . ' vs ' . ($snap // '?') . ')');
+	ok(verified($out), 'late: equal to the server');
+	my $s = stats_of($out);
+	note("late follower: path=" . ($path // '?') . ", catch_up moved $s->{catch_up_bytes} bytes ($s->{catch_up_rows} rows), "
+		  . "download $s->{bytes_snapshot} bytes and replay $s->{bytes_log}; sync_cost: catch_up_bytes="
+		  . ($cu // '?') . " snapshot_bytes=" . ($snap // '?'));
+
+  SKIP:
+	{
+		skip('the server bounds a catch-up from the empty state no lower than a download, so none to kill', 6)
+		  unless ($path // '') eq 'catch_up';
+		my $page = 1 + int(rand(3));
+		my $kout = "$work/latek.kill.out";
+		my $pid = follow_bg('latek', $kout, '--snapshot-rows', '50', '--debug-delay', "catchup-page#$page:600000");
+		ok(sl_wait_lines($kout, qr/^debug: at catchup-page/, 1, 120),
+			"latek: stopped at page $page of a catch-up from the empty state")
+		  or diag(slurp_file($kout));
+		like(exported_position('latek'), qr/^none/, 'latek: no state is visible before the catch-up is complete');
+		sl_stop($pid, 'KILL');
+		like(exported_position('latek'), qr/^none/, 'latek: after kill -9, still no state');
+		my ($st2, $text) = follow('latek', '--snapshot-rows', '50');
+		is($st2, 0, 'latek: restarted') or diag($text);
+		like($text, qr/^staged: catch_up resuming /m, 'latek: resumed the same catch-up');
+		ok(verified($text), 'latek: equal to the server');
+	}
+}
+
 # --- a collected log: range repair, killed mid-way and in the swap ---------
 {
 	my ($st, $out) = follow('coll');
@@ -193,10 +239,14 @@ sql('SELECT synclog.gc()');
 	note("collected follower: range repair moved $s->{range_repair_bytes} bytes, $s->{range_repair_buckets} buckets, "
 		  . "$s->{range_repair_rows} rows (a download: $snapshot_bytes)");
 
+	# killed at a seeded page, then between the verified swap and its
+	# commit; the third time the repair's own target log is collected
+	# while the client is down: it must start over cleanly
 	my $page = 1 + int(rand(3));
-	for my $point ("repair-page#$page", 'repair-staged')
+	for my $case ([ "repair-page#$page", 0 ], [ 'repair-staged', 0 ], [ 'repair-page#1', 1 ])
 	{
-		my $kout = "$work/collk.$point.out";
+		my ($point, $collect) = @$case;
+		my $kout = "$work/collk.$point.$collect.out";
 		# its log is collected once two rotations are past it
 		churn('cr2', "k$point$_", 100, 60) for 1 .. 2;
 		sql('SELECT synclog.gc()');
@@ -207,17 +257,32 @@ sql('SELECT synclog.gc()');
 		is(exported_position('collk'), $pos, "collk ($point): another process reads the old state");
 		sl_stop($pid, 'KILL');
 		is(exported_position('collk'), $pos, "collk ($point): after kill -9, the old state");
+		if ($collect)
+		{
+			churn('cr2', "g$_", 100, 60) for 1 .. 2;
+			sql('SELECT synclog.gc()');
+		}
 		my ($st2, $text) = follow('collk', '--snapshot-rows', '10');
 		is($st2, 0, "collk ($point): restarted") or diag($text);
 		like($text, qr/^staged: range_repair resuming /m, "collk ($point): resumed the same repair");
+		if ($collect)
+		{
+			like($text, qr/^warning: range_repair: the server no longer has log .*starting over/m,
+				"collk ($point, target collected): the repair's target went away, it started over");
+			is(scalar(() = $text =~ /^path: path=range_repair /mg), 1,
+				"collk ($point, target collected): chose a range repair again");
+		}
 		ok(verified($text), "collk ($point): equal to the server");
 	}
 }
 
 # --- a row changed in replica.db: one bucket fetched ------------------------
+# (a rotation first: range hashes are those of a log's base, so a follower
+# in the middle of a log also fetches the buckets changed since the base)
 {
+	sql(q{SELECT synclog.compact('cr')});
 	my ($st0, $out0) = follow('corrupt');
-	is($st0, 0, 'corrupt: at the head') or diag($out0);
+	is($st0, 0, 'corrupt: at the head, the base of the current log') or diag($out0);
 	my $s0 = stats_of($out0);
 	my $db = "$work/corrupt/replica.db";
 	my $r = system('sqlite3', $db, "UPDATE item SET val = x'0badc0de' WHERE (gen, ns, key) IN "
@@ -235,6 +300,22 @@ sql('SELECT synclog.gc()');
 	my $moved = $s->{range_repair_bytes} - $s0->{range_repair_bytes};
 	cmp_ok($moved, '<', $snapshot_bytes / 10, "corrupt: moved $moved bytes, under 10% of a download's $snapshot_bytes");
 	note("corrupted follower: range repair moved $moved bytes (range hashes and one row) against $snapshot_bytes");
+}
+
+# --- a server without the functions: today's way ---------------------------
+# (as an older 0.2 build: protocol version 2, no catch-up or range reads)
+{
+	sql('ALTER FUNCTION synclog.catch_up_target(text) RENAME TO catch_up_target_hidden');
+	my $db = "$work/corrupt/replica.db";
+	system('sqlite3', $db, "UPDATE item SET val = x'0badc0de' WHERE (gen, ns, key) IN "
+		  . "(SELECT gen, ns, key FROM item WHERE ns = 1 AND gen = (SELECT gen FROM meta) ORDER BY key LIMIT 1 OFFSET 5)");
+	my ($st, $out) = follow('corrupt');
+	is($st, 0, 'old server: synced') or diag($out);
+	like($out, qr/^path: path=download reason=local-corrupt \(the server has no catch-up or range functions\)/m,
+		'old server: a damaged row is downloaded, as before');
+	like($out, qr/^download-done: .* reason=local-corrupt hash=ok/m, 'old server: the download verified');
+	ok(verified($out), 'old server: equal to the server');
+	sql('ALTER FUNCTION synclog.catch_up_target_hidden(text) RENAME TO catch_up_target');
 }
 
 done_testing();
