@@ -267,7 +267,7 @@ cu_memory() {
 }
 
 bench_catchup() {
-	local gen db_bytes pages_per vac seg r i s n res t tc b st tl n_b p_a p_b p_d n_big big_bytes mem mem_r mem_c
+	local gen db_bytes pages_per vac seg r i s n res t tc b st tl n_b p_a p_b p_d big_bytes mem_r mem_c n_big="" mem=""
 	local dbv=() ca=() cb=() cg=() big_kb=() CU_LAST="" rot_ms="" sv_a="" sv_b="" sv_t=""
 	local -A CU_T CU_B CU_MS CU_P CU_S0
 	log "area 16: catch-up and repair on a page store ($CU_COMMITS commits, $CU_ROT rotations)"
