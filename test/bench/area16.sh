@@ -7,8 +7,9 @@
 # catch-up over a large log.
 #
 # Sourced by run.sh after lib.sh, areas.sh and area15.sh (it uses q,
-# record, measure_rss, psql_in_backend, build_state, current_log, mib_of,
-# zip_build_tools and the reference client $FOLLOW from there), with the
+# record, now_s, time_sql_ms, checkpoint, measure_rss, psql_in_backend,
+# build_state, current_log, mib_of, stat_of, zip_build_tools and the
+# reference client $FOLLOW from there), with the
 # mode's sizes set:
 #   CU_COMMITS     commits of the page store (test/bench/pagestore.c)
 #   CU_PAGES       pages in use the page store keeps (its database size)
@@ -17,6 +18,7 @@
 #   CU_BIG_PAGES   pages of the SQLite database of the one-page repair on
 #                  a big database (0: not measured)
 #   CU_BIG_TAIL    commits to it after its rotation, for a second repair
+#                  (0: none)
 #   CU_MEM_MB      MiB of log the memory measurement catches up over
 #                  (0: not measured)
 #   CU_MEM_K       keys of 4 KiB that log keeps rewriting
@@ -340,7 +342,7 @@ bench_catchup() {
 	if ((CU_BIG_PAGES > 0)); then
 		n_big=$(cu_big_load cu_big "$CU_BIG_PAGES")
 		big_bytes=$((n_big * 4096))
-		for tl in 0 "$CU_BIG_TAIL"; do
+		for tl in 0 ${CU_BIG_TAIL/#0/}; do
 			((tl > 0)) && cu_big_edit cu_big "$tl" "$n_big"
 			for ((r = 1; r <= REPS; r++)); do
 				((tl > 0)) || big_kb+=("$big_bytes")
@@ -402,7 +404,7 @@ bench_catchup() {
 	record 16 cu_td "(d) one page changed: time vs (a)" s subj cu_ta - "${CU_T[d]# }"
 	if ((CU_BIG_PAGES > 0)); then
 		record 16 cu_bigdb "big database: size (baseline)" bytes base - - "${big_kb[*]}"
-		for tl in 0 "$CU_BIG_TAIL"; do
+		for tl in 0 ${CU_BIG_TAIL/#0/}; do
 			if ((tl == 0)); then t="big database, just rotated"; else t="big database, $tl commits since the rotation"; fi
 			record 16 "cu_repb$tl" "$t: one-page repair, bytes moved vs its size" bytes subj cu_bigdb "ratio<=0.01" "${CU_B[rep$tl]# }"
 			record 16 "cu_bigb$tl" "$t: full download, bytes moved vs its size" bytes subj cu_bigdb - "${CU_B[big$tl]# }"
