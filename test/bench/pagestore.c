@@ -3,7 +3,7 @@
  * deltas a SQLite page store (a SQLSync-style client syncing its database
  * file page by page) appends to synclog.
  *
- *   pagestore [-c COMMITS] [-s SEED] [-t TARGET_PAGES] OUT [OUT_HEX]
+ *   pagestore [-c COMMITS] [-s SEED] [-t TARGET_PAGES] [-V COMMIT] OUT [OUT_HEX]
  *
  * Runs a notes application on a real SQLite database (libsqlite3, 4 KiB
  * pages, rollback journal, so the main file holds every commit): each
@@ -12,6 +12,9 @@
  * others, logs a burst of small JSON events, and deletes the oldest notes
  * while more than TARGET_PAGES pages are in use (default 1280 pages, 5 MiB;
  * the file keeps its size, and freed pages are used again).
+ * With -V COMMIT, commit number COMMIT (counted from 1) instead deletes
+ * the older half of the notes and of the events and then runs VACUUM,
+ * which shrinks the file: its delta deletes the pages past the new end.
  * After each commit it compares the file with its image after the
  * previous commit and writes the pages that changed as one delta in the
  * version 1 encoding of PROTOCOL.md section 10: key = the page number as a
@@ -262,6 +265,7 @@ main(int argc, char **argv)
 	int			commits = 2000;
 	uint64_t	seed = 1;
 	int			target = 1280;
+	int			vacuum_at = 0;
 	const char *out_path,
 			   *hex_path = NULL;
 	char		dbpath[] = "/tmp/pagestore.XXXXXX";
@@ -275,12 +279,14 @@ main(int argc, char **argv)
 				total_bytes = 0;
 	int64_t		now = 1764000000;
 	int64_t		next_event = 1;
+	static const char usage[] =
+		"usage: pagestore [-c COMMITS] [-s SEED] [-t TARGET_PAGES] [-V COMMIT] OUT [OUT_HEX]\n";
 	sqlite3_stmt *ins_note,
 			   *upd_note,
 			   *ins_event,
 			   *del_old;
 
-	while ((opt = getopt(argc, argv, "c:s:t:")) != -1)
+	while ((opt = getopt(argc, argv, "c:s:t:V:")) != -1)
 	{
 		switch (opt)
 		{
@@ -293,14 +299,17 @@ main(int argc, char **argv)
 			case 't':
 				target = atoi(optarg);
 				break;
+			case 'V':
+				vacuum_at = atoi(optarg);
+				break;
 			default:
-				fprintf(stderr, "usage: pagestore [-c COMMITS] [-s SEED] [-t TARGET_PAGES] OUT [OUT_HEX]\n");
+				fprintf(stderr, "%s", usage);
 				return 2;
 		}
 	}
-	if (optind >= argc || commits <= 0 || target <= 0)
+	if (optind >= argc || commits <= 0 || target <= 0 || vacuum_at < 0)
 	{
-		fprintf(stderr, "usage: pagestore [-c COMMITS] [-s SEED] [-t TARGET_PAGES] OUT [OUT_HEX]\n");
+		fprintf(stderr, "%s", usage);
 		return 2;
 	}
 	out_path = argv[optind];
@@ -353,6 +362,14 @@ main(int argc, char **argv)
 		uint32_t	n = 0;
 		uint8_t    *keys;
 
+		if (c + 1 == vacuum_at)
+		{
+			/* the older half of everything goes, and the file shrinks */
+			exec("DELETE FROM note WHERE id <= (SELECT min(id) + (max(id) - min(id)) / 2 FROM note);"
+				 "DELETE FROM event WHERE id <= (SELECT min(id) + (max(id) - min(id)) / 2 FROM event);"
+				 "VACUUM;");
+			inserts = updates = events = 0;
+		}
 		exec("BEGIN");
 		max_id = scalar("SELECT coalesce(max(id), 0) FROM note");
 		for (int i = 0; i < inserts; i++)

@@ -44,6 +44,8 @@ ROOT=$(cd "$HERE/../.." && pwd)
 . "$HERE/areas.sh"
 # shellcheck source=area15.sh
 . "$HERE/area15.sh"
+# shellcheck source=area16.sh
+. "$HERE/area16.sh"
 export PATH="$PG_BIN:$PATH"
 
 MODE=${BENCH_MODE:-quick}
@@ -72,6 +74,9 @@ smoke)
 	ST_WARMUP=2					# ... cycles before them, not counted
 	ST_DOCS=2 ST_KEYS=200 ST_VSIZE=100 ST_RATE=100	# ... documents, keys, value bytes, appends/s
 	ZIP_COMMITS=60 ZIP_JSON=2000	# compression: page-store commits, JSON deltas
+	CU_COMMITS=90 CU_PAGES=128 CU_ROT=4	# catch-up: page-store commits, pages in use, rotations
+	CU_BIG_PAGES=1024 CU_BIG_TAIL=5	# ... pages of the database of the one-page repair, commits after its rotation
+	CU_MEM_MB=8 CU_MEM_K=1024	# ... MiB of log caught up over for the memory, keys it rewrites
 	;;
 quick)
 	REPS=3
@@ -97,6 +102,9 @@ quick)
 	ST_WARMUP=2
 	ST_DOCS=10 ST_KEYS=2000 ST_VSIZE=1024 ST_RATE=200
 	ZIP_COMMITS=1000 ZIP_JSON=20000
+	CU_COMMITS=3000 CU_PAGES=1280 CU_ROT=16	# 5 MiB
+	CU_BIG_PAGES=51200 CU_BIG_TAIL=100	# 200 MiB
+	CU_MEM_MB=1024 CU_MEM_K=16384	# 1 GiB of log over a 64 MiB state
 	;;
 full)
 	REPS=5
@@ -122,6 +130,9 @@ full)
 	ST_WARMUP=2
 	ST_DOCS=10 ST_KEYS=10000 ST_VSIZE=1024 ST_RATE=200
 	ZIP_COMMITS=3000 ZIP_JSON=50000
+	CU_COMMITS=3000 CU_PAGES=1280 CU_ROT=16
+	CU_BIG_PAGES=51200 CU_BIG_TAIL=100
+	CU_MEM_MB=1024 CU_MEM_K=16384
 	;;
 *)
 	bench_die "BENCH_MODE must be smoke, quick or full (not $MODE)"
@@ -797,7 +808,7 @@ write_report() {
 log "mode $MODE, $REPS run(s) per measurement ($REPS_APPEND for the appends of areas 1-3), scratch $W"
 # BENCH_ONLY="9 11" (development): only these areas, plus the ones they
 # build on (4 for 6, 7 and 13; 5 for 7).
-ONLY=" ${BENCH_ONLY:-1 2 3 4 5 6 7 8 9 10 11 12 13 14} "
+ONLY=" ${BENCH_ONLY:-1 2 3 4 5 6 7 8 9 10 11 12 13 14 16} "
 case $ONLY in *" 6 "* | *" 7 "* | *" 13 "*) ONLY="$ONLY 4 " ;; esac
 case $ONLY in *" 7 "*) ONLY="$ONLY 5 " ;; esac
 area_on() {
@@ -821,11 +832,12 @@ if area_on 11; then bench_scale; fi
 if area_on 12; then bench_steady; fi
 if area_on 14; then bench_client_store; fi
 if area_on 15; then bench_compression; fi
+if area_on 16; then bench_catchup; fi
 
 [ "$(so_stamp)" = "$SO_STAMP" ] ||
 	bench_die "$SO was reinstalled during the run; the results are not valid, run again"
 
-render_tables 1 2 3 8 4 13 5 9 6 7 10 14 15 11 12 >"$W/tables.md"
+render_tables 1 2 3 8 4 13 5 9 6 7 10 14 15 16 11 12 >"$W/tables.md"
 OUT=$OUT_FILE
 write_report "$OUT"
 log "report written to $OUT"
