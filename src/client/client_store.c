@@ -437,6 +437,8 @@ slcli_store_open(slcl_client *c, int *created)
 	return SLCL_OK;
 }
 
+static slcl_rc save_stats(slcl_client *c);
+
 void
 slcli_store_close(slcl_client *c)
 {
@@ -444,6 +446,19 @@ slcli_store_close(slcl_client *c)
 		return;
 	if (c->in_txn)
 		slcli_store_rollback(c);
+	else if (c->st[ST_STATS_SAVE] != NULL && c->st[ST_PSTATS_SAVE] != NULL &&
+			 sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK)
+	{
+		/*
+		 * The time counters grow after the commit of the work they time:
+		 * save them, so that they stay what the stats say they are, totals
+		 * since the replica was made.  A failure only loses those.
+		 */
+		if (save_stats(c) == SLCL_OK)
+			(void) sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+		else
+			(void) sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+	}
 	for (int i = 0; i < ST__COUNT; i++)
 	{
 		sqlite3_finalize(c->st[i]);
