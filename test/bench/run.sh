@@ -808,7 +808,7 @@ write_report() {
 log "mode $MODE, $REPS run(s) per measurement ($REPS_APPEND for the appends of areas 1-3), scratch $W"
 # BENCH_ONLY="9 11" (development): only these areas, plus the ones they
 # build on (4 for 6, 7 and 13; 5 for 7).
-ONLY=" ${BENCH_ONLY:-1 2 3 4 5 6 7 8 9 10 11 12 13 14 16} "
+ONLY=" ${BENCH_ONLY:-1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16} "
 case $ONLY in *" 6 "* | *" 7 "* | *" 13 "*) ONLY="$ONLY 4 " ;; esac
 case $ONLY in *" 7 "*) ONLY="$ONLY 5 " ;; esac
 area_on() {
