@@ -144,9 +144,7 @@ synclog_chain_at(PG_FUNCTION_ARGS)
 
 	SET_VARSIZE(out, VARHDRSZ + SLC_CHAIN_LEN);
 	sl_spi_begin();
-	sl_require_doc(doc, false);
-	sl_find_doc(doc, &d, true);
-	sl_find_log(doc, &d, log_id, &l, false, true);
+	sl_find_readable_log(doc, log_id, &d, &l);
 	sl_check_position(&l, l.end_lsn >= 0 ? l.end_lsn : d.head_lsn, lsn, "lsn");
 	memcpy(VARDATA(out), sl_chain_at(&l, d.doc_id, lsn, true), SLC_CHAIN_LEN);
 	sl_spi_end();
@@ -228,9 +226,7 @@ synclog_base_chain(PG_FUNCTION_ARGS)
 
 	SET_VARSIZE(out, VARHDRSZ + SLC_CHAIN_LEN);
 	sl_spi_begin();
-	sl_require_doc(doc, false);
-	sl_find_doc(doc, &d, true);
-	sl_find_log(doc, &d, log_id, &l, false, true);
+	sl_find_readable_log(doc, log_id, &d, &l);
 	memcpy(VARDATA(out), VARDATA_ANY(l.base_chain), SLC_CHAIN_LEN);
 	sl_spi_end();
 	PG_RETURN_BYTEA_P(out);

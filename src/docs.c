@@ -148,6 +148,19 @@ sl_document_held(int64 doc_id)
 }
 
 /*
+ * What every read of a log does first: the caller's read access to doc,
+ * then the document and its (uncollected) log log_id in the caller's
+ * snapshot.  Errors as sl_require_doc, sl_find_doc and sl_find_log.
+ */
+void
+sl_find_readable_log(text *doc, text *log_id, SlDoc *d, SlLog *l)
+{
+	sl_require_doc(doc, false);
+	sl_find_doc(doc, d, true);
+	sl_find_log(doc, d, log_id, l, false, true);
+}
+
+/*
  * Log log_id of document d; SL002 if the document has no such log, SL003
  * if it was collected (unless allow_collected).
  */

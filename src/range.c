@@ -290,15 +290,6 @@ sl_range_collect(int64 doc_id, int64 end_lsn)
  * ------------------------------------------------------------------------
  */
 
-/* Doc and (uncollected) log in the caller's snapshot, after the access check. */
-static void
-find_log(text *doc, text *log_id, SlDoc *d, SlLog *l)
-{
-	sl_require_doc(doc, false);
-	sl_find_doc(doc, d, true);
-	sl_find_log(doc, d, log_id, l, false, true);
-}
-
 /*
  * synclog.range_hashes(doc text, log_id text)
  *   returns setof (bucket integer, hash bytea)
@@ -329,7 +320,7 @@ synclog_range_hashes(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	sl_spi_begin();
-	find_log(doc, log_id, &d, &l);
+	sl_find_readable_log(doc, log_id, &d, &l);
 	slc_hash_init(&empty);
 	args[0] = Int64GetDatum(d.doc_id);
 	args[1] = Int64GetDatum(l.base_lsn);
@@ -522,7 +513,7 @@ synclog_range(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	sl_spi_begin();
-	find_log(doc, log_id, &d, &l);
+	sl_find_readable_log(doc, log_id, &d, &l);
 	for (int i = 0; i < nbuckets && sent < max_rows; i++)
 	{
 		if (buckets[i] < after_bucket)

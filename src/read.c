@@ -250,9 +250,7 @@ serve(FunctionCallInfo fcinfo, bool v2)
 		pg.accept = sl_parse_accept(PG_GETARG_ARRAYTYPE_P(6));
 
 	sl_spi_begin();
-	sl_require_doc(doc, false);
-	sl_find_doc(doc, &d, true);
-	sl_find_log(doc, &d, log_id, &l, false, true);
+	sl_find_readable_log(doc, log_id, &d, &l);
 	end = l.end_lsn >= 0 ? l.end_lsn : d.head_lsn;
 
 	sl_check_position(&l, end, after, "after_lsn");

@@ -87,9 +87,7 @@ find_snapshot(FunctionCallInfo fcinfo, SlDoc *d, SlLog *l)
 	text	   *doc = sl_arg_doc(fcinfo, 0);
 	text	   *log_id = sl_arg_log_id(fcinfo, 1);
 
-	sl_require_doc(doc, false);
-	sl_find_doc(doc, d, true);
-	sl_find_log(doc, d, log_id, l, false, true);
+	sl_find_readable_log(doc, log_id, d, l);
 }
 
 /* A column of rel that must exist. */

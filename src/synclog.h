@@ -191,6 +191,7 @@ typedef struct SlLog
  * one call sees the same moment) or in a fresh one (writers).
  */
 extern void sl_find_doc(text *doc, SlDoc *out, bool read_only);
+extern void sl_find_readable_log(text *doc, text *log_id, SlDoc *d, SlLog *l);
 extern void sl_find_log(text *doc, const SlDoc *d, text *log_id, SlLog *out,
 						bool allow_collected, bool read_only);
 extern char *sl_new_log_id(void);

@@ -56,28 +56,19 @@ nn(const void *p)
 	return p ? p : empty_blob;
 }
 
+/* A binary int2 (len 2) or int4 (len 4) column: big-endian, signed. */
 static int
-col_i4(const PGresult *res, int row, int col, int32_t *out)
+col_int(const PGresult *res, int row, int col, int len, int32_t *out)
 {
 	const uint8_t *p;
+	uint32_t	v = 0;
 
-	if (PQgetisnull(res, row, col) || PQgetlength(res, row, col) != 4)
+	if (PQgetisnull(res, row, col) || PQgetlength(res, row, col) != len)
 		return -1;
 	p = (const uint8_t *) PQgetvalue(res, row, col);
-	*out = (int32_t) (((uint32_t) p[0] << 24) | ((uint32_t) p[1] << 16) |
-					  ((uint32_t) p[2] << 8) | p[3]);
-	return 0;
-}
-
-static int
-col_i2(const PGresult *res, int row, int col, int *out)
-{
-	const uint8_t *p;
-
-	if (PQgetisnull(res, row, col) || PQgetlength(res, row, col) != 2)
-		return -1;
-	p = (const uint8_t *) PQgetvalue(res, row, col);
-	*out = (int16_t) (((uint16_t) p[0] << 8) | p[1]);
+	for (int i = 0; i < len; i++)
+		v = (v << 8) | p[i];
+	*out = len == 2 ? (int32_t) (int16_t) v : (int32_t) v;
 	return 0;
 }
 
@@ -741,7 +732,7 @@ start_range(slcl_client *c, slcl_reason reason)
 	{
 		int32_t		b;
 
-		if (col_i4(res, i, 0, &b) != 0 || b < 0 || b >= SLC_BUCKETS ||
+		if (col_int(res, i, 0, 4, &b) != 0 || b < 0 || b >= SLC_BUCKETS ||
 			slc_hash_parse((const uint8_t *) PQgetvalue(res, i, 1), (size_t) PQgetlength(res, i, 1),
 						   &srv[b]) != SLC_OK)
 		{
@@ -995,14 +986,14 @@ job_page(slcl_client *c, int *n, int *gone)
 	rc = slcli_store_begin(c);
 	for (int i = 0; i < *n && rc == SLCL_OK; i++)
 	{
-		int			ns;
+		int32_t		ns;
 		int32_t		b = 0;
 		const uint8_t *k = (const uint8_t *) PQgetvalue(res, i, off + 1);
 		size_t		kl = (size_t) PQgetlength(res, i, off + 1);
 		int			isnull = PQgetisnull(res, i, off + 2);
 
-		if (col_i2(res, i, off, &ns) != 0 || ns < 1 || ns > 255 || PQgetisnull(res, i, off + 1) ||
-			(range && (col_i4(res, i, 0, &b) != 0 || isnull ||
+		if (col_int(res, i, off, 2, &ns) != 0 || ns < 1 || ns > 255 || PQgetisnull(res, i, off + 1) ||
+			(range && (col_int(res, i, 0, 4, &b) != 0 || isnull ||
 					   (uint32_t) b != slc_bucket((uint8_t) ns, k, kl))))
 		{
 			rc = slcli_fail(c, SLCL_ERR_PROTOCOL, "malformed row from synclog.%s", range ? "range" : "catch_up");
