@@ -291,6 +291,35 @@ typedef void (*resolved_fn) (void *arg, Resolved *r);
  * at or below base per key, one probe of kv_key_idx each.  The rows stay
  * in SPI_tuptable until the caller frees it.
  */
+/*
+ * The arguments of a probe of the state at lsn for the batch's keys with
+ * want[i]: (doc_id, ns[], key[], lsn); idx maps the probe's ordinality
+ * back to the batch.  Returns how many keys; 0 leaves args unset.
+ */
+static int
+probe_args(int64 doc_id, int64 lsn, const Resolved *r, const bool *want,
+		   Datum *args, int *idx)
+{
+	Datum		ns[LOOKUP_BATCH];
+	Datum		keys[LOOKUP_BATCH];
+	int			m = 0;
+
+	for (int i = 0; i < r->n; i++)
+		if (want[i])
+		{
+			ns[m] = Int16GetDatum(r->ns[i]);
+			keys[m] = PointerGetDatum(r->key[i]);
+			idx[m++] = i;
+		}
+	if (m == 0)
+		return 0;
+	args[0] = Int64GetDatum(doc_id);
+	args[1] = PointerGetDatum(construct_array(ns, m, INT2OID, 2, true, TYPALIGN_SHORT));
+	args[2] = PointerGetDatum(construct_array(keys, m, BYTEAOID, -1, false, TYPALIGN_INT));
+	args[3] = Int64GetDatum(lsn);
+	return m;
+}
+
 static void
 lookup_batch(int64 doc_id, int64 base, bool hash_mode, Resolved *r)
 {
@@ -298,28 +327,16 @@ lookup_batch(int64 doc_id, int64 base, bool hash_mode, Resolved *r)
 	static SPIPlanPtr plan_hash;
 	Oid			types[4] = {INT8OID, INT2ARRAYOID, BYTEAARRAYOID, INT8OID};
 	Datum		args[4];
-	Datum		ns[LOOKUP_BATCH];
-	Datum		keys[LOOKUP_BATCH];
 	int			idx[LOOKUP_BATCH];
-	int			m = 0;
 
 	for (int i = 0; i < r->n; i++)
 	{
 		r->base_found[i] = false;
 		r->base_null[i] = true;
-		if (!r->lookup[i])
-			continue;
-		ns[m] = Int16GetDatum(r->ns[i]);
-		keys[m] = PointerGetDatum(r->key[i]);
-		idx[m++] = i;
 	}
 	SPI_tuptable = NULL;
-	if (m == 0)
+	if (probe_args(doc_id, base, r, r->lookup, args, idx) == 0)
 		return;
-	args[0] = Int64GetDatum(doc_id);
-	args[1] = PointerGetDatum(construct_array(ns, m, INT2OID, 2, true, TYPALIGN_SHORT));
-	args[2] = PointerGetDatum(construct_array(keys, m, BYTEAOID, -1, false, TYPALIGN_INT));
-	args[3] = Int64GetDatum(base);
 	if (hash_mode)
 		sl_exec(&plan_hash,
 				"SELECT u.i, o.kind, o.item_hash "
@@ -359,28 +376,14 @@ mark_unchanged(Cands *c, Resolved *r)
 	static SPIPlanPtr plan;
 	Oid			types[4] = {INT8OID, INT2ARRAYOID, BYTEAARRAYOID, INT8OID};
 	Datum		args[4];
-	Datum		ns[LOOKUP_BATCH];
-	Datum		keys[LOOKUP_BATCH];
 	int			idx[LOOKUP_BATCH];
-	int			m = 0;
 	SPITupleTable *kept = SPI_tuptable;
 
+	/* skip: absent at T's base; unmarked below if present at P's end */
 	for (int i = 0; i < r->n; i++)
-	{
-		r->skip[i] = false;
-		if (!r->crossed[i] || (r->base_found[i] && !r->base_null[i]))
-			continue;
-		r->skip[i] = true;
-		ns[m] = Int16GetDatum(r->ns[i]);
-		keys[m] = PointerGetDatum(r->key[i]);
-		idx[m++] = i;
-	}
-	if (m == 0)
+		r->skip[i] = r->crossed[i] && (!r->base_found[i] || r->base_null[i]);
+	if (probe_args(c->doc_id, c->p_end, r, r->skip, args, idx) == 0)
 		return;
-	args[0] = Int64GetDatum(c->doc_id);
-	args[1] = PointerGetDatum(construct_array(ns, m, INT2OID, 2, true, TYPALIGN_SHORT));
-	args[2] = PointerGetDatum(construct_array(keys, m, BYTEAOID, -1, false, TYPALIGN_INT));
-	args[3] = Int64GetDatum(c->p_end);
 	sl_exec(&plan,
 			"SELECT u.i FROM unnest($2, $3) WITH ORDINALITY AS u(ns, key, i), LATERAL ("
 			"  SELECT w.kind FROM synclog.kv w "
