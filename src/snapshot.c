@@ -139,6 +139,19 @@ kv_column(Relation rel, const char *name)
  * order (a rotation of keys written in random order) cost what they cost
  * without streams.  Chunk rows are read and checked as PostgreSQL reads
  * them: the TOAST snapshot, every chunk of the value, no other.
+ *
+ * The TOAST pages of a snapshot larger than a quarter of shared_buffers go
+ * through a ring of buffers (BAS_BULKREAD), as PostgreSQL reads a table
+ * that large in a sequential scan: a client downloading a big state does
+ * not evict what the appends and reads of other documents keep in
+ * shared_buffers, and the download reuses a few buffers that stay in the
+ * CPU's cache (and mapped in this backend) instead of taking a new one,
+ * and faulting its memory in, for every page it reads.  A page of such a
+ * snapshot read again is read from the kernel's cache, not found in
+ * shared_buffers (BENCHMARKS.md, area 7b: still faster than the plain
+ * SELECT finding its pages there).  Open scans keep a pin on their index
+ * and heap pages between rows, as the scan of kv_key_idx does; all are
+ * dropped when the page ends.
  */
 #define VALUE_STREAMS	8		/* runs of values read at once */
 #define VALUE_RECENT	8		/* values read alone that a run may start from */
