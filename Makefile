@@ -16,6 +16,7 @@ OBJS = \
 	src/chain_sql.o \
 	src/pause.o \
 	src/snapshot.o \
+	src/kv_values.o \
 	src/compact.o \
 	src/keyset.o \
 	src/entries.o \

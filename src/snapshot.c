@@ -14,8 +14,6 @@
 #include "postgres.h"
 
 #include "access/detoast.h"
-#include "access/heaptoast.h"
-#include "access/toast_internals.h"
 #include "access/genam.h"
 #include "access/relscan.h"
 #include "access/tableam.h"
@@ -31,6 +29,7 @@
 #include "utils/acl.h"
 #include "miscadmin.h"
 #include "parser/parse_relation.h"
+#include "storage/bufmgr.h"
 #include "utils/fmgroids.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -41,6 +40,7 @@
 #include "utils/jsonb.h"
 
 #include "synclog.h"
+#include "kv_values.h"
 
 PG_FUNCTION_INFO_V1(synclog_snapshot);
 PG_FUNCTION_INFO_V1(synclog_snapshot_rows);
@@ -109,163 +109,6 @@ kv_column(Relation rel, const char *name)
 #define KV_IDX_LSN	4
 
 /*
- * The out-of-line values of one snapshot page, read from kv's TOAST table
- * with one relation, one index and one index scan opened for the whole
- * page.  PostgreSQL's own detoasting (what a plain SELECT does when it
- * sends a value) opens the TOAST table and its index, takes their locks,
- * sets up a scan and tears it all down again for every value: about a
- * tenth of the server's CPU time for a page of 4 KiB values (BENCHMARKS.md,
- * area 7b).  Without a scan (materialized pages, whose values PostgreSQL
- * detoasts when it sends them) the reader only holds the locks.
- */
-typedef struct ValueReader
-{
-	Relation	toastrel;		/* NULL: kv has no TOAST table */
-	Relation   *toastidxs;
-	int			num_indexes;
-	int			valid_index;
-	SnapshotData toast_snapshot;
-	IndexScanDesc scan;			/* NULL: values are not read here */
-	TupleTableSlot *slot;
-} ValueReader;
-
-static void
-value_reader_begin(ValueReader *vr, Relation kv, bool scan)
-{
-	memset(vr, 0, sizeof(*vr));
-	if (!OidIsValid(kv->rd_rel->reltoastrelid))
-		return;
-	vr->toastrel = table_open(kv->rd_rel->reltoastrelid, AccessShareLock);
-	vr->valid_index = toast_open_indexes(vr->toastrel, AccessShareLock,
-										 &vr->toastidxs, &vr->num_indexes);
-	if (!scan)
-		return;
-	init_toast_snapshot(&vr->toast_snapshot);
-	vr->scan = index_beginscan(vr->toastrel, vr->toastidxs[vr->valid_index],
-							   &vr->toast_snapshot, 1, 0);
-	vr->slot = table_slot_create(vr->toastrel, NULL);
-}
-
-static void
-value_reader_end(ValueReader *vr)
-{
-	if (vr->toastrel == NULL)
-		return;
-	if (vr->scan != NULL)
-	{
-		index_endscan(vr->scan);
-		ExecDropSingleTupleTableSlot(vr->slot);
-	}
-	toast_close_indexes(vr->toastidxs, vr->num_indexes, NoLock);
-	table_close(vr->toastrel, NoLock);
-}
-
-static void
-value_chunk_corrupted(ValueReader *vr, Oid valueid, const char *what, int32 got, int32 expected)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_DATA_CORRUPTED),
-			 errmsg("malformed value in synclog.kv"),
-			 errdetail("Out-of-line value %u in %s: %s %d, expected %d.",
-					   valueid, RelationGetRelationName(vr->toastrel), what, got, expected)));
-}
-
-/*
- * Whether the reader reads the value behind an on-disk TOAST pointer (one
- * of kv's own TOAST table), and whether it is stored compressed.
- */
-static bool
-value_reader_takes(ValueReader *vr, struct varlena *ptr, bool *compressed)
-{
-	struct varatt_external ext;
-
-	if (vr->scan == NULL || !VARATT_IS_EXTERNAL_ONDISK(ptr))
-		return false;
-	VARATT_EXTERNAL_GET_POINTER(ext, ptr);
-	/* VARATT_EXTERNAL_IS_COMPRESSED, without its signed comparison */
-	*compressed = VARATT_EXTERNAL_GET_EXTSIZE(ext) < (uint32) (ext.va_rawsize - VARHDRSZ);
-	return ext.va_toastrelid == RelationGetRelid(vr->toastrel);
-}
-
-/*
- * Copy the stored bytes behind an on-disk TOAST pointer of kv (as stored:
- * compressed ones compressed) to dest, VARATT_EXTERNAL_GET_EXTSIZE bytes.
- */
-static void
-value_reader_read(ValueReader *vr, struct varlena *ptr, char *dest)
-{
-	struct varatt_external ext;
-	int32		extsize;
-	int32		totalchunks;
-	int32		expected = 0;
-	ScanKeyData key;
-
-	VARATT_EXTERNAL_GET_POINTER(ext, ptr);
-	extsize = VARATT_EXTERNAL_GET_EXTSIZE(ext);
-	totalchunks = extsize > 0 ? (extsize - 1) / TOAST_MAX_CHUNK_SIZE + 1 : 0;
-	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(ext.va_valueid));
-	index_rescan(vr->scan, &key, 1, NULL, 0);
-	while (index_getnext_slot(vr->scan, ForwardScanDirection, vr->slot))
-	{
-		bool		isnull;
-		int32		seq = DatumGetInt32(slot_getattr(vr->slot, 2, &isnull));
-		struct varlena *chunk = (struct varlena *) DatumGetPointer(slot_getattr(vr->slot, 3, &isnull));
-		int32		size;
-		int32		want;
-
-		if (VARATT_IS_EXTENDED(chunk) && !VARATT_IS_SHORT(chunk))
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("malformed value in synclog.kv"),
-					 errdetail("Out-of-line value %u in %s has a chunk that is itself compressed or out of line.",
-							   ext.va_valueid, RelationGetRelationName(vr->toastrel))));
-		size = VARSIZE_ANY_EXHDR(chunk);
-		if (seq != expected)
-			value_chunk_corrupted(vr, ext.va_valueid, "chunk number", seq, expected);
-		if (seq >= totalchunks)
-			value_chunk_corrupted(vr, ext.va_valueid, "chunk number", seq, totalchunks - 1);
-		want = seq < totalchunks - 1 ? TOAST_MAX_CHUNK_SIZE :
-			extsize - (totalchunks - 1) * TOAST_MAX_CHUNK_SIZE;
-		if (size != want)
-			value_chunk_corrupted(vr, ext.va_valueid, "chunk size", size, want);
-		memcpy(dest + seq * TOAST_MAX_CHUNK_SIZE, VARDATA_ANY(chunk), size);
-		expected++;
-	}
-	if (expected != totalchunks)
-		value_chunk_corrupted(vr, ext.va_valueid, "chunks", expected, totalchunks);
-}
-
-/*
- * The value behind an on-disk TOAST pointer that value_reader_takes,
- * whole and uncompressed, in a new palloc'd varlena.
- */
-static struct varlena *
-value_reader_fetch(ValueReader *vr, struct varlena *ptr, bool compressed)
-{
-	struct varatt_external ext;
-	int32		extsize;
-	struct varlena *result;
-
-	VARATT_EXTERNAL_GET_POINTER(ext, ptr);
-	extsize = VARATT_EXTERNAL_GET_EXTSIZE(ext);
-	result = (struct varlena *) palloc(extsize + VARHDRSZ);
-	if (compressed)
-		SET_VARSIZE_COMPRESSED(result, extsize + VARHDRSZ);
-	else
-		SET_VARSIZE(result, extsize + VARHDRSZ);
-	value_reader_read(vr, ptr, VARDATA(result));
-	if (compressed)
-	{
-		struct varlena *raw = detoast_attr(result);
-
-		pfree(result);
-		result = raw;
-	}
-	return result;
-}
-
-/*
  * One page of the data keys of the state at lsn: the first max_rows keys
  * after after_key (NULL: from the first) whose newest version at or below
  * lsn is a value, with that value.
@@ -310,7 +153,8 @@ typedef struct PageScan
 
 static void
 page_scan_begin(PageScan *ps, Oid kv_oid, Oid kv_idx_oid, int64 doc_id,
-				int64 lsn, bytea *after_key, int32 max_rows, bool read_values)
+				int64 lsn, bytea *after_key, int32 max_rows, bool read_values,
+				bool bulk)
 {
 	int			nkeys = after_key != NULL ? 3 : 2;
 
@@ -327,7 +171,7 @@ page_scan_begin(PageScan *ps, Oid kv_oid, Oid kv_idx_oid, int64 doc_id,
 	ps->unpacked = NULL;
 	ps->mcxt = CurrentMemoryContext;
 	/* opened in both cases: the lock is taken either way */
-	value_reader_begin(&ps->vr, ps->kv, read_values);
+	sl_value_reader_begin(&ps->vr, ps->kv, read_values, bulk);
 	ScanKeyInit(&ps->skey[0], KV_IDX_DOC, BTEqualStrategyNumber, F_INT8EQ,
 				Int64GetDatum(doc_id));
 	ScanKeyInit(&ps->skey[1], KV_IDX_NS, BTEqualStrategyNumber, F_INT2EQ,
@@ -350,7 +194,7 @@ page_scan_end(PageScan *ps)
 	ps->open = false;
 	index_endscan(ps->scan);
 	ExecDropSingleTupleTableSlot(ps->slot);
-	value_reader_end(&ps->vr);
+	sl_value_reader_end(&ps->vr);
 	index_close(ps->idx, NoLock);
 	table_close(ps->kv, NoLock);
 }
@@ -489,7 +333,7 @@ row_reading_value(RowsState *st, struct varlena *key, struct varlena *ptr)
 	memcpy(data, key, klen);
 	memset(data + klen, 0, voff - klen);
 	SET_VARSIZE(data + voff, VARHDRSZ + VARATT_EXTERNAL_GET_EXTSIZE(ext));
-	value_reader_read(&st->ps.vr, ptr, VARDATA(data + voff));
+	sl_value_reader_read(&st->ps.vr, ptr, VARDATA(data + voff));
 	return tuple;
 }
 
@@ -520,6 +364,7 @@ synclog_snapshot_rows(PG_FUNCTION_ARGS)
 		Oid			kv_oid,
 					kv_idx_oid;
 		TupleDesc	desc;
+		slc_hash	h;
 
 		(void) sl_arg_doc(fcinfo, 0);
 		(void) sl_arg_log_id(fcinfo, 1);
@@ -540,11 +385,13 @@ synclog_snapshot_rows(PG_FUNCTION_ARGS)
 			after_key = PG_GETARG_BYTEA_P_COPY(2);
 		sl_spi_begin();
 		find_snapshot(fcinfo, &d, &l);
+		sl_bytea_to_hash(l.snapshot_hash, &h);
 		kv_oid = sl_relid("kv");
 		kv_idx_oid = sl_relid("kv_key_idx");
 		sl_spi_end();
 		page_scan_begin(&st->ps, kv_oid, kv_idx_oid, d.doc_id, l.base_lsn,
-						after_key, max_rows, true);
+						after_key, max_rows, true,
+						h.bytes > (uint64) NBuffers * BLCKSZ / 4);
 		st->econtext = rsinfo->econtext;
 		RegisterExprContextCallback(st->econtext, rows_shutdown, PointerGetDatum(st));
 		funcctx->user_fctx = st;
@@ -558,7 +405,7 @@ synclog_snapshot_rows(PG_FUNCTION_ARGS)
 		page_scan_end(&st->ps);
 		SRF_RETURN_DONE(funcctx);
 	}
-	if (!value_reader_takes(&st->ps.vr, (struct varlena *) DatumGetPointer(values[1]),
+	if (!sl_value_reader_takes(&st->ps.vr, (struct varlena *) DatumGetPointer(values[1]),
 							&compressed))
 		tuple = heap_form_tuple(st->desc, values, nulls);
 	else if (!compressed && !VARATT_IS_EXTERNAL(DatumGetPointer(values[0])) &&
@@ -567,7 +414,7 @@ synclog_snapshot_rows(PG_FUNCTION_ARGS)
 								  (struct varlena *) DatumGetPointer(values[1]));
 	else
 	{
-		values[1] = PointerGetDatum(value_reader_fetch(&st->ps.vr,
+		values[1] = PointerGetDatum(sl_value_reader_fetch(&st->ps.vr,
 													   (struct varlena *) DatumGetPointer(values[1]),
 													   compressed));
 		tuple = heap_form_tuple(st->desc, values, nulls);
@@ -625,7 +472,7 @@ synclog_snapshot(PG_FUNCTION_ARGS)
 	kv_idx_oid = sl_relid("kv_key_idx");
 	sl_spi_end();
 	page_scan_begin(ps, kv_oid, kv_idx_oid, d.doc_id, l.base_lsn, after_key,
-					max_rows, false);
+					max_rows, false, false);
 	while (page_scan_next(ps, &values[0], &values[1]))
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	page_scan_end(ps);
