@@ -68,7 +68,7 @@ $(OBJS): src/synclog.h src/core/synclog_core.h
 .DEFAULT_GOAL := all
 
 REGRESS = delta hash vectors docs append read compact snapshot gc policy retention access access_confine clients protocol2 forget monitor corruption watermark_pages arguments
-REGRESS += compress read_paths access_patterns catchup
+REGRESS += compress read_paths access_patterns catchup snapshot_layouts
 REGRESS_OPTS = --load-extension=synclog
 
 ISOLATION = append_rotate rotate_rotate retry_race append_rotate_more append_drop append_rr gc_read ack_gc compact_due_race policy_append gc_forget append_truncate grant_stale rotate_fairness read2_groups forget_append rotate_passes compact_due_cancel drop_races append_compact_deadlock rotate_doc_gone pause_restore catchup_pages
