@@ -29,6 +29,7 @@ OBJS = \
 	src/forget.o \
 	src/worker_state.o \
 	src/range.o \
+	src/range_store.o \
 	src/catch_up.o
 # Compressed deltas (issue 16): the shared codec and the server's use of it.
 OBJS += src/core/synclog_zip.o src/delta_store.o

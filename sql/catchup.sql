@@ -40,24 +40,26 @@ LANGUAGE sql AS $$
 	INSERT INTO rep SELECT name, n, k, v WHERE v IS NOT NULL
 	  ON CONFLICT (r, ns, key) DO UPDATE SET value = excluded.value $$;
 
--- A replica at a log's base, from range pages of all buckets (page: rows per call).
-CREATE FUNCTION pg_temp.load_range(name text, doc text, log text, page int) RETURNS int
+-- A replica at a position of a log (its base when at is NULL), from range
+-- pages of all buckets (page: rows per call).
+CREATE FUNCTION pg_temp.load_range(name text, doc text, log text, page int,
+	at bigint DEFAULT NULL) RETURNS int
 LANGUAGE plpgsql AS $$
 DECLARE
-	ab integer; an smallint; ak bytea; n int; pages int := 0; x record;
+	an smallint; ak bytea; n int; pages int := 0; x record;
 BEGIN
 	DELETE FROM rep WHERE r = name;
 	LOOP
 		n := 0;
 		FOR x IN SELECT * FROM synclog.range(doc, log, ARRAY(SELECT generate_series(0, 4095)),
-											 ab, an, ak, page) LOOP
-			IF ab IS NOT NULL AND (x.bucket, x.ns, x.key) <= (ab, an, ak) THEN
+											 an, ak, page, at) LOOP
+			IF an IS NOT NULL AND (x.ns, x.key) <= (an, ak) THEN
 				RAISE EXCEPTION 'range rows out of order';
 			END IF;
 			IF synclog.bucket(x.ns, x.key) <> x.bucket THEN
 				RAISE EXCEPTION 'item in the wrong bucket';
 			END IF;
-			n := n + 1; ab := x.bucket; an := x.ns; ak := x.key;
+			n := n + 1; an := x.ns; ak := x.key;
 			INSERT INTO rep VALUES (name, x.ns, x.key, x.value);
 		END LOOP;
 		pages := pages + 1;
@@ -178,12 +180,12 @@ SELECT n, (pg_temp.check_ranges('cu', l)).*
   FROM (VALUES (2, :'l2'), (3, :'l3'), (4, :'l4')) v(n, l) ORDER BY n;
 -- The check fails when a stored range hash is wrong (changed by hand, rolled back).
 BEGIN;
-UPDATE synclog.range_hash r SET hash = synclog.hash_add_data(r.hash, 'x', 'y')
+UPDATE synclog.range_hash r
+   SET hashes = overlay(r.hashes placing '\xff'::bytea from 4 for 1)
   FROM synclog.log l
  WHERE l.log_id = :'l4' AND r.doc_id = l.doc_id
-   AND (r.bucket, r.lsn) = (SELECT bucket, lsn FROM synclog.range_hash w
-							 WHERE w.doc_id = l.doc_id AND w.lsn <= l.base_lsn
-							 ORDER BY lsn DESC, bucket LIMIT 1);
+   AND r.lsn = (SELECT max(w.lsn) FROM synclog.range_hash w
+				 WHERE w.doc_id = l.doc_id AND w.lsn <= l.base_lsn);
 SELECT (pg_temp.check_ranges('cu', :'l4')).*;
 ROLLBACK;
 -- The first log's base is the empty state: no bucket.
@@ -195,11 +197,11 @@ SELECT pg_temp.load_range('p1', 'cu', :'l3', 7) AS pages_of_7,
 SELECT h.bucket AS b, (synclog.hash_info(h.hash)).item_count AS items
   FROM synclog.range_hashes('cu', :'l4') h ORDER BY 2 DESC, 1 LIMIT 1 \gset
 SELECT count(*) = :items AS whole_bucket FROM synclog.range('cu', :'l4', ARRAY[:b]);
-SELECT count(*) AS first_page FROM synclog.range('cu', :'l4', ARRAY[:b], NULL, NULL, NULL, 1);
+SELECT count(*) AS first_page FROM synclog.range('cu', :'l4', ARRAY[:b], NULL, NULL, 1);
 SELECT bucket = :b AS same_bucket, ns AS an, key AS ak
-  FROM synclog.range('cu', :'l4', ARRAY[:b], NULL, NULL, NULL, 1) \gset
-SELECT count(*) = :items - 1 AS rest
-  FROM synclog.range('cu', :'l4', ARRAY[:b, :b], :b, :an::smallint, :'ak');
+  FROM synclog.range('cu', :'l4', ARRAY[:b], NULL, NULL, 1) \gset
+SELECT :'same_bucket' AS same_bucket, count(*) = :items - 1 AS rest
+  FROM synclog.range('cu', :'l4', ARRAY[:b, :b], :an::smallint, :'ak');
 
 -- Catching up from every kind of position to the head: the replica ends
 -- at catch_up_target's hash; the rows follow the keys changed.
@@ -217,9 +219,46 @@ SELECT name, CASE WHEN log IS NULL THEN 0 ELSE pg_temp.load_range(name, 'cu', lo
   FROM positions ORDER BY pos NULLS FIRST, name;
 SELECT count(pg_temp.replay(name, 'cu', log, (SELECT base_lsn FROM synclog.log WHERE log_id = log), pos))
   FROM positions WHERE log IS NOT NULL;
+-- At a position inside the log: range hashes and ranges of the state
+-- there (the base's moved by the entries in between) agree with the
+-- replicas the log's replay built, bucket by bucket and item by item.
+SELECT p.name,
+	   (SELECT pg_temp.hsum(h.hash) FROM synclog.range_hashes('cu', :'l4', p.pos) h)
+		 = pg_temp.rep_hash(p.name) AS sum_ok,
+	   NOT EXISTS (
+		SELECT 1 FROM synclog.range_hashes('cu', :'l4', p.pos) h
+		  FULL JOIN (SELECT synclog.bucket(ns, key) AS bucket,
+							pg_temp.hsum(pg_temp.item_hash(ns, key, value)) AS hash
+					   FROM rep WHERE r = p.name GROUP BY 1) s USING (bucket)
+		 WHERE h.hash IS DISTINCT FROM s.hash) AS per_bucket_ok,
+	   pg_temp.load_range('at ' || p.name, 'cu', :'l4', 3, p.pos) AS pages_of_3
+  FROM positions p WHERE p.log = :'l4' ORDER BY p.pos;
+SELECT p.name, NOT EXISTS (
+		(SELECT ns, key, value FROM rep WHERE r = p.name
+		 EXCEPT SELECT ns, key, value FROM rep WHERE r = 'at ' || p.name)
+		UNION ALL
+		(SELECT ns, key, value FROM rep WHERE r = 'at ' || p.name
+		 EXCEPT SELECT ns, key, value FROM rep WHERE r = p.name)) AS range_is_replica
+  FROM positions p WHERE p.log = :'l4' ORDER BY p.pos;
 SELECT p.name, (pg_temp.catch_up(p.name, 'cu', p.log, p.pos, :'l4', :lsn, 5)).*,
 	   pg_temp.rep_hash(p.name) = :'target_hash' AS at_target
   FROM positions p ORDER BY p.pos NULLS FIRST, p.name;
+-- The head's sum is catch_up_target's hash; a position's buckets that the
+-- entries did not touch are the base's.
+SELECT (SELECT pg_temp.hsum(hash) FROM synclog.range_hashes('cu', :'l4', :lsn)) = :'target_hash' AS head_sum,
+	   (SELECT count(*) FROM synclog.range_hashes('cu', :'l4', :lsn) h
+		  JOIN synclog.range_hashes('cu', :'l4') b USING (bucket)
+		 WHERE h.hash <> b.hash) AS buckets_moved;
+-- One bucket at the head, keys the log wrote included, in pages of one.
+SELECT synclog.bucket(1::smallint, 'k007') AS bk \gset
+SELECT count(*) AS head_bucket_rows,
+	   bool_and(synclog.bucket(ns, key) = :bk) AS all_in_bucket,
+	   count(*) FILTER (WHERE key = 'k007' AND value = 'v4') AS new_value
+  FROM synclog.range('cu', :'l4', ARRAY[:bk], lsn => :lsn);
+SELECT ns AS hn, key AS hk FROM synclog.range('cu', :'l4', ARRAY[:bk], NULL, NULL, 1, :lsn) \gset
+SELECT count(*) + 1 = (SELECT count(*) FROM synclog.range('cu', :'l4', ARRAY[:bk], lsn => :lsn)) AS paged
+  FROM synclog.range('cu', :'l4', ARRAY[:bk], :hn::smallint, :'hk', 1000, :lsn);
+
 -- The target's hash is the hash the next rotation computes.
 SELECT synclog.compact('cu') AS l5 \gset
 SELECT snapshot_hash = :'target_hash' AS rotation_agrees,
@@ -241,10 +280,13 @@ SELECT count(*) AS rows_before FROM synclog.range_hash
 SELECT synclog.gc() AS collected;
 SELECT n, (pg_temp.check_ranges('cu', l)).*
   FROM (VALUES (4, :'l4'), (5, :'l5')) v(n, l) ORDER BY n;
--- Below the oldest retained base, at most one row per bucket, never an empty one.
+-- Nothing is kept below the newest full row at or below the oldest
+-- retained base, from which the hashes there are read.
 SELECT count(*) < :rows_before AS fewer_rows,
-	   count(*) FILTER (WHERE r.lsn <= l.base_lsn) = count(DISTINCT r.bucket) FILTER (WHERE r.lsn <= l.base_lsn) AS one_per_bucket,
-	   count(*) FILTER (WHERE r.hash = synclog.empty_hash() AND r.lsn <= l.base_lsn) AS empty_rows
+	   count(*) FILTER (WHERE r.lsn < (SELECT max(f.lsn) FROM synclog.range_hash f
+										WHERE f.doc_id = l.doc_id AND f.full_image
+										  AND f.lsn <= l.base_lsn)) AS rows_below_full,
+	   count(*) FILTER (WHERE r.full_image AND r.lsn <= l.base_lsn) AS full_rows_at_or_below
   FROM synclog.range_hash r JOIN synclog.log l ON l.log_id = :'l4' AND r.doc_id = l.doc_id;
 -- A retained position still catches up right after gc (versions above it stay).
 SELECT name, (pg_temp.catch_up(name, 'cu', log, pos, :'l5', :lsn5, 3)).*,
@@ -315,8 +357,12 @@ SELECT * FROM synclog.range('cu', :'l4', ARRAY[-1]);
 SELECT * FROM synclog.range('cu', :'l4', ARRAY[1, NULL]);
 SELECT * FROM synclog.range('cu', :'l4', NULL);
 SELECT * FROM synclog.range('cu', :'l4', ARRAY[1], max_rows => 0);
-SELECT * FROM synclog.range('cu', :'l4', ARRAY[1], 1, NULL, NULL);
-SELECT * FROM synclog.range('cu', :'l4', ARRAY[1], 5000, 1::smallint, 'a');
+SELECT * FROM synclog.range('cu', :'l4', ARRAY[1], 1::smallint, NULL);
+SELECT * FROM synclog.range('cu', :'l4', ARRAY[1], 3::smallint, 'a');
+SELECT * FROM synclog.range('cu', :'l4', ARRAY[1], lsn => 1);
+SELECT * FROM synclog.range('cu', :'l4', ARRAY[1], lsn => 100000);
+SELECT * FROM synclog.range_hashes('cu', :'l4', 1);
+SELECT * FROM synclog.range_hashes('cu', :'l4', 100000);
 SELECT * FROM synclog.range('cu', :'l1', ARRAY[1]);
 SELECT * FROM synclog.range('cu', :'l3', ARRAY[1]);
 SELECT * FROM synclog.catch_up(NULL, :'l4', 1, :'chain4', :'l5', :lsn5);
@@ -359,6 +405,8 @@ SELECT synclog.append('cu', ARRAY['g2']::bytea[], ARRAY['2']::bytea[]);
 COMMIT;
 \set VERBOSITY terse
 SELECT * FROM synclog.catch_up('cu', NULL, NULL, NULL, :'l5', :g1);
+SELECT * FROM synclog.range_hashes('cu', :'l5', :g1);
+SELECT * FROM synclog.range('cu', :'l5', ARRAY[1], lsn => :g1);
 \set VERBOSITY default
 
 -- Access: a role without the reader kind, and a reader confined elsewhere.

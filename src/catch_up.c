@@ -11,7 +11,7 @@
  * candidates go through a tuplesort, which spills to disk past work_mem,
  * and values are resolved a batch at a time); return fewer items than
  * changed between the position and the target (a superset is allowed);
- * read the state outside the buckets the crossed rotations touched; or
+ * read the state beyond the versions the crossed rotations wrote; or
  * mix moments: every lookup runs in the caller's snapshot.
  *
  * Which items can differ between a position p (in log P) and a target t
@@ -27,12 +27,10 @@
  * to one whose base held it and whose end did not: its rotation wrote a
  * tombstone.  Only if no such log exists was the key absent all along
  * since P's end, that is unchanged.  Those versions carry LSNs above
- * P.end >= p, and gc removes only versions (and range hash rows) at or
- * below the end of a collected log, which is at or below P's base since
- * logs are collected oldest first (gc.c): a retained position finds all
- * of them.  Every rotation writes a range hash row at its seal LSN for
- * each bucket it wrote a key of (range.c), so the versions are read bucket
- * by bucket through kv_bucket_idx, touched buckets only.
+ * P.end >= p, and gc removes only versions at or below the end of a
+ * collected log, which is at or below P's base since logs are collected
+ * oldest first (gc.c): a retained position finds all of them, as one
+ * range of kv_lsn_idx (doc_id, lsn).
  *
  * The value of a candidate at the target: its last write in (T.base, t]
  * if T's entries wrote it, else the state at T's base (NULL if absent).
@@ -72,6 +70,7 @@ typedef struct Cands
 	bool		hash_mode;		/* payload: item hash instead of value */
 	bool		keys_only;		/* entries put now: lsn 0, no payload */
 	bytea	   *after;			/* only ns || key above this, if set */
+	const bool *buckets;		/* only keys of these buckets, if set */
 	TupleDesc	desc;
 	Tuplesortstate *sort;
 	TupleTableSlot *in;
@@ -124,8 +123,8 @@ nskey_make(uint8 ns, const uint8 *key, size_t klen)
 }
 
 /* memcmp order with the shorter first on a tie: bytea's order. */
-static int
-bytes_cmp(const uint8 *a, size_t alen, const uint8 *b, size_t blen)
+int
+sl_bytes_cmp(const uint8 *a, size_t alen, const uint8 *b, size_t blen)
 {
 	int			r = memcmp(a, b, Min(alen, blen));
 
@@ -142,11 +141,14 @@ static void
 cand_put(Cands *c, uint8 ns, const uint8 *key, size_t klen, int64 lsn,
 		 const uint8 *val, size_t vlen)
 {
-	bytea	   *nskey = nskey_make(ns, key, klen);
+	bytea	   *nskey;
 	bytea	   *payload = NULL;
 
+	if (c->buckets != NULL && !c->buckets[slc_bucket(ns, key, klen)])
+		return;
+	nskey = nskey_make(ns, key, klen);
 	if (c->after != NULL &&
-		bytes_cmp((const uint8 *) VARDATA(nskey), 1 + klen,
+		sl_bytes_cmp((const uint8 *) VARDATA(nskey), 1 + klen,
 				  (const uint8 *) VARDATA_ANY(c->after),
 				  VARSIZE_ANY_EXHDR(c->after)) <= 0)
 		return;
@@ -236,8 +238,7 @@ cands_from_entries(Cands *c, int64 lo, int64 hi, bool keys_only)
 
 /*
  * The keys of the versions that the rotations sealing at LSNs in (lo, hi]
- * wrote: in the buckets those rotations touched (their range hash rows),
- * the versions at LSNs in (lo, hi].
+ * wrote: the versions at LSNs in (lo, hi], one range of kv_lsn_idx.
  */
 static void
 cands_from_versions(Cands *c, int64 lo, int64 hi)
@@ -273,15 +274,11 @@ cands_from_versions(Cands *c, int64 lo, int64 hi)
 	args[2] = Int64GetDatum(hi);
 	args[3] = Int16GetDatum(after_ns);
 	args[4] = PointerGetDatum(after_key);
-	/* OFFSET 0 keeps each bucket a range scan of kv_bucket_idx. */
+	/* one range of kv_lsn_idx */
 	portal = sl_cursor(&plan,
-					   "SELECT w.ns, w.key FROM ("
-					   "  SELECT DISTINCT r.bucket FROM synclog.range_hash r "
-					   "  WHERE r.doc_id = $1 AND r.lsn > $2 AND r.lsn <= $3) b, "
-					   "LATERAL (SELECT v.ns, v.key FROM synclog.kv v "
-					   "  WHERE v.doc_id = $1 AND v.bucket = b.bucket "
-					   "    AND v.lsn > $2 AND v.lsn <= $3 AND (v.ns, v.key) > ($4, $5) "
-					   "  OFFSET 0) w",
+					   "SELECT v.ns, v.key FROM synclog.kv v "
+					   "WHERE v.doc_id = $1 AND v.lsn > $2 AND v.lsn <= $3 "
+					   "  AND (v.ns, v.key) > ($4, $5)",
 					   5, types, args, NULL, true);
 	c->keys_only = true;
 	while ((n = sl_fetch(portal, &batch)) > 0)
@@ -421,7 +418,7 @@ cands_resolve(Cands *c, int64 base, int64 max_keys, resolved_fn fn, void *arg)
 			MemoryContext old;
 
 			CHECK_FOR_INTERRUPTS();
-			if (have_prev && bytes_cmp(p, len, prev, prev_len) == 0)
+			if (have_prev && sl_bytes_cmp(p, len, prev, prev_len) == 0)
 				continue;
 			memcpy(prev, p, len);
 			prev_len = len;
@@ -533,12 +530,24 @@ find_head(text *doc, SlDoc *d, SlLog *active)
  * ------------------------------------------------------------------------
  */
 
-/* The hash being moved to the head, for hash_batch. */
+/*
+ * The hash being moved to the head (for hash_batch and head_write): one
+ * hash, or per_bucket the SLC_BUCKETS range hashes, each item's change
+ * going to its bucket's.
+ */
 typedef struct HeadHash
 {
 	slc_hash   *h;
+	bool		per_bucket;
 	int64		doc_id;
+	Cands	   *keys;			/* head_write queues the keys' base items here */
 } HeadHash;
+
+static slc_hash *
+head_target(HeadHash *hh, uint8 ns, const uint8 *key, size_t klen)
+{
+	return hh->per_bucket ? &hh->h[slc_bucket(ns, key, klen)] : hh->h;
+}
 
 /* resolved_fn of the head hash: the base items of keys the log wrote leave. */
 static void
@@ -555,7 +564,10 @@ hash_batch(void *arg, Resolved *r)
 		if (r->base_found[i] && !r->base_null[i])
 		{
 			sl_item_hash_parse(DatumGetByteaPP(r->base[i]), hh->doc_id, &lo, &hi, &bytes);
-			slc_hash_remove_item(hh->h, lo, hi, bytes);
+			slc_hash_remove_item(head_target(hh, (uint8) r->ns[i],
+											 (const uint8 *) VARDATA(r->key[i]),
+											 VARSIZE(r->key[i]) - VARHDRSZ),
+								 lo, hi, bytes);
 		}
 	}
 }
@@ -587,7 +599,7 @@ foreach_last_write(Cands *writes, last_write_fn fn, void *arg)
 					bytes = 0;
 
 		CHECK_FOR_INTERRUPTS();
-		if (have_prev && bytes_cmp(p, len, prev, prev_len) == 0)
+		if (have_prev && sl_bytes_cmp(p, len, prev, prev_len) == 0)
 			continue;
 		memcpy(prev, p, len);
 		prev_len = len;
@@ -604,40 +616,132 @@ static void
 head_write(void *arg, const uint8 *nskey, size_t len, bool has_item,
 		   uint64 lo, uint64 hi, uint64 bytes)
 {
-	void	  **a = (void **) arg;
+	HeadHash   *hh = (HeadHash *) arg;
 
 	if (has_item)
-		slc_hash_add_item((slc_hash *) a[0], lo, hi, bytes);
-	cand_put((Cands *) a[1], nskey[0], nskey + 1, len - 1, 0, NULL, 0);
+		slc_hash_add_item(head_target(hh, nskey[0], nskey + 1, len - 1), lo, hi, bytes);
+	cand_put(hh->keys, nskey[0], nskey + 1, len - 1, 0, NULL, 0);
 }
 
 /*
- * The hash of the state at head: the active log's base hash, each key the
- * log wrote moved from its item at base (its stored item hash, so the old
- * value is never read) to its last write.  The writes go through one sort
- * (item hashes only, newest first per key); each key's last write is
- * added, and the key goes into a second sort, whose resolution looks the
- * keys' base items up a batch at a time and takes them out.
+ * Move hh from the state at l's base to the state at head: each key the
+ * entries (base, head] wrote moves from its item at base (its stored item
+ * hash, so the old value is never read) to its last write.  The writes go
+ * through one sort (item hashes only, newest first per key); each key's
+ * last write is added, and the key goes into a second sort, whose
+ * resolution looks the keys' base items up a batch at a time and takes
+ * them out.
  */
 static void
-head_hash(int64 doc_id, const SlLog *l, int64 head, slc_hash *h)
+head_changes(HeadHash *hh, const SlLog *l, int64 head)
 {
 	Cands		writes;
 	Cands		keys;
-	HeadHash	hh = {h, doc_id};
-	void	   *a[2] = {h, &keys};
 
-	sl_bytea_to_hash(l->snapshot_hash, h);
 	if (head <= l->base_lsn)
 		return;
-	cands_begin(&writes, doc_id, true, NULL);
-	cands_begin(&keys, doc_id, true, NULL);
+	hh->keys = &keys;
+	cands_begin(&writes, hh->doc_id, true, NULL);
+	cands_begin(&keys, hh->doc_id, true, NULL);
 	cands_from_entries(&writes, l->base_lsn, head, false);
 	tuplesort_performsort(writes.sort);
-	foreach_last_write(&writes, head_write, a);
+	foreach_last_write(&writes, head_write, hh);
 	cands_end(&writes);
-	cands_resolve(&keys, l->base_lsn, 0, hash_batch, &hh);
+	cands_resolve(&keys, l->base_lsn, 0, hash_batch, hh);
 	cands_end(&keys);
+}
+
+/* The hash of the state at head: the active log's base hash, moved. */
+static void
+head_hash(int64 doc_id, const SlLog *l, int64 head, slc_hash *h)
+{
+	HeadHash	hh = {h, false, doc_id, NULL};
+
+	sl_bytea_to_hash(l->snapshot_hash, h);
+	head_changes(&hh, l, head);
+}
+
+/*
+ * The range hashes of the state at lsn inside log l: rh holds those of
+ * l's base (range_store.c) and is moved to lsn bucket by bucket, at the
+ * cost of the entries (base, lsn] (as catch_up_target's hash).
+ */
+void
+sl_head_range_hashes(int64 doc_id, const SlLog *l, int64 lsn, slc_hash *rh)
+{
+	HeadHash	hh = {rh, true, doc_id, NULL};
+
+	head_changes(&hh, l, lsn);
+}
+
+/*
+ * The last writes of the entries (lo, hi] to the keys of some buckets, in
+ * (ns, key) order, for the state at a position inside a log (range.c): a
+ * sort of the writes, newest first per key, read back one key at a time.
+ */
+struct SlWrites
+{
+	Cands		c;
+	uint8	   *prev;
+	size_t		prev_len;
+	bool		have_prev;
+};
+
+SlWrites *
+sl_writes_begin(int64 doc_id, int64 lo, int64 hi, const bool *buckets,
+				int16 after_ns, bytea *after_key)
+{
+	SlWrites   *w = palloc0(sizeof(SlWrites));
+	bytea	   *after = NULL;
+
+	if (after_key != NULL)
+		after = nskey_make((uint8) after_ns, (const uint8 *) VARDATA_ANY(after_key),
+						   VARSIZE_ANY_EXHDR(after_key));
+	cands_begin(&w->c, doc_id, false, after);
+	w->c.buckets = buckets;
+	w->prev = palloc(1 + SLC_KEY_MAX);
+	if (hi > lo)
+		cands_from_entries(&w->c, lo, hi, false);
+	tuplesort_performsort(w->c.sort);
+	return w;
+}
+
+/*
+ * The next key's last write: *nskey its ns || key, *value its value or
+ * NULL for a deletion (both palloc'd in the caller's context).  false at
+ * the end.
+ */
+bool
+sl_writes_next(SlWrites *w, bytea **nskey, bytea **value)
+{
+	while (tuplesort_gettupleslot(w->c.sort, true, true, w->c.out, NULL))
+	{
+		bool		isnull;
+		bytea	   *k = DatumGetByteaPP(slot_getattr(w->c.out, 1, &isnull));
+		const uint8 *p = (const uint8 *) VARDATA_ANY(k);
+		size_t		len = VARSIZE_ANY_EXHDR(k);
+		Datum		payload;
+
+		CHECK_FOR_INTERRUPTS();
+		if (w->have_prev && sl_bytes_cmp(p, len, w->prev, w->prev_len) == 0)
+			continue;
+		memcpy(w->prev, p, len);
+		w->prev_len = len;
+		w->have_prev = true;
+		*nskey = DatumGetByteaPCopy(PointerGetDatum(k));
+		payload = slot_getattr(w->c.out, 3, &isnull);
+		*value = isnull ? NULL : DatumGetByteaPCopy(payload);
+		return true;
+	}
+	return false;
+}
+
+void
+sl_writes_end(SlWrites *w)
+{
+	cands_end(&w->c);
+	pfree(w->prev);
+	pfree(w);
 }
 
 /*
@@ -821,7 +925,7 @@ from_empty(ReturnSetInfo *rsinfo, int64 doc_id, const SlLog *t_log, int64 t,
 			if (!tuplesort_gettupleslot(c.sort, true, true, c.out, NULL))
 				break;
 			nskey = DatumGetByteaPP(slot_getattr(c.out, 1, &isnull));
-			if (have_prev && bytes_cmp((const uint8 *) VARDATA_ANY(nskey),
+			if (have_prev && sl_bytes_cmp((const uint8 *) VARDATA_ANY(nskey),
 									   VARSIZE_ANY_EXHDR(nskey), prev, prev_len) == 0)
 				continue;
 			prev_len = VARSIZE_ANY_EXHDR(nskey);
@@ -859,7 +963,7 @@ from_empty(ReturnSetInfo *rsinfo, int64 doc_id, const SlLog *t_log, int64 t,
 
 			cmp = (int) a_key[0] - (int) bns;
 			if (cmp == 0)
-				cmp = bytes_cmp(a_key + 1, a_len - 1, (const uint8 *) VARDATA_ANY(bkey),
+				cmp = sl_bytes_cmp(a_key + 1, a_len - 1, (const uint8 *) VARDATA_ANY(bkey),
 								VARSIZE_ANY_EXHDR(bkey));
 		}
 		if (cmp <= 0)
@@ -903,6 +1007,42 @@ from_empty(ReturnSetInfo *rsinfo, int64 doc_id, const SlLog *t_log, int64 t,
 }
 
 /*
+ * A position to bring a state to (what): it must lie in log tl (from its
+ * base to its end, or to the head while active) and end a group, as the
+ * position synclog.catch_up_target returns does; 22023 otherwise.
+ */
+void
+sl_check_target(const SlDoc *d, const SlLog *tl, int64 t, const char *what)
+{
+	int64		t_end = tl->end_lsn >= 0 ? tl->end_lsn : d->head_lsn;
+
+	if (t < tl->base_lsn || t > t_end)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s is outside log \"%s\"", what, tl->log_id),
+				 errdetail("The log covers LSNs " INT64_FORMAT " to " INT64_FORMAT "; %s is " INT64_FORMAT ".",
+						   tl->base_lsn, t_end, what, t),
+				 errhint("Use the position synclog.catch_up_target() returns.")));
+	if (t < t_end)
+	{
+		static SPIPlanPtr plan;
+		Oid			types[2] = {INT8OID, INT8OID};
+		Datum		args[2] = {Int64GetDatum(d->doc_id), Int64GetDatum(t + 1)};
+
+		sl_exec(&plan, "SELECT 1 FROM synclog.entry WHERE doc_id = $1 AND lsn = $2 "
+				"AND group_lsn IS NOT NULL",
+				2, types, args, NULL, true, 1);
+		if (SPI_processed > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s " INT64_FORMAT " is inside a group", what, t),
+					 errdetail("The entry after it in log \"%s\" belongs to the same group (PROTOCOL.md section 3a).",
+							   tl->log_id),
+					 errhint("Use the position synclog.catch_up_target() returns.")));
+	}
+}
+
+/*
  * synclog.catch_up(doc text, log_id text, lsn bigint, chain bytea,
  *                  target_log text, target_lsn bigint, after_ns smallint,
  *                  after_key bytea, max_rows integer)
@@ -922,11 +1062,11 @@ from_empty(ReturnSetInfo *rsinfo, int64 doc_id, const SlLog *t_log, int64 t,
  * the position, max_rows below 1 or an incomplete or bad after_*.  Runs in
  * the caller's snapshot; each page reads the candidates again (decoding
  * the entries of P after the position and of T up to the target, and the
- * versions of the buckets the rotations in between touched), sorting them
+ * versions the rotations in between wrote), sorting them
  * with work_mem and spilling beyond.
  *
- * Takes AccessShareLock on synclog.doc, synclog.entry, synclog.log,
- * synclog.kv and synclog.range_hash, and on synclog.doc_grant when the
+ * Takes AccessShareLock on synclog.doc, synclog.entry, synclog.log and
+ * synclog.kv, and on synclog.doc_grant when the
  * caller is a role whose confinement this backend has not cached yet; no
  * row locks.
  */
@@ -943,7 +1083,6 @@ synclog_catch_up(PG_FUNCTION_ARGS)
 	SlDoc		d;
 	SlLog		tl;
 	Position	pos;
-	int64		t_end;
 
 	if (PG_ARGISNULL(6) != PG_ARGISNULL(7))
 		ereport(ERROR,
@@ -973,31 +1112,7 @@ synclog_catch_up(PG_FUNCTION_ARGS)
 	sl_find_doc(doc, &d, true);
 	arg_position(fcinfo, 1, doc, &d, &pos);
 	sl_find_log(doc, &d, target_log, &tl, false, true);
-	t_end = tl.end_lsn >= 0 ? tl.end_lsn : d.head_lsn;
-	if (t < tl.base_lsn || t > t_end)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("target_lsn is outside log \"%s\"", tl.log_id),
-				 errdetail("The log covers LSNs " INT64_FORMAT " to " INT64_FORMAT "; target_lsn is " INT64_FORMAT ".",
-						   tl.base_lsn, t_end, t),
-				 errhint("Use the position synclog.catch_up_target() returns.")));
-	if (t < t_end)
-	{
-		static SPIPlanPtr plan;
-		Oid			types[2] = {INT8OID, INT8OID};
-		Datum		args[2] = {Int64GetDatum(d.doc_id), Int64GetDatum(t + 1)};
-
-		sl_exec(&plan, "SELECT 1 FROM synclog.entry WHERE doc_id = $1 AND lsn = $2 "
-				"AND group_lsn IS NOT NULL",
-				2, types, args, NULL, true, 1);
-		if (SPI_processed > 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("target_lsn " INT64_FORMAT " is inside a group", t),
-					 errdetail("The entry after it in log \"%s\" belongs to the same group (PROTOCOL.md section 3a).",
-							   tl.log_id),
-					 errhint("Use the position synclog.catch_up_target() returns.")));
-	}
+	sl_check_target(&d, &tl, t, "target_lsn");
 	if (pos.given && t < pos.lsn)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -1155,12 +1270,9 @@ synclog_sync_cost(PG_FUNCTION_ARGS)
 			args[1] = Int64GetDatum(pos.end);
 			args[2] = Int64GetDatum(al.base_lsn);
 			sl_exec(&plan_deletes,
-					"SELECT coalesce(sum(octet_length(w.key)), 0)::bigint FROM ("
-					"  SELECT DISTINCT r.bucket FROM synclog.range_hash r "
-					"  WHERE r.doc_id = $1 AND r.lsn > $2 AND r.lsn <= $3) b, "
-					"LATERAL (SELECT v.key FROM synclog.kv v "
-					"  WHERE v.doc_id = $1 AND v.bucket = b.bucket "
-					"    AND v.lsn > $2 AND v.lsn <= $3 AND v.kind = 'd' OFFSET 0) w",
+					"SELECT coalesce(sum(octet_length(v.key)), 0)::bigint "
+					"FROM synclog.kv v "
+					"WHERE v.doc_id = $1 AND v.lsn > $2 AND v.lsn <= $3 AND v.kind = 'd'",
 					3, t3, args, NULL, true, 1);
 			bound += p_tail + sl_col_int64(0, 1);
 		}

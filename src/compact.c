@@ -201,7 +201,6 @@ fold_group(FoldCtx *fc)
 		ns[i] = Int16GetDatum(fc->group[i].ns);
 		keys[i] = PointerGetDatum(fc->group[i].key);
 		old_lsn[i] = -1;
-		sl_range_delta_touch(fc->ranges, fc->group[i].bucket);
 		/* A deletion of a key that no retained state holds needs no row. */
 		keep[i] = fc->group[i].val != NULL;
 	}

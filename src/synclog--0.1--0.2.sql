@@ -704,58 +704,52 @@ AS 'MODULE_PATHNAME', 'synclog_bucket'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 /*
- * Every state version carries the bucket of its key (a stored generated
- * column: whoever writes a version, the bucket follows its key), and
- * kv_bucket_idx finds a bucket's versions, so a bucket of any snapshot is
- * an index range (synclog.range) and the versions a rotation wrote in the
- * buckets it touched are found without reading the rest of the state
- * (catch_up).  Adding the column computes it for the versions of a 0.1
- * database.
- *
- * The index holds (doc_id, bucket) only, deduplicated into one posting
- * list per bucket: a rotation's inserts land on pages chosen by the key's
- * hash, so the fewer and fuller the pages, the fewer a rotation dirties
- * (and writes whole to the WAL after a checkpoint).  Indexing (ns, key,
- * lsn) too made it several times larger, and a rotation's WAL up to 4x
- * (BENCHMARKS.md, issue 11); a bucket's versions (a 4096th of the state)
- * are sorted when read instead.
+ * The state versions each rotation wrote, by LSN: catch_up (catch_up.c)
+ * finds the versions the rotations between a position and a target wrote
+ * as one index range, so a client several rotations behind costs the keys
+ * that changed, never the state.  A rotation's versions all carry its seal
+ * LSN, the largest yet, so its inserts go to the right edge of the index:
+ * a few pages per rotation, not pages all over it (an index by bucket
+ * dirtied one page per bucket a rotation touched, which after a checkpoint
+ * tripled a rotation's WAL; BENCHMARKS.md, issue 11).  synclog.range finds
+ * a bucket's items by reading the state in key order instead, which costs
+ * the rare repair, not every rotation.
  */
-ALTER TABLE synclog.kv ADD COLUMN bucket smallint NOT NULL
-	GENERATED ALWAYS AS (synclog.bucket(ns, key)) STORED;
-CREATE INDEX kv_bucket_idx ON synclog.kv (doc_id, bucket);
+CREATE INDEX kv_lsn_idx ON synclog.kv (doc_id, lsn);
 
 /*
- * Range hashes, versioned like the state: the range hash of bucket bucket
- * is hash from LSN lsn on, so the range hashes of the snapshot at a log's
- * base are, per bucket, the newest row at or below base_lsn (a row whose
- * hash is the empty hash: the bucket is empty).  A rotation writes one row
- * at its seal LSN (the new log's base) for every bucket whose keys it
- * wrote, from the previous row and the item hashes of the keys it changed:
- * its cost follows the keys changed, never the state.  Those rows also
- * tell catch_up which buckets a rotation touched.  gc removes the rows no
- * retained snapshot sees (gc.c), drop_doc a document's rows.
+ * Range hashes (PROTOCOL.md section 11a), one row per rotation that
+ * changed any (range_store.c): at lsn (the rotation's seal, the next
+ * log's base) the new range hashes of the buckets it changed, or, in a
+ * full row, of every non-empty bucket.  hashes packs, in bucket order,
+ * 35 bytes per bucket: u16le bucket, then the bucket's 33-byte hash
+ * (PROTOCOL.md section 11).  The range
+ * hashes at a base are the newest full row at or below it with the later
+ * rows up to it applied; a rotation writes a full row instead of a
+ * partial one when the partial rows since the last full one would
+ * otherwise hold more buckets than a full row, so reading the hashes at
+ * any base costs at most two full rows' worth, and writing them costs, on
+ * average, at most twice the buckets the rotations changed.  One row per
+ * rotation, at the largest LSN yet: an append to the right edge of the
+ * primary key.  gc removes the rows older than the newest full row at or
+ * below every retained base (gc.c), drop_doc a document's rows.
  */
 CREATE TABLE synclog.range_hash (
 	doc_id		bigint NOT NULL,
-	bucket		smallint NOT NULL CHECK (bucket >= 0 AND bucket < 4096),
 	lsn			bigint NOT NULL CHECK (lsn > 0),
-	hash		bytea NOT NULL CHECK (octet_length(hash) = 33),
-	PRIMARY KEY (doc_id, bucket, lsn)
+	full_image	boolean NOT NULL,
+	hashes		bytea NOT NULL CHECK (octet_length(hashes) % 35 = 0),
+	PRIMARY KEY (doc_id, lsn)
 );
-/*
- * No index by (doc_id, lsn): the rows of a rotation (those gc and
- * catch_up look for by LSN) are found by scanning the document's rows in
- * the primary key, at most 4096 per retained log, which costs gc and
- * catch_up less than maintaining a second index costs every rotation.
- */
+-- Hashes do not compress: keep TOAST from trying.
+ALTER TABLE synclog.range_hash ALTER COLUMN hashes SET STORAGE EXTERNAL;
 SELECT pg_catalog.pg_extension_config_dump('synclog.range_hash', '');
 REVOKE ALL ON synclog.range_hash FROM PUBLIC;
 
 /*
  * The range hashes of the logs a 0.1 database still holds, computed from
- * their snapshots (range.c): the oldest retained log of each document gets
- * a row for each non-empty bucket, each later one a row for each bucket
- * whose hash differs from the log before.  Used once, here.
+ * their snapshots (range_store.c): a full row at the base of every log
+ * that is not collected.  Used once, here.
  */
 CREATE FUNCTION synclog.fill_range_hashes()
 RETURNS bigint
@@ -764,15 +758,15 @@ LANGUAGE C VOLATILE;
 SELECT synclog.fill_range_hashes();
 DROP FUNCTION synclog.fill_range_hashes();
 
-CREATE FUNCTION synclog.range_hashes(doc text, log_id text,
+CREATE FUNCTION synclog.range_hashes(doc text, log_id text, lsn bigint DEFAULT NULL,
 	OUT bucket integer, OUT hash bytea)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'synclog_range_hashes'
 LANGUAGE C STABLE;
 
 CREATE FUNCTION synclog.range(doc text, log_id text, buckets integer[],
-	after_bucket integer DEFAULT NULL, after_ns smallint DEFAULT NULL,
-	after_key bytea DEFAULT NULL, max_rows integer DEFAULT 10000,
+	after_ns smallint DEFAULT NULL, after_key bytea DEFAULT NULL,
+	max_rows integer DEFAULT 10000, lsn bigint DEFAULT NULL,
 	OUT bucket integer, OUT ns smallint, OUT key bytea, OUT value bytea)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'synclog_range'
@@ -800,8 +794,8 @@ AS 'MODULE_PATHNAME', 'synclog_catch_up'
 LANGUAGE C STABLE;
 
 REVOKE ALL ON FUNCTION synclog.bucket(smallint, bytea),
-	synclog.range_hashes(text, text),
-	synclog.range(text, text, integer[], integer, smallint, bytea, integer),
+	synclog.range_hashes(text, text, bigint),
+	synclog.range(text, text, integer[], smallint, bytea, integer, bigint),
 	synclog.sync_cost(text, text, bigint, bytea),
 	synclog.catch_up_target(text),
 	synclog.catch_up(text, text, bigint, bytea, text, bigint, smallint, bytea, integer)
@@ -837,8 +831,8 @@ BEGIN ATOMIC
 		'synclog.state_hash(bytea,bytea)',
 		'synclog.state_hash(text,bigint,bigint)',
 		'synclog.bucket(smallint,bytea)',
-		'synclog.range_hashes(text,text)',
-		'synclog.range(text,text,integer[],integer,smallint,bytea,integer)',
+		'synclog.range_hashes(text,text,bigint)',
+		'synclog.range(text,text,integer[],smallint,bytea,integer,bigint)',
 		'synclog.sync_cost(text,text,bigint,bytea)',
 		'synclog.catch_up_target(text)',
 		'synclog.catch_up(text,text,bigint,bytea,text,bigint,smallint,bytea,integer)']) f
@@ -885,8 +879,8 @@ BEGIN
 			   FROM (SELECT aclexplode(proacl) a FROM pg_catalog.pg_proc
 					  WHERE oid = 'synclog.read(text,text,bigint,integer,integer)'::regprocedure) x,
 					unnest(ARRAY['synclog.bucket(smallint,bytea)',
-								 'synclog.range_hashes(text,text)',
-								 'synclog.range(text,text,integer[],integer,smallint,bytea,integer)',
+								 'synclog.range_hashes(text,text,bigint)',
+								 'synclog.range(text,text,integer[],smallint,bytea,integer,bigint)',
 								 'synclog.sync_cost(text,text,bigint,bytea)',
 								 'synclog.catch_up_target(text)',
 								 'synclog.catch_up(text,text,bigint,bytea,text,bigint,smallint,bytea,integer)']) f(fn)

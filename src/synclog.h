@@ -354,10 +354,11 @@ extern bytea *sl_delta_for_reader(bytea *stored, int accept_mask,
 extern int	sl_parse_accept(ArrayType *accept);
 
 /*
- * range.c: range buckets and range hashes (PROTOCOL.md section 11a).  A
+ * range.c: range buckets and the reads of range hashes and ranges;
+ * range_store.c: where range hashes are kept (PROTOCOL.md section 11a).  A
  * rotation collects per bucket what it changed in an SlRangeDelta and
  * stores it with the new log's base; gc removes the rows no retained
- * snapshot sees.
+ * snapshot needs.
  */
 #define SL_ITEM_HASH_LEN	24	/* synclog.kv.item_hash: u64le lo, hi, klen + vlen */
 typedef struct SlRangeDelta SlRangeDelta;
@@ -366,10 +367,27 @@ extern void sl_range_delta_add(SlRangeDelta *rd, int bucket, uint64 lo,
 							   uint64 hi, uint64 bytes);
 extern void sl_range_delta_remove(SlRangeDelta *rd, int bucket, uint64 lo,
 								  uint64 hi, uint64 bytes);
-extern void sl_range_delta_touch(SlRangeDelta *rd, int bucket);
 extern void sl_range_delta_store(SlRangeDelta *rd, int64 doc_id,
 								 int64 base_lsn, int64 seal_lsn);
 extern int64 sl_range_collect(int64 doc_id, int64 end_lsn);
+extern int	sl_range_hashes_at(int64 doc_id, int64 lsn, slc_hash *rh);
+
+/*
+ * catch_up.c: the state at a position inside a log, for range.c: its
+ * range hashes, and the last writes to some buckets' keys since the base.
+ */
+typedef struct SlWrites SlWrites;
+extern void sl_check_target(const SlDoc *d, const SlLog *tl, int64 t,
+							const char *what);
+extern void sl_head_range_hashes(int64 doc_id, const SlLog *l, int64 lsn,
+								 slc_hash *rh);
+extern SlWrites *sl_writes_begin(int64 doc_id, int64 lo, int64 hi,
+								 const bool *buckets, int16 after_ns,
+								 bytea *after_key);
+extern bool sl_writes_next(SlWrites *w, bytea **nskey, bytea **value);
+extern void sl_writes_end(SlWrites *w);
+extern int	sl_bytes_cmp(const uint8 *a, size_t alen, const uint8 *b,
+						 size_t blen);
 extern void sl_item_hash_parse(bytea *item, int64 doc_id, uint64 *lo,
 							   uint64 *hi, uint64 *bytes);
 extern int16 sl_bucket_of(int16 ns, const uint8 *key, size_t klen);

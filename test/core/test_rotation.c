@@ -12,8 +12,13 @@
  * the new log starts at the last LSN and that its snapshot hash, the hash
  * recomputed from its pages (synclog.recompute_hash), its data items
  * (synclog.snapshot) and its watermarks (synclog.snapshot_clients) are
- * exactly the model's.  Now and then synclog.gc() collects old logs in
- * between, so that later rotations fold onto what collection left.
+ * exactly the model's.  The range hashes (PROTOCOL.md 11a) are checked
+ * against the model's items summed per bucket, at every new log's base
+ * (kept incrementally by the rotations, in partial and full rows) and at
+ * the head before each rotation (the base's moved by the entries), and so
+ * are the items of three random buckets there (synclog.range).  Now and
+ * then synclog.gc() collects old logs in between, so that later
+ * rotations fold onto what collection left.
  *
  * Rotations come in four shapes: one pass; and, when the log is long
  * enough for a first pass (more than 64 entries), held in the middle of
@@ -465,6 +470,98 @@ check_log(Work *w)
 	free(log_id);
 }
 
+/* slc_state_visit_fn: an item into its bucket's range hash. */
+static int
+bucket_item(void *arg, uint8_t ns, const uint8_t *key, size_t klen,
+			const uint8_t *val, size_t vlen)
+{
+	slc_hash   *rh = (slc_hash *) arg;
+
+	slc_hash_add(&rh[slc_bucket(ns, key, klen)], ns, key, klen, val, vlen);
+	return 0;
+}
+
+/*
+ * The range hashes of the current log at lsn (NULL: its base) against the
+ * model's items summed per bucket, and the items of three random buckets
+ * there (synclog.range) against the model's.
+ */
+static void
+check_ranges(Work *w, const char *lsn)
+{
+	const char *params[7] = {w->doc, NULL, lsn, NULL, NULL, NULL, NULL};
+	slc_hash   *rh = malloc(sizeof(slc_hash) * SLC_BUCKETS);
+	PGresult   *res;
+	char	   *log_id = value1(w->a, "SELECT log_id FROM synclog.current_log($1)", 1, params);
+	int			nonempty = 0;
+	int			pick[3];
+	char		arr[64];
+	int			want_items = 0;
+
+	for (int b = 0; b < SLC_BUCKETS; b++)
+		slc_hash_init(&rh[b]);
+	slc_state_foreach(w->model, bucket_item, rh);
+	for (int b = 0; b < SLC_BUCKETS; b++)
+		nonempty += rh[b].count != 0;
+	params[1] = log_id;
+	res = run(w->a, PGRES_TUPLES_OK,
+			  "SELECT bucket, hash FROM synclog.range_hashes($1, $2, $3::bigint)", 3, params);
+	CHECK(PQntuples(res) == nonempty, "range_hashes at %s lists %d buckets, the model has %d",
+		  lsn ? lsn : "the base", PQntuples(res), nonempty);
+	for (int r = 0; r < PQntuples(res); r++)
+	{
+		int			b = atoi(PQgetvalue(res, r, 0));
+		uint8_t		want[SLC_HASH_LEN];
+		size_t		glen;
+		uint8_t    *got = unhex(PQgetvalue(res, r, 1), &glen);
+
+		slc_hash_serialize(&rh[b < 0 || b >= SLC_BUCKETS ? 0 : b], want);
+		CHECK(glen == SLC_HASH_LEN && memcmp(got, want, SLC_HASH_LEN) == 0,
+			  "the range hash of bucket %d at %s differs from the model's", b,
+			  lsn ? lsn : "the base");
+		free(got);
+	}
+	PQclear(res);
+
+	for (int i = 0; i < 3; i++)
+	{
+		pick[i] = (int) rand_below(&w->rng, SLC_BUCKETS);
+		/* a non-empty bucket when there is one */
+		for (int j = 0; j < SLC_BUCKETS && rh[pick[i]].count == 0; j++)
+			pick[i] = (pick[i] + 1) % SLC_BUCKETS;
+	}
+	for (int i = 0; i < 3; i++)
+		if (i == 0 || (pick[i] != pick[0] && (i == 1 || pick[i] != pick[1])))
+			want_items += (int) rh[pick[i]].count;
+	snprintf(arr, sizeof(arr), "{%d,%d,%d}", pick[0], pick[1], pick[2]);
+	params[2] = arr;
+	params[3] = lsn;
+	res = run(w->a, PGRES_TUPLES_OK,
+			  "SELECT ns, key, value FROM synclog.range($1, $2, $3::integer[], "
+			  "NULL, NULL, 1000000, $4::bigint)", 4, params);
+	CHECK(PQntuples(res) == want_items, "range at %s of buckets %s has %d items, the model %d",
+		  lsn ? lsn : "the base", arr, PQntuples(res), want_items);
+	for (int r = 0; r < PQntuples(res); r++)
+	{
+		size_t		klen,
+					vlen,
+					mlen;
+		uint8_t		ns = (uint8_t) atoi(PQgetvalue(res, r, 0));
+		uint8_t    *key = unhex(PQgetvalue(res, r, 1), &klen);
+		uint8_t    *val = unhex(PQgetvalue(res, r, 2), &vlen);
+		const uint8_t *mval;
+
+		CHECK(slc_state_get(w->model, ns, key, klen, &mval, &mlen) &&
+			  mlen == vlen && (vlen == 0 || memcmp(mval, val, vlen) == 0),
+			  "range item %s differs from the model's", PQgetvalue(res, r, 1));
+		free(key);
+		free(val);
+	}
+	PQclear(res);
+	free(log_id);
+	free(rh);
+}
+
 static PGconn *
 connect_to(const char *conninfo)
 {
@@ -503,8 +600,15 @@ run_seed(Work *w, unsigned long seed, int rounds, int shapes[4])
 			: 1 + (int) rand_below(&w->rng, 30);
 
 		append_n(w, n, 0);
+		{
+			char		head[32];
+
+			snprintf(head, sizeof(head), "%lld", (long long) w->lsn);
+			check_ranges(w, head);
+		}
 		shapes[rotate(w)]++;
 		check_log(w);
+		check_ranges(w, NULL);
 		if (rand_below(&w->rng, 3) == 0)
 			PQclear(run(w->a, PGRES_TUPLES_OK, "SELECT synclog.gc()", 0, NULL));
 	}

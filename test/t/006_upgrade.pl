@@ -183,7 +183,7 @@ my $ranges_wrong = q{
 	   AND ((SELECT pg_temp.hsum(h.hash) FROM synclog.range_hashes(d.name, l.log_id) h)
 				IS DISTINCT FROM l.snapshot_hash
 			OR (SELECT count(*) FROM synclog.range(d.name, l.log_id,
-					ARRAY(SELECT generate_series(0, 4095)), NULL, NULL, NULL, 2147483647))
+					ARRAY(SELECT generate_series(0, 4095)), NULL, NULL, 2147483647))
 				<> (synclog.hash_info(l.snapshot_hash)).item_count)};
 is(sql($ranges_wrong), '0', 'the update gave every log range hashes that sum to its snapshot hash');
 
