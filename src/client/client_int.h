@@ -62,14 +62,21 @@
  *             target (log id, LSN, chain, snapshot
  *             hash), base (the 33-byte hash of the live rows it builds
  *             on), buckets (a range repair's differing buckets, u16le
- *             each), the progress (after_bucket, after_ns, after: the last
- *             row received), rows, bytes, ms, chk.
+ *             each), the progress (after_ns, after: the last row
+ *             received), rows, bytes, ms, chk.
  *   stage     (ns, key) -> hlo, hhi, val: the new value of every item the
  *             job replaces (val NULL: the item goes), beside the live
  *             generation.  The swap applies it to the live generation in
  *             ONE transaction, after the hash of the result is the
  *             target's (from the empty state it installs sgen instead).
  *   pathstats one row (id 1): the per-path counters of slcl_stats.
+ *   bucket    (gen, b) -> hash: the kept range hash (33 bytes, PROTOCOL.md
+ *             section 11a) of bucket b of generation gen; no row: the
+ *             bucket is empty.  Changed with the items, in the same
+ *             transaction (only the buckets it touched), so a range repair
+ *             compares without reading the items; deleted with the
+ *             generation's first retired batch.  They follow the stored
+ *             item hashes (what was applied), as meta.hash does.
  *   writer, pending, failed  the queue's tables of earlier versions, kept
  *             in the schema; emptied into queue.db at open (client_write.c).
  *

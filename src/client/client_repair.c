@@ -9,8 +9,11 @@
  *                 a target the server fixes (synclog.catch_up_target),
  *                 read page by page with synclog.catch_up;
  *   range repair  the items of the buckets whose range hashes differ
- *                 between the replica's rows and the base of the server's
- *                 current log (synclog.range_hashes, synclog.range).
+ *                 between the replica (its kept range hashes, or those of
+ *                 its rows' values when the open check found damage) and
+ *                 the server's head, the target catch_up_target fixes
+ *                 (synclog.range_hashes and synclog.range at that
+ *                 position), so that the position after it is the target.
  * Both build the new state beside the old one: the new values go to the
  * `stage` table, page by page, each page committed with the progress in
  * the `job` row (so a restart resumes with the same target).  The swap
@@ -23,13 +26,16 @@
  * verifies replays the log when synclog.sync_cost says its bytes are at
  * most the catch-up's, else catches up; a collected or unknown log,
  * SL006, a marker whose hash differs or local rows that fail their check
- * are repaired by range whenever there is a state; no state catches up
- * from the empty state or downloads, whichever sync_cost says is smaller.
+ * are repaired by range whenever there is a state (unless the differing
+ * buckets hold more bytes than the whole head state: then a catch-up from
+ * the empty state, beside the live one); no state catches up from the
+ * empty state or downloads, whichever sync_cost says is smaller.
  * A server without the functions (or a protocol version 1 one) gets
  * today's way: the log, and a download when the protocol says so.
  *
- * Owns: the job and stage tables, slcli_range_hashes_local, the swap, the
- * PATH events and the per-path counters of catch-up and range repair.
+ * Owns: the job and stage tables, slcli_range_hashes_local, the swap (and
+ * what it changes in the kept range hashes), the PATH events and the
+ * per-path counters of catch-up and range repair.
  * Must never: change the live generation before the swap, commit a swap
  * whose resulting hash is not the target's, keep a job whose base is not
  * the live state, or resume a job against another target.

@@ -7,15 +7,17 @@
  * items (the fold rule of PROTOCOL.md section 4, with the shared core's
  * delta decoder and item hash), generations of items (a download builds
  * one beside the live one; an install switches meta.gen in one
- * transaction; old ones are deleted in batches), the download's progress
- * row and the counters.
+ * transaction; old ones are deleted in batches), the kept range hashes
+ * of every generation (the bucket table, changed with its items), the
+ * download's progress row and the counters.
  *
  * Owns: the SQL of the replica database, the writer connection and its
  * prepared statements, slcli_store_* (begin/commit/rollback, apply, put,
- * install, retire, the download row), and the `cur`/`committed` pair of
- * positions of a handle.
- * Must never: change an item without changing the hash it belongs to by
- * the same item (slc_hash_add_item/remove_item of the stored item hash),
+ * install, retire, the download row), slcli_bk_* (the kept range hashes)
+ * and the `cur`/`committed` pair of positions of a handle.
+ * Must never: change an item without changing the hash it belongs to and
+ * its bucket's kept range hash by the same item (slc_hash_add_item/
+ * remove_item of the stored item hash),
  * apply an entry whose delta does not decode or names a key twice,
  * commit a position without its hash and checksum in the same
  * transaction, or delete rows of the live generation or of the download's.
