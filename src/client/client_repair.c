@@ -392,6 +392,39 @@ exec_gen(slcl_client *c, const char *sql, int64_t gen, const char *what)
 	return rc == SQLITE_DONE ? SLCL_OK : slcli_db_fail(c, what);
 }
 
+/*
+ * Delete the items the stage removes (val NULL) from generation gen, one
+ * lookup each: the stage is small, the generation may be the whole state.
+ */
+static slcl_rc
+delete_staged(slcl_client *c, int64_t gen)
+{
+	sqlite3_stmt *s = slcli_store_prepare(c, "SELECT ns, key FROM stage WHERE val IS NULL");
+	sqlite3_stmt *del = s ? slcli_store_prepare(c, "DELETE FROM item WHERE gen = ?1 AND ns = ?2 AND key = ?3") : NULL;
+	slcl_rc		r = SLCL_OK;
+	int			rc = SQLITE_DONE;
+
+	if (del == NULL)
+	{
+		sqlite3_finalize(s);
+		return SLCL_ERR_IO;
+	}
+	sqlite3_bind_int64(del, 1, gen);
+	while (r == SLCL_OK && (rc = sqlite3_step(s)) == SQLITE_ROW)
+	{
+		sqlite3_bind_int(del, 2, sqlite3_column_int(s, 0));
+		sqlite3_bind_blob(del, 3, nn(sqlite3_column_blob(s, 1)), sqlite3_column_bytes(s, 1), SQLITE_STATIC);
+		if (sqlite3_step(del) != SQLITE_DONE)
+			r = slcli_db_fail(c, "could not replace the staged items");
+		sqlite3_reset(del);
+	}
+	if (r == SLCL_OK && rc != SQLITE_DONE)
+		r = slcli_db_fail(c, "could not read the staged items");
+	sqlite3_finalize(s);
+	sqlite3_finalize(del);
+	return r;
+}
+
 /* The job's differing buckets as flags (1 each), or NULL (out of memory). */
 static uint8_t *
 job_bucket_flags(const slcl_client *c)
@@ -430,7 +463,8 @@ stage_extras(slcl_client *c, int64_t gen, const slcli_buckets *k)
 		r = slcli_fail(c, SLCL_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	s = slcli_store_prepare(c, "SELECT s.ns, s.key FROM stage s JOIN item i "
+	/* CROSS JOIN: the stage drives (the planner would scan the items) */
+	s = slcli_store_prepare(c, "SELECT s.ns, s.key FROM stage s CROSS JOIN item i "
 							"ON i.gen = ?1 AND i.ns = s.ns AND i.key = s.key");
 	if (s == NULL)
 	{
@@ -624,12 +658,11 @@ slcli_stage_swap(slcl_client *c, int *matched)
 	tgen = gen >= 0 ? gen : c->job_sgen;
 	r = SLCL_OK;
 	if (gen >= 0)
-		r = exec_gen(c, "DELETE FROM item WHERE gen = ?1 AND (ns, key) IN (SELECT ns, key FROM stage)",
-					 gen, "could not replace the staged items");
-	if (r == SLCL_OK && gen >= 0)
-		r = exec_gen(c, "INSERT INTO item (gen, ns, key, hlo, hhi, val) "
+		r = exec_gen(c, "INSERT OR REPLACE INTO item (gen, ns, key, hlo, hhi, val) "
 					 "SELECT ?1, ns, key, hlo, hhi, val FROM stage WHERE val IS NOT NULL",
 					 tgen, "could not add the staged items");
+	if (r == SLCL_OK && gen >= 0)
+		r = delete_staged(c, gen);
 	if (r == SLCL_OK)
 		r = job_drop_rows(c);
 	if (r == SLCL_OK)
