@@ -402,6 +402,7 @@ typedef struct slcli_buckets
 {
 	int64_t		gen;			/* -1: the slot holds nothing */
 	uint64_t	used;			/* when last used (slots are reused LRU) */
+	int			changed;		/* changed since the last commit */
 	int			ndirty;
 	uint8_t		dirty[SLC_BUCKETS];
 	slc_hash	rh[SLC_BUCKETS];

@@ -673,6 +673,7 @@ static void
 bk_reset(slcli_buckets *k, int64_t gen)
 {
 	k->gen = gen;
+	k->changed = 0;
 	k->ndirty = 0;
 	memset(k->dirty, 0, sizeof(k->dirty));
 	for (int b = 0; b < SLC_BUCKETS; b++)
@@ -848,6 +849,7 @@ slcli_bk_item(slcli_buckets *k, uint8_t ns, const uint8_t *key, size_t klen, int
 		slc_hash_add_item(&k->rh[b], lo, hi, item_bytes);
 	else
 		slc_hash_remove_item(&k->rh[b], lo, hi, item_bytes);
+	k->changed = 1;
 	if (!k->dirty[b])
 	{
 		k->dirty[b] = 1;
@@ -860,6 +862,7 @@ void
 slcli_bk_set(slcli_buckets *k, int b, const slc_hash *h)
 {
 	k->rh[b] = *h;
+	k->changed = 1;
 	if (!k->dirty[b])
 	{
 		k->dirty[b] = 1;
@@ -910,13 +913,21 @@ bk_flush(slcl_client *c)
 	return SLCL_OK;
 }
 
-/* A rollback: slots with changes no longer hold what is stored. */
+/*
+ * A rollback: slots changed since the last commit (written by the failed
+ * commit or not) no longer hold what is stored; a commit: they do.
+ */
 static void
-bk_rolled_back(slcl_client *c)
+bk_txn_end(slcl_client *c, int committed)
 {
 	for (int i = 0; i < SLCLI_BK_SLOTS; i++)
-		if (c->bk[i] != NULL && c->bk[i]->ndirty > 0)
-			bk_reset(c->bk[i], -1);
+		if (c->bk[i] != NULL && c->bk[i]->changed)
+		{
+			if (committed)
+				c->bk[i]->changed = 0;
+			else
+				bk_reset(c->bk[i], -1);
+		}
 }
 
 void
@@ -978,7 +989,7 @@ slcli_store_rollback(slcl_client *c)
 		return;
 	(void) sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
 	c->in_txn = 0;
-	bk_rolled_back(c);
+	bk_txn_end(c, 0);
 	c->cur = c->committed;
 	c->installed = 0;
 	slcli_changes_reset(c);
@@ -1053,6 +1064,7 @@ slcli_store_commit(slcl_client *c)
 		return r;
 	}
 	c->in_txn = 0;
+	bk_txn_end(c, 1);
 	{
 		slcli_pos	before = c->committed;
 		int			whole = c->installed;
