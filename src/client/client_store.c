@@ -179,7 +179,8 @@ static const char *const stmt_sql[ST__COUNT] = {
 	"range_repair_bytes = ?8, range_repair_buckets = ?9, range_repair_rows = ?10, "
 	"range_repair_ms = ?11, download_ms = ?12, cost_bytes = ?13, last_path = ?14, "
 	"last_reason = ?15 WHERE id = 1",
-	[ST_BK_PUT] = "INSERT OR REPLACE INTO bucket (gen, b, hash) VALUES (?1, ?2, ?3)",
+	[ST_BK_PUT] = "INSERT INTO bucket (gen, b, hash) VALUES (?1, ?2, ?3) "
+	"ON CONFLICT (gen, b) DO UPDATE SET hash = excluded.hash",
 	[ST_BK_DEL] = "DELETE FROM bucket WHERE gen = ?1 AND b = ?2",
 };
 
