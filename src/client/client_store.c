@@ -634,9 +634,15 @@ slcli_store_check(slcl_client *c, int64_t gen, const slc_hash *expect, slc_hash 
 			break;
 	}
 	sqlite3_finalize(s);
-	(void) sqlite3_exec(c->db, "PRAGMA mmap_size = 0", NULL, NULL, NULL);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return slcli_db_fail(c, "could not read the items");
+	{
+		/* (the error first: the pragma resets it) */
+		slcl_rc		r = slcli_db_fail(c, "could not read the items");
+
+		(void) sqlite3_exec(c->db, "PRAGMA mmap_size = 0", NULL, NULL, NULL);
+		return r;
+	}
+	(void) sqlite3_exec(c->db, "PRAGMA mmap_size = 0", NULL, NULL, NULL);
 	if (bad)
 		return SLCL_OK;
 	if (!slc_hash_equal(&h, expect))
