@@ -730,7 +730,7 @@ bk_take(slcl_client *c, slcli_buckets **out)
 	{
 		if (c->bk[i] == NULL)
 		{
-			c->bk[i] = malloc(sizeof(slcli_buckets));
+			c->bk[i] = calloc(1, sizeof(slcli_buckets));
 			if (c->bk[i] == NULL)
 				return slcli_fail(c, SLCL_ERR_NOMEM, "out of memory");
 			k = c->bk[i];
