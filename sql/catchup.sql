@@ -448,6 +448,8 @@ SELECT lsn AS lsn7, snapshot_hash AS hash7 FROM synclog.catch_up_target('cu') \g
 SELECT pg_temp.load_range('follower', 'cu', :'l4', 1000) AS pages;
 SELECT (pg_temp.catch_up('follower', 'cu', :'l4', :base4, :'l7', :lsn7, 4)).*,
 	   pg_temp.rep_hash('follower') = :'hash7' AS at_target;
+-- k008, k009 and k012 come as deletions; n1 (written in log 5, deleted in
+-- log 6: absent at both ends) and n2 (written and deleted in log 6) do not.
 SELECT key, value FROM synclog.catch_up('cu', :'l4', :base4, :'chain4', :'l7', :lsn7)
  WHERE key IN ('k008', 'k009', 'k012', 'n1', 'n2') ORDER BY key;
 SELECT n, (pg_temp.check_ranges('cu', l)).*

@@ -161,7 +161,7 @@ synclog_range_hashes(PG_FUNCTION_ARGS)
 	sl_find_readable_log(doc, log_id, &d, &l);
 	at = arg_at(fcinfo, 2, &d, &l);
 	rh = palloc(sizeof(slc_hash) * SLC_BUCKETS);
-	sl_range_hashes_at(d.doc_id, l.base_lsn, rh);
+	sl_range_hashes_at(d.doc_id, l.base_lsn, rh, true);
 	sl_head_range_hashes(d.doc_id, &l, at, rh);
 	for (int b = 0; b < SLC_BUCKETS; b++)
 	{

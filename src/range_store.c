@@ -110,10 +110,12 @@ rh_apply(bytea *packed, bool full, int64 doc_id, int64 lsn, slc_hash *rh)
  * at lsn, a retained log base: the newest full row at or below lsn and
  * the rows after it up to lsn.  Returns the buckets the partial rows
  * listed (what a rotation weighs against writing a full row).  Reads at
- * most the rows since that full row, in the caller's snapshot.
+ * most the rows since that full row: in the caller's snapshot for a
+ * reader (read_only), in a new one for the rotation, which must see the
+ * row a rotation it waited for committed.
  */
 int
-sl_range_hashes_at(int64 doc_id, int64 lsn, slc_hash *rh)
+sl_range_hashes_at(int64 doc_id, int64 lsn, slc_hash *rh, bool read_only)
 {
 	static SPIPlanPtr plan;
 	Oid			types[2] = {INT8OID, INT8OID};
@@ -129,7 +131,7 @@ sl_range_hashes_at(int64 doc_id, int64 lsn, slc_hash *rh)
 			"  WHERE f.doc_id = $1 AND f.lsn <= $2 AND f.full_image "
 			"  ORDER BY f.lsn DESC LIMIT 1), 0) "
 			"ORDER BY r.lsn",
-			2, types, args, NULL, true, 0);
+			2, types, args, NULL, read_only, 0);
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		bool		isnull;
@@ -224,7 +226,7 @@ sl_range_delta_store(SlRangeDelta *rd, int64 doc_id, int64 base_lsn,
 		}
 	if (nchanged > 0)
 	{
-		partial = sl_range_hashes_at(doc_id, base_lsn, rh);
+		partial = sl_range_hashes_at(doc_id, base_lsn, rh, false);
 		for (int i = 0; i < SLC_BUCKETS; i++)
 		{
 			if (changed[i])

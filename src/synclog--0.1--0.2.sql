@@ -704,20 +704,6 @@ AS 'MODULE_PATHNAME', 'synclog_bucket'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 /*
- * The state versions each rotation wrote, by LSN: catch_up (catch_up.c)
- * finds the versions the rotations between a position and a target wrote
- * as one index range, so a client several rotations behind costs the keys
- * that changed, never the state.  A rotation's versions all carry its seal
- * LSN, the largest yet, so its inserts go to the right edge of the index:
- * a few pages per rotation, not pages all over it (an index by bucket
- * dirtied one page per bucket a rotation touched, which after a checkpoint
- * tripled a rotation's WAL; BENCHMARKS.md, issue 11).  synclog.range finds
- * a bucket's items by reading the state in key order instead, which costs
- * the rare repair, not every rotation.
- */
-CREATE INDEX kv_lsn_idx ON synclog.kv (doc_id, lsn);
-
-/*
  * Range hashes (PROTOCOL.md section 11a), one row per rotation that
  * changed any (range_store.c): at lsn (the rotation's seal, the next
  * log's base) the new range hashes of the buckets it changed, or, in a

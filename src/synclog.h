@@ -370,7 +370,8 @@ extern void sl_range_delta_remove(SlRangeDelta *rd, int bucket, uint64 lo,
 extern void sl_range_delta_store(SlRangeDelta *rd, int64 doc_id,
 								 int64 base_lsn, int64 seal_lsn);
 extern int64 sl_range_collect(int64 doc_id, int64 end_lsn);
-extern int	sl_range_hashes_at(int64 doc_id, int64 lsn, slc_hash *rh);
+extern int	sl_range_hashes_at(int64 doc_id, int64 lsn, slc_hash *rh,
+							   bool read_only);
 
 /*
  * catch_up.c: the state at a position inside a log, for range.c: its
