@@ -23,7 +23,9 @@
  *     equal the range hashes recomputed from the live items, and no other
  *     generation has any; a replica without them (an older one) gets
  *     them from its items (at its first change, or from the open check's
- *     pass); the open check's range hashes of the values
+ *     pass); a job table of the layout before repairs at the head is
+ *     replaced on open (its job given up); the open check's range hashes
+ *     of the values
  *     show a damaged row as its bucket alone.
  *
  * Owns: these checks.  Must never: need a server.
@@ -771,6 +773,25 @@ test_kept_hashes(const char *base)
 	c = open_dir(dir, NULL);
 	CHECK(count_of(c, "SELECT count(*) FROM bucket") > 0, "the open check wrote the range hashes");
 	kept_matches(c, "opened with the check, without the table", 0);
+	slcl_close(c);
+
+	/* a job row of the layout before repairs at the head: given up on open */
+	c = open_dir(dir, NULL);
+	CHECK(slcli_store_begin(c) == SLCL_OK &&
+		  slcli_store_exec(c, "DROP TABLE job; CREATE TABLE job (id INTEGER PRIMARY KEY CHECK (id = 1), "
+						   "kind INTEGER NOT NULL, reason INTEGER NOT NULL, gen INTEGER NOT NULL, "
+						   "sgen INTEGER NOT NULL, from_log TEXT, from_lsn INTEGER, from_chain BLOB, "
+						   "log_id TEXT NOT NULL, lsn INTEGER NOT NULL, chain BLOB NOT NULL, hash BLOB NOT NULL, "
+						   "base BLOB NOT NULL, buckets BLOB NOT NULL, after_bucket INTEGER, after_ns INTEGER, "
+						   "after BLOB, rows INTEGER NOT NULL, bytes INTEGER NOT NULL, ms INTEGER NOT NULL, "
+						   "chk INTEGER NOT NULL); INSERT INTO job VALUES (1, 2, 0, 1, -1, '', 0, x'', 'x', 0, "
+						   "x'', x'', x'', x'', 7, 1, x'00', 0, 0, 0, 0)") == SLCL_OK &&
+		  slcli_store_commit(c) == SLCL_OK, "an old job table: %s", c->err);
+	slcl_close(c);
+	c = open_dir(dir, NULL);
+	CHECK(c->job_kind == 0 && count_of(c, "SELECT count(*) FROM job") == 0 &&
+		  count_of(c, "SELECT count(*) FROM pragma_table_info('job') WHERE name = 'after_bucket'") == 0,
+		  "an old job table is replaced on open, its job given up");
 	slcl_close(c);
 
 	/* the open check's range hashes of the values: a damaged row is its bucket */
