@@ -25,8 +25,7 @@
  *     them from its items (at its first change, or from the open check's
  *     pass); a job table of the layout before repairs at the head is
  *     replaced on open (its job given up); the open check's range hashes
- *     of the values
- *     show a damaged row as its bucket alone.
+ *     of the values show a damaged row as its bucket alone.
  *
  * Owns: these checks.  Must never: need a server.
  */
