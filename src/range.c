@@ -238,11 +238,13 @@ arg_buckets(FunctionCallInfo fcinfo, int argno, int *nout)
 }
 
 /*
- * The items of the state at a log's base, in (ns, key) order, after
- * (after_ns, after_key): the newest version at or below the base per key
- * (a tombstone: absent), read as one pass of kv_key_idx.  Only the listed
- * buckets' items are kept; values stay as stored (TOAST pointers) until
- * sent.
+ * The items of the listed buckets in the state at a log's base, in (ns,
+ * key) order, after (after_ns, after_key): per key the newest version at
+ * or below the base (a tombstone: absent).  The keys and their versions'
+ * LSNs come from one pass over kv_key_idx (an index-only scan once
+ * vacuum has marked kv's pages all-visible), the other buckets' keys
+ * dropped there; only the listed buckets' rows are then fetched.  Values
+ * stay as stored (TOAST pointers) until sent.
  */
 typedef struct BaseScan
 {
@@ -250,83 +252,80 @@ typedef struct BaseScan
 	SPITupleTable *batch;
 	uint64		n;
 	uint64		i;
-	const bool *buckets;
 	/* the current item, valid until the next call */
 	int16		ns;
 	bytea	   *key;
 	Datum		value;
 	bool		value_null;
 	bytea	   *nskey;			/* ns || key, for merging with writes */
-	bool		done;
 } BaseScan;
 
 static void
-base_begin(BaseScan *bs, int64 doc_id, int64 base, const bool *buckets,
+base_begin(BaseScan *bs, int64 doc_id, int64 base, const int *list, int nlist,
 		   int16 after_ns, bytea *after_key)
 {
 	static SPIPlanPtr plan;
-	Oid			types[4] = {INT8OID, INT8OID, INT2OID, BYTEAOID};
-	Datum		args[4];
+	Oid			types[5] = {INT8OID, INT8OID, INT2OID, BYTEAOID, INT4ARRAYOID};
+	Datum		args[5];
+	Datum	   *elems = palloc(sizeof(Datum) * nlist);
 	bytea	   *none = palloc(VARHDRSZ);
 
 	SET_VARSIZE(none, VARHDRSZ);
 	memset(bs, 0, sizeof(*bs));
-	bs->buckets = buckets;
+	for (int i = 0; i < nlist; i++)
+		elems[i] = Int32GetDatum(list[i]);
 	args[0] = Int64GetDatum(doc_id);
 	args[1] = Int64GetDatum(base);
 	/* (0, '') sorts before every item: ns is 1 or 2 */
 	args[2] = Int16GetDatum(after_key != NULL ? after_ns : 0);
 	args[3] = PointerGetDatum(after_key != NULL ? after_key : none);
+	args[4] = PointerGetDatum(construct_array(elems, nlist, INT4OID, 4, true, TYPALIGN_INT));
 	bs->portal = sl_cursor(&plan,
-						   "SELECT ns, key, value FROM ("
-						   "  SELECT DISTINCT ON (ns, key) ns, key, kind, value FROM synclog.kv "
+						   "SELECT k.ns, k.key, v.value FROM ("
+						   "  SELECT DISTINCT ON (ns, key) ns, key, lsn FROM synclog.kv "
 						   "  WHERE doc_id = $1 AND lsn <= $2 AND (ns, key) > ($3, $4) "
-						   "  ORDER BY ns, key, lsn DESC) v "
-						   "WHERE kind <> 'd'",
-						   4, types, args, NULL, true);
+						   "    AND synclog.bucket(ns, key) = ANY ($5) "
+						   "  ORDER BY ns, key, lsn DESC) k, "
+						   "LATERAL (SELECT w.kind, w.value FROM synclog.kv w "
+						   "  WHERE w.doc_id = $1 AND w.ns = k.ns AND w.key = k.key "
+						   "    AND w.lsn = k.lsn) v "
+						   "WHERE v.kind <> 'd' ORDER BY k.ns, k.key",
+						   5, types, args, NULL, true);
 }
 
-/* Step to the next item of a listed bucket; false at the end. */
+/* Step to the next item; false at the end. */
 static bool
 base_next(BaseScan *bs)
 {
-	for (;;)
-	{
-		bool		isnull;
-		HeapTuple	tup;
-		const uint8 *k;
-		size_t		klen;
+	bool		isnull;
+	HeapTuple	tup;
+	const uint8 *k;
+	size_t		klen;
 
-		if (bs->i == bs->n)
-		{
-			if (bs->batch != NULL)
-				SPI_freetuptable(bs->batch);
-			bs->batch = NULL;
-			bs->i = 0;
-			if ((bs->n = sl_fetch(bs->portal, &bs->batch)) == 0)
-			{
-				bs->done = true;
-				return false;
-			}
-		}
-		tup = bs->batch->vals[bs->i++];
-		CHECK_FOR_INTERRUPTS();
-		bs->ns = DatumGetInt16(SPI_getbinval(tup, bs->batch->tupdesc, 1, &isnull));
-		bs->key = DatumGetByteaPP(SPI_getbinval(tup, bs->batch->tupdesc, 2, &isnull));
-		k = (const uint8 *) VARDATA_ANY(bs->key);
-		klen = VARSIZE_ANY_EXHDR(bs->key);
-		if (!bs->buckets[slc_bucket((uint8) bs->ns, k, klen)])
-			continue;
-		bs->value = SPI_getbinval(tup, bs->batch->tupdesc, 3, &bs->value_null);
-		if (bs->nskey != NULL)
-			pfree(bs->nskey);
-		bs->nskey = palloc(VARHDRSZ + 1 + klen);
-		SET_VARSIZE(bs->nskey, VARHDRSZ + 1 + klen);
-		((uint8 *) VARDATA(bs->nskey))[0] = (uint8) bs->ns;
-		if (klen > 0)
-			memcpy(VARDATA(bs->nskey) + 1, k, klen);
-		return true;
+	if (bs->i == bs->n)
+	{
+		if (bs->batch != NULL)
+			SPI_freetuptable(bs->batch);
+		bs->batch = NULL;
+		bs->i = 0;
+		if ((bs->n = sl_fetch(bs->portal, &bs->batch)) == 0)
+			return false;
 	}
+	tup = bs->batch->vals[bs->i++];
+	CHECK_FOR_INTERRUPTS();
+	bs->ns = DatumGetInt16(SPI_getbinval(tup, bs->batch->tupdesc, 1, &isnull));
+	bs->key = DatumGetByteaPP(SPI_getbinval(tup, bs->batch->tupdesc, 2, &isnull));
+	bs->value = SPI_getbinval(tup, bs->batch->tupdesc, 3, &bs->value_null);
+	k = (const uint8 *) VARDATA_ANY(bs->key);
+	klen = VARSIZE_ANY_EXHDR(bs->key);
+	if (bs->nskey != NULL)
+		pfree(bs->nskey);
+	bs->nskey = palloc(VARHDRSZ + 1 + klen);
+	SET_VARSIZE(bs->nskey, VARHDRSZ + 1 + klen);
+	((uint8 *) VARDATA(bs->nskey))[0] = (uint8) bs->ns;
+	if (klen > 0)
+		memcpy(VARDATA(bs->nskey) + 1, k, klen);
+	return true;
 }
 
 static void
@@ -371,14 +370,12 @@ put_item(ReturnSetInfo *rsinfo, int16 ns, const uint8 *key, size_t klen,
  * incomplete or bad after_*, or an lsn outside the log or inside a group;
  * 22004 for a NULL array or element; SL002/SL003 as synclog.snapshot.
  *
- * One pass over the state at the base in key order from the after
- * position (the listed buckets' items kept, their values read), merged
- * with the last writes of the entries (base, lsn] to the listed buckets'
- * keys (sorted with work_mem, spilling beyond).  The server reads the
- * state's versions from the after position on, but a page never moves
- * more than max_rows items: a repair costs the server a pass over the
- * state and the network the buckets that differ.  Runs in the caller's
- * snapshot.
+ * One pass over the state's keys at the base in key order from the after
+ * position (kv_key_idx; only the listed buckets' rows and values are
+ * read), merged with the last writes of the entries (base, lsn] to the
+ * listed buckets' keys (sorted with work_mem, spilling beyond).  A repair
+ * costs the server a pass over the state's keys and the network the
+ * buckets that differ.  Runs in the caller's snapshot.
  *
  * Takes AccessShareLock on synclog.doc, synclog.entry (through the view
  * synclog.doc_head), synclog.log and synclog.kv, and on synclog.doc_grant
@@ -439,7 +436,7 @@ synclog_range(PG_FUNCTION_ARGS)
 	row_cxt = AllocSetContextCreate(CurrentMemoryContext, "synclog range row",
 									ALLOCSET_DEFAULT_SIZES);
 	w = sl_writes_begin(d.doc_id, l.base_lsn, at, buckets, after_ns, after_key);
-	base_begin(&bs, d.doc_id, l.base_lsn, buckets, after_ns, after_key);
+	base_begin(&bs, d.doc_id, l.base_lsn, list, nbuckets, after_ns, after_key);
 	have_b = base_next(&bs);
 	have_w = sl_writes_next(w, &w_nskey, &w_value);
 	while ((have_b || have_w) && sent < max_rows)
