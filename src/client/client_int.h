@@ -62,14 +62,21 @@
  *             target (log id, LSN, chain, snapshot
  *             hash), base (the 33-byte hash of the live rows it builds
  *             on), buckets (a range repair's differing buckets, u16le
- *             each), the progress (after_bucket, after_ns, after: the last
- *             row received), rows, bytes, ms, chk.
+ *             each), the progress (after_ns, after: the last row
+ *             received), rows, bytes, ms, chk.
  *   stage     (ns, key) -> hlo, hhi, val: the new value of every item the
  *             job replaces (val NULL: the item goes), beside the live
  *             generation.  The swap applies it to the live generation in
  *             ONE transaction, after the hash of the result is the
  *             target's (from the empty state it installs sgen instead).
  *   pathstats one row (id 1): the per-path counters of slcl_stats.
+ *   bucket    (gen, b) -> hash: the kept range hash (33 bytes, PROTOCOL.md
+ *             section 11a) of bucket b of generation gen; no row: the
+ *             bucket is empty.  Changed with the items, in the same
+ *             transaction (only the buckets it touched), so a range repair
+ *             compares without reading the items; deleted with the
+ *             generation's first retired batch.  They follow the stored
+ *             item hashes (what was applied), as meta.hash does.
  *   writer, pending, failed  the queue's tables of earlier versions, kept
  *             in the schema; emptied into queue.db at open (client_write.c).
  *
@@ -381,8 +388,28 @@ typedef enum slcli_stmt
 	ST_DL_SAVE,
 	ST_STATS_SAVE,
 	ST_PSTATS_SAVE,
+	ST_BK_PUT,					/* upsert a bucket row (gen, b, hash) */
+	ST_BK_DEL,					/* delete a bucket row (gen, b): it is empty */
 	ST__COUNT
 } slcli_stmt;
+
+/*
+ * The kept range hashes of one generation (client_store.c): the bucket
+ * table's rows of gen, in memory, and the buckets the open transaction
+ * changed (written by its commit, forgotten by its rollback).
+ */
+typedef struct slcli_buckets
+{
+	int64_t		gen;			/* -1: the slot holds nothing */
+	uint64_t	used;			/* when last used (slots are reused LRU) */
+	int			changed;		/* changed since the last commit */
+	int			ndirty;
+	uint8_t		dirty[SLC_BUCKETS];
+	slc_hash	rh[SLC_BUCKETS];
+} slcli_buckets;
+
+/* generations whose range hashes a handle keeps in memory at once */
+#define SLCLI_BK_SLOTS		3
 
 /* A position and the hash of the state there. */
 typedef struct slcli_pos
@@ -460,7 +487,21 @@ struct slcl_client
 	slcl_reason need_download;	/* set when the protocol says: download
 								 * (or, with a state, repair by range) */
 	int			suspect;		/* the live rows failed their check: a range
-								 * repair hashes them from their values */
+								 * repair compares the range hashes of their
+								 * values (check_rh), not the kept ones */
+
+	/* the kept range hashes (client_store.c), per generation */
+	slcli_buckets *bk[SLCLI_BK_SLOTS];
+	uint64_t	bk_clock;
+
+	/*
+	 * The range hashes of the live rows' values, as the open check (or a
+	 * repair that failed to verify) computed them: valid while the live
+	 * state is generation check_gen with running hash check_hash.
+	 */
+	slc_hash   *check_rh;
+	int64_t		check_gen;
+	slc_hash	check_hash;
 
 	/* a catch-up or range repair in progress (client_repair.c): job_kind */
 	int			job_kind;		/* 0 none, SLCLI_JOB_CATCH_UP, SLCLI_JOB_RANGE */
@@ -478,7 +519,6 @@ struct slcl_client
 	slc_hash	job_base;		/* hash of the live rows it builds on */
 	buf			job_buckets;	/* u16le bucket numbers */
 	int			job_have_after;
-	int			job_after_bucket;
 	int			job_after_ns;
 	buf			job_after;
 	int64_t		job_rows;
@@ -562,7 +602,7 @@ extern slcl_rc slcli_store_open(slcl_client *c, int *created);
 extern void slcli_store_close(slcl_client *c);
 extern slcl_rc slcli_store_load(slcl_client *c, int *damaged, char *why, size_t whylen);
 extern slcl_rc slcli_store_check(slcl_client *c, int64_t gen, const slc_hash *expect,
-								 int *ok, char *why, size_t whylen);
+								 slc_hash *rh, int *ok, char *why, size_t whylen);
 extern slcl_rc slcli_store_exec(slcl_client *c, const char *sql);
 extern sqlite3_stmt *slcli_store_prepare(slcl_client *c, const char *sql);
 
@@ -592,6 +632,18 @@ extern slcl_rc slcli_store_install(slcl_client *c, int64_t gen, const char *log_
 extern slcl_rc slcli_store_drop_state(slcl_client *c);
 extern int64_t slcli_store_new_gen(slcl_client *c);
 extern slcl_rc slcli_store_retire(slcl_client *c, int *left);
+
+/* client_store.c: the kept range hashes of a generation */
+extern slcl_rc slcli_bk_get(slcl_client *c, int64_t gen, const slc_hash *total,
+						   slcli_buckets **out);
+extern void slcli_bk_item(slcli_buckets *k, uint8_t ns, const uint8_t *key, size_t klen,
+						  int sign, uint64_t lo, uint64_t hi, uint64_t item_bytes);
+extern void slcli_bk_set(slcli_buckets *k, int b, const slc_hash *h);
+extern slcl_rc slcli_bk_adopt(slcl_client *c, int64_t gen, const slc_hash *rh);
+extern void slcli_bk_free(slcl_client *c);
+extern int	slcli_check_valid(const slcl_client *c);
+extern void slcli_check_forget(slcl_client *c);
+extern void slcli_check_keep(slcl_client *c, slc_hash *rh);
 extern slcl_rc slcli_store_save_download(slcl_client *c);
 extern slcl_rc slcli_store_clear_download(slcl_client *c);
 extern int	slcli_store_load_download(slcl_client *c);

@@ -184,22 +184,32 @@ load_checked(slcl_client *c)
 		return drop_damaged(c, why);	/* no position to repair from */
 	if (c->cur.have && c->opt.open_check)
 	{
-		rc = slcli_store_check(c, c->cur.gen, &c->cur.hash, &ok, why, sizeof(why));
-		if (rc != SLCL_OK)
-			return rc;
-		if (!ok)
+		slc_hash   *rh = malloc(sizeof(slc_hash) * SLC_BUCKETS);
+
+		if (rh == NULL)
+			return slcli_fail(c, SLCL_ERR_NOMEM, "out of memory");
+		/* the same pass gives the range hashes of the rows' values */
+		rc = slcli_store_check(c, c->cur.gen, &c->cur.hash, rh, &ok, why, sizeof(why));
+		if (rc == SLCL_OK && ok)
+			rc = slcli_bk_adopt(c, c->cur.gen, rh);
+		if (rc != SLCL_OK || ok)
 		{
-			/*
-			 * Damaged rows under a sound position: the state stays
-			 * readable until a range repair (or a download) replaces it;
-			 * the repair hashes the rows from their values.
-			 */
-			c->stats.repairs++;
-			c->suspect = 1;
-			c->need_download = SLCL_DL_LOCAL_CORRUPT;
-			slcli_emit_simple(c, SLCL_EV_CORRUPT, "state damaged (%s): keeping it readable, will repair it",
-							  why);
+			free(rh);
+			return rc;
 		}
+
+		/*
+		 * Damaged rows under a sound position: the state stays readable
+		 * until a range repair (or a download) replaces it.  The repair
+		 * compares the range hashes of what the rows hold (the kept ones
+		 * say what was applied), so the damaged buckets differ.
+		 */
+		slcli_check_keep(c, rh);
+		c->stats.repairs++;
+		c->suspect = 1;
+		c->need_download = SLCL_DL_LOCAL_CORRUPT;
+		slcli_emit_simple(c, SLCL_EV_CORRUPT, "state damaged (%s): keeping it readable, will repair it",
+						  why);
 	}
 	return SLCL_OK;
 }

@@ -9,8 +9,11 @@
  *                 a target the server fixes (synclog.catch_up_target),
  *                 read page by page with synclog.catch_up;
  *   range repair  the items of the buckets whose range hashes differ
- *                 between the replica's rows and the base of the server's
- *                 current log (synclog.range_hashes, synclog.range).
+ *                 between the replica (its kept range hashes, or those of
+ *                 its rows' values when the open check found damage) and
+ *                 the server's head, the target catch_up_target fixes
+ *                 (synclog.range_hashes and synclog.range at that
+ *                 position), so that the position after it is the target.
  * Both build the new state beside the old one: the new values go to the
  * `stage` table, page by page, each page committed with the progress in
  * the `job` row (so a restart resumes with the same target).  The swap
@@ -23,13 +26,16 @@
  * verifies replays the log when synclog.sync_cost says its bytes are at
  * most the catch-up's, else catches up; a collected or unknown log,
  * SL006, a marker whose hash differs or local rows that fail their check
- * are repaired by range whenever there is a state; no state catches up
- * from the empty state or downloads, whichever sync_cost says is smaller.
+ * are repaired by range whenever there is a state (unless the differing
+ * buckets hold more bytes than the whole head state: then a catch-up from
+ * the empty state, beside the live one); no state catches up from the
+ * empty state or downloads, whichever sync_cost says is smaller.
  * A server without the functions (or a protocol version 1 one) gets
  * today's way: the log, and a download when the protocol says so.
  *
- * Owns: the job and stage tables, slcli_range_hashes_local, the swap, the
- * PATH events and the per-path counters of catch-up and range repair.
+ * Owns: the job and stage tables, slcli_range_hashes_local, the swap (and
+ * what it changes in the kept range hashes), the PATH events and the
+ * per-path counters of catch-up and range repair.
  * Must never: change the live generation before the swap, commit a swap
  * whose resulting hash is not the target's, keep a job whose base is not
  * the live state, or resume a job against another target.
@@ -207,8 +213,7 @@ job_chk(const slcl_client *c)
 		  buf_put(&b, h, SLC_HASH_LEN) || buf_lp(&b, c->job_buckets.p, c->job_buckets.len) ||
 		  buf_u8(&b, (uint8_t) c->job_have_after) ||
 		  (c->job_have_after &&
-		   (buf_u32(&b, (uint32_t) c->job_after_bucket) || buf_u8(&b, (uint8_t) c->job_after_ns) ||
-			buf_lp(&b, c->job_after.p, c->job_after.len))) ||
+		   (buf_u8(&b, (uint8_t) c->job_after_ns) || buf_lp(&b, c->job_after.p, c->job_after.len))) ||
 		  buf_u64(&b, (uint64_t) c->job_rows) || buf_u64(&b, (uint64_t) c->job_bytes) ||
 		  buf_u64(&b, (uint64_t) c->job_ms)))
 		v = XXH3_64bits(b.p, b.len);
@@ -225,9 +230,9 @@ slcli_job_save(slcl_client *c)
 	int			rc;
 
 	s = slcli_store_prepare(c, "INSERT OR REPLACE INTO job (id, kind, reason, gen, from_log, from_lsn, "
-							"from_chain, log_id, lsn, chain, hash, base, buckets, after_bucket, after_ns, "
+							"from_chain, log_id, lsn, chain, hash, base, buckets, after_ns, "
 							"after, rows, bytes, ms, chk, sgen) VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-							"?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)");
+							"?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)");
 	if (s == NULL)
 		return SLCL_ERR_IO;
 	slc_hash_serialize(&c->job_base, h);
@@ -245,15 +250,14 @@ slcli_job_save(slcl_client *c)
 	sqlite3_bind_blob(s, 12, nn(c->job_buckets.p), (int) c->job_buckets.len, SQLITE_STATIC);
 	if (c->job_have_after)
 	{
-		sqlite3_bind_int(s, 13, c->job_after_bucket);
-		sqlite3_bind_int(s, 14, c->job_after_ns);
-		sqlite3_bind_blob(s, 15, nn(c->job_after.p), (int) c->job_after.len, SQLITE_STATIC);
+		sqlite3_bind_int(s, 13, c->job_after_ns);
+		sqlite3_bind_blob(s, 14, nn(c->job_after.p), (int) c->job_after.len, SQLITE_STATIC);
 	}
-	sqlite3_bind_int64(s, 16, c->job_rows);
-	sqlite3_bind_int64(s, 17, c->job_bytes);
-	sqlite3_bind_int64(s, 18, c->job_ms);
-	sqlite3_bind_int64(s, 19, job_chk(c));
-	sqlite3_bind_int64(s, 20, c->job_sgen);
+	sqlite3_bind_int64(s, 15, c->job_rows);
+	sqlite3_bind_int64(s, 16, c->job_bytes);
+	sqlite3_bind_int64(s, 17, c->job_ms);
+	sqlite3_bind_int64(s, 18, job_chk(c));
+	sqlite3_bind_int64(s, 19, c->job_sgen);
 	rc = sqlite3_step(s);
 	sqlite3_finalize(s);
 	if (rc != SQLITE_DONE)
@@ -314,7 +318,7 @@ slcli_job_load(slcl_client *c)
 
 	c->job_kind = 0;
 	s = slcli_store_prepare(c, "SELECT kind, reason, gen, from_log, from_lsn, from_chain, log_id, lsn, "
-							"chain, hash, base, buckets, after_bucket, after_ns, after, rows, bytes, ms, "
+							"chain, hash, base, buckets, after_ns, after, rows, bytes, ms, "
 							"chk, sgen FROM job WHERE id = 1");
 	if (s == NULL)
 		return -2;
@@ -333,15 +337,14 @@ slcli_job_load(slcl_client *c)
 	c->job_kind = sqlite3_column_int(s, 0);
 	c->job_reason = (slcl_reason) sqlite3_column_int(s, 1);
 	c->job_gen = sqlite3_column_int64(s, 2);
-	c->job_sgen = sqlite3_column_int64(s, 19);
+	c->job_sgen = sqlite3_column_int64(s, 18);
 	c->job_from_lsn = sqlite3_column_int64(s, 4);
 	c->job_lsn = sqlite3_column_int64(s, 7);
 	c->job_have_after = sqlite3_column_type(s, 12) != SQLITE_NULL;
-	c->job_after_bucket = sqlite3_column_int(s, 12);
-	c->job_after_ns = sqlite3_column_int(s, 13);
-	c->job_rows = sqlite3_column_int64(s, 15);
-	c->job_bytes = sqlite3_column_int64(s, 16);
-	c->job_ms = sqlite3_column_int64(s, 17);
+	c->job_after_ns = sqlite3_column_int(s, 12);
+	c->job_rows = sqlite3_column_int64(s, 14);
+	c->job_bytes = sqlite3_column_int64(s, 15);
+	c->job_ms = sqlite3_column_int64(s, 16);
 	c->job_buckets.len = 0;
 	c->job_after.len = 0;
 	if ((c->job_kind != SLCLI_JOB_CATCH_UP && c->job_kind != SLCLI_JOB_RANGE) ||
@@ -360,12 +363,12 @@ slcli_job_load(slcl_client *c)
 		memcpy(c->job_hash, sqlite3_column_blob(s, 9), SLC_HASH_LEN);
 		if (buf_put(&c->job_buckets, nn(sqlite3_column_blob(s, 11)), (size_t) sqlite3_column_bytes(s, 11)) ||
 			(c->job_have_after &&
-			 buf_put(&c->job_after, nn(sqlite3_column_blob(s, 14)), (size_t) sqlite3_column_bytes(s, 14))))
+			 buf_put(&c->job_after, nn(sqlite3_column_blob(s, 13)), (size_t) sqlite3_column_bytes(s, 13))))
 		{
 			slcli_fail(c, SLCL_ERR_NOMEM, "out of memory");
 			result = -2;
 		}
-		else if (sqlite3_column_int64(s, 18) != job_chk(c))
+		else if (sqlite3_column_int64(s, 17) != job_chk(c))
 			result = -1;
 	}
 	sqlite3_finalize(s);
@@ -390,12 +393,146 @@ exec_gen(slcl_client *c, const char *sql, int64_t gen, const char *what)
 }
 
 /*
+ * Delete the items the stage removes (val NULL) from generation gen, one
+ * lookup each: the stage is small, the generation may be the whole state.
+ */
+static slcl_rc
+delete_staged(slcl_client *c, int64_t gen)
+{
+	sqlite3_stmt *s = slcli_store_prepare(c, "SELECT ns, key FROM stage WHERE val IS NULL");
+	sqlite3_stmt *del = s ? slcli_store_prepare(c, "DELETE FROM item WHERE gen = ?1 AND ns = ?2 AND key = ?3") : NULL;
+	slcl_rc		r = SLCL_OK;
+	int			rc = SQLITE_DONE;
+
+	if (del == NULL)
+	{
+		sqlite3_finalize(s);
+		return SLCL_ERR_IO;
+	}
+	sqlite3_bind_int64(del, 1, gen);
+	while (r == SLCL_OK && (rc = sqlite3_step(s)) == SQLITE_ROW)
+	{
+		sqlite3_bind_int(del, 2, sqlite3_column_int(s, 0));
+		sqlite3_bind_blob(del, 3, nn(sqlite3_column_blob(s, 1)), sqlite3_column_bytes(s, 1), SQLITE_STATIC);
+		if (sqlite3_step(del) != SQLITE_DONE)
+			r = slcli_db_fail(c, "could not replace the staged items");
+		sqlite3_reset(del);
+	}
+	if (r == SLCL_OK && rc != SQLITE_DONE)
+		r = slcli_db_fail(c, "could not read the staged items");
+	sqlite3_finalize(s);
+	sqlite3_finalize(del);
+	return r;
+}
+
+/* The job's differing buckets as flags (1 each), or NULL (out of memory). */
+static uint8_t *
+job_bucket_flags(const slcl_client *c)
+{
+	uint8_t    *in = calloc(SLC_BUCKETS, 1);
+
+	if (in != NULL)
+		for (size_t i = 0; i + 1 < c->job_buckets.len; i += 2)
+			in[(c->job_buckets.p[i] | (c->job_buckets.p[i + 1] << 8)) % SLC_BUCKETS] = 1;
+	return in;
+}
+
+/*
+ * A range repair replaces every local item of the differing buckets: the
+ * stage holds the server's items; the local items it does not name must
+ * go too.  The replica's range hashes count the local items per bucket
+ * (those the repair compared: the rows' values' after a damage, else the
+ * kept ones), so only a bucket with more local items than the staged ones
+ * it has locally needs its keys looked for, in one pass over the keys
+ * (staged for deletion).  In the open transaction.
+ */
+static slcl_rc
+stage_extras(slcl_client *c, int64_t gen, const slcli_buckets *k)
+{
+	const slc_hash *counted = slcli_check_valid(c) ? c->check_rh : k->rh;
+	uint8_t    *in = job_bucket_flags(c);
+	uint64_t   *present = calloc(SLC_BUCKETS, sizeof(uint64_t));
+	sqlite3_stmt *s = NULL,
+			   *ins = NULL;
+	int			more = 0;
+	int			rc = SQLITE_DONE;
+	slcl_rc		r = SLCL_OK;
+
+	if (in == NULL || present == NULL)
+	{
+		r = slcli_fail(c, SLCL_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	/* CROSS JOIN: the stage drives (the planner would scan the items) */
+	s = slcli_store_prepare(c, "SELECT s.ns, s.key FROM stage s CROSS JOIN item i "
+							"ON i.gen = ?1 AND i.ns = s.ns AND i.key = s.key");
+	if (s == NULL)
+	{
+		r = SLCL_ERR_IO;
+		goto out;
+	}
+	sqlite3_bind_int64(s, 1, gen);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		present[slc_bucket((uint8_t) sqlite3_column_int(s, 0), nn(sqlite3_column_blob(s, 1)),
+						   (size_t) sqlite3_column_bytes(s, 1))]++;
+	sqlite3_finalize(s);
+	s = NULL;
+	if (rc != SQLITE_DONE)
+	{
+		r = slcli_db_fail(c, "could not read the staged items");
+		goto out;
+	}
+	for (int b = 0; b < SLC_BUCKETS; b++)
+		if (in[b] && counted[b].count != present[b])
+		{
+			in[b] = 2;
+			more = 1;
+		}
+	if (!more)
+		goto out;
+	s = slcli_store_prepare(c, "SELECT ns, key FROM item WHERE gen = ?1");
+	ins = s ? slcli_store_prepare(c, "INSERT OR IGNORE INTO stage (ns, key) VALUES (?1, ?2)") : NULL;
+	if (ins == NULL)
+	{
+		r = SLCL_ERR_IO;
+		goto out;
+	}
+	sqlite3_bind_int64(s, 1, gen);
+	while (r == SLCL_OK && (rc = sqlite3_step(s)) == SQLITE_ROW)
+	{
+		int			ns = sqlite3_column_int(s, 0);
+		const uint8_t *key = nn(sqlite3_column_blob(s, 1));
+		size_t		kl = (size_t) sqlite3_column_bytes(s, 1);
+
+		if (in[slc_bucket((uint8_t) ns, key, kl)] != 2)
+			continue;
+		/* any ns and key: damaged rows go too */
+		sqlite3_bind_int(ins, 1, ns);
+		sqlite3_bind_blob(ins, 2, key, (int) kl, SQLITE_STATIC);
+		if (sqlite3_step(ins) != SQLITE_DONE)
+			r = slcli_db_fail(c, "could not stage an item");
+		sqlite3_reset(ins);
+	}
+	if (r == SLCL_OK && rc != SQLITE_DONE)
+		r = slcli_db_fail(c, "could not read the items");
+out:
+	sqlite3_finalize(s);
+	sqlite3_finalize(ins);
+	free(in);
+	free(present);
+	return r;
+}
+
+/*
  * Apply the stage: in ONE transaction, compute the hash of the result
  * (the job's base, minus the current rows of the staged items hashed from
  * their values, plus the staged rows), and only when it is the target's,
  * replace the staged items of the live generation (from the empty state:
  * fill a new generation and install it), move to the target position and
- * drop the job.  *matched = 0 (and nothing changed) when the hash differs.
+ * drop the job.  The kept range hashes follow: a catch-up changes the
+ * buckets of the items it replaces; a range repair makes each differing
+ * bucket the server's items.  *matched = 0 (and nothing changed) when the
+ * hash differs.
  */
 slcl_rc
 slcli_stage_swap(slcl_client *c, int *matched)
@@ -407,14 +544,44 @@ slcli_stage_swap(slcl_client *c, int *matched)
 	int64_t		n = 0;
 	int			bad = 0;
 	int			track;
+	int			range = c->job_kind == SLCLI_JOB_RANGE;
 	int			rc;
 	uint8_t		got[SLC_HASH_LEN];
+	slcli_buckets *k = NULL;
+	uint8_t    *in = NULL;		/* a range repair's differing buckets */
 	slcl_rc		r;
 
 	*matched = 0;
 	r = slcli_store_begin(c);
+	if (r == SLCL_OK && gen >= 0)
+		r = slcli_bk_get(c, gen, &c->committed.hash, &k);
+	if (r == SLCL_OK && range && gen >= 0)
+	{
+		r = stage_extras(c, gen, k);
+		in = job_bucket_flags(c);
+		if (r == SLCL_OK && in == NULL)
+			r = slcli_fail(c, SLCL_ERR_NOMEM, "out of memory");
+		for (int b = 0; r == SLCL_OK && b < SLC_BUCKETS; b++)
+		{
+			/*
+			 * What the repair compared becomes what is kept; each differing
+			 * bucket is then the sum of the staged items (below).
+			 */
+			slc_hash	empty;
+
+			slc_hash_init(&empty);
+			if (in[b])
+				slcli_bk_set(k, b, &empty);
+			else if (slcli_check_valid(c) && !slc_hash_equal(&k->rh[b], &c->check_rh[b]))
+				slcli_bk_set(k, b, &c->check_rh[b]);
+		}
+	}
 	if (r != SLCL_OK)
+	{
+		free(in);
+		slcli_store_rollback(c);
 		return r;
+	}
 	track = gen >= 0 && c->cur.have && gen == c->cur.gen &&
 		((c->opt.changes && c->opt.on_event) || c->opt.page_file);
 	s = slcli_store_prepare(c, "SELECT s.ns, s.key, s.hlo, s.hhi, s.val, i.val FROM stage s "
@@ -422,6 +589,7 @@ slcli_stage_swap(slcl_client *c, int *matched)
 							"ORDER BY s.ns, s.key");
 	if (s == NULL)
 	{
+		free(in);
 		slcli_store_rollback(c);
 		return SLCL_ERR_IO;
 	}
@@ -429,7 +597,8 @@ slcli_stage_swap(slcl_client *c, int *matched)
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
 	{
 		uint8_t		ns = (uint8_t) sqlite3_column_int(s, 0);
-		const uint8_t *k = nn(sqlite3_column_blob(s, 1));
+		const uint8_t *key = nn(sqlite3_column_blob(s, 1));
+		int			whole = in != NULL && in[slc_bucket(ns, key, (size_t) sqlite3_column_bytes(s, 1))];
 		size_t		kl = (size_t) sqlite3_column_bytes(s, 1);
 		int			has_new = sqlite3_column_type(s, 4) != SQLITE_NULL;
 		int			has_old = sqlite3_column_type(s, 5) != SQLITE_NULL;
@@ -444,26 +613,32 @@ slcli_stage_swap(slcl_client *c, int *matched)
 		if (has_old)
 		{
 			ovl = (size_t) sqlite3_column_bytes(s, 5);
-			slc_item_hash(ns, k, kl, nn(sqlite3_column_blob(s, 5)), ovl, &olo, &ohi);
+			slc_item_hash(ns, key, kl, nn(sqlite3_column_blob(s, 5)), ovl, &olo, &ohi);
 			slc_hash_remove_item(&h, olo, ohi, (uint64_t) kl + (uint64_t) ovl);
+			if (k != NULL && !whole)
+				slcli_bk_item(k, ns, key, kl, -1, olo, ohi, (uint64_t) kl + (uint64_t) ovl);
 		}
 		if (has_new)
 		{
 			nvl = (size_t) sqlite3_column_bytes(s, 4);
-			slc_item_hash(ns, k, kl, nn(sqlite3_column_blob(s, 4)), nvl, &nlo, &nhi);
+			slc_item_hash(ns, key, kl, nn(sqlite3_column_blob(s, 4)), nvl, &nlo, &nhi);
 			if (nlo != (uint64_t) sqlite3_column_int64(s, 2) || nhi != (uint64_t) sqlite3_column_int64(s, 3))
 				bad = 1;		/* a damaged stage row: never swapped in */
 			slc_hash_add_item(&h, nlo, nhi, (uint64_t) kl + (uint64_t) nvl);
+			if (k != NULL)
+				slcli_bk_item(k, ns, key, kl, 1, nlo, nhi, (uint64_t) kl + (uint64_t) nvl);
 		}
 		if (track && (has_old != has_new || olo != nlo || ohi != nhi || ovl != nvl) &&
-			slcli_changes_key(c, ns, k, kl, !has_new) != 0)
+			slcli_changes_key(c, ns, key, kl, !has_new) != 0)
 		{
 			sqlite3_finalize(s);
+			free(in);
 			slcli_store_rollback(c);
 			return slcli_fail(c, SLCL_ERR_NOMEM, "out of memory");
 		}
 	}
 	sqlite3_finalize(s);
+	free(in);
 	if (rc != SQLITE_DONE)
 	{
 		r = slcli_db_fail(c, "could not read the staged items");
@@ -473,6 +648,7 @@ slcli_stage_swap(slcl_client *c, int *matched)
 	slc_hash_serialize(&h, got);
 	if (bad || memcmp(got, c->job_hash, SLC_HASH_LEN) != 0)
 	{
+		/* (the rollback forgets the kept range hashes changed above) */
 		slcli_store_rollback(c);
 		return SLCL_OK;
 	}
@@ -482,12 +658,11 @@ slcli_stage_swap(slcl_client *c, int *matched)
 	tgen = gen >= 0 ? gen : c->job_sgen;
 	r = SLCL_OK;
 	if (gen >= 0)
-		r = exec_gen(c, "DELETE FROM item WHERE gen = ?1 AND (ns, key) IN (SELECT ns, key FROM stage)",
-					 gen, "could not replace the staged items");
-	if (r == SLCL_OK && gen >= 0)
-		r = exec_gen(c, "INSERT INTO item (gen, ns, key, hlo, hhi, val) "
+		r = exec_gen(c, "INSERT OR REPLACE INTO item (gen, ns, key, hlo, hhi, val) "
 					 "SELECT ?1, ns, key, hlo, hhi, val FROM stage WHERE val IS NOT NULL",
 					 tgen, "could not add the staged items");
+	if (r == SLCL_OK && gen >= 0)
+		r = delete_staged(c, gen);
 	if (r == SLCL_OK)
 		r = job_drop_rows(c);
 	if (r == SLCL_OK)
@@ -535,8 +710,8 @@ have_v11(slcl_client *c, int *yes)
 		res = slcli_query(c, "SELECT to_regprocedure('synclog.sync_cost(text,text,bigint,bytea)') IS NOT NULL "
 						  "AND to_regprocedure('synclog.catch_up_target(text)') IS NOT NULL "
 						  "AND to_regprocedure('synclog.catch_up(text,text,bigint,bytea,text,bigint,smallint,bytea,integer)') IS NOT NULL "
-						  "AND to_regprocedure('synclog.range_hashes(text,text)') IS NOT NULL "
-						  "AND to_regprocedure('synclog.range(text,text,integer[],integer,smallint,bytea,integer)') IS NOT NULL",
+						  "AND to_regprocedure('synclog.range_hashes(text,text,bigint)') IS NOT NULL "
+						  "AND to_regprocedure('synclog.range(text,text,integer[],smallint,bytea,integer,bigint)') IS NOT NULL",
 						  0, NULL, NULL, NULL, &rc, st);
 		if (res == NULL)
 		{
@@ -577,7 +752,6 @@ job_init(slcl_client *c, int kind, slcl_reason reason, int from_empty)
 	c->job_buckets.len = 0;
 	c->job_have_after = 0;
 	c->job_after.len = 0;
-	c->job_after_bucket = 0;
 	c->job_after_ns = 0;
 	c->job_rows = 0;
 	c->job_bytes = 0;
@@ -608,34 +782,54 @@ slcli_job_event(slcl_client *c, const char *what)
 			   (long long) c->job_bytes, c->job_buckets.len / 2);
 }
 
-/* The server's head now: the target of a catch-up. */
+/*
+ * The server's head now (synclog.catch_up_target) as the target of the
+ * job being started; *bytes gets the row's bytes.
+ */
 static slcl_rc
-start_catch_up(slcl_client *c, slcl_reason reason, int from_empty)
+job_target(slcl_client *c, int64_t *bytes)
 {
 	const char *vals[1] = {c->doc};
 	PGresult   *res;
 	slcl_rc		rc;
 	char		st[6];
-	double		t0 = slcli_now_s();
 
+	*bytes = 0;
 	res = slcli_query(c, "SELECT log_id, lsn, chain, snapshot_hash FROM synclog.catch_up_target($1)",
 					  1, vals, NULL, NULL, &rc, st);
 	if (res == NULL)
 		return rc;
-	job_init(c, SLCLI_JOB_CATCH_UP, reason, from_empty);
 	if (PQntuples(res) != 1 || slcli_col_log_id(res, 0, 0, c->job_log) != 0 ||
 		slcli_col_i8(res, 0, 1, &c->job_lsn) != 0 || PQgetlength(res, 0, 2) != SLCL_CHAIN_LEN ||
 		PQgetlength(res, 0, 3) != SLC_HASH_LEN)
 	{
 		PQclear(res);
-		c->job_kind = 0;
 		return slcli_fail(c, SLCL_ERR_PROTOCOL, "unexpected result from synclog.catch_up_target");
 	}
 	memcpy(c->job_chain, PQgetvalue(res, 0, 2), SLCL_CHAIN_LEN);
 	memcpy(c->job_hash, PQgetvalue(res, 0, 3), SLC_HASH_LEN);
-	c->stats.catch_up_bytes += slcli_row_bytes(res, 0);
-	c->job_bytes += slcli_row_bytes(res, 0);
+	*bytes = slcli_row_bytes(res, 0);
 	PQclear(res);
+	return SLCL_OK;
+}
+
+/* A catch-up to the server's head. */
+static slcl_rc
+start_catch_up(slcl_client *c, slcl_reason reason, int from_empty)
+{
+	slcl_rc		rc;
+	int64_t		bytes;
+	double		t0 = slcli_now_s();
+
+	job_init(c, SLCLI_JOB_CATCH_UP, reason, from_empty);
+	rc = job_target(c, &bytes);
+	if (rc != SLCL_OK)
+	{
+		c->job_kind = 0;
+		return rc;
+	}
+	c->stats.catch_up_bytes += bytes;
+	c->job_bytes += bytes;
 	rc = slcli_store_begin(c);
 	if (rc == SLCL_OK)
 		rc = job_drop_rows(c);
@@ -654,68 +848,85 @@ static int	ask_cost(slcl_client *c, int from_empty, int64_t *replay, int64_t *ca
 					 int64_t *snapshot, slcl_reason *reason, slcl_rc *rc);
 
 /*
- * Compare the replica's range hashes with those of the base of the
- * server's current log, stage the deletion of every local item of the
- * buckets that differ (the server's rows replace them), and record the
- * job.
+ * The replica's range hashes to compare with the server's (loc): the kept
+ * ones, or those of the rows' values when the open check found damaged
+ * rows (check_rh); after a repair that did not verify, those of the rows'
+ * values computed now from every row (and kept as check_rh for the swap).
+ */
+static slcl_rc
+local_hashes(slcl_client *c, slc_hash *loc)
+{
+	slcli_buckets *k;
+	slc_hash	total;
+	slcl_rc		rc;
+
+	if (c->job_failures > 0 && !slcli_check_valid(c))
+	{
+		slc_hash   *rh = malloc(sizeof(slc_hash) * SLC_BUCKETS);
+
+		if (rh == NULL)
+			return slcli_fail(c, SLCL_ERR_NOMEM, "out of memory");
+		rc = slcli_range_hashes_local(c, c->committed.gen, rh, &total);
+		if (rc != SLCL_OK)
+		{
+			free(rh);
+			return rc;
+		}
+		slcli_check_keep(c, rh);
+	}
+	if (slcli_check_valid(c))
+	{
+		memcpy(loc, c->check_rh, sizeof(slc_hash) * SLC_BUCKETS);
+		return SLCL_OK;
+	}
+	rc = slcli_bk_get(c, c->committed.gen, &c->committed.hash, &k);
+	if (rc == SLCL_OK)
+		memcpy(loc, k->rh, sizeof(slc_hash) * SLC_BUCKETS);
+	return rc;
+}
+
+/*
+ * A range repair at the head (PROTOCOL.md section 6a): the target is
+ * catch_up_target's; compare the replica's range hashes with the server's
+ * there, and record the job with the buckets that differ (their items
+ * come from synclog.range at the target).  When those buckets' bytes
+ * exceed the whole head state's, catch up from the empty state instead.
  */
 static slcl_rc
 start_range(slcl_client *c, slcl_reason reason)
 {
-	const char *vals[2] = {c->doc, NULL};
+	const char *vals[3];
+	char		lsnbuf[32];
 	PGresult   *res;
 	slcl_rc		rc;
 	char		st[6];
-	char		log_id[SLCL_LOG_ID_MAX + 1];
-	int64_t		base;
-	uint8_t		hash[SLC_HASH_LEN],
-				chain[SLCL_CHAIN_LEN];
 	slc_hash   *srv = NULL,
 			   *loc = NULL;
 	slc_hash	total;
-	uint8_t    *differ = NULL;
-	int64_t		bytes = 0;
+	int64_t		bytes = 0,
+				diff_bytes = 0;
 	int			nd = 0;
 	double		t0 = slcli_now_s();
-	sqlite3_stmt *s;
 
-	res = slcli_query(c, "SELECT log_id, base_lsn, snapshot_hash FROM synclog.current_log($1)",
-					  1, vals, NULL, NULL, &rc, st);
-	if (res == NULL)
-		return rc;
-	if (PQntuples(res) != 1 || slcli_col_log_id(res, 0, 0, log_id) != 0 ||
-		slcli_col_i8(res, 0, 1, &base) != 0 || PQgetlength(res, 0, 2) != SLC_HASH_LEN)
-	{
-		PQclear(res);
-		return slcli_fail(c, SLCL_ERR_PROTOCOL, "unexpected result from synclog.current_log");
-	}
-	memcpy(hash, PQgetvalue(res, 0, 2), SLC_HASH_LEN);
-	bytes += slcli_row_bytes(res, 0);
-	PQclear(res);
-	vals[1] = log_id;
-	res = slcli_query(c, "SELECT synclog.base_chain($1, $2)", 2, vals, NULL, NULL, &rc, st);
-	if (res == NULL)
-		return rc;
-	if (PQntuples(res) != 1 || PQgetlength(res, 0, 0) != SLCL_CHAIN_LEN)
-	{
-		PQclear(res);
-		return slcli_fail(c, SLCL_ERR_PROTOCOL, "malformed base chain value of log %s", log_id);
-	}
-	memcpy(chain, PQgetvalue(res, 0, 0), SLCL_CHAIN_LEN);
-	bytes += slcli_row_bytes(res, 0);
-	PQclear(res);
-
+	job_init(c, SLCLI_JOB_RANGE, reason, 0);
+	rc = job_target(c, &bytes);
+	if (rc != SLCL_OK)
+		goto out;
 	srv = malloc(sizeof(slc_hash) * SLC_BUCKETS);
 	loc = malloc(sizeof(slc_hash) * SLC_BUCKETS);
-	differ = calloc(SLC_BUCKETS, 1);
-	if (srv == NULL || loc == NULL || differ == NULL)
+	if (srv == NULL || loc == NULL)
 	{
 		rc = slcli_fail(c, SLCL_ERR_NOMEM, "out of memory");
 		goto out;
 	}
 	for (int b = 0; b < SLC_BUCKETS; b++)
 		slc_hash_init(&srv[b]);
-	res = slcli_query(c, "SELECT bucket, hash FROM synclog.range_hashes($1, $2)", 2, vals, NULL, NULL, &rc, st);
+	snprintf(lsnbuf, sizeof(lsnbuf), "%lld", (long long) c->job_lsn);
+	vals[0] = c->doc;
+	vals[1] = c->job_log;
+	vals[2] = lsnbuf;
+	res = slcli_query(c, "SELECT bucket, hash FROM synclog.range_hashes($1, $2, $3::bigint)",
+					  3, vals, NULL, NULL, &rc, st);
 	if (res == NULL)
 	{
 		slcl_reason r = slcli_reason_of(st);
@@ -744,65 +955,19 @@ start_range(slcl_client *c, slcl_reason reason)
 	}
 	PQclear(res);
 
-	rc = slcli_range_hashes_local(c, c->committed.gen, loc, &total);
+	rc = local_hashes(c, loc);
 	if (rc != SLCL_OK)
 		goto out;
-
-	/*
-	 * What the repair would move: the items of the buckets that differ
-	 * (their server hashes count their bytes), then the active log from
-	 * its base.  When most of the state differs, a catch-up from the empty
-	 * state (the head state's bytes) moves less: take it instead.
-	 */
-	if (allowed(c, SLCL_PATH_CATCH_UP))
-	{
-		int64_t		diff_bytes = 0,
-					replay,
-					head_bytes,
-					snapshot;
-		slc_hash	base_h;
-		slcl_reason gone;
-		int			r;
-
-		for (int b = 0; b < SLC_BUCKETS; b++)
-			if (!slc_hash_equal(&srv[b], &loc[b]))
-				diff_bytes += (int64_t) srv[b].bytes;
-		r = ask_cost(c, 1, &replay, &head_bytes, &snapshot, &gone, &rc);
-		if (r < 0)
-			goto out;
-		if (r == 1 && slc_hash_parse(hash, SLC_HASH_LEN, &base_h) == SLC_OK &&
-			head_bytes < diff_bytes + (snapshot - (int64_t) base_h.bytes))
-		{
-			c->stats.range_repair_bytes += bytes;
-			c->stats.range_repair_ms += ms_since(t0);
-			slcli_path_event(c, SLCL_PATH_CATCH_UP, reason,
-							 "catch_up_bytes=%lld range_repair_bytes=%lld (most of the state differs)",
-							 (long long) head_bytes,
-							 (long long) (diff_bytes + (snapshot - (int64_t) base_h.bytes)));
-			rc = start_catch_up(c, reason, 1);
-			if (rc == SLCL_OK)
-				slcli_job_event(c, "started");
-			goto out;
-		}
-	}
-	job_init(c, SLCLI_JOB_RANGE, reason, 0);
-	c->job_base = total;
-	snprintf(c->job_log, sizeof(c->job_log), "%s", log_id);
-	c->job_lsn = base;
-	memcpy(c->job_chain, chain, SLCL_CHAIN_LEN);
-	memcpy(c->job_hash, hash, SLC_HASH_LEN);
+	slc_hash_init(&total);
 	for (int b = 0; b < SLC_BUCKETS; b++)
 	{
-		uint8_t		x[SLC_HASH_LEN],
-					y[SLC_HASH_LEN],
-					u[2];
+		uint8_t		u[2];
 
-		slc_hash_serialize(&srv[b], x);
-		slc_hash_serialize(&loc[b], y);
-		if (memcmp(x, y, SLC_HASH_LEN) == 0)
+		slc_hash_combine(&total, &loc[b]);
+		if (slc_hash_equal(&srv[b], &loc[b]))
 			continue;
-		differ[b] = 1;
 		nd++;
+		diff_bytes += (int64_t) srv[b].bytes;
 		u[0] = (uint8_t) b;
 		u[1] = (uint8_t) (b >> 8);
 		if (buf_put(&c->job_buckets, u, 2) != 0)
@@ -812,46 +977,41 @@ start_range(slcl_client *c, slcl_reason reason)
 		}
 	}
 
-	/* the local items of the differing buckets go, unless the server has them */
+	/*
+	 * The repair moves the items of the buckets that differ (the server's
+	 * range hashes count their bytes).  When that is more than the whole
+	 * head state (most of the state differs), a catch-up from the empty
+	 * state moves less: take it instead.
+	 */
+	if (allowed(c, SLCL_PATH_CATCH_UP))
+	{
+		int64_t		replay,
+					head_bytes,
+					snapshot;
+		slcl_reason gone;
+		int			r = ask_cost(c, 1, &replay, &head_bytes, &snapshot, &gone, &rc);
+
+		if (r < 0)
+			goto out;
+		if (r == 1 && diff_bytes > head_bytes)
+		{
+			c->job_kind = 0;
+			c->stats.range_repair_bytes += bytes;
+			c->stats.range_repair_ms += ms_since(t0);
+			slcli_path_event(c, SLCL_PATH_CATCH_UP, reason,
+							 "catch_up_bytes=%lld range_repair_bytes=%lld (most of the state differs)",
+							 (long long) head_bytes, (long long) diff_bytes);
+			rc = start_catch_up(c, reason, 1);
+			if (rc == SLCL_OK)
+				slcli_job_event(c, "started");
+			goto out;
+		}
+	}
+	c->job_base = total;
+
 	rc = slcli_store_begin(c);
 	if (rc == SLCL_OK)
 		rc = job_drop_rows(c);
-	if (rc == SLCL_OK && nd > 0)
-	{
-		sqlite3_stmt *ins = slcli_store_prepare(c, "INSERT OR REPLACE INTO stage (ns, key) VALUES (?1, ?2)");
-
-		s = ins ? slcli_store_prepare(c, "SELECT ns, key FROM item WHERE gen = ?1") : NULL;
-		if (s == NULL)
-		{
-			sqlite3_finalize(ins);
-			rc = SLCL_ERR_IO;
-		}
-		else
-		{
-			int			src = SQLITE_DONE;
-
-			sqlite3_bind_int64(s, 1, c->committed.gen);
-			while (rc == SLCL_OK && (src = sqlite3_step(s)) == SQLITE_ROW)
-			{
-				int			ns = sqlite3_column_int(s, 0);
-				const uint8_t *k = nn(sqlite3_column_blob(s, 1));
-				size_t		kl = (size_t) sqlite3_column_bytes(s, 1);
-
-				if (!differ[slc_bucket((uint8_t) ns, k, kl)])
-					continue;
-				/* as stage_put, but any ns and key: damaged rows go too */
-				sqlite3_bind_int(ins, 1, ns);
-				sqlite3_bind_blob(ins, 2, k, (int) kl, SQLITE_STATIC);
-				if (sqlite3_step(ins) != SQLITE_DONE)
-					rc = slcli_db_fail(c, "could not stage an item");
-				sqlite3_reset(ins);
-			}
-			if (rc == SLCL_OK && src != SQLITE_DONE)
-				rc = slcli_db_fail(c, "could not read the items");
-			sqlite3_finalize(s);
-			sqlite3_finalize(ins);
-		}
-	}
 	c->job_bytes += bytes;
 	c->stats.range_repair_bytes += bytes;
 	c->stats.range_repair_buckets += nd;
@@ -860,16 +1020,14 @@ start_range(slcl_client *c, slcl_reason reason)
 		rc = slcli_job_save(c);
 	rc = slcli_store_finish(c, rc);
 	if (rc != SLCL_OK)
-	{
-		c->job_kind = 0;
 		c->stats.range_repair_buckets -= nd;
-	}
 	else
 		slcli_job_event(c, "started");
 out:
+	if (rc != SLCL_OK || c->need_download != SLCL_DL_NONE)
+		c->job_kind = 0;
 	free(srv);
 	free(loc);
-	free(differ);
 	return rc;
 }
 
@@ -904,8 +1062,7 @@ job_page(slcl_client *c, int *n, int *gone)
 	char		rowsbuf[16],
 				lsn1[32],
 				lsn2[32],
-				nsbuf[8],
-				bbuf[16];
+				nsbuf[8];
 	const char *vals[9];
 	int			lens[9] = {0};
 	int			fmts[9] = {0};
@@ -922,7 +1079,6 @@ job_page(slcl_client *c, int *n, int *gone)
 	*gone = 0;
 	snprintf(rowsbuf, sizeof(rowsbuf), "%d", c->opt.snapshot_rows);
 	snprintf(nsbuf, sizeof(nsbuf), "%d", c->job_after_ns);
-	snprintf(bbuf, sizeof(bbuf), "%d", c->job_after_bucket);
 	vals[0] = c->doc;
 	if (range)
 	{
@@ -931,16 +1087,17 @@ job_page(slcl_client *c, int *n, int *gone)
 			free(arr.p);
 			return slcli_fail(c, SLCL_ERR_NOMEM, "out of memory");
 		}
+		snprintf(lsn2, sizeof(lsn2), "%lld", (long long) c->job_lsn);
 		vals[1] = c->job_log;
 		vals[2] = (const char *) arr.p;
-		vals[3] = c->job_have_after ? bbuf : NULL;
-		vals[4] = c->job_have_after ? nsbuf : NULL;
-		vals[5] = c->job_have_after ? (const char *) nn(c->job_after.p) : NULL;
-		lens[5] = (int) c->job_after.len;
-		fmts[5] = 1;
-		vals[6] = rowsbuf;
+		vals[3] = c->job_have_after ? nsbuf : NULL;
+		vals[4] = c->job_have_after ? (const char *) nn(c->job_after.p) : NULL;
+		lens[4] = (int) c->job_after.len;
+		fmts[4] = 1;
+		vals[5] = rowsbuf;
+		vals[6] = lsn2;
 		res = slcli_query(c, "SELECT bucket, ns, key, value FROM synclog.range($1, $2, $3::integer[], "
-						  "$4::integer, $5::smallint, $6::bytea, $7::integer)",
+						  "$4::smallint, $5::bytea, $6::integer, $7::bigint)",
 						  7, vals, lens, fmts, &rc, st);
 	}
 	else
@@ -1004,7 +1161,6 @@ job_page(slcl_client *c, int *n, int *gone)
 		if (rc == SLCL_OK && i + 1 == *n)
 		{
 			c->job_have_after = 1;
-			c->job_after_bucket = b;
 			c->job_after_ns = ns;
 			c->job_after.len = 0;
 			if (buf_put(&c->job_after, k, kl) != 0)
@@ -1116,6 +1272,7 @@ slcli_job_run(slcl_client *c)
 	/* the state is the server's at the target: whatever was due is done */
 	c->job_failures = 0;
 	c->suspect = 0;
+	slcli_check_forget(c);
 	c->need_download = SLCL_DL_NONE;
 	if (range)
 		c->stats.range_repair_ms += ms_since(t0);
@@ -1132,9 +1289,7 @@ slcli_job_run(slcl_client *c)
 	c->job_kind = kind;
 	slcli_job_event(c, "swapped");
 	c->job_kind = 0;
-	/* repaired to a log's base: replay or catch up from there, by the cost */
-	if (range)
-		c->cost_asked = 0;
+	/* at the head the server had at the start: the log goes on from there */
 	slcli_debug_hook(c, "swap-done");
 	if (old_gen != c->committed.gen)
 	{

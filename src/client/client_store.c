@@ -7,15 +7,17 @@
  * items (the fold rule of PROTOCOL.md section 4, with the shared core's
  * delta decoder and item hash), generations of items (a download builds
  * one beside the live one; an install switches meta.gen in one
- * transaction; old ones are deleted in batches), the download's progress
- * row and the counters.
+ * transaction; old ones are deleted in batches), the kept range hashes
+ * of every generation (the bucket table, changed with its items), the
+ * download's progress row and the counters.
  *
  * Owns: the SQL of the replica database, the writer connection and its
  * prepared statements, slcli_store_* (begin/commit/rollback, apply, put,
- * install, retire, the download row), and the `cur`/`committed` pair of
- * positions of a handle.
- * Must never: change an item without changing the hash it belongs to by
- * the same item (slc_hash_add_item/remove_item of the stored item hash),
+ * install, retire, the download row), slcli_bk_* (the kept range hashes)
+ * and the `cur`/`committed` pair of positions of a handle.
+ * Must never: change an item without changing the hash it belongs to and
+ * its bucket's kept range hash by the same item (slc_hash_add_item/
+ * remove_item of the stored item hash),
  * apply an entry whose delta does not decode or names a key twice,
  * commit a position without its hash and checksum in the same
  * transaction, or delete rows of the live generation or of the download's.
@@ -98,7 +100,6 @@ SLCLI_QUEUE_TABLES_SQL
 "  hash BLOB NOT NULL,"
 "  base BLOB NOT NULL,"
 "  buckets BLOB NOT NULL,"
-"  after_bucket INTEGER,"
 "  after_ns INTEGER,"
 "  after BLOB,"
 "  rows INTEGER NOT NULL,"
@@ -129,7 +130,12 @@ SLCLI_QUEUE_TABLES_SQL
 "  cost_bytes INTEGER NOT NULL DEFAULT 0,"
 "  last_path INTEGER NOT NULL DEFAULT 0,"
 "  last_reason INTEGER NOT NULL DEFAULT 0);"
-"INSERT OR IGNORE INTO pathstats (id) VALUES (1);";
+"INSERT OR IGNORE INTO pathstats (id) VALUES (1);"
+"CREATE TABLE IF NOT EXISTS bucket ("
+"  gen INTEGER NOT NULL,"
+"  b INTEGER NOT NULL,"
+"  hash BLOB NOT NULL,"
+"  PRIMARY KEY (gen, b)) WITHOUT ROWID;";
 
 /*
  * The counters in the order of the stats table's columns (0 .. NSTATS-1),
@@ -173,6 +179,9 @@ static const char *const stmt_sql[ST__COUNT] = {
 	"range_repair_bytes = ?8, range_repair_buckets = ?9, range_repair_rows = ?10, "
 	"range_repair_ms = ?11, download_ms = ?12, cost_bytes = ?13, last_path = ?14, "
 	"last_reason = ?15 WHERE id = 1",
+	[ST_BK_PUT] = "INSERT INTO bucket (gen, b, hash) VALUES (?1, ?2, ?3) "
+	"ON CONFLICT (gen, b) DO UPDATE SET hash = excluded.hash",
+	[ST_BK_DEL] = "DELETE FROM bucket WHERE gen = ?1 AND b = ?2",
 };
 
 /* A non-NULL pointer for zero-length blobs (NULL would bind SQL NULL). */
@@ -332,6 +341,17 @@ slcli_store_open(slcl_client *c, int *created)
 	r = slcli_store_exec(c, "BEGIN IMMEDIATE");
 	if (r != SLCL_OK)
 		return r;
+	/*
+	 * A job of the layout before repairs at the head (after_bucket): given
+	 * up, as a damaged one would be (the live state is whole without it).
+	 */
+	if (sqlite3_exec(c->db, "SELECT after_bucket FROM job LIMIT 0", NULL, NULL, NULL) == SQLITE_OK &&
+		sqlite3_exec(c->db, "DROP TABLE job; DROP TABLE IF EXISTS stage", NULL, NULL, NULL) != SQLITE_OK)
+	{
+		r = slcli_db_fail(c, "could not drop an old catch-up or repair");
+		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+		return r;
+	}
 	if (sqlite3_exec(c->db, schema_sql, NULL, NULL, NULL) != SQLITE_OK)
 	{
 		r = slcli_db_fail(c, "could not create the tables");
@@ -466,6 +486,7 @@ slcli_store_close(slcl_client *c)
 	}
 	sqlite3_finalize(c->stage_ins);
 	c->stage_ins = NULL;
+	slcli_bk_free(c);
 	slcli_write_close(c);
 	sqlite3_close(c->db);
 	c->db = NULL;
@@ -553,53 +574,77 @@ slcli_store_load(slcl_client *c, int *damaged, char *why, size_t whylen)
  * Recompute the hash of generation gen from its stored items with the
  * shared core, checking every item against its stored item hash, and
  * compare it with *expect.  *ok = 1 when all agree; otherwise *why says
- * what differs.
+ * the first thing that differs.  With rh (SLC_BUCKETS of them), the same
+ * pass leaves there the range hashes of the items' values, damaged ones
+ * included, so that a repair finds the buckets they damage.  The pass
+ * reads the database through a memory map (PRAGMA mmap_size, set back to
+ * 0 after it): it reads every page once, and read() calls copying them
+ * cost about as much again (a 200 MiB replica: about 70 ms instead of 150).
  */
 slcl_rc
-slcli_store_check(slcl_client *c, int64_t gen, const slc_hash *expect, int *ok,
+slcli_store_check(slcl_client *c, int64_t gen, const slc_hash *expect, slc_hash *rh, int *ok,
 				  char *why, size_t whylen)
 {
 	sqlite3_stmt *s;
 	slc_hash	h;
 	int			rc;
+	int			bad = 0;
 
 	*ok = 0;
 	slc_hash_init(&h);
+	if (rh)
+		for (int b = 0; b < SLC_BUCKETS; b++)
+			slc_hash_init(&rh[b]);
 	s = slcli_store_prepare(c, "SELECT ns, key, hlo, hhi, val FROM item WHERE gen = ?1 ORDER BY ns, key");
 	if (s == NULL)
 		return SLCL_ERR_IO;
+	(void) sqlite3_exec(c->db, "PRAGMA mmap_size = 1099511627776", NULL, NULL, NULL);
 	sqlite3_bind_int64(s, 1, gen);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
 	{
 		int			ns = sqlite3_column_int(s, 0);
-		const uint8_t *k = sqlite3_column_blob(s, 1);
+		const uint8_t *k = blob_ptr(sqlite3_column_blob(s, 1));
 		size_t		kl = (size_t) sqlite3_column_bytes(s, 1);
 		uint64_t	slo = (uint64_t) sqlite3_column_int64(s, 2);
 		uint64_t	shi = (uint64_t) sqlite3_column_int64(s, 3);
-		const uint8_t *v = sqlite3_column_blob(s, 4);
+		const uint8_t *v = blob_ptr(sqlite3_column_blob(s, 4));
 		size_t		vl = (size_t) sqlite3_column_bytes(s, 4);
 		uint64_t	lo,
 					hi;
 
+		slc_item_hash((uint8_t) ns, k, kl, v, vl, &lo, &hi);
+		if (rh)
+			slc_hash_add_item(&rh[slc_bucket((uint8_t) ns, k, kl)], lo, hi, (uint64_t) kl + (uint64_t) vl);
+		if (bad)
+			continue;			/* only the range hashes are still wanted */
 		if ((ns != SLC_NS_DATA && ns != SLC_NS_CLIENT) || kl > SLC_KEY_MAX ||
 			(ns == SLC_NS_CLIENT && vl != SLC_WATERMARK_LEN))
 		{
 			snprintf(why, whylen, "malformed item (ns %d, key of %zu bytes)", ns, kl);
-			sqlite3_finalize(s);
-			return SLCL_OK;
+			bad = 1;
 		}
-		slc_item_hash((uint8_t) ns, blob_ptr(k), kl, blob_ptr(v), vl, &lo, &hi);
-		if (lo != slo || hi != shi)
+		else if (lo != slo || hi != shi)
 		{
 			snprintf(why, whylen, "item ns %d (key of %zu bytes) does not match its stored item hash", ns, kl);
-			sqlite3_finalize(s);
-			return SLCL_OK;
+			bad = 1;
 		}
-		slc_hash_add(&h, (uint8_t) ns, blob_ptr(k), kl, blob_ptr(v), vl);
+		else
+			slc_hash_add_item(&h, lo, hi, (uint64_t) kl + (uint64_t) vl);
+		if (bad && rh == NULL)
+			break;
 	}
 	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE)
-		return slcli_db_fail(c, "could not read the items");
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+	{
+		/* (the error first: the pragma resets it) */
+		slcl_rc		r = slcli_db_fail(c, "could not read the items");
+
+		(void) sqlite3_exec(c->db, "PRAGMA mmap_size = 0", NULL, NULL, NULL);
+		return r;
+	}
+	(void) sqlite3_exec(c->db, "PRAGMA mmap_size = 0", NULL, NULL, NULL);
+	if (bad)
+		return SLCL_OK;
 	if (!slc_hash_equal(&h, expect))
 	{
 		snprintf(why, whylen, "the items (%llu) do not add up to the running hash (%llu items)",
@@ -608,6 +653,325 @@ slcli_store_check(slcl_client *c, int64_t gen, const slc_hash *expect, int *ok,
 	}
 	*ok = 1;
 	return SLCL_OK;
+}
+
+/*
+ * The kept range hashes (PROTOCOL.md section 11a).  Every generation's
+ * range hashes are rows (gen, b, hash) of the bucket table (no row: an
+ * empty bucket), changed with the items in the same transaction: a change
+ * of an item changes its bucket's hash in memory (slcli_bk_item) and marks
+ * it, and the commit writes the marked buckets only.  They follow the
+ * stored item hashes, as the running hash does: what was applied, not
+ * what a damaged row now holds (the open check finds those).  A
+ * generation whose rows do not add up to its running hash (a replica made
+ * before the table, or a damaged table) gets them from its items once.
+ */
+
+static slcli_buckets *
+bk_find(slcl_client *c, int64_t gen)
+{
+	for (int i = 0; i < SLCLI_BK_SLOTS; i++)
+		if (c->bk[i] != NULL && c->bk[i]->gen == gen)
+			return c->bk[i];
+	return NULL;
+}
+
+static void
+bk_reset(slcli_buckets *k, int64_t gen)
+{
+	k->gen = gen;
+	k->changed = 0;
+	k->ndirty = 0;
+	memset(k->dirty, 0, sizeof(k->dirty));
+	for (int b = 0; b < SLC_BUCKETS; b++)
+		slc_hash_init(&k->rh[b]);
+}
+
+/* Write the marked buckets of k (in the open transaction). */
+static slcl_rc
+bk_write(slcl_client *c, slcli_buckets *k)
+{
+	slc_hash	empty;
+	uint8_t		h[SLC_HASH_LEN];
+	slcl_rc		r = SLCL_OK;
+
+	slc_hash_init(&empty);
+	for (int b = 0; b < SLC_BUCKETS && k->ndirty > 0 && r == SLCL_OK; b++)
+	{
+		sqlite3_stmt *s;
+
+		if (!k->dirty[b])
+			continue;
+		if (slc_hash_equal(&k->rh[b], &empty))
+			s = c->st[ST_BK_DEL];
+		else
+		{
+			s = c->st[ST_BK_PUT];
+			slc_hash_serialize(&k->rh[b], h);
+			sqlite3_bind_blob(s, 3, h, SLC_HASH_LEN, SQLITE_STATIC);
+		}
+		sqlite3_bind_int64(s, 1, k->gen);
+		sqlite3_bind_int(s, 2, b);
+		r = step_done(c, s, "could not save a range hash");
+		k->dirty[b] = 0;
+		k->ndirty--;
+	}
+	return r;
+}
+
+/* A slot for a generation not in memory: a free one, else the least
+ * recently used (its marked buckets written first, in a transaction). */
+static slcl_rc
+bk_take(slcl_client *c, slcli_buckets **out)
+{
+	slcli_buckets *k = NULL;
+
+	for (int i = 0; i < SLCLI_BK_SLOTS; i++)
+	{
+		if (c->bk[i] == NULL)
+		{
+			c->bk[i] = calloc(1, sizeof(slcli_buckets));
+			if (c->bk[i] == NULL)
+				return slcli_fail(c, SLCL_ERR_NOMEM, "out of memory");
+			k = c->bk[i];
+			break;
+		}
+		if (k == NULL || c->bk[i]->used < k->used)
+			k = c->bk[i];
+	}
+	if (k->ndirty > 0 && c->in_txn)
+	{
+		slcl_rc		r = bk_write(c, k);
+
+		if (r != SLCL_OK)
+			return r;
+	}
+	bk_reset(k, -1);
+	*out = k;
+	return SLCL_OK;
+}
+
+/*
+ * The range hashes of gen into rh: from its bucket rows (items 0; *ok = 0
+ * when a row does not parse), or from its items' stored item hashes
+ * (items 1).  -1 on an error (c->err).
+ */
+static int
+bk_scan(slcl_client *c, int64_t gen, int items, slc_hash *rh, int *ok)
+{
+	sqlite3_stmt *s = slcli_store_prepare(c, items ? "SELECT ns, key, hlo, hhi, length(val) FROM item WHERE gen = ?1"
+										  : "SELECT b, hash FROM bucket WHERE gen = ?1");
+	int			rc;
+
+	*ok = 1;
+	for (int b = 0; b < SLC_BUCKETS; b++)
+		slc_hash_init(&rh[b]);
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, gen);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+	{
+		int64_t		b = sqlite3_column_int64(s, 0);
+		size_t		kl = (size_t) sqlite3_column_bytes(s, 1);
+
+		if (items)
+			slc_hash_add_item(&rh[slc_bucket((uint8_t) b, blob_ptr(sqlite3_column_blob(s, 1)), kl)],
+							  (uint64_t) sqlite3_column_int64(s, 2), (uint64_t) sqlite3_column_int64(s, 3),
+							  (uint64_t) kl + (uint64_t) sqlite3_column_int64(s, 4));
+		else if (b < 0 || b >= SLC_BUCKETS ||
+				 slc_hash_parse(sqlite3_column_blob(s, 1), kl, &rh[b]) != SLC_OK)
+			*ok = 0;
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+	{
+		slcli_db_fail(c, items ? "could not read the items" : "could not read the range hashes");
+		return -1;
+	}
+	return 0;
+}
+
+/* Make k's hashes rh, marking the buckets that change. */
+static void
+bk_assign(slcli_buckets *k, const slc_hash *rh)
+{
+	for (int b = 0; b < SLC_BUCKETS; b++)
+		if (!slc_hash_equal(&k->rh[b], &rh[b]))
+			slcli_bk_set(k, b, &rh[b]);
+}
+
+/*
+ * The kept range hashes of generation gen (*out), whose running hash
+ * (before the open transaction's changes to it) is *total.
+ */
+slcl_rc
+slcli_bk_get(slcl_client *c, int64_t gen, const slc_hash *total, slcli_buckets **out)
+{
+	slcli_buckets *k = bk_find(c, gen);
+	slc_hash	sum;
+	slc_hash   *rh;
+	int			ok;
+
+	*out = NULL;
+	if (k == NULL)
+	{
+		slcl_rc		r = bk_take(c, &k);
+
+		if (r != SLCL_OK)
+			return r;
+		if (bk_scan(c, gen, 0, k->rh, &ok) != 0)
+			return SLCL_ERR_IO;
+		slc_hash_init(&sum);
+		for (int b = 0; b < SLC_BUCKETS; b++)
+			slc_hash_combine(&sum, &k->rh[b]);
+		if (!ok || !slc_hash_equal(&sum, total))
+		{
+			/* not there (an older replica) or not right: from the items, once */
+			rh = malloc(sizeof(slc_hash) * SLC_BUCKETS);
+			if (rh == NULL)
+				return slcli_fail(c, SLCL_ERR_NOMEM, "out of memory");
+			if (bk_scan(c, gen, 1, rh, &ok) != 0)
+			{
+				free(rh);
+				return SLCL_ERR_IO;
+			}
+			bk_assign(k, rh);
+			free(rh);
+		}
+		k->gen = gen;
+	}
+	k->used = ++c->bk_clock;
+	*out = k;
+	return SLCL_OK;
+}
+
+/* Add (sign > 0) or remove an item's hash in its bucket. */
+void
+slcli_bk_item(slcli_buckets *k, uint8_t ns, const uint8_t *key, size_t klen, int sign,
+			  uint64_t lo, uint64_t hi, uint64_t item_bytes)
+{
+	uint32_t	b = slc_bucket(ns, blob_ptr(key), klen);
+
+	if (sign > 0)
+		slc_hash_add_item(&k->rh[b], lo, hi, item_bytes);
+	else
+		slc_hash_remove_item(&k->rh[b], lo, hi, item_bytes);
+	k->changed = 1;
+	if (!k->dirty[b])
+	{
+		k->dirty[b] = 1;
+		k->ndirty++;
+	}
+}
+
+/* Set a bucket's hash. */
+void
+slcli_bk_set(slcli_buckets *k, int b, const slc_hash *h)
+{
+	k->rh[b] = *h;
+	k->changed = 1;
+	if (!k->dirty[b])
+	{
+		k->dirty[b] = 1;
+		k->ndirty++;
+	}
+}
+
+/*
+ * The open check found gen's rows sound and computed rh from them: keep
+ * those (an older replica gets its table; a damaged table is mended).
+ */
+slcl_rc
+slcli_bk_adopt(slcl_client *c, int64_t gen, const slc_hash *rh)
+{
+	slcli_buckets *k = bk_find(c, gen);
+	int			ok;
+	slcl_rc		r;
+
+	if (k == NULL)
+	{
+		r = bk_take(c, &k);
+		if (r != SLCL_OK)
+			return r;
+		if (bk_scan(c, gen, 0, k->rh, &ok) != 0)
+			return SLCL_ERR_IO;
+		k->gen = gen;
+		k->used = ++c->bk_clock;
+	}
+	bk_assign(k, rh);
+	if (k->ndirty == 0 || c->in_txn)
+		return SLCL_OK;
+	r = slcli_store_begin(c);
+	return r == SLCL_OK ? slcli_store_commit(c) : r;
+}
+
+/* Write every slot's marked buckets (in the transaction being committed). */
+static slcl_rc
+bk_flush(slcl_client *c)
+{
+	for (int i = 0; i < SLCLI_BK_SLOTS; i++)
+		if (c->bk[i] != NULL && c->bk[i]->gen >= 0 && c->bk[i]->ndirty > 0)
+		{
+			slcl_rc		r = bk_write(c, c->bk[i]);
+
+			if (r != SLCL_OK)
+				return r;
+		}
+	return SLCL_OK;
+}
+
+/*
+ * A rollback: slots changed since the last commit (written by the failed
+ * commit or not) no longer hold what is stored; a commit: they do.
+ */
+static void
+bk_txn_end(slcl_client *c, int committed)
+{
+	for (int i = 0; i < SLCLI_BK_SLOTS; i++)
+		if (c->bk[i] != NULL && c->bk[i]->changed)
+		{
+			if (committed)
+				c->bk[i]->changed = 0;
+			else
+				bk_reset(c->bk[i], -1);
+		}
+}
+
+void
+slcli_bk_free(slcl_client *c)
+{
+	for (int i = 0; i < SLCLI_BK_SLOTS; i++)
+	{
+		free(c->bk[i]);
+		c->bk[i] = NULL;
+	}
+	slcli_check_forget(c);
+}
+
+/* Are the range hashes of the open check (check_rh) those of the live rows? */
+int
+slcli_check_valid(const slcl_client *c)
+{
+	return c->check_rh != NULL && c->committed.have && c->committed.gen == c->check_gen &&
+		slc_hash_equal(&c->committed.hash, &c->check_hash);
+}
+
+void
+slcli_check_forget(slcl_client *c)
+{
+	free(c->check_rh);
+	c->check_rh = NULL;
+	c->check_gen = -1;
+}
+
+/* Keep rh (malloc'ed, taken over) as the range hashes of the live rows' values. */
+void
+slcli_check_keep(slcl_client *c, slc_hash *rh)
+{
+	slcli_check_forget(c);
+	c->check_rh = rh;
+	c->check_gen = c->committed.gen;
+	c->check_hash = c->committed.hash;
 }
 
 slcl_rc
@@ -632,6 +996,7 @@ slcli_store_rollback(slcl_client *c)
 		return;
 	(void) sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
 	c->in_txn = 0;
+	bk_txn_end(c, 0);
 	c->cur = c->committed;
 	c->installed = 0;
 	slcli_changes_reset(c);
@@ -693,6 +1058,8 @@ slcli_store_commit(slcl_client *c)
 		return SLCL_OK;
 	r = save_meta(c);
 	if (r == SLCL_OK)
+		r = bk_flush(c);
+	if (r == SLCL_OK)
 		r = save_stats(c);
 	if (r == SLCL_OK)
 		r = slcli_write_confirm(c);
@@ -704,6 +1071,7 @@ slcli_store_commit(slcl_client *c)
 		return r;
 	}
 	c->in_txn = 0;
+	bk_txn_end(c, 1);
 	{
 		slcli_pos	before = c->committed;
 		int			whole = c->installed;
@@ -760,7 +1128,11 @@ slcli_store_put(slcl_client *c, int64_t gen, slc_hash *h, uint8_t ns,
 				hi;
 	int64_t		ovl = 0;
 	slcl_rc		r;
+	slcli_buckets *k;
 
+	r = slcli_bk_get(c, gen, h, &k);
+	if (r != SLCL_OK)
+		return r;
 	sqlite3_bind_int64(s, 1, gen);
 	sqlite3_bind_int(s, 2, ns);
 	sqlite3_bind_blob(s, 3, blob_ptr(key), (int) klen, SQLITE_STATIC);
@@ -787,8 +1159,12 @@ slcli_store_put(slcl_client *c, int64_t gen, slc_hash *h, uint8_t ns,
 		if (r != SLCL_OK)
 			return r;
 		if (had)
+		{
 			slc_hash_remove_item(h, olo, ohi, (uint64_t) klen + (uint64_t) ovl);
+			slcli_bk_item(k, ns, key, klen, -1, olo, ohi, (uint64_t) klen + (uint64_t) ovl);
+		}
 		slc_hash_add_item(h, lo, hi, (uint64_t) klen + (uint64_t) vlen);
+		slcli_bk_item(k, ns, key, klen, 1, lo, hi, (uint64_t) klen + (uint64_t) vlen);
 	}
 	else
 	{
@@ -802,6 +1178,7 @@ slcli_store_put(slcl_client *c, int64_t gen, slc_hash *h, uint8_t ns,
 		if (r != SLCL_OK)
 			return r;
 		slc_hash_remove_item(h, olo, ohi, (uint64_t) klen + (uint64_t) ovl);
+		slcli_bk_item(k, ns, key, klen, -1, olo, ohi, (uint64_t) klen + (uint64_t) ovl);
 	}
 	if (track && slcli_changes_key(c, ns, key, klen, val == NULL) != 0)
 		return slcli_fail(c, SLCL_ERR_NOMEM, "out of memory");
@@ -820,7 +1197,11 @@ slcli_store_insert(slcl_client *c, int64_t gen, slc_hash *h, uint8_t ns,
 	uint64_t	lo,
 				hi;
 	int			rc;
+	slcli_buckets *k;
+	slcl_rc		r = slcli_bk_get(c, gen, h, &k);
 
+	if (r != SLCL_OK)
+		return r;
 	slc_item_hash(ns, blob_ptr(key), klen, blob_ptr(val), vlen, &lo, &hi);
 	bind_item(s, gen, ns, key, klen, lo, hi, val, vlen);
 	rc = sqlite3_step(s);
@@ -831,6 +1212,7 @@ slcli_store_insert(slcl_client *c, int64_t gen, slc_hash *h, uint8_t ns,
 	if (rc != SQLITE_DONE)
 		return slcli_db_fail(c, "could not add an item");
 	slc_hash_add_item(h, lo, hi, (uint64_t) klen + (uint64_t) vlen);
+	slcli_bk_item(k, ns, key, klen, 1, lo, hi, (uint64_t) klen + (uint64_t) vlen);
 	return SLCL_OK;
 }
 
@@ -1035,6 +1417,7 @@ slcli_store_retire(slcl_client *c, int *left)
 	int64_t		gen = 0;
 	int			found = 0;
 	int			rc;
+	int			n = 0;
 	slcl_rc		r;
 
 	*left = 0;
@@ -1066,24 +1449,34 @@ slcli_store_retire(slcl_client *c, int *left)
 	r = slcli_store_begin(c);
 	if (r != SLCL_OK)
 		return r;
-	s = slcli_store_prepare(c, "DELETE FROM item WHERE gen = ?1 AND (ns, key) IN "
-							"(SELECT ns, key FROM item WHERE gen = ?1 ORDER BY ns, key LIMIT ?2)");
-	if (s == NULL)
+	/* a batch of its items; its range hashes go with the first one */
+	for (int i = 0; i < 2; i++)
 	{
-		slcli_store_rollback(c);
-		return SLCL_ERR_IO;
+		s = slcli_store_prepare(c, i == 0 ? "DELETE FROM item WHERE gen = ?1 AND (ns, key) IN "
+								"(SELECT ns, key FROM item WHERE gen = ?1 ORDER BY ns, key LIMIT ?2)"
+								: "DELETE FROM bucket WHERE gen = ?1");
+		if (s == NULL)
+		{
+			slcli_store_rollback(c);
+			return SLCL_ERR_IO;
+		}
+		sqlite3_bind_int64(s, 1, gen);
+		if (i == 0)
+			sqlite3_bind_int(s, 2, SLCLI_RETIRE_BATCH);
+		rc = sqlite3_step(s);
+		sqlite3_finalize(s);
+		if (rc != SQLITE_DONE)
+		{
+			r = slcli_db_fail(c, "could not delete an old generation");
+			slcli_store_rollback(c);
+			return r;
+		}
+		if (i == 0)
+			n = sqlite3_changes(c->db);
 	}
-	sqlite3_bind_int64(s, 1, gen);
-	sqlite3_bind_int(s, 2, SLCLI_RETIRE_BATCH);
-	rc = sqlite3_step(s);
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE)
-	{
-		r = slcli_db_fail(c, "could not delete an old generation");
-		slcli_store_rollback(c);
-		return r;
-	}
-	if (sqlite3_changes(c->db) == 0)
+	if (bk_find(c, gen) != NULL)
+		bk_reset(bk_find(c, gen), -1);
+	if (n == 0)
 	{
 		/* rows that can be found but not deleted: a damaged index */
 		slcli_store_rollback(c);
@@ -1091,7 +1484,7 @@ slcli_store_retire(slcl_client *c, int *left)
 		return slcli_fail(c, SLCL_ERR_IO, "replica database \"%s/%s\": generation %lld cannot be deleted",
 						  c->dir, SLCLI_DB_NAME, (long long) gen);
 	}
-	c->stats.retired_rows += sqlite3_changes(c->db);
+	c->stats.retired_rows += n;
 	r = slcli_store_commit(c);
 	if (r != SLCL_OK)
 		return r;

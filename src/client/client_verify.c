@@ -130,7 +130,7 @@ slcl_verify(slcl_client *c, slcl_verify_result *r)
 		snprintf(r->detail, sizeof(r->detail), "no complete local state");
 		return slcli_fail(c, SLCL_ERR_STATE, "no complete local state to verify");
 	}
-	rc = slcli_store_check(c, p->gen, &p->hash, &ok, r->detail, sizeof(r->detail));
+	rc = slcli_store_check(c, p->gen, &p->hash, NULL, &ok, r->detail, sizeof(r->detail));
 	if (rc != SLCL_OK)
 		return rc;
 	r->local_ok = ok;

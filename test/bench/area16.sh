@@ -394,8 +394,8 @@ bench_catchup() {
 	if [ -n "$sv_a" ]; then
 		record 16 cu_sva "server: synclog.catch_up from the empty state, key and value bytes (what (a) could move)" bytes subj cu_db - "${sv_a%% *}"
 		record 16 cu_svb "server: synclog.catch_up from (b)'s position (what (b) could move)" bytes subj cu_db - "${sv_b%% *}"
-		record 16 cu_svt "server: synclog.catch_up from the active log's base (what a range repair could move after the buckets)" bytes subj cu_db - "${sv_t%% *}"
-		area_post 16 "What synclog.sync_cost told the client (replay_bytes, catch_up_bytes, snapshot_bytes), against what synclog.catch_up returns (key and value bytes) from the same position: (a) no state: $(cu_cost_line "$sv_a"); (b) its position: $(cu_cost_line "$sv_b"); the active log's base: $(cu_cost_line "$sv_t"). The client replays when replay_bytes <= catch_up_bytes and, without a state, downloads on a tie."
+		record 16 cu_svt "server: synclog.catch_up from the active log's base (what a repair at the base would move after its buckets; one at the head moves none)" bytes subj cu_db - "${sv_t%% *}"
+		area_post 16 "What synclog.sync_cost told the client (replay_bytes, catch_up_bytes, snapshot_bytes), against what synclog.catch_up returns (key and value bytes) from the same position: (a) no state: $(cu_cost_line "$sv_a"); (b) its position: $(cu_cost_line "$sv_b"); the active log's base: $(cu_cost_line "$sv_t"). The client replays when replay_bytes <= catch_up_bytes or replay_bytes <= 256 KiB and, without a state, downloads on a tie."
 	fi
 	record 16 cu_rot "information: the $CU_ROT rotations of \`cu\` (synclog.compact, psql \\timing), each" ms info - - "${rot_ms# }"
 	record 16 cu_ta "(a) starts late: time (baseline)" s base - - "${CU_T[a]# }"

@@ -15,7 +15,17 @@
  *     state it installs a new generation;
  *  3. kill -9 in the swap (at "repair-staged", verified, not committed):
  *     reopened, the old state is there, readable, with the job and its
- *     stage; the resumed swap ends at the target.
+ *     stage; the resumed swap ends at the target;
+ *  4. the kept range hashes (the bucket table): after every step of a
+ *     seeded random run of applies (watermarks and their retires
+ *     included), downloads, catch-up swaps, range repair swaps (with local
+ *     items the server lacks) and retires of generations, the stored rows
+ *     equal the range hashes recomputed from the live items, and no other
+ *     generation has any; a replica without them (an older one) gets
+ *     them from its items (at its first change, or from the open check's
+ *     pass); a job table of the layout before repairs at the head is
+ *     replaced on open (its job given up); the open check's range hashes
+ *     of the values show a damaged row as its bucket alone.
  *
  * Owns: these checks.  Must never: need a server.
  */
@@ -164,6 +174,23 @@ random_group(slcl_client *c, slc_state *ref, slc_hash *rh)
 		  "apply group: %s", c->err);
 }
 
+/* A new replica in base/name, at the empty state, and rh (SLC_BUCKETS) empty too. */
+static void install_empty(slcl_client *c);
+
+static slcl_client *
+fresh_replica(const char *base, const char *name, slc_hash *rh, char *dir, size_t dirlen)
+{
+	slcl_client *c;
+
+	snprintf(dir, dirlen, "%s/%s", base, name);
+	rm_rf(dir);
+	for (int b = 0; b < SLC_BUCKETS; b++)
+		slc_hash_init(&rh[b]);
+	c = open_dir(dir, NULL);
+	install_empty(c);
+	return c;
+}
+
 /* An empty state installed at (LOG1, 0). */
 static void
 install_empty(slcl_client *c)
@@ -205,12 +232,7 @@ test_range_hashes(const char *base)
 	int			which = -1;
 	sqlite3_stmt *s;
 
-	snprintf(dir, sizeof(dir), "%s/hashes", base);
-	rm_rf(dir);
-	for (int b = 0; b < SLC_BUCKETS; b++)
-		slc_hash_init(&rh[b]);
-	c = open_dir(dir, NULL);
-	install_empty(c);
+	c = fresh_replica(base, "hashes", rh, dir, sizeof(dir));
 	for (int r = 0; r < 300; r++)
 	{
 		random_group(c, ref, rh);
@@ -357,12 +379,7 @@ test_swap(const char *base)
 	pid_t		pid;
 	int			status;
 
-	snprintf(dir, sizeof(dir), "%s/swap", base);
-	rm_rf(dir);
-	for (int b = 0; b < SLC_BUCKETS; b++)
-		slc_hash_init(&rh[b]);
-	c = open_dir(dir, NULL);
-	install_empty(c);
+	c = fresh_replica(base, "swap", rh, dir, sizeof(dir));
 	for (int r = 0; r < 40; r++)
 		random_group(c, ref, rh);
 	lsn = c->cur.lsn;
@@ -397,7 +414,7 @@ test_swap(const char *base)
 		  lsn == c->job_lsn, "readers see the new state after it");
 	slc_hash_serialize(slc_state_hash(ref), want);
 	CHECK(memcmp(h, want, SLC_HASH_LEN) == 0, "the new state's hash is the target's");
-	CHECK(slcli_store_check(c, c->committed.gen, &c->committed.hash, &ok, why, sizeof(why)) == SLCL_OK && ok,
+	CHECK(slcli_store_check(c, c->committed.gen, &c->committed.hash, NULL, &ok, why, sizeof(why)) == SLCL_OK && ok,
 		  "the rows add up to the new running hash: %s", why);
 	CHECK(slc_hash_equal(&c->committed.hash, slc_state_hash(ref)) &&
 		  (int64_t) slc_state_count(ref) == count_of(c, "SELECT count(*) FROM item"),
@@ -491,6 +508,322 @@ test_swap(const char *base)
 	printf("swap: only on the target's hash, one transaction (readers see old or new), resumed after kill -9, from the empty state\n");
 }
 
+/* The stored range hashes of gen (the bucket table) into rh; -1 if a row is bad. */
+static int
+stored_hashes(slcl_client *c, int64_t gen, slc_hash *rh)
+{
+	sqlite3_stmt *s = slcli_store_prepare(c, "SELECT b, hash FROM bucket WHERE gen = ?1");
+	int			ok = 0;
+
+	for (int b = 0; b < SLC_BUCKETS; b++)
+		slc_hash_init(&rh[b]);
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, gen);
+	while (sqlite3_step(s) == SQLITE_ROW)
+	{
+		int			b = sqlite3_column_int(s, 0);
+
+		if (b < 0 || b >= SLC_BUCKETS ||
+			slc_hash_parse(sqlite3_column_blob(s, 1), (size_t) sqlite3_column_bytes(s, 1), &rh[b]) != SLC_OK)
+			ok = -1;
+	}
+	sqlite3_finalize(s);
+	return ok;
+}
+
+/* The kept range hashes of the live state are the rows' own, and stored. */
+static void
+kept_matches(slcl_client *c, const char *step, int i)
+{
+	slc_hash   *kept = malloc(sizeof(slc_hash) * SLC_BUCKETS);
+	slc_hash   *rows = malloc(sizeof(slc_hash) * SLC_BUCKETS);
+	slc_hash	total;
+	int			which = -1;
+	int64_t		others;
+	char		sql[128];
+
+	CHECK(stored_hashes(c, c->committed.gen, kept) == 0, "%s %d: the bucket rows parse", step, i);
+	CHECK(slcli_range_hashes_local(c, c->committed.gen, rows, &total) == SLCL_OK, "rows: %s", c->err);
+	CHECK(differing(kept, rows, &which) == 0, "%s %d: %d stored range hashes differ from the rows' (bucket %d)",
+		  step, i, differing(kept, rows, &which), which);
+	CHECK(slc_hash_equal(&total, &c->committed.hash), "%s %d: the rows are the running hash", step, i);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM bucket WHERE gen <> %lld", (long long) c->committed.gen);
+	others = count_of(c, sql);
+	CHECK(others == 0 || c->downloading || c->job_kind, "%s %d: %lld bucket rows of other generations",
+		  step, i, (long long) others);
+	free(kept);
+	free(rows);
+}
+
+typedef struct bucket_items
+{
+	uint32_t	b;
+	slc_state  *into;
+} bucket_items;
+
+static int
+copy_bucket(void *arg, uint8_t ns, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	bucket_items *bi = arg;
+
+	if (slc_bucket(ns, key, klen) != bi->b)
+		return 0;
+	return slc_state_put(bi->into, ns, key, klen, val, vlen) != SLC_OK;
+}
+
+/* Where slc_state_foreach puts items: the stage (gen < 0) or a generation. */
+typedef struct put_arg
+{
+	slcl_client *c;
+	int64_t		gen;
+	slc_hash   *h;
+	int			n;
+} put_arg;
+
+static int
+put_item(void *arg, uint8_t ns, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	put_arg    *pa = arg;
+
+	pa->n++;
+	if (pa->gen < 0)
+		return slcli_stage_put(pa->c, ns, key, klen, val, vlen) != SLCL_OK;
+	return slcli_store_insert(pa->c, pa->gen, pa->h, ns, key, klen, val, vlen) != SLCL_OK;
+}
+
+static void
+retire_all(slcl_client *c)
+{
+	int			left = 1;
+
+	while (left)
+		if (slcli_store_retire(c, &left) != SLCL_OK)
+		{
+			CHECK(0, "retire: %s", c->err);
+			break;
+		}
+}
+
+/* The first data key of ref (a 'key<i>-<n>' key the groups write). */
+static int
+some_key(void *arg, uint8_t ns, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+	uint32_t   *b = arg;
+
+	(void) val;
+	(void) vlen;
+	if (ns != SLC_NS_DATA || next_rand() % 4 != 0)
+		return 0;
+	*b = slc_bucket(ns, key, klen);
+	return 1;
+}
+
+static void
+test_kept_hashes(const char *base)
+{
+	char		dir[1024];
+	slcl_client *c;
+	slc_state  *ref = slc_state_new();
+	slc_hash   *rh = malloc(sizeof(slc_hash) * SLC_BUCKETS);
+	slc_hash   *got = malloc(sizeof(slc_hash) * SLC_BUCKETS);
+	int			matched;
+	int			ok;
+	int			counts[5] = {0};
+	char		why[256];
+	int64_t		lsn;
+
+	c = fresh_replica(base, "kept", rh, dir, sizeof(dir));
+	for (int i = 0; i < 240; i++)
+	{
+		int			op = (int) (next_rand() % 10);
+
+		if (op < 5 || slc_state_count(ref) < 10)
+		{
+			random_group(c, ref, rh);
+			kept_matches(c, "apply", i);
+			counts[0]++;
+		}
+		else if (op == 5)
+		{
+			/* a download: ref with a key changed, into a new generation */
+			slc_hash	h;
+			int64_t		gen;
+			put_arg		ia = {c, -1, &h, 0};
+			uint8_t		v[16];
+			size_t		vl = (size_t) snprintf((char *) v, sizeof(v), "dl%d", i);
+
+			slc_state_put(ref, SLC_NS_DATA, (const uint8_t *) "key0-1", 6, v, vl);
+			slc_hash_init(&h);
+			CHECK(slcli_store_begin(c) == SLCL_OK, "begin");
+			gen = slcli_store_new_gen(c);
+			ia.gen = gen;
+			CHECK(slc_state_foreach(ref, put_item, &ia) == 0, "download rows: %s", c->err);
+			CHECK(slcli_store_commit(c) == SLCL_OK, "commit a page");
+			CHECK(slcli_store_begin(c) == SLCL_OK &&
+				  slcli_store_install(c, gen, LOG1, c->cur.lsn + 3, NULL, &h) == SLCL_OK &&
+				  slcli_store_commit(c) == SLCL_OK, "install: %s", c->err);
+			retire_all(c);
+			kept_matches(c, "download", i);
+			counts[1]++;
+		}
+		else if (op == 6 || op == 7)
+		{
+			/* a catch-up: a few keys set or deleted */
+			static const stg cu[] = {
+				{SLC_NS_DATA, "key1-3", "caught"}, {SLC_NS_DATA, "key2-5", NULL},
+				{SLC_NS_DATA, "key3-7", "up"}, {SLC_NS_CLIENT, "bob", NULL},
+			};
+
+			lsn = c->committed.lsn;
+			stage_all(c, cu, 4, ref);
+			job_for(c, ref, lsn + 2);
+			c->job_kind = SLCLI_JOB_CATCH_UP;
+			CHECK(slcli_stage_swap(c, &matched) == SLCL_OK && matched && slcli_store_commit(c) == SLCL_OK,
+				  "catch-up swap %d: %s", i, c->err);
+			c->job_kind = 0;
+			kept_matches(c, "catch-up", i);
+			counts[2]++;
+		}
+		else if (op == 8)
+		{
+			/*
+			 * A range repair of one bucket: the server's items of it are
+			 * ref's, or ref's but one (the replica then has an item the
+			 * server does not).
+			 */
+			uint32_t	b = 0;
+			bucket_items bi;
+			put_arg		sa = {c, -1, NULL, 0};
+			uint8_t		u[2];
+
+			while (slc_state_foreach(ref, some_key, &b) == 0)
+				;
+			bi.b = b;
+			bi.into = slc_state_new();
+			CHECK(slc_state_foreach(ref, copy_bucket, &bi) == 0, "bucket items");
+			lsn = c->committed.lsn;
+			job_for(c, ref, lsn + 1);
+			u[0] = (uint8_t) b;
+			u[1] = (uint8_t) (b >> 8);
+			buf_put(&c->job_buckets, u, 2);
+			CHECK(slcli_store_begin(c) == SLCL_OK, "begin");
+			CHECK(slc_state_foreach(bi.into, put_item, &sa) == 0, "stage: %s", c->err);
+			CHECK(slcli_job_save(c) == SLCL_OK && slcli_store_commit(c) == SLCL_OK, "job");
+			/* every other time the server lacks one of them: gone from ref too */
+			if (sa.n >= 1 && next_rand() % 2)
+			{
+				sqlite3_stmt *s = slcli_store_prepare(c, "DELETE FROM stage WHERE (ns, key) = "
+													  "(SELECT ns, key FROM stage ORDER BY ns, key LIMIT 1) "
+													  "RETURNING ns, key");
+
+				CHECK(slcli_store_begin(c) == SLCL_OK && s != NULL && sqlite3_step(s) == SQLITE_ROW, "unstage");
+				if (s)
+				{
+					slc_state_put(ref, (uint8_t) sqlite3_column_int(s, 0), sqlite3_column_blob(s, 1),
+								  (size_t) sqlite3_column_bytes(s, 1), NULL, 0);
+					sqlite3_finalize(s);
+				}
+				CHECK(slcli_store_commit(c) == SLCL_OK, "commit");
+				counts[4]++;
+			}
+			slc_hash_serialize(slc_state_hash(ref), c->job_hash);
+			CHECK(slcli_stage_swap(c, &matched) == SLCL_OK && matched && slcli_store_commit(c) == SLCL_OK,
+				  "range swap %d (bucket %u, %d items): %s", i, b, sa.n, c->err);
+			c->job_kind = 0;
+			slc_state_free(bi.into);
+			kept_matches(c, "range repair", i);
+			counts[3]++;
+		}
+		else
+		{
+			/* reopen: the kept hashes come back from the table (and the open check) */
+			slcl_close(c);
+			c = open_dir(dir, NULL);
+			CHECK(slc_hash_equal(&c->committed.hash, slc_state_hash(ref)), "reopened at %d", i);
+			kept_matches(c, "reopen", i);
+		}
+	}
+	CHECK(counts[0] > 50 && counts[1] > 5 && counts[2] > 10 && counts[3] > 5 && counts[4] > 3,
+		  "every kind of step ran: %d applies, %d downloads, %d catch-ups, %d range repairs (%d with an item the server lacks)",
+		  counts[0], counts[1], counts[2], counts[3], counts[4]);
+
+	/* a replica without the table: the hashes come from its items, once */
+	CHECK(slcli_store_begin(c) == SLCL_OK && slcli_store_exec(c, "DELETE FROM bucket") == SLCL_OK &&
+		  slcli_store_commit(c) == SLCL_OK, "drop the table's rows");
+	slcl_close(c);
+	{
+		slcl_options o;
+
+		slcl_options_init(&o);
+		o.doc = "rdoc";
+		o.dir = dir;
+		o.client_id = "tester";
+		o.open_check = 0;		/* so that the first apply finds them missing */
+		CHECK(slcl_open(&o, &c) == SLCL_OK, "open: %s", slcl_open_error());
+	}
+	CHECK(count_of(c, "SELECT count(*) FROM bucket") == 0, "no bucket rows before the first apply");
+	random_group(c, ref, rh);
+	kept_matches(c, "first apply without the table", 0);
+	/* with the open check: its pass fills the table at once */
+	CHECK(slcli_store_begin(c) == SLCL_OK && slcli_store_exec(c, "DELETE FROM bucket") == SLCL_OK &&
+		  slcli_store_commit(c) == SLCL_OK, "drop the table's rows again");
+	slcl_close(c);
+	c = open_dir(dir, NULL);
+	CHECK(count_of(c, "SELECT count(*) FROM bucket") > 0, "the open check wrote the range hashes");
+	kept_matches(c, "opened with the check, without the table", 0);
+	slcl_close(c);
+
+	/* a job row of the layout before repairs at the head: given up on open */
+	c = open_dir(dir, NULL);
+	CHECK(slcli_store_begin(c) == SLCL_OK &&
+		  slcli_store_exec(c, "DROP TABLE job; CREATE TABLE job (id INTEGER PRIMARY KEY CHECK (id = 1), "
+						   "kind INTEGER NOT NULL, reason INTEGER NOT NULL, gen INTEGER NOT NULL, "
+						   "sgen INTEGER NOT NULL, from_log TEXT, from_lsn INTEGER, from_chain BLOB, "
+						   "log_id TEXT NOT NULL, lsn INTEGER NOT NULL, chain BLOB NOT NULL, hash BLOB NOT NULL, "
+						   "base BLOB NOT NULL, buckets BLOB NOT NULL, after_bucket INTEGER, after_ns INTEGER, "
+						   "after BLOB, rows INTEGER NOT NULL, bytes INTEGER NOT NULL, ms INTEGER NOT NULL, "
+						   "chk INTEGER NOT NULL); INSERT INTO job VALUES (1, 2, 0, 1, -1, '', 0, x'', 'x', 0, "
+						   "x'', x'', x'', x'', 7, 1, x'00', 0, 0, 0, 0)") == SLCL_OK &&
+		  slcli_store_commit(c) == SLCL_OK, "an old job table: %s", c->err);
+	slcl_close(c);
+	c = open_dir(dir, NULL);
+	CHECK(c->job_kind == 0 && count_of(c, "SELECT count(*) FROM job") == 0 &&
+		  count_of(c, "SELECT count(*) FROM pragma_table_info('job') WHERE name = 'after_bucket'") == 0,
+		  "an old job table is replaced on open, its job given up");
+	slcl_close(c);
+
+	/* the open check's range hashes of the values: a damaged row is its bucket */
+	c = open_dir(dir, NULL);
+	{
+		sqlite3_stmt *s = slcli_store_prepare(c, "UPDATE item SET val = val || x'01' WHERE gen = ?1 AND ns = 1 AND "
+											  "key = (SELECT key FROM item WHERE gen = ?1 AND ns = 1 ORDER BY key "
+											  "LIMIT 1) RETURNING key");
+		uint32_t	want = 0;
+		int			which = -1;
+
+		sqlite3_bind_int64(s, 1, c->committed.gen);
+		CHECK(sqlite3_step(s) == SQLITE_ROW, "damage");
+		want = slc_bucket(SLC_NS_DATA, sqlite3_column_blob(s, 0), (size_t) sqlite3_column_bytes(s, 0));
+		sqlite3_finalize(s);
+		CHECK(slcli_store_check(c, c->committed.gen, &c->committed.hash, got, &ok, why, sizeof(why)) == SLCL_OK &&
+			  !ok, "the check finds the damage");
+		CHECK(stored_hashes(c, c->committed.gen, rh) == 0 && differing(rh, got, &which) == 1 &&
+			  which == (int) want, "the check's hashes differ from the kept ones in the damaged bucket %u alone (%d, last %d)",
+			  want, differing(rh, got, &which), which);
+		slcl_close(c);
+		c = open_dir(dir, NULL);
+		CHECK(c->suspect && slcli_check_valid(c) && differing(c->check_rh, got, &which) == 0,
+			  "slcl_open keeps the check's hashes of a damaged replica for its repair");
+	}
+	slcl_close(c);
+	slc_state_free(ref);
+	free(rh);
+	free(got);
+	printf("kept range hashes: %d applies, %d downloads, %d catch-ups, %d range repairs, reopens: stored == from the rows; rebuilt when missing; the check shows damage by bucket\n",
+		   counts[0], counts[1], counts[2], counts[3]);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -499,6 +832,7 @@ main(int argc, char **argv)
 	rm_rf(base);
 	test_range_hashes(base);
 	test_swap(base);
+	test_kept_hashes(base);
 	printf("%d checks, %d failures\n", checks, failures);
 	return failures ? 1 : 0;
 }

@@ -276,11 +276,12 @@ sql('SELECT synclog.gc()');
 	}
 }
 
-# --- a collected log after every key changed: a catch-up from the empty ---
-# state moves less than a range repair of every bucket and the active log
+# --- a collected log after every key changed: a range repair at the head ---
+# fetches every bucket once, the head state and the range hashes, and no log
 {
 	my ($st, $out) = follow('collall');
 	is($st, 0, 'collall: synced') or diag($out);
+	my $s0 = stats_of($out);
 	($st, $out) = follow('collallk');
 	is($st, 0, 'collallk: synced') or diag($out);
 	my $pos = exported_position('collallk');
@@ -291,33 +292,34 @@ sql('SELECT synclog.gc()');
 		ARRAY[convert_to(repeat(md5(i::text || 'tail'), 31), 'UTF8')])) FROM generate_series(1, 200) i});
 	($st, $out) = follow('collall');
 	is($st, 0, 'collall: synced again') or diag($out);
-	like($out, qr/^path: path=catch_up reason=(collected|unknown-log) .*\(most of the state differs\)/m,
-		'collall: its log collected and every bucket different, it caught up from the empty state');
+	like($out, qr/^path: path=range_repair reason=(collected|unknown-log)/m,
+		'collall: its log collected and every bucket different, it repaired by range at the head');
 	ok(verified($out), 'collall: equal to the server');
 	my $s = stats_of($out);
 	my $head = sql(q{SELECT catch_up_bytes FROM synclog.sync_cost('cr3', NULL, NULL, NULL)});
-	cmp_ok($s->{catch_up_bytes}, '<', 1.1 * $head,
-		"collall: moved $s->{catch_up_bytes} bytes, the head state's $head and little more");
+	cmp_ok($s->{range_repair_bytes}, '<', 1.1 * $head,
+		"collall: moved $s->{range_repair_bytes} bytes, the head state's $head and the range hashes");
+	is($s->{entries} - $s0->{entries}, 0, 'collall: at the head after the repair, no entry to replay');
 
 	# the same, killed at a seeded page: the old state stays readable, and
-	# the restarted follower resumes the catch-up from the empty state
+	# the restarted follower resumes the repair
 	my $page = 1 + int(rand(3));
 	my $kout = "$work/collallk.kill.out";
-	my $pid = follow_bg('collallk', $kout, '--snapshot-rows', '50', '--debug-delay', "catchup-page#$page:600000");
-	ok(sl_wait_lines($kout, qr/^debug: at catchup-page/, 1, 120), "collallk: stopped at page $page")
+	my $pid = follow_bg('collallk', $kout, '--snapshot-rows', '50', '--debug-delay', "repair-page#$page:600000");
+	ok(sl_wait_lines($kout, qr/^debug: at repair-page/, 1, 120), "collallk: stopped at page $page")
 	  or diag(slurp_file($kout));
 	is(exported_position('collallk'), $pos, 'collallk: another process reads the old state');
 	sl_stop($pid, 'KILL');
 	is(exported_position('collallk'), $pos, 'collallk: after kill -9, the old state');
 	my ($st2, $text) = follow('collallk', '--snapshot-rows', '50');
 	is($st2, 0, 'collallk: restarted') or diag($text);
-	like($text, qr/^staged: catch_up resuming /m, 'collallk: resumed the same catch-up');
+	like($text, qr/^staged: range_repair resuming /m, 'collallk: resumed the same repair');
 	ok(verified($text), 'collallk: equal to the server');
 }
 
 # --- a row changed in replica.db: one bucket fetched ------------------------
-# (a rotation first: range hashes are those of a log's base, so a follower
-# in the middle of a log also fetches the buckets changed since the base)
+# (right after a rotation, then at the head of an active log that changed
+# 60 keys since its base: the repair compares at the head, one bucket still)
 {
 	sql(q{SELECT synclog.compact('cr')});
 	my ($st0, $out0) = follow('corrupt');
@@ -339,6 +341,25 @@ sql('SELECT synclog.gc()');
 	my $moved = $s->{range_repair_bytes} - $s0->{range_repair_bytes};
 	cmp_ok($moved, '<', $snapshot_bytes / 10, "corrupt: moved $moved bytes, under 10% of a download's $snapshot_bytes");
 	note("corrupted follower: range repair moved $moved bytes (range hashes and one row) against $snapshot_bytes");
+
+	# 300 entries over 60 keys after the base, replayed; then a row damaged
+	sql(q{SELECT count(synclog.append('cr', ARRAY[int4send(1 + i % 60)],
+		ARRAY[convert_to(repeat(md5(i::text || 'mid'), 31), 'UTF8')])) FROM generate_series(1, 300) i});
+	($st0, $out0) = follow('corrupt');
+	is($st0, 0, 'corrupt (mid-log): at the head of the active log') or diag($out0);
+	$s0 = stats_of($out0);
+	$r = system('sqlite3', $db, "UPDATE item SET val = x'0badc0de' WHERE (gen, ns, key) IN "
+		  . "(SELECT gen, ns, key FROM item WHERE ns = 1 AND gen = (SELECT gen FROM meta) ORDER BY key LIMIT 1 OFFSET 3)");
+	is($r, 0, 'corrupt (mid-log): one value changed with sqlite3');
+	($st, $out) = follow('corrupt');
+	is($st, 0, 'corrupt (mid-log): synced') or diag($out);
+	like($out, qr/^path: path=range_repair reason=local-corrupt/m, 'corrupt (mid-log): repaired by range');
+	$s = stats_of($out);
+	is($s->{range_repair_buckets} - $s0->{range_repair_buckets}, 1, 'corrupt (mid-log): one bucket fetched');
+	is($s->{range_repair_rows} - $s0->{range_repair_rows}, 1, 'corrupt (mid-log): one row fetched');
+	is($s->{entries} - $s0->{entries}, 0, 'corrupt (mid-log): nothing replayed after it');
+	is($s->{downloads} - $s0->{downloads}, 0, 'corrupt (mid-log): no download');
+	ok(verified($out), 'corrupt (mid-log): equal to the server');
 }
 
 # --- a server without the functions: today's way ---------------------------
