@@ -845,6 +845,18 @@ slcli_bk_get(slcl_client *c, int64_t gen, const slc_hash *total, slcli_buckets *
 	return SLCL_OK;
 }
 
+/* Bucket b changed: written at the next commit. */
+static void
+bk_mark(slcli_buckets *k, int b)
+{
+	k->changed = 1;
+	if (!k->dirty[b])
+	{
+		k->dirty[b] = 1;
+		k->ndirty++;
+	}
+}
+
 /* Add (sign > 0) or remove an item's hash in its bucket. */
 void
 slcli_bk_item(slcli_buckets *k, uint8_t ns, const uint8_t *key, size_t klen, int sign,
@@ -856,12 +868,7 @@ slcli_bk_item(slcli_buckets *k, uint8_t ns, const uint8_t *key, size_t klen, int
 		slc_hash_add_item(&k->rh[b], lo, hi, item_bytes);
 	else
 		slc_hash_remove_item(&k->rh[b], lo, hi, item_bytes);
-	k->changed = 1;
-	if (!k->dirty[b])
-	{
-		k->dirty[b] = 1;
-		k->ndirty++;
-	}
+	bk_mark(k, (int) b);
 }
 
 /* Set a bucket's hash. */
@@ -869,12 +876,7 @@ void
 slcli_bk_set(slcli_buckets *k, int b, const slc_hash *h)
 {
 	k->rh[b] = *h;
-	k->changed = 1;
-	if (!k->dirty[b])
-	{
-		k->dirty[b] = 1;
-		k->ndirty++;
-	}
+	bk_mark(k, b);
 }
 
 /*
